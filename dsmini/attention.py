@@ -1,0 +1,217 @@
+"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines, with KV caches.
+
+Axes: b batch, h query heads, g key/value heads, s query time, t key time (cached + new),
+d head dims, c kv_lora_rank (latent), r qk_rope_head_dim.
+
+Caches are plain tensors pre-allocated by the caller (`new_layer_cache`) and passed into
+`forward`; modules hold no state, so one loaded model can serve many users at once.
+MLA caches only the normalised latent `c_kv` (b, t, c) and the shared RoPE key `k_rope` (b, t, r).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange, repeat
+from torch import nn
+
+from .config import ModelConfig
+from .rope import apply_rope
+
+
+@dataclass
+class KVCache:
+    """MHA / GQA / MQA cache: keys and values for each key/value head."""
+
+    k: torch.Tensor  # (b, g, T, d)
+    v: torch.Tensor  # (b, g, T, d)
+    length: int = 0  # positions filled so far
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.k, self.v)
+
+
+@dataclass
+class LatentCache:
+    """MLA cache: the compressed joint key/value latent and the decoupled RoPE key, nothing else."""
+
+    c_kv: torch.Tensor  # (b, T, c)
+    k_rope: torch.Tensor  # (b, T, r)
+    length: int = 0
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.c_kv, self.k_rope)
+
+
+LayerCache = KVCache | LatentCache
+
+
+def new_layer_cache(cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> LayerCache:
+    """An empty cache for one attention layer of `cfg`'s type, for `max_len` positions."""
+    def zeros(*shape: int) -> torch.Tensor:
+        return torch.zeros(*shape, device=device, dtype=dtype)
+
+    if cfg.attn_type == "mla":
+        return LatentCache(zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim))
+    g, d = cfg.kv_heads, cfg.mha_head_dim
+    return KVCache(zeros(batch, g, max_len, d), zeros(batch, g, max_len, d))
+
+
+def _append(cache_tensor: torch.Tensor, new: torch.Tensor, start: int, time_dim: int) -> torch.Tensor:
+    """Write `new` at positions [start, start + s) and return the filled prefix [0, start + s)."""
+    s = new.size(time_dim)
+    if start + s > cache_tensor.size(time_dim):
+        raise ValueError(f"KV cache full: {start + s} positions needed, {cache_tensor.size(time_dim)} allocated")
+    cache_tensor.narrow(time_dim, start, s).copy_(new)
+    return cache_tensor.narrow(time_dim, 0, start + s)
+
+
+def causal_mask(s: int, t: int, device=None) -> torch.Tensor:
+    """(s, t) bool, True = may attend. The s queries are the last s of the t positions."""
+    q_pos = torch.arange(t - s, t, device=device)[:, None]
+    return torch.arange(t, device=device)[None, :] <= q_pos
+
+
+@dataclass
+class AttnTrace:
+    """What one attention layer did, for the explorer (only built when asked)."""
+
+    probs: torch.Tensor  # (b, h, s, t) attention probabilities
+    scores_nope: torch.Tensor | None = None  # MLA: content part of each scaled score; NaN where masked
+    scores_rope: torch.Tensor | None = None  # MLA: position (decoupled RoPE) part; NaN where masked
+
+
+def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0):
+    """Causal softmax attention. q: (b, h, s, d), k: (b, h, t, d), v: (b, h, t, e) -> (b, h, s, e).
+
+    Uses fused scaled_dot_product_attention unless the probabilities are asked for.
+    """
+    s, t = q.size(-2), k.size(-2)
+    if not need_weights:
+        if s == 1:  # one new query sees every cached position
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale), None
+        if s == t:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale), None
+        mask = causal_mask(s, t, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
+    scores = einsum(q, k, "b h s d, b h t d -> b h s t") * scale
+    scores = scores.masked_fill(~causal_mask(s, t, q.device), float("-inf"))
+    probs = scores.softmax(dim=-1)
+    return probs @ v, probs
+
+
+class MHA(nn.Module):
+    """Multi-head attention with g key/value heads: g = h (MHA), 1 < g < h (GQA), g = 1 (MQA)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.mha_head_dim
+        self.dropout = cfg.dropout
+        self.wq = nn.Linear(cfg.d_model, self.n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
+        self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None, need_weights: bool = False, absorb: bool = False):
+        q = rearrange(self.wq(x), "b s (h d) -> b h s d", h=self.n_heads)
+        k = rearrange(self.wk(x), "b s (g d) -> b g s d", g=self.n_kv)
+        v = rearrange(self.wv(x), "b s (g d) -> b g s d", g=self.n_kv)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k = _append(cache.k, k, cache.length, time_dim=2)  # (b, g, t, d)
+            v = _append(cache.v, v, cache.length, time_dim=2)
+            cache.length = k.size(2)
+        # each group of h / g query heads shares one key/value head
+        k = repeat(k, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
+        v = repeat(v, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
+        dropout_p = self.dropout if self.training else 0.0
+        out, probs = attend(q, k, v, self.head_dim**-0.5, need_weights, dropout_p)
+        y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
+        return y, (AttnTrace(probs) if need_weights else None)
+
+
+class MLA(nn.Module):
+    """Multi-head Latent Attention (DeepSeek-V2 §2.1), naive and weight-absorbed paths.
+
+    Keys and values are up-projected from one cached latent `c_kv = RMSNorm(W_DKV x)`; a small
+    RoPE key `k_rope`, shared by all heads, carries position. In the absorbed path (DeepSeek-V3
+    `inference/model.py`, attn_impl="absorb") the key up-projection is folded into the query and
+    the value up-projection into the output, so attention runs over the cached latent directly.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.nope, self.rope, self.v_dim = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
+        self.kv_lora_rank = cfg.kv_lora_rank
+        self.dropout = cfg.dropout
+        self.scale = cfg.qk_head_dim**-0.5
+        q_out = cfg.n_heads * cfg.qk_head_dim
+        if cfg.q_lora_rank:
+            self.wq_a = nn.Linear(cfg.d_model, cfg.q_lora_rank, bias=False)
+            self.q_norm = nn.RMSNorm(cfg.q_lora_rank)
+            self.wq_b = nn.Linear(cfg.q_lora_rank, q_out, bias=False)
+        else:
+            self.wq = nn.Linear(cfg.d_model, q_out, bias=False)
+        self.wkv_a = nn.Linear(cfg.d_model, cfg.kv_lora_rank + cfg.qk_rope_head_dim, bias=False)
+        self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank)
+        self.wkv_b = nn.Linear(cfg.kv_lora_rank, cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), bias=False)
+        self.wo = nn.Linear(cfg.n_heads * cfg.v_head_dim, cfg.d_model, bias=False)
+
+    def _queries(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.wq_b(self.q_norm(self.wq_a(x))) if hasattr(self, "wq_a") else self.wq(x)
+        return rearrange(q, "b s (h d) -> b h s d", h=self.n_heads)
+
+    def _up_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """wkv_b split per head into W_UK (h, nope, c) and W_UV (h, v, c)."""
+        w = rearrange(self.wkv_b.weight, "(h k) c -> h k c", h=self.n_heads)
+        return w[:, : self.nope], w[:, self.nope :]
+
+    def forward(self, x, cos, sin, cache: LatentCache | None = None, need_weights: bool = False, absorb: bool = False):
+        q_nope, q_rope = self._queries(x).split([self.nope, self.rope], dim=-1)  # (b, h, s, nope|r)
+        q_rope = apply_rope(q_rope, cos, sin)
+        c_kv, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.rope], dim=-1)  # (b, s, c), (b, s, r)
+        c_kv = self.kv_norm(c_kv)
+        k_rope = apply_rope(k_rope, cos, sin)  # one RoPE key per position, shared by all heads
+        if cache is not None:
+            c_kv = _append(cache.c_kv, c_kv, cache.length, time_dim=1)  # (b, t, c)
+            k_rope = _append(cache.k_rope, k_rope, cache.length, time_dim=1)  # (b, t, r)
+            cache.length = c_kv.size(1)
+        w_uk, w_uv = self._up_weights()
+        dropout_p = self.dropout if self.training else 0.0
+        h = self.n_heads
+        if absorb:
+            # q_nope . (W_UK c) == (q_nope W_UK) . c: the query moves into latent space.
+            q_latent = einsum(q_nope, w_uk, "b h s d, h d c -> b h s c")
+            # Absorbed MLA is MQA over the latent: one key [c_kv; k_rope] and one value c_kv for all heads.
+            q = torch.cat([q_latent, q_rope], dim=-1)  # (b, h, s, c + r)
+            k = repeat(torch.cat([c_kv, k_rope], dim=-1), "b t e -> b h t e", h=h)
+            v = repeat(c_kv, "b t c -> b h t c", h=h)
+            out_latent, probs = attend(q, k, v, self.scale, need_weights, dropout_p)  # (b, h, s, c)
+            out = einsum(out_latent, w_uv, "b h s c, h d c -> b h s d")  # W_UV applied after attention
+        else:
+            # Naive: up-project the latent into per-head keys and values, then ordinary attention.
+            kv = rearrange(self.wkv_b(c_kv), "b t (h k) -> b h t k", h=h)
+            k_nope, v = kv.split([self.nope, self.v_dim], dim=-1)
+            k = torch.cat([k_nope, repeat(k_rope, "b t r -> b h t r", h=h)], dim=-1)
+            q = torch.cat([q_nope, q_rope], dim=-1)
+            out, probs = attend(q, k, v, self.scale, need_weights, dropout_p)  # (b, h, s, v)
+        y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
+        if not need_weights:
+            return y, None
+        return y, self._trace(probs, q_nope, w_uk, c_kv, q_rope, k_rope)
+
+    def _trace(self, probs, q_nope, w_uk, c_kv, q_rope, k_rope) -> AttnTrace:
+        """Split each pre-softmax score into its content and position parts (they sum to it)."""
+        s, t = q_nope.size(2), c_kv.size(1)
+        hidden = ~causal_mask(s, t, c_kv.device)
+        q_latent = einsum(q_nope, w_uk, "b h s d, h d c -> b h s c")
+        nope = einsum(q_latent, c_kv, "b h s c, b t c -> b h s t") * self.scale
+        pos = einsum(q_rope, k_rope, "b h s r, b t r -> b h s t") * self.scale
+        return AttnTrace(probs, nope.masked_fill(hidden, float("nan")), pos.masked_fill(hidden, float("nan")))
+
+
+def build_attention(cfg: ModelConfig) -> nn.Module:
+    return MLA(cfg) if cfg.attn_type == "mla" else MHA(cfg)

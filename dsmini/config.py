@@ -1,0 +1,263 @@
+"""Model and training configuration: the single source of truth for every size and switch.
+
+`ModelConfig` is frozen; derive variants with `dataclasses.replace(cfg, attn_type="mha")`
+(validation runs again on the copy). Field names follow DeepSeek-V3's `ModelArgs`
+(`kv_lora_rank`, `qk_rope_head_dim`, `n_routed_experts`, ...) so the code reads like the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ATTN_TYPES = ("mla", "mha", "gqa", "mqa")
+FFN_TYPES = ("moe", "dense")
+ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
+OPTIMIZERS = ("adamw", "muon")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # sizes
+    vocab_size: int = 64  # set from the tokenizer; includes the boundary token
+    block_size: int = 32  # longest sequence (boundary + name) the model is built for
+    d_model: int = 64
+    n_layers: int = 4
+    n_heads: int = 4
+    dropout: float = 0.0
+    rope_theta: float = 10000.0
+    # attention
+    attn_type: str = "mla"
+    head_dim: int = 0  # mha/gqa/mqa head size; 0 -> d_model // n_heads
+    n_kv_heads: int = 2  # gqa only: number of key/value groups
+    # mla (DeepSeek-V2 §2.1)
+    q_lora_rank: int = 0  # 0 -> queries are not compressed
+    kv_lora_rank: int = 32  # d_c: size of the cached joint KV latent
+    qk_nope_head_dim: int = 16  # per-head content part of q/k
+    qk_rope_head_dim: int = 8  # decoupled RoPE part; the key side is shared by all heads
+    v_head_dim: int = 16
+    # ffn
+    ffn_type: str = "moe"
+    d_ff: int = 192  # dense SwiGLU hidden size (matches shared + top_k experts' active size)
+    # moe (DeepSeekMoE, V2 §2.2 / V3 §2.1.2)
+    n_dense_layers: int = 1  # the first layers use a dense FFN, as DeepSeek does
+    n_routed_experts: int = 8
+    n_shared_experts: int = 1
+    top_k: int = 2
+    moe_inter_dim: int = 64  # hidden size of one (fine-grained) expert
+    router: str = "sigmoid_bias"
+    aux_loss_coef: float = 0.0  # load-balancing loss alpha; 0 = off (sigmoid_bias needs none)
+    bias_update_speed: float = 0.001  # gamma of aux-loss-free balancing
+    capacity_factor: float | None = None  # None -> no token dropping
+    # mtp (DeepSeek-V3 §2.2)
+    mtp_depth: int = 1  # D sequential MTP modules; 0 = off
+    mtp_lambda: float = 0.3
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # derived sizes ---------------------------------------------------------------------
+    @property
+    def qk_head_dim(self) -> int:
+        """MLA query/key head size: content part + decoupled RoPE part."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def mha_head_dim(self) -> int:
+        return self.head_dim or self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads of the MHA family (MLA has none: it caches a latent)."""
+        return {"mha": self.n_heads, "gqa": self.n_kv_heads, "mqa": 1}.get(self.attn_type, 0)
+
+    def is_moe_layer(self, layer_id: int) -> bool:
+        return self.ffn_type == "moe" and layer_id >= self.n_dense_layers
+
+    @property
+    def n_moe_layers(self) -> int:
+        return sum(self.is_moe_layer(i) for i in range(self.n_layers))
+
+    def cache_values_per_token(self) -> int:
+        """KV-cache values per token for the whole main model (DeepSeek-V2 Table 1)."""
+        if self.attn_type == "mla":
+            per_layer = self.kv_lora_rank + self.qk_rope_head_dim
+        else:
+            per_layer = 2 * self.kv_heads * self.mha_head_dim
+        return per_layer * self.n_layers
+
+    # serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _require(ok: bool, field_name: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"ModelConfig.{field_name}: {message}")
+
+
+def validate(c: ModelConfig) -> None:
+    """Raise ValueError naming the first bad field; called on every construction."""
+    for name in ("vocab_size", "block_size", "d_model", "n_layers", "n_heads"):
+        _require(getattr(c, name) >= 1, name, f"must be >= 1, got {getattr(c, name)}")
+    _require(c.vocab_size >= 2, "vocab_size", f"must be >= 2 (boundary + 1 char), got {c.vocab_size}")
+    _require(0.0 <= c.dropout < 1.0, "dropout", f"must be in [0, 1), got {c.dropout}")
+    _require(c.rope_theta > 0, "rope_theta", f"must be > 0, got {c.rope_theta}")
+    _require(c.attn_type in ATTN_TYPES, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
+    if c.attn_type == "mla":
+        _require(c.kv_lora_rank >= 1, "kv_lora_rank", f"must be >= 1, got {c.kv_lora_rank}")
+        _require(c.q_lora_rank >= 0, "q_lora_rank", f"must be >= 0 (0 = off), got {c.q_lora_rank}")
+        _require(c.qk_nope_head_dim >= 1, "qk_nope_head_dim", f"must be >= 1, got {c.qk_nope_head_dim}")
+        _require(c.v_head_dim >= 1, "v_head_dim", f"must be >= 1, got {c.v_head_dim}")
+        _require(
+            c.qk_rope_head_dim >= 2 and c.qk_rope_head_dim % 2 == 0,
+            "qk_rope_head_dim",
+            f"must be even and >= 2 (RoPE rotates pairs), got {c.qk_rope_head_dim}",
+        )
+    else:
+        _require(c.head_dim >= 0, "head_dim", f"must be >= 0 (0 = d_model // n_heads), got {c.head_dim}")
+        if c.head_dim == 0:
+            _require(
+                c.d_model % c.n_heads == 0,
+                "d_model",
+                f"d_model {c.d_model} must be divisible by n_heads {c.n_heads} (or set head_dim)",
+            )
+        _require(c.mha_head_dim % 2 == 0, "head_dim", f"must be even for RoPE, got {c.mha_head_dim}")
+        if c.attn_type == "gqa":
+            _require(c.n_kv_heads >= 1, "n_kv_heads", f"must be >= 1, got {c.n_kv_heads}")
+            _require(
+                c.n_heads % c.n_kv_heads == 0,
+                "n_kv_heads",
+                f"n_heads {c.n_heads} must be divisible by n_kv_heads {c.n_kv_heads}",
+            )
+    _require(c.ffn_type in FFN_TYPES, "ffn_type", f"must be one of {FFN_TYPES}, got {c.ffn_type!r}")
+    _require(c.d_ff >= 1, "d_ff", f"must be >= 1, got {c.d_ff}")
+    if c.ffn_type == "moe":
+        _require(c.n_routed_experts >= 1, "n_routed_experts", f"must be >= 1, got {c.n_routed_experts}")
+        _require(c.n_shared_experts >= 0, "n_shared_experts", f"must be >= 0, got {c.n_shared_experts}")
+        _require(
+            1 <= c.top_k <= c.n_routed_experts,
+            "top_k",
+            f"must be in [1, n_routed_experts={c.n_routed_experts}], got {c.top_k}",
+        )
+        _require(c.moe_inter_dim >= 1, "moe_inter_dim", f"must be >= 1, got {c.moe_inter_dim}")
+        _require(c.router in ROUTERS, "router", f"must be one of {ROUTERS}, got {c.router!r}")
+        _require(c.aux_loss_coef >= 0, "aux_loss_coef", f"must be >= 0, got {c.aux_loss_coef}")
+        _require(c.bias_update_speed >= 0, "bias_update_speed", f"must be >= 0, got {c.bias_update_speed}")
+        _require(
+            c.capacity_factor is None or c.capacity_factor > 0,
+            "capacity_factor",
+            f"must be > 0 or None (no dropping), got {c.capacity_factor}",
+        )
+        _require(
+            0 <= c.n_dense_layers <= c.n_layers,
+            "n_dense_layers",
+            f"must be in [0, n_layers={c.n_layers}], got {c.n_dense_layers}",
+        )
+    _require(c.mtp_depth >= 0, "mtp_depth", f"must be >= 0 (0 = off), got {c.mtp_depth}")
+    _require(
+        c.mtp_depth < c.block_size,
+        "mtp_depth",
+        f"must be < block_size {c.block_size}, got {c.mtp_depth}",
+    )
+    _require(c.mtp_lambda >= 0, "mtp_lambda", f"must be >= 0, got {c.mtp_lambda}")
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # tiny: for tests; every feature on, a few thousand parameters.
+    "tiny": ModelConfig(
+        d_model=32, n_layers=2, n_heads=2, n_kv_heads=1,
+        kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
+        d_ff=48, n_routed_experts=4, n_shared_experts=1, top_k=2, moe_inter_dim=16,
+        n_dense_layers=1, mtp_depth=1,
+    ),
+    # small: the shipped demo models; makemore's transformer shape (4 layers, 4 heads, width 64).
+    "small": ModelConfig(),
+    # medium: for longer runs on a laptop.
+    "medium": ModelConfig(
+        d_model=128, n_layers=6, n_heads=8, n_kv_heads=2,
+        kv_lora_rank=64, qk_nope_head_dim=16, qk_rope_head_dim=16, v_head_dim=16,
+        d_ff=384, n_routed_experts=16, n_shared_experts=1, top_k=2, moe_inter_dim=128,
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """A named preset with field overrides, e.g. `preset("small", attn_type="mha")`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    grad_accum: int = 1
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    muon_lr: float = 0.02  # Muon's own LR for 2-D hidden weights (AdamW keeps the rest)
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0  # 0 = off
+    eval_every: int = 100
+    eval_batches: int = 4
+    sample_every: int = 200
+    n_samples: int = 8
+    seed: int = 1337
+    split_seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.steps >= 1, "steps", "must be >= 1"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
+            (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
+            (self.muon_lr > 0, "muon_lr", "must be > 0"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]"),
+            (self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 = off)"),
+            (self.eval_every >= 1, "eval_every", "must be >= 1"),
+            (self.eval_batches >= 1, "eval_batches", "must be >= 1"),
+            (self.sample_every >= 0, "sample_every", "must be >= 0 (0 = off)"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}: {message}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        return cls(**data)

@@ -1,0 +1,265 @@
+"""DSMini: a decoder-only, DeepSeek-style character model, readable top to bottom.
+
+    idx -> embed -> [RMSNorm -> attention (MLA | MHA | GQA | MQA) -> +, RMSNorm -> FFN (MoE | dense) -> +] x L
+        -> RMSNorm -> head -> next-character logits
+    MTP depth k (DeepSeek-V3 §2.2): [hnorm(h^{k-1}_i); enorm(embed(t_{i+k}))] -> eh_proj -> Block
+        -> norm -> the same head -> logits for t_{i+k+1}
+
+Axes: b batch, s new positions, t all positions, d d_model, V vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import AttnTrace, LayerCache, build_attention, new_layer_cache
+from .config import ModelConfig
+from .moe import Expert, MoE, Routing
+from .rope import rope_angles
+
+IGNORE_INDEX = -1  # target id of padding positions
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention then FFN, each added to the residual stream."""
+
+    def __init__(self, cfg: ModelConfig, layer_id: int):
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(cfg.d_model)
+        self.attn = build_attention(cfg)
+        self.ffn_norm = nn.RMSNorm(cfg.d_model)
+        self.ffn = MoE(cfg, layer_id) if cfg.is_moe_layer(layer_id) else Expert(cfg.d_model, cfg.d_ff)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, cache=None, valid=None, need_weights=False, absorb=False, disabled=None):
+        a, trace = self.attn(self.attn_norm(x), cos, sin, cache, need_weights, absorb)
+        x = x + self.drop(a)
+        routing = None
+        if isinstance(self.ffn, MoE):
+            f, routing = self.ffn(self.ffn_norm(x), valid, disabled)
+        else:
+            f = self.ffn(self.ffn_norm(x))
+        return x + self.drop(f), routing, trace
+
+
+class MTP(nn.Module):
+    """One Multi-Token Prediction module (DeepSeek-V3 §2.2); embedding and head are the main model's."""
+
+    def __init__(self, cfg: ModelConfig, depth: int):
+        super().__init__()
+        self.enorm = nn.RMSNorm(cfg.d_model)
+        self.hnorm = nn.RMSNorm(cfg.d_model)
+        self.eh_proj = nn.Linear(2 * cfg.d_model, cfg.d_model, bias=False)
+        self.block = Block(cfg, layer_id=cfg.n_layers + depth - 1)
+        self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
+
+    def forward(self, h_prev, emb_next, cos, sin, cache=None, valid=None, absorb=False, disabled=None):
+        """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}."""
+        x = self.eh_proj(torch.cat([self.hnorm(h_prev), self.enorm(emb_next)], dim=-1))  # (b, s, 2d) -> (b, s, d)
+        x, routing, _ = self.block(x, cos, sin, cache, valid, absorb=absorb, disabled=disabled)
+        return x, routing
+
+
+@dataclass
+class ModelCache:
+    """Per-call KV cache for the main layers, plus the depth-1 MTP block's cache for drafting."""
+
+    layers: list[LayerCache]
+    mtp: LayerCache | None = None
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def truncate(self, length: int) -> None:
+        """Forget main-model positions >= length (rejected speculative drafts)."""
+        for layer in self.layers:
+            layer.length = min(layer.length, length)
+
+    def numel(self) -> int:
+        """Values allocated in the main model's cache (the DeepSeek-V2 Table 1 quantity)."""
+        return sum(t.numel() for layer in self.layers for t in layer.tensors())
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for layer in self.layers for t in layer.tensors())
+
+    def values_per_token(self) -> int:
+        first = self.layers[0].tensors()[0]
+        batch, max_len = first.shape[0], first.shape[-2]
+        return self.numel() // (batch * max_len)
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (b, s, V) next-character logits
+    loss: torch.Tensor | None = None  # main + mtp_lambda / D * sum(mtp) + aux
+    main_loss: torch.Tensor | None = None
+    mtp_losses: list[torch.Tensor] = field(default_factory=list)  # CE per depth k = 1..D
+    aux_loss: torch.Tensor | None = None
+    routing: list[Routing] = field(default_factory=list)  # every MoE layer, main then MTP
+    mtp_logits: list[torch.Tensor] = field(default_factory=list)  # depth k: (b, s - k, V) for t_{i+k+1}
+    hidden: torch.Tensor | None = None  # (b, s, d) last block's output (input to MTP depth 1)
+    attn: list[AttnTrace] = field(default_factory=list)  # per main layer, when need_weights
+
+
+class DSMini(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.mtp = nn.ModuleList(MTP(cfg, k) for k in range(1, cfg.mtp_depth + 1))
+        rope_dim = cfg.qk_rope_head_dim if cfg.attn_type == "mla" else cfg.mha_head_dim
+        cos, sin = rope_angles(rope_dim, cfg.block_size, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith(("wo.weight", "w2.weight")):
+                nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    # caches -----------------------------------------------------------------------------
+    def new_cache(self, batch: int, max_len: int | None = None, with_mtp: bool = False) -> ModelCache:
+        max_len = max_len or self.cfg.block_size
+        device, dtype = self.head.weight.device, self.head.weight.dtype
+        layers = [new_layer_cache(self.cfg, batch, max_len, device, dtype) for _ in self.layers]
+        mtp = new_layer_cache(self.cfg, batch, max_len, device, dtype) if with_mtp and len(self.mtp) else None
+        return ModelCache(layers, mtp)
+
+    def _rope(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if start + length > self.cfg.block_size:
+            raise ValueError(
+                f"sequence of {start + length} positions is longer than block_size {self.cfg.block_size}"
+            )
+        return self.rope_cos[start : start + length], self.rope_sin[start : start + length]
+
+    # forward ----------------------------------------------------------------------------
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: ModelCache | None = None,
+        need_weights: bool = False,
+        absorb: bool = False,
+        disabled_experts: dict[int, torch.Tensor] | None = None,
+    ) -> ModelOutput:
+        """idx: (b, s) token ids, continuing `cache` if given. targets: (b, s), -1 = ignore.
+
+        need_weights: also return attention probabilities per layer (slower; for the explorer).
+        absorb: MLA weight-absorbed path (for decoding); same numbers as the naive path.
+        disabled_experts: {layer_id: (E,) bool} routed experts switched off (ablation).
+        MTP logits and losses are computed when targets are given (training and evaluation).
+        """
+        b, s = idx.shape
+        cos, sin = self._rope(cache.length if cache is not None else 0, s)
+        valid = targets != IGNORE_INDEX if targets is not None else None
+        disabled_experts = disabled_experts or {}
+        x = self.drop(self.embed(idx))  # (b, s, d)
+        out = ModelOutput(logits=x.new_empty(0))
+        for i, layer in enumerate(self.layers):
+            layer_cache = cache.layers[i] if cache is not None else None
+            x, routing, trace = layer(x, cos, sin, layer_cache, valid, need_weights, absorb, disabled_experts.get(i))
+            if routing is not None:
+                out.routing.append(routing)
+            if trace is not None:
+                out.attn.append(trace)
+        out.hidden = x
+        out.logits = self.head(self.norm(x))  # (b, s, V)
+        if targets is not None:
+            self._losses(out, idx, targets, valid, cos, sin, absorb, disabled_experts)
+        return out
+
+    def _losses(self, out, idx, targets, valid, cos, sin, absorb, disabled_experts) -> None:
+        out.main_loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        h = out.hidden
+        s = idx.size(1)
+        for k, mtp in enumerate(self.mtp, start=1):
+            if s - k < 1:
+                break
+            # position i combines h^{k-1}_i with embed(t_{i+k}) and predicts t_{i+k+1} = targets[i+k]
+            layer_id = self.cfg.n_layers + k - 1
+            h, routing = mtp(
+                h[:, : s - k], self.embed(idx[:, k:]), cos[: s - k], sin[: s - k],
+                valid=valid[:, k:], absorb=absorb, disabled=disabled_experts.get(layer_id),
+            )
+            if routing is not None:
+                out.routing.append(routing)
+            logits = self.head(mtp.norm(h))  # (b, s - k, V)
+            out.mtp_logits.append(logits)
+            out.mtp_losses.append(
+                F.cross_entropy(logits.flatten(0, 1), targets[:, k:].flatten(), ignore_index=IGNORE_INDEX)
+            )
+        out.aux_loss = sum((r.aux_loss for r in out.routing), out.main_loss.new_zeros(()))
+        out.loss = out.main_loss + out.aux_loss
+        if out.mtp_losses:
+            out.loss = out.loss + self.cfg.mtp_lambda / len(out.mtp_losses) * sum(out.mtp_losses)
+
+    def mtp_draft(
+        self, hidden: torch.Tensor, next_idx: torch.Tensor, cache: ModelCache | None = None, absorb: bool = False
+    ) -> torch.Tensor:
+        """Depth-1 MTP logits for the token after next: hidden (b, s, d) main states at i,
+        next_idx (b, s) tokens t_{i+1} -> (b, s, V) logits for t_{i+2}. Uses `cache.mtp`."""
+        if not len(self.mtp):
+            raise ValueError("this model has no MTP module (mtp_depth = 0)")
+        mtp_cache = cache.mtp if cache is not None else None
+        cos, sin = self._rope(mtp_cache.length if mtp_cache is not None else 0, next_idx.size(1))
+        h, _ = self.mtp[0](hidden, self.embed(next_idx), cos, sin, mtp_cache, absorb=absorb)
+        return self.head(self.mtp[0].norm(h))
+
+    # bookkeeping --------------------------------------------------------------------------
+    def moe_layers(self) -> list[MoE]:
+        """Every MoE layer in the order of `ModelOutput.routing`: main layers, then MTP blocks."""
+        blocks = list(self.layers) + [m.block for m in self.mtp]
+        return [blk.ffn for blk in blocks if isinstance(blk.ffn, MoE)]
+
+    def update_router_biases(self, loads: list[torch.Tensor]) -> None:
+        """Aux-loss-free balancing; the trainer calls this once per optimizer step with that
+        step's per-layer expert load (summed over micro-batches)."""
+        for moe, load in zip(self.moe_layers(), loads, strict=True):
+            moe.gate.update_bias(load)
+
+    def param_counts(self) -> dict[str, dict[str, int]]:
+        """Parameters by component, total and active per token (routed experts count k of E).
+
+        `main` is the model used to generate; `all` adds the MTP modules used in training/drafting.
+        """
+        cfg = self.cfg
+        totals: dict[str, int] = {}
+        routed: dict[str, int] = {}
+        for name, p in self.named_parameters():
+            component = _component(name)
+            totals[component] = totals.get(component, 0) + p.numel()
+            if ".experts." in name:
+                routed[component] = routed.get(component, 0) + p.numel()
+        counts = {}
+        for component, total in totals.items():
+            r = routed.get(component, 0)
+            counts[component] = {"total": total, "active": total - r + r * cfg.top_k // cfg.n_routed_experts}
+        main = [c for c in counts if c != "mtp"]
+        counts["main"] = {key: sum(counts[c][key] for c in main) for key in ("total", "active")}
+        counts["all"] = {key: sum(counts[c][key] for c in counts if c != "main") for key in ("total", "active")}
+        return counts
+
+
+def _component(param_name: str) -> str:
+    if param_name.startswith("mtp."):
+        return "mtp"
+    for marker, component in (
+        ("embed.", "embedding"), ("head.", "head"), (".attn.", "attention"), (".experts.", "routed_experts"),
+        (".shared_experts.", "shared_experts"), (".gate.", "router"), (".ffn.", "dense_ffn"),
+    ):
+        if param_name.startswith(marker) or marker in param_name:
+            return component
+    return "norms"
