@@ -212,9 +212,8 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 64
     grad_accum: int = 1
-    optimizer: str = "adamw"
+    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest
     lr: float = 3e-3
-    muon_lr: float = 0.02  # Muon's own LR for 2-D hidden weights (AdamW keeps the rest)
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
     warmup_steps: int = 100
@@ -235,7 +234,6 @@ class TrainConfig:
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
-            (self.muon_lr > 0, "muon_lr", "must be > 0"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]"),

@@ -132,7 +132,9 @@ class DSMini(nn.Module):
 
     # caches -----------------------------------------------------------------------------
     def new_cache(self, batch: int, max_len: int | None = None, with_mtp: bool = False) -> ModelCache:
-        max_len = max_len or self.cfg.block_size
+        max_len = self.cfg.block_size if max_len is None else max_len
+        if not 1 <= max_len <= self.cfg.block_size:
+            raise ValueError(f"cache max_len must be in [1, block_size={self.cfg.block_size}], got {max_len}")
         device, dtype = self.head.weight.device, self.head.weight.dtype
         layers = [new_layer_cache(self.cfg, batch, max_len, device, dtype) for _ in self.layers]
         mtp = new_layer_cache(self.cfg, batch, max_len, device, dtype) if with_mtp and len(self.mtp) else None

@@ -148,7 +148,7 @@ class MoE(nn.Module):
         weights, indices, probs = self.gate(flat, disabled)  # (n, k), (n, k), (n, E)
         keep = valid_flat[:, None].expand_as(indices)
         dropped = torch.zeros_like(keep)
-        if self.capacity_factor is not None:
+        if self.capacity_factor is not None and self.training:  # DeepSeek drops no tokens at inference
             n_valid = int(valid_flat.sum())
             capacity = math.ceil(self.capacity_factor * n_valid * self.top_k / self.n_experts)
             dropped = over_capacity(indices, weights, keep, capacity, self.n_experts)

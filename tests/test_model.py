@@ -241,9 +241,10 @@ def test_capacity_drops_counted_exactly_on_crafted_batch():
 
 
 def test_capacity_in_layer_drops_and_counts():
-    moe = moe_layer(capacity_factor=0.5, n_routed_experts=4, top_k=2).eval()
+    moe = moe_layer(capacity_factor=0.5, n_routed_experts=4, top_k=2).train()
     x = torch.randn(1, 16, 32)
-    _, routing = moe(x)
+    assert moe.eval()(x)[1].n_dropped == 0  # no dropping at inference: outputs never depend on the batch
+    _, routing = moe.train()(x)
     capacity = math.ceil(0.5 * 16 * 2 / 4)
     assert (routing.load <= capacity).all()
     assert routing.n_dropped == 16 * 2 - routing.load.sum().item()

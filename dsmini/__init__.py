@@ -1,0 +1,21 @@
+"""dsmini: a mini DeepSeek (MLA + DeepSeekMoE + MTP) for names, and the pieces to explore it.
+
+The public API, re-exported; see DESIGN.md §1 for the data flow between these modules.
+"""
+
+__version__ = "0.1.0"
+
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .config import PRESETS, ModelConfig, TrainConfig, preset
+from .data import CharTokenizer, CorpusError, UnknownCharacterError, list_corpora, load_corpus, prepare_corpus
+from .device import pick_device
+from .generate import generate, speculative_decode
+from .model import DSMini, ModelOutput
+from .train import StepMetrics, Trainer, evaluate, train
+
+__all__ = [
+    "CharTokenizer", "CheckpointError", "CorpusError", "DSMini", "ModelConfig", "ModelOutput", "PRESETS",
+    "StepMetrics", "TrainConfig", "Trainer", "UnknownCharacterError", "evaluate", "generate", "list_checkpoints",
+    "list_corpora", "load_checkpoint", "load_corpus", "pick_device", "prepare_corpus", "preset", "save_checkpoint",
+    "speculative_decode", "train",
+]

@@ -1,0 +1,494 @@
+"""Generation: prefix -> names, with a KV cache, and self-speculative decoding with the MTP head.
+
+The habits of gpt-fast's `generate.py`: `prefill` runs the prompt once, `decode_one_token` feeds
+one token per row, `speculative_decode` drafts and verifies; a cache object is created per call
+and passed in, so one loaded model serves every user (nothing here writes to the model).
+
+Sequence layout: a name is framed by the boundary token, `[B] c1 .. cn [B]`. The model reads
+`[B] prefix`, and a name ends when the model emits `[B]`. `max_len` counts characters of the
+whole name (prefix included) and is at most `block_size - 1`, so even a name of `max_len`
+characters can be fed whole and the model still asked whether it ends there.
+
+Axes: b batch (names generated together), s new positions, d d_model, V vocab, k alternatives.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import unicodedata
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from .data import BOUNDARY_ID, CharTokenizer
+from .model import DSMini, ModelCache, ModelOutput
+
+TOP_ALTERNATIVES = 5  # alternatives listed per generated character when detail=True
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    """One generated token as the model saw it (for the explorer).
+
+    `prob` and `top` come from the model's own softmax at temperature 1, whatever the sampling
+    settings: they show what the model believes, not the knobs the user turned. A token drawn
+    at temperature 2 can therefore show a small `prob`.
+    """
+
+    token_id: int
+    char: str  # the character, or BOUNDARY_SYMBOL for the end of the name
+    prob: float
+    top: list[tuple[str, float]]  # the TOP_ALTERNATIVES most likely tokens, most likely first
+
+
+@dataclass
+class Generated:
+    text: str  # the whole name, prefix included
+    ids: list[int]  # framed: [B] + characters, + [B] if finished; tokenizer.decode(ids) == text
+    finished: bool  # the model ended the name (emitted [B]) rather than hitting max_len
+    steps: list[StepDetail] | None = None  # one per generated token, when detail=True
+
+
+@dataclass(frozen=True)
+class SpecStep:
+    """One drafted token of speculative decoding: what the MTP head guessed, what the model chose."""
+
+    position: int  # index of the drafted token in `SpecResult.ids`
+    draft_id: int
+    draft: str
+    accepted: bool
+    chosen_id: int  # the token the main model kept at that position (== draft_id when accepted)
+    chosen: str
+
+
+@dataclass
+class SpecResult:
+    """One speculatively decoded name and how the drafting went."""
+
+    text: str
+    ids: list[int]  # framed, as in `Generated.ids`
+    finished: bool
+    generated_tokens: int  # tokens decided after the prefix: characters + the end token
+    main_forward_passes: int  # prefill included
+    timeline: list[SpecStep] = field(default_factory=list)  # one entry per drafted token
+
+    # counts are derived from the timeline, so the two can never disagree
+    @property
+    def drafts_proposed(self) -> int:
+        return len(self.timeline)
+
+    @property
+    def drafts_accepted(self) -> int:
+        return sum(step.accepted for step in self.timeline)
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Accepted / proposed drafts; 0.0 when nothing was drafted."""
+        return self.drafts_accepted / self.drafts_proposed if self.drafts_proposed else 0.0
+
+    @property
+    def chars_per_forward(self) -> float:
+        """Generated tokens per main-model forward pass (prefill included).
+
+        Plain decoding makes at most one token per pass; each accepted draft adds one for free.
+        """
+        return self.generated_tokens / self.main_forward_passes
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def resolve_max_len(model: DSMini, max_len: int | None) -> int:
+    """Characters a name may have: `block_size - 1` by default and at most (one position is [B])."""
+    limit = model.cfg.block_size - 1
+    if max_len is None:
+        return limit
+    if not _is_int(max_len) or max_len < 1:
+        raise ValueError(f"max_len must be an integer >= 1, got {max_len!r}")
+    return min(max_len, limit)
+
+
+def _is_int(value) -> bool:
+    """A whole number, numpy's included (widgets may hand those over), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
+    """Raise ValueError naming the first bad sampling argument."""
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if not _is_int(top_k) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
+    if not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+
+
+def _encode_prefix(model: DSMini, tokenizer: CharTokenizer, prefix: str, max_len: int) -> list[int]:
+    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks.
+
+    NFC first, as the corpus was normalised: a "й" typed as "и" + combining breve is one character.
+    """
+    if tokenizer.vocab_size != model.cfg.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} tokens but the model was built for {model.cfg.vocab_size}"
+        )
+    prefix = unicodedata.normalize("NFC", prefix)
+    if len(prefix) > max_len:
+        raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters; names here have at most {max_len}")
+    return [BOUNDARY_ID, *tokenizer.encode(prefix)]
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A private generator per call: seeded runs replay exactly and never touch the global RNG."""
+    if seed is None:
+        return None
+    if not _is_int(seed):
+        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@contextmanager
+def _inference(model: DSMini) -> Iterator[None]:
+    """Eval mode and no autograd for one call, then the caller's mode back.
+
+    Checkpoints the app serves are already in eval mode, so for them this writes nothing; the
+    trainer samples mid-run from the model it is training and gets train mode back.
+    """
+    was_training = model.training
+    if was_training:
+        model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+@dataclass
+class _Row:
+    """One name being generated: framed ids so far, and whether (and how) it is over."""
+
+    ids: list[int]
+    max_len: int
+    done: bool = False
+    finished: bool = False
+
+    @property
+    def n_chars(self) -> int:
+        return len(self.ids) - 1 - self.finished
+
+    def push(self, token: int) -> bool:
+        """Take the model's next token; False if it was dropped because the name is full."""
+        if token == BOUNDARY_ID:
+            self.ids.append(token)
+            self.done = self.finished = True
+            return True
+        if self.n_chars == self.max_len:  # a character past max_len: cut the name here
+            self.done = True
+            return False
+        self.ids.append(token)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling (pure functions of logits)
+
+
+def next_token_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> torch.Tensor:
+    """The distribution `sample_next` draws from: logits (b, V) -> probs (b, V), rows sum to 1.
+
+    softmax(logits / temperature), cut to the top_k most likely tokens, then to the nucleus: the
+    fewest most likely tokens whose mass reaches top_p (the most likely token always stays).
+    """
+    logits = logits.float() / temperature  # temperature > 0 here; 0 (greedy) never gets a distribution
+    if top_k:
+        top = logits.topk(min(top_k, logits.size(-1)), dim=-1).indices  # (b, k)
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top, True)  # exactly k, ties or not
+        logits = logits.masked_fill(~keep, float("-inf"))
+    probs = logits.softmax(dim=-1)  # (b, V)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the tokens before it already hold top_p of the mass
+        drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
+        probs = probs.masked_fill(drop, 0.0)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick the next token of each row: logits (b, V) -> ids (b,). Temperature 0 is argmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = next_token_probs(logits, temperature, top_k, top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (b,)
+
+
+def _step_details(logits: torch.Tensor, tokens: torch.Tensor, tokenizer: CharTokenizer) -> list[StepDetail]:
+    """What the model thought of each row's chosen token: logits (b, V), tokens (b,)."""
+    probs = logits.float().softmax(dim=-1)  # (b, V) temperature 1: the model's own belief
+    chosen = probs.gather(-1, tokens[:, None]).squeeze(-1)  # (b,)
+    top = probs.topk(min(TOP_ALTERNATIVES, probs.size(-1)), dim=-1)  # (b, k)
+    return [
+        StepDetail(
+            token_id=t,
+            char=tokenizer.label(t),
+            prob=p,
+            top=[(tokenizer.label(i), q) for i, q in zip(top_ids, top_probs)],
+        )
+        for t, p, top_ids, top_probs in zip(
+            tokens.tolist(), chosen.tolist(), top.indices.tolist(), top.values.tolist()
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cached decoding
+
+
+def prefill(model: DSMini, idx: torch.Tensor, cache: ModelCache, absorb: bool = True) -> ModelOutput:
+    """Run the prompt `[B] prefix` (b, s) through the model once, filling `cache` from position 0.
+
+    The last position's logits give the first generated token; `.hidden` (b, s, d) feeds the MTP head.
+    """
+    if cache.length != 0:
+        raise ValueError(f"prefill needs an empty cache, this one holds {cache.length} positions")
+    return model(idx, cache=cache, absorb=absorb)
+
+
+def decode_one_token(model: DSMini, token: torch.Tensor, cache: ModelCache, absorb: bool = True) -> ModelOutput:
+    """Feed one token per row (b, 1) at position `cache.length`; attention reads the rest from the cache."""
+    if token.dim() != 2 or token.size(1) != 1:
+        raise ValueError(f"decode_one_token takes one token per row, shape (b, 1), got {tuple(token.shape)}")
+    return model(token, cache=cache, absorb=absorb)
+
+
+def generate(
+    model: DSMini,
+    tokenizer: CharTokenizer,
+    prefix: str = "",
+    n: int = 10,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_len: int | None = None,
+    seed: int | None = None,
+    absorb: bool = True,
+    detail: bool = False,
+) -> list[Generated]:
+    """Generate `n` names starting with `prefix`, all in one batch over one KV cache.
+
+    temperature 0 = greedy; top_k 0 and top_p 1.0 = off. `max_len` caps characters of the whole
+    name (prefix included); a name that reaches it unfinished comes back with finished=False.
+    `absorb`: MLA's weight-absorbed attention (the decoding path); same numbers as the naive one.
+    `detail`: also return, per generated token, its probability and the top alternatives.
+    A fixed `seed` replays exactly (for the same n and settings).
+    """
+    max_len = resolve_max_len(model, max_len)
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    _check_sampling(temperature, top_k, top_p)
+    start = _encode_prefix(model, tokenizer, prefix, max_len)
+    device = model.head.weight.device
+    rows = [_Row(list(start), max_len) for _ in range(n)]
+    steps: list[list[StepDetail]] = [[] for _ in range(n)]
+    with _inference(model):
+        generator = _generator(seed, device)
+        cache = model.new_cache(n, max_len=max_len + 1)  # positions 0..max_len: [B] + max_len chars
+        idx = torch.tensor(start, device=device).expand(n, -1)  # (b, s) every row shares the prefix
+        logits = prefill(model, idx, cache, absorb).logits[:, -1]  # (b, V)
+        while True:
+            tokens = sample_next(logits, temperature, top_k, top_p, generator)  # (b,)
+            details = _step_details(logits, tokens, tokenizer) if detail else None
+            for r, (row, token) in enumerate(zip(rows, tokens.tolist())):
+                if not row.done and row.push(token) and details:
+                    steps[r].append(details[r])
+            live = torch.tensor([not row.done for row in rows], device=device)  # (b,)
+            if not live.any():
+                break
+            # finished rows keep stepping on [B] so the batch stays rectangular; their logits are ignored
+            feed = torch.where(live, tokens, BOUNDARY_ID)  # (b,)
+            logits = decode_one_token(model, feed[:, None], cache, absorb).logits[:, -1]  # (b, V)
+    return [
+        Generated(tokenizer.decode(row.ids), row.ids, row.finished, steps[r] if detail else None)
+        for r, row in enumerate(rows)
+    ]
+
+
+def greedy_without_cache(model: DSMini, ids: list[int], max_len: int | None = None) -> list[int]:
+    """Greedy decoding that re-runs the whole sequence every step: no cache, naive attention.
+
+    The reference that cached decoding must match token for token, and the baseline the
+    benchmark measures the cache's speed-up against. `ids` is the framed start `[B] prefix`;
+    returns framed ids as in `Generated.ids`.
+    """
+    max_len = resolve_max_len(model, max_len)
+    if not ids or ids[0] != BOUNDARY_ID or len(ids) - 1 > max_len:
+        raise ValueError(f"ids must be [{BOUNDARY_ID}] + at most {max_len} character ids, got {ids!r}")
+    row = _Row(list(ids), max_len)
+    with _inference(model):
+        while not row.done:
+            idx = torch.tensor([row.ids], device=model.head.weight.device)  # (1, s) the whole sequence
+            row.push(int(model(idx).logits[0, -1].argmax()))
+    return row.ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-speculative decoding with the depth-1 MTP head (DeepSeek-V3 §2.2)
+
+
+def draft_next(
+    model: DSMini, hidden: list[torch.Tensor], tokens: list[int], cache: ModelCache, absorb: bool = True
+) -> torch.Tensor:
+    """Feed the MTP head its pending pairs (h_i, t_{i+1}) in order; logits (1, V) of the last pair's t_{i+2}.
+
+    hidden: main states h_i, each (1, 1, d) or (1, s, d); tokens: the t_{i+1}, one per state.
+    `cache.mtp` then holds every pair once: the MTP block attends over all of them, as in training.
+    """
+    h = torch.cat(hidden, dim=1)  # (1, s, d)
+    idx = torch.tensor([tokens], device=h.device)  # (1, s)
+    return model.mtp_draft(h, idx, cache=cache, absorb=absorb)[:, -1]  # (1, V)
+
+
+def verify_draft(
+    p_logits: torch.Tensor,
+    q_logits: torch.Tensor,
+    draft: torch.Tensor,
+    temperature: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept or replace drafted tokens. Pure, batched: p_logits (b, V) are the main model's at the
+    draft's position, q_logits (b, V) the draft head's, draft (b,) the drafted ids.
+
+    Returns (accepted (b,) bool, token (b,)): the draft where accepted, else the main model's pick.
+    Either way `token` is distributed exactly as a token sampled from the main model alone.
+    """
+    if temperature == 0:
+        # greedy: the main model picks argmax p; the draft stands iff it is that very token
+        target = p_logits.argmax(dim=-1)
+        return target == draft, target
+    # Speculative sampling (Leviathan et al. 2023, Chen et al. 2023), p and q at the same temperature.
+    p = next_token_probs(p_logits, temperature)  # (b, V)
+    q = next_token_probs(q_logits, temperature)  # (b, V)
+    p_d = p.gather(-1, draft[:, None]).squeeze(-1)  # (b,)
+    q_d = q.gather(-1, draft[:, None]).squeeze(-1)  # (b,) > 0: the draft was drawn from q
+    # accept with probability min(1, p(d) / q(d)): u < p/q, written without the division
+    u = torch.rand(p_d.shape, generator=generator, device=p_d.device)
+    accepted = u * q_d < p_d
+    # on reject, draw from normalise(max(0, p - q)): the mass p has where q under-proposed.
+    # It is empty only when p == q, and then every draft is accepted; p keeps multinomial valid.
+    residual = (p - q).clamp_min(0.0)
+    residual = torch.where(residual.sum(dim=-1, keepdim=True) > 0, residual, p)
+    replacement = torch.multinomial(residual, 1, generator=generator).squeeze(-1)  # (b,)
+    return accepted, torch.where(accepted, draft, replacement)
+
+
+def speculative_decode(
+    model: DSMini,
+    tokenizer: CharTokenizer,
+    prefix: str = "",
+    max_len: int | None = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    absorb: bool = True,
+) -> SpecResult:
+    """One name, drafting each next-but-one token with the MTP head and verifying it in the same pass.
+
+    Each round, with x_n just chosen from the logits at n-1 (and h_{n-1} its hidden state):
+      1. draft:  the MTP head reads (h_{n-1}, x_n) and proposes d for x_{n+1};
+      2. verify: one main forward over [x_n, d] at positions n, n+1 gives p(x_{n+1}) at n and,
+                 if d stands, p(x_{n+2}) at n+1;
+      3. accept: x_{n+1} = d and x_{n+2} comes from position n+1: two tokens for one pass;
+         reject: x_{n+1} = the main model's own choice; position n+1 (computed on the wrong d)
+                 is cut from the cache and overwritten next round.
+    Greedy (temperature 0) output equals `generate(..., temperature=0)` token for token; sampled
+    output has the main model's distribution (see `verify_draft`).
+    """
+    max_len = resolve_max_len(model, max_len)
+    _check_sampling(temperature)
+    if not len(model.mtp):
+        raise ValueError("speculative decoding needs a model with an MTP module (mtp_depth >= 1)")
+    row = _Row(_encode_prefix(model, tokenizer, prefix, max_len), max_len)
+    n_start = len(row.ids)
+    device = model.head.weight.device
+    timeline: list[SpecStep] = []
+    with _inference(model):
+        generator = _generator(seed, device)
+        cache = model.new_cache(1, max_len=max_len + 1, with_mtp=True)
+        out = prefill(model, torch.tensor([row.ids], device=device), cache, absorb)
+        passes = 1
+        # MTP pairs (h_i, x_{i+1}) not yet fed to the draft head: the prefix's, for now
+        pending_h, pending_x = [out.hidden[:, :-1]], row.ids[1:]
+        h_last = out.hidden[:, -1:]  # (1, 1, d) h_{n-1}
+        token = int(sample_next(out.logits[:, -1], temperature, generator=generator))  # x_n
+        while True:
+            row.push(token)
+            if row.done:
+                break
+            if row.n_chars == max_len:
+                # no room for a drafted character: one plain step decides between [B] and a cut
+                out = decode_one_token(model, torch.tensor([[token]], device=device), cache, absorb)
+                passes += 1
+                token = int(sample_next(out.logits[:, -1], temperature, generator=generator))
+                continue
+            # 1. draft x_{n+1} from (h_{n-1}, x_n)
+            pending_h.append(h_last)
+            pending_x.append(token)
+            q_logits = draft_next(model, pending_h, pending_x, cache, absorb)  # (1, V)
+            pending_h, pending_x = [], []
+            draft = sample_next(q_logits, temperature, generator=generator)  # (1,)
+            # 2. verify: x_n and the draft at positions n, n+1 in one pass
+            pair = torch.tensor([[token, int(draft)]], device=device)  # (1, 2)
+            out = model(pair, cache=cache, absorb=absorb)
+            passes += 1
+            accepted, chosen = verify_draft(out.logits[:, 0], q_logits, draft, temperature, generator)
+            accepted, chosen, drafted = bool(accepted), int(chosen), int(draft)
+            timeline.append(
+                SpecStep(
+                    position=len(row.ids),
+                    draft_id=drafted,
+                    draft=tokenizer.label(drafted),
+                    accepted=accepted,
+                    chosen_id=chosen,
+                    chosen=tokenizer.label(chosen),
+                )
+            )
+            if accepted:
+                # 3a. x_{n+1} = d is confirmed and already in the cache; position n+1 gives x_{n+2}
+                row.push(chosen)  # room was checked above, so it is kept
+                if row.done:
+                    break
+                pending_h.append(out.hidden[:, :1])  # pair (h_n, x_{n+1}) for the next draft
+                pending_x.append(chosen)
+                h_last = out.hidden[:, 1:]  # h_{n+1}
+                token = int(sample_next(out.logits[:, 1], temperature, generator=generator))  # bonus token
+            else:
+                # 3b. keep positions 0..n only; the next write lands where the rejected draft was
+                cache.truncate(len(row.ids))
+                h_last = out.hidden[:, :1]  # h_n does not depend on the draft (causal)
+                token = chosen
+    return SpecResult(
+        text=tokenizer.decode(row.ids),
+        ids=row.ids,
+        finished=row.finished,
+        generated_tokens=len(row.ids) - n_start,
+        main_forward_passes=passes,
+        timeline=timeline,
+    )

@@ -1,0 +1,294 @@
+"""Training: one loop for the CLI, the app's live runs, the benchmark and the tests.
+
+`Trainer(model_cfg, train_cfg, data).run()` is a generator of `StepMetrics`, one per optimizer
+step, so every caller sees the same numbers as they happen and can stop between steps
+(`trainer.request_stop()` or a `threading.Event`). `trainer.save(root, name)` writes a
+checkpoint that resumes exactly: weights, optimizer moments, RNG states and history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
+from .device import autocast, pick_device
+from .generate import generate
+from .model import DSMini
+
+
+@dataclass
+class StepMetrics:
+    step: int  # optimizer steps done (1-based)
+    loss: float  # total: main + lambda * MTP + aux
+    main_loss: float  # next-character cross-entropy, nats/char
+    mtp_losses: list[float]  # per depth k = 1..D
+    aux_loss: float
+    lr: float
+    grad_norm: float
+    tokens: int  # real (non-padding) target tokens in this step
+    tokens_per_sec: float
+    elapsed: float  # seconds since this run (not the checkpoint) started
+    expert_load: list[list[int]]  # per MoE layer (main, then MTP): assignments per expert
+    dropped: list[int]  # per MoE layer: assignments over capacity
+    val_loss: float | None = None  # main loss on the fixed validation subset, on eval steps
+    samples: list[str] | None = None  # names sampled on sample steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must hold, beyond the weights, to resume exactly."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str | None = None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to lr * min_lr_ratio at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _is_muon_param(name: str, p: torch.nn.Parameter) -> bool:
+    """Muon orthogonalises 2-D hidden weight matrices; embeddings, the head, router weights and
+    norms stay with AdamW (as in Keller Jordan's and Moonshot's recipes)."""
+    return p.ndim == 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
+
+
+def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """AdamW with decay groups (no decay on norms, biases, embeddings); optionally Muon."""
+    muon, decay, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        if cfg.optimizer == "muon" and _is_muon_param(name, p):
+            muon.append(p)
+        elif p.ndim >= 2 and not name.startswith("embed."):
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        "adamw": torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    }
+    if muon:
+        # match_rms_adamw scales Muon's update to AdamW's RMS, so one LR schedule serves both
+        optimizers["muon"] = torch.optim.Muon(
+            muon, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
+        )
+    return optimizers
+
+
+@torch.no_grad()
+def evaluate(model: DSMini, split: EncodedSplit, batch_size: int = 256, limit: int | None = None) -> float:
+    """Mean next-character cross-entropy (nats/char) over the split's real target tokens."""
+    was_training = model.training
+    model.eval()
+    device = model.head.weight.device
+    rows = len(split.x) if limit is None else min(limit, len(split.x))
+    total, count = 0.0, 0
+    for start in range(0, rows, batch_size):
+        x = split.x[start : min(start + batch_size, rows)].to(device)
+        y = split.y[start : min(start + batch_size, rows)].to(device)
+        n = count_target_tokens(y)
+        total += model(x, y).main_loss.item() * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+class Trainer:
+    """Owns a model, its optimizers and RNGs; `run()` yields one StepMetrics per optimizer step."""
+
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        data: CorpusData,
+        model: DSMini | None = None,
+        state: TrainState | None = None,
+    ):
+        self.device = pick_device(train_cfg.device)
+        if model_cfg.vocab_size != data.tokenizer.vocab_size:
+            raise ValueError(
+                f"model vocab_size {model_cfg.vocab_size} != corpus alphabet + boundary {data.tokenizer.vocab_size}"
+            )
+        if model_cfg.block_size < data.block_size:
+            raise ValueError(f"model block_size {model_cfg.block_size} < corpus block_size {data.block_size}")
+        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
+        if model is None:
+            torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
+            model = DSMini(model_cfg)
+        self.model = model.to(self.device).train()
+        self.optimizers = build_optimizers(self.model, train_cfg)
+        self.batch_rng = torch.Generator().manual_seed(train_cfg.seed)
+        self.state = state or TrainState()
+        self._stop = threading.Event()
+
+    @classmethod
+    def resume(cls, path, data: CorpusData, steps: int | None = None) -> "Trainer":
+        """Continue a saved run exactly where it stopped (optionally with a new step budget)."""
+        ckpt = load_checkpoint(path, load_optimizer=True)
+        if ckpt.train_config is None or ckpt.optimizer_states is None:
+            raise ValueError(f"{path} holds no optimizer state (saved for inference only); it cannot be resumed")
+        train_cfg = ckpt.train_config if steps is None else dataclasses.replace(ckpt.train_config, steps=steps)
+        trainer = cls(ckpt.model_config, train_cfg, data, model=ckpt.model, state=TrainState(ckpt.step, list(ckpt.history)))
+        trainer.restore(ckpt.optimizer_states, ckpt.rng_states)
+        return trainer
+
+    # control ------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Finish the current step, then end `run()` (the weights stay consistent)."""
+        self._stop.set()
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    # the loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> Iterator[StepMetrics]:
+        start = time.perf_counter()
+        while self.state.step < self.cfg.steps:
+            if self._stop.is_set() or (stop is not None and stop.is_set()):
+                self.state.stop_reason = f"stopped on request at step {self.state.step}"
+                return
+            metrics = self._train_step(start)
+            if metrics is None:
+                return
+            self.state.history.append(metrics.to_dict())
+            yield metrics
+        self.state.stop_reason = "completed"
+
+    def _train_step(self, run_start: float) -> StepMetrics | None:
+        """One optimizer step (grad_accum micro-batches). Returns None if the loss is not finite:
+        the update is skipped, so the weights stay those of the last good step."""
+        cfg, model = self.cfg, self.model
+        step = self.state.step
+        lr = lr_at(step, cfg)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        t0 = time.perf_counter()
+        sums = {"loss": 0.0, "main": 0.0, "aux": 0.0}
+        mtp_sums = [0.0] * self.model_cfg.mtp_depth
+        loads: list[torch.Tensor] = []
+        dropped: list[int] = []
+        tokens = 0
+        for _ in range(cfg.grad_accum):
+            x, y = get_batch(self.data.train.x, self.data.train.y, cfg.batch_size, self.batch_rng)
+            x, y = x.to(self.device), y.to(self.device)
+            with autocast(self.device):
+                out = model(x, y)
+            if not torch.isfinite(out.loss):
+                self.state.stop_reason = (
+                    f"loss became {out.loss.item()} at step {step + 1}; stopped, weights kept from step {step}"
+                )
+                return None
+            (out.loss / cfg.grad_accum).backward()
+            tokens += count_target_tokens(y)
+            sums["loss"] += out.loss.item() / cfg.grad_accum
+            sums["main"] += out.main_loss.item() / cfg.grad_accum
+            sums["aux"] += out.aux_loss.item() / cfg.grad_accum
+            for k, mtp_loss in enumerate(out.mtp_losses):
+                mtp_sums[k] += mtp_loss.item() / cfg.grad_accum
+            if not loads:
+                loads = [r.load.clone() for r in out.routing]
+                dropped = [r.n_dropped for r in out.routing]
+            else:
+                loads = [a + r.load for a, r in zip(loads, out.routing)]
+                dropped = [a + r.n_dropped for a, r in zip(dropped, out.routing)]
+        grad_norm = self._clip_gradients()
+        if not math.isfinite(grad_norm):
+            self._zero_grad()
+            self.state.stop_reason = (
+                f"gradient norm became {grad_norm} at step {step + 1}; stopped, weights kept from step {step}"
+            )
+            return None
+        for opt in self.optimizers.values():
+            opt.step()
+        self._zero_grad()
+        model.update_router_biases(loads)  # aux-loss-free balancing: once per optimizer step
+        self.state.step = step + 1
+        elapsed = time.perf_counter() - t0
+        metrics = StepMetrics(
+            step=self.state.step, loss=sums["loss"], main_loss=sums["main"], mtp_losses=mtp_sums,
+            aux_loss=sums["aux"], lr=lr, grad_norm=grad_norm, tokens=tokens,
+            tokens_per_sec=tokens / max(elapsed, 1e-9), elapsed=time.perf_counter() - run_start,
+            expert_load=[load.tolist() for load in loads], dropped=dropped,
+        )
+        self._periodic(metrics)
+        return metrics
+
+    def _clip_gradients(self) -> float:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+    def _zero_grad(self) -> None:
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+
+    def _periodic(self, metrics: StepMetrics) -> None:
+        step, cfg = metrics.step, self.cfg
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics.val_loss = evaluate(self.model, self.data.val, limit=cfg.eval_batches * cfg.batch_size)
+            self.model.train()
+        if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+            names = generate(self.model, self.data.tokenizer, n=cfg.n_samples, seed=cfg.seed + step)
+            metrics.samples = [g.text for g in names]
+            self.model.train()
+
+    # checkpoints --------------------------------------------------------------------------
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        """Batch order and the global RNG (noisy-router noise, dropout): both needed to resume exactly."""
+        return {"batches": self.batch_rng.get_state(), "torch": torch.get_rng_state()}
+
+    def restore(self, optimizer_states: dict[str, dict] | None, rng_states: dict[str, torch.Tensor] | None) -> None:
+        for name, state in (optimizer_states or {}).items():
+            if name not in self.optimizers:
+                raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses {sorted(self.optimizers)}")
+            self.optimizers[name].load_state_dict(state)
+        if rng_states:
+            self.batch_rng.set_state(rng_states["batches"])
+            torch.set_rng_state(rng_states["torch"])
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers for the checkpoint card."""
+        vals = [h["val_loss"] for h in self.state.history if h.get("val_loss") is not None]
+        return {
+            "steps": self.state.step,
+            "val_loss": vals[-1] if vals else None,
+            "best_val_loss": min(vals) if vals else None,
+            "train_seconds": sum(h["tokens"] / h["tokens_per_sec"] for h in self.state.history if h["tokens_per_sec"]),
+            "stop_reason": self.state.stop_reason,
+        }
+
+    def save(self, root, name: str, include_optimizer: bool = True):
+        return save_checkpoint(
+            root, name, self.model, self.data.tokenizer,
+            train_config=self.cfg,
+            corpus={"name": self.data.corpus_name, "split_seed": self.data.seed, "block_size": self.data.block_size,
+                    "n_train": len(self.data.train.names), "n_val": len(self.data.val.names)},
+            history=self.state.history, summary=self.summary(), step=self.state.step,
+            optimizer_states={k: o.state_dict() for k, o in self.optimizers.items()} if include_optimizer else None,
+            rng_states=self.rng_states() if include_optimizer else None,
+        )
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: CorpusData, stop=None) -> Iterator[StepMetrics]:
+    """The one training generator: `for m in train(...): print(m.step, m.loss)`."""
+    yield from Trainer(model_cfg, train_cfg, data).run(stop)

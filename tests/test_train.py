@@ -1,0 +1,157 @@
+"""Training loop: learning, reproducibility, exact resume, stop and NaN handling, optimizers."""
+
+import dataclasses
+import math
+import threading
+
+import pytest
+import torch
+
+from dsmini.config import TrainConfig, preset
+from dsmini.data import prepare_corpus
+from dsmini.train import Trainer, build_optimizers, lr_at, train
+
+NAMES = [
+    "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "nikita",
+    "olga", "pavel", "raisa", "sergei", "tamara", "vadim", "yulia", "zoya", "alla", "denis", "inna", "oleg",
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare_corpus(NAMES, block_size=8, seed=0, corpus_name="toy")
+
+
+def configs(data, **train_overrides):
+    model_cfg = preset("tiny", vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    base = dict(steps=30, batch_size=16, lr=1e-2, warmup_steps=5, eval_every=10, eval_batches=1, sample_every=0)
+    return model_cfg, TrainConfig(**{**base, **train_overrides})
+
+
+def test_loss_decreases_and_metrics_are_complete(data):
+    model_cfg, train_cfg = configs(data, steps=60, sample_every=30, n_samples=3)
+    metrics = list(train(model_cfg, train_cfg, data))
+    assert [m.step for m in metrics] == list(range(1, 61))
+    first, last = metrics[0], metrics[-1]
+    assert last.main_loss < first.main_loss - 0.5
+    assert math.isclose(first.main_loss, math.log(data.tokenizer.vocab_size), abs_tol=0.3)
+    evals = [m for m in metrics if m.val_loss is not None]
+    assert [m.step for m in evals] == [10, 20, 30, 40, 50, 60]
+    samples = [m for m in metrics if m.samples]
+    assert [m.step for m in samples] == [30, 60] and len(samples[-1].samples) == 3
+    assert len(first.mtp_losses) == model_cfg.mtp_depth
+    assert len(first.expert_load) == model_cfg.n_moe_layers + model_cfg.mtp_depth
+    # every real target token is routed to top_k experts in each main MoE layer; MTP depth 1
+    # has one position fewer per name (nothing to predict two steps past the end)
+    *main_loads, mtp_load = first.expert_load
+    assert all(sum(load) == first.tokens * model_cfg.top_k for load in main_loads)
+    assert sum(mtp_load) == (first.tokens - 16) * model_cfg.top_k
+    shortest, longest = min(map(len, NAMES)) + 1, max(map(len, NAMES)) + 1  # + end token
+    assert first.tokens_per_sec > 0 and 16 * shortest <= first.tokens <= 16 * longest
+
+
+def test_same_seed_same_run(data):
+    model_cfg, train_cfg = configs(data, steps=10)
+    a = [m.loss for m in train(model_cfg, train_cfg, data)]
+    b = [m.loss for m in train(model_cfg, train_cfg, data)]
+    c = [m.loss for m in train(model_cfg, dataclasses.replace(train_cfg, seed=7), data)]
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("router", ["sigmoid_bias", "noisy_topk"])
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_continues_the_same_curve_exactly(data, tmp_path, router, optimizer):
+    model_cfg, train_cfg = configs(data, steps=12, optimizer=optimizer)
+    model_cfg = dataclasses.replace(model_cfg, router=router)
+    straight = [m.loss for m in Trainer(model_cfg, train_cfg, data).run()]
+
+    first = Trainer(model_cfg, train_cfg, data)
+    run = first.run()
+    head = [next(run).loss for _ in range(5)]
+    first.save(tmp_path, "half")
+    resumed = Trainer.resume(tmp_path / "half", data)
+    tail = [m.loss for m in resumed.run()]
+    assert head + tail == straight
+    assert resumed.step == 12 and len(resumed.state.history) == 12
+
+
+def test_stop_request_ends_cleanly(data):
+    model_cfg, train_cfg = configs(data, steps=1000)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    seen = 0
+    for m in trainer.run():
+        seen += 1
+        if m.step == 3:
+            trainer.request_stop()
+    assert seen == 3 and trainer.step == 3
+    assert trainer.state.stop_reason == "stopped on request at step 3"
+
+
+def test_stop_event_from_another_thread(data):
+    model_cfg, train_cfg = configs(data, steps=100000)
+    stop = threading.Event()
+    trainer = Trainer(model_cfg, train_cfg, data)
+    threading.Timer(0.3, stop.set).start()
+    steps = sum(1 for _ in trainer.run(stop))
+    assert 0 < steps < 100000 and "stopped on request" in trainer.state.stop_reason
+
+
+def test_nan_loss_stops_with_reason_and_applies_no_update_after_it(data):
+    model_cfg, train_cfg = configs(data, steps=20)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    run = trainer.run()
+    for _ in range(4):
+        next(run)
+    with torch.no_grad():
+        trainer.model.embed.weight[1:, 0] = float("nan")  # poison: the next forward gives NaN
+        poisoned = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert list(run) == []
+    assert trainer.step == 4
+    assert "loss became nan at step 5" in trainer.state.stop_reason
+    assert "weights kept from step 4" in trainer.state.stop_reason
+    for k, v in trainer.model.state_dict().items():  # no update was applied after the NaN
+        assert torch.allclose(v, poisoned[k], rtol=0, atol=0, equal_nan=True), k
+
+
+def test_lr_schedule_warmup_then_cosine():
+    cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(55, cfg) == pytest.approx(0.55)
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+
+
+def test_optimizer_groups(data):
+    model_cfg, train_cfg = configs(data)
+    from dsmini.model import DSMini
+
+    model = DSMini(model_cfg)
+    adamw = build_optimizers(model, train_cfg)["adamw"]
+    decay, no_decay = adamw.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} >= {"embed.weight", "norm.weight"}
+    both = build_optimizers(model, dataclasses.replace(train_cfg, optimizer="muon"))
+    muon_names = {names[id(p)] for p in both["muon"].param_groups[0]["params"]}
+    assert "layers.0.attn.wkv_a.weight" in muon_names
+    assert not muon_names & {"embed.weight", "head.weight"}
+    assert all(".gate." not in n for n in muon_names)
+
+
+def test_sigmoid_bias_updated_once_per_optimizer_step(data):
+    model_cfg, train_cfg = configs(data, steps=1, grad_accum=3)
+    model_cfg = dataclasses.replace(model_cfg, bias_update_speed=0.5)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    (m,) = list(trainer.run())
+    bias = trainer.model.moe_layers()[0].gate.bias
+    # one update of +-gamma (or 0 for an expert exactly at the mean), not three
+    assert set(bias.abs().tolist()) <= {0.0, 0.5}
+    load = torch.tensor(m.expert_load[0], dtype=torch.float32)
+    torch.testing.assert_close(bias, 0.5 * torch.sign(load.mean() - load))
+
+
+def test_mismatched_vocab_is_refused(data):
+    model_cfg, train_cfg = configs(data)
+    with pytest.raises(ValueError, match="vocab_size"):
+        Trainer(dataclasses.replace(model_cfg, vocab_size=5), train_cfg, data)
