@@ -284,6 +284,20 @@ def _versions() -> dict[str, str]:
     return {"dsmini_version": getattr(package, "__version__", "unknown"), "torch_version": torch.__version__}
 
 
+def _history_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Metric rows -> one list per metric: each key is written once, not once per step
+    (3,000 steps of rows would take 1.5 MB of the 5 MB a shipped checkpoint may use)."""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    return {key: [row.get(key) for row in rows] for key in keys}
+
+
+def _history_rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    if not isinstance(columns, dict):
+        raise CheckpointError("checkpoint.json: 'history' must be an object of metric columns")
+    length = max((len(v) for v in columns.values()), default=0)
+    return [{key: values[i] for key, values in columns.items()} for i in range(length)]
+
+
 def _metadata(
     model: DSMini,
     tokenizer: CharTokenizer,
@@ -308,7 +322,7 @@ def _metadata(
         "tokenizer": tokenizer.to_dict(),
         "corpus": _jsonable(corpus or {}, "corpus"),
         "step": int(step),
-        "history": _jsonable(list(history), "history"),
+        "history": _history_columns(_jsonable(list(history), "history")),
         "metrics": _jsonable(summary or {}, "summary"),
         "param_counts": model.param_counts(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -377,7 +391,7 @@ def save_checkpoint(
         model, tokenizer, train_config, corpus, history, summary, step, files,
         optimizer[1] if optimizer is not None else None,
     )
-    meta_data = json.dumps(meta, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    meta_data = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
     tmp = None
     try:
         tmp = _make_tmp(root, name)
@@ -585,7 +599,7 @@ def load_checkpoint(
         model_config=cfg,
         train_config=train_config,
         corpus=meta.get("corpus") or {},
-        history=meta.get("history") or [],
+        history=_history_rows(meta.get("history") or {}),
         summary=meta.get("metrics") or {},
         step=int(meta.get("step", 0)),
         param_counts=model.param_counts(),

@@ -161,6 +161,8 @@ class Trainer:
 
     # the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> Iterator[StepMetrics]:
+        """Train until cfg.steps; a stop request ends this run only (a later run() resumes)."""
+        self._stop.clear()
         start = time.perf_counter()
         while self.state.step < self.cfg.steps:
             if self._stop.is_set() or (stop is not None and stop.is_set()):

@@ -1,0 +1,121 @@
+"""Streamlit glue shared by app.py and the pages: caching, session state, language, error guard.
+
+Everything that knows about Streamlit and is used by more than one page lives here; the model,
+data and charts live in `dsmini/` and know nothing of Streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from dsmini.checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint
+from dsmini.data import Corpus, CorpusData, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.device import pick_device
+from dsmini.i18n import t
+from dsmini.jobs import TrainingJob, configure_torch_threads
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
+log = logging.getLogger("dsmini.app")
+
+
+def lang() -> str:
+    return st.session_state.get("lang", "en")
+
+
+def tr(key: str, **fmt) -> str:
+    """The current session's translation of a user-facing string."""
+    return t(key, lang(), **fmt)
+
+
+@st.cache_resource
+def _startup() -> str:
+    """Once per process: torch thread policy (see dsmini.jobs) and the device in use."""
+    configure_torch_threads()
+    return str(pick_device())
+
+
+def device_name() -> str:
+    return _startup()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(path: str, mtime: float) -> Checkpoint:
+    """Shared by every user and thread, so read-only: eval mode, caches made per call.
+    Keyed by mtime so a re-saved checkpoint is reloaded."""
+    return load_checkpoint(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def corpus(name: str, upload: bytes | None) -> Corpus:
+    """A built-in corpus by name, or an uploaded file's bytes (validated: CorpusError says why)."""
+    return load_corpus(name) if upload is None else corpus_from_bytes(upload, name=name)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def prepared(name: str, upload: bytes | None, block_size: int, seed: int) -> CorpusData:
+    """Tokenizer, seeded split and tensors; shared read-only by every run on the same corpus."""
+    return prepare_corpus(corpus(name, upload).names, block_size, seed, corpus_name=name)
+
+
+def checkpoints() -> list[CheckpointInfo]:
+    return list_checkpoints(CHECKPOINTS)
+
+
+def selected_checkpoint() -> Checkpoint | None:
+    """The checkpoint picked in the sidebar, loaded once per process; None if there is none."""
+    infos = {info.name: info for info in checkpoints()}
+    name = st.session_state.get("checkpoint")
+    if name not in infos:
+        if not infos:
+            return None
+        name = next(iter(infos))
+    info = infos[name]
+    return _load(str(info.path), info.mtime)
+
+
+def load_by_name(name: str) -> Checkpoint:
+    info = {i.name: i for i in checkpoints()}[name]
+    return _load(str(info.path), info.mtime)
+
+
+def require_checkpoint() -> Checkpoint:
+    """State guard at the top of a page: stop with a hint when no model exists yet."""
+    ckpt = selected_checkpoint()
+    if ckpt is None:
+        st.info(tr("ui.no_checkpoint"))
+        st.page_link("pages/train.py", label=tr("nav.train"), icon="🏋️")
+        st.stop()
+    return ckpt
+
+
+def _release_job(holder: dict) -> None:
+    job = holder.get("job")
+    if job is not None:
+        job.release()
+
+
+@st.cache_resource(scope="session", on_release=_release_job, show_spinner=False)
+def session_jobs() -> dict[str, TrainingJob | None]:
+    """This browser session's training run; stopped when the session ends (tab closed)."""
+    return {"job": None}
+
+
+@contextlib.contextmanager
+def guard():
+    """No user ever sees a traceback: errors become a message, details go to the server log.
+
+    Streamlit's own control flow (st.stop, st.rerun) derives from BaseException and passes through.
+    """
+    try:
+        yield
+    except (ValueError, OSError) as err:  # bad input or files: the message says what is wrong
+        st.error(str(err))
+    except Exception as err:  # a bug: say so without the traceback
+        log.exception("page failed")
+        st.error(tr("ui.unexpected", error=f"{type(err).__name__}: {err}"))

@@ -1,0 +1,170 @@
+"""Train: pick a corpus and an architecture, then watch a run live (it lives in a background job)."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from dsmini.charts import expert_load_bars, imbalance_figure
+from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
+from dsmini.data import CorpusError, corpus_stats, default_block_size, list_corpora
+from dsmini.jobs import TrainingJob
+from dsmini.probes import expert_load_history, loss_frame
+from pages import _ui as ui
+
+st.title(ui.tr("train.title"))
+st.caption(ui.tr("train.intro"))
+jobs = ui.session_jobs()
+
+
+def corpus_picker():
+    """The corpus chosen (built-in or uploaded) and its cache key; stops the page on bad input."""
+    source = st.segmented_control(
+        ui.tr("train.source"), ["builtin", "upload"], default="builtin", key="train_source",
+        format_func=lambda s: ui.tr(f"train.source_{s}"),
+    )
+    if source == "upload":
+        upload = st.file_uploader(ui.tr("train.upload"), type=["txt"], key="train_upload", help=ui.tr("train.upload_help"))
+        if upload is None:
+            st.stop()
+        key = (Path(upload.name).stem, upload.getvalue())
+    else:
+        names = list(list_corpora())
+        default = "ru-names" if ui.lang() == "ru" else "en-names"
+        key = (st.selectbox(ui.tr("train.corpus"), names, index=names.index(default), key="train_corpus"), None)
+    try:
+        return ui.corpus(*key), key
+    except CorpusError as err:
+        st.error(str(err))
+        st.stop()
+
+
+def show_stats(corpus) -> None:
+    stats = corpus_stats(corpus.names)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(ui.tr("train.n_names"), f"{stats.count:,}")
+    c2.metric(ui.tr("train.alphabet"), len(stats.alphabet))
+    c3.metric(ui.tr("train.mean_len"), f"{stats.mean_len:.1f}")
+    c4.metric(ui.tr("train.max_len"), stats.max_len)
+    st.caption(ui.tr("train.examples", names=", ".join(corpus.names[:8])) + " · " + corpus.dropped.describe())
+    st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
+
+
+def architecture_form():
+    """ModelConfig overrides chosen with widgets (defaults: the preset's values)."""
+    with st.expander(ui.tr("train.arch"), expanded=False):
+        name = st.selectbox(ui.tr("train.preset"), list(PRESETS), index=list(PRESETS).index("small"), key="train_preset")
+        base = PRESETS[name]
+        c = st.columns(4)
+        over = dict(
+            attn_type=c[0].selectbox(ui.tr("train.attn_type"), ATTN_TYPES, key="train_attn"),
+            ffn_type=c[1].selectbox(ui.tr("train.ffn_type"), FFN_TYPES, key="train_ffn"),
+            router=c[2].selectbox(ui.tr("train.router"), ROUTERS, key="train_router"),
+            mtp_depth=c[3].number_input(ui.tr("train.mtp_depth"), 0, 4, base.mtp_depth, key="train_mtp"),
+        )
+        c = st.columns(4)
+        over.update(
+            n_routed_experts=c[0].number_input(ui.tr("train.routed"), 1, 64, base.n_routed_experts, key="train_routed"),
+            n_shared_experts=c[1].number_input(ui.tr("train.shared"), 0, 8, base.n_shared_experts, key="train_shared"),
+            top_k=c[2].number_input(ui.tr("train.top_k"), 1, 64, base.top_k, key="train_topk"),
+            aux_loss_coef=c[3].number_input(ui.tr("train.aux"), 0.0, 1.0, base.aux_loss_coef, 0.01, key="train_aux"),
+        )
+        c = st.columns(4)
+        capacity = c[0].number_input(ui.tr("train.capacity"), 0.0, 8.0, 0.0, 0.25, key="train_capacity",
+                                     help=ui.tr("train.capacity_help"))
+        over.update(
+            capacity_factor=capacity or None,
+            d_model=c[1].number_input(ui.tr("train.d_model"), 16, 256, base.d_model, 16, key="train_width"),
+            n_layers=c[2].number_input(ui.tr("train.n_layers"), 1, 8, base.n_layers, key="train_layers"),
+            n_heads=c[3].number_input(ui.tr("train.n_heads"), 1, 16, base.n_heads, key="train_heads"),
+        )
+    return name, over
+
+
+def training_form() -> TrainConfig:
+    c = st.columns(4)
+    return TrainConfig(
+        steps=int(c[0].number_input(ui.tr("train.steps"), 10, 20000, 600, 50, key="train_steps")),
+        lr=c[1].number_input(ui.tr("train.lr"), 1e-5, 1e-1, 3e-3, format="%.4f", key="train_lr"),
+        batch_size=int(c[2].number_input(ui.tr("train.batch"), 4, 512, 64, 4, key="train_batch")),
+        optimizer=c[3].selectbox(ui.tr("train.optimizer"), OPTIMIZERS, key="train_opt", help=ui.tr("train.optimizer_help")),
+        eval_every=50, sample_every=100, warmup_steps=50,
+    )
+
+
+def start(corpus_key, preset_name, overrides, train_cfg) -> None:
+    corpus = ui.corpus(*corpus_key)
+    block_size = default_block_size(corpus.names)
+    data = ui.prepared(*corpus_key, block_size=block_size, seed=train_cfg.split_seed)
+    model_cfg = preset(preset_name, vocab_size=data.tokenizer.vocab_size, block_size=block_size, **overrides)
+    job = TrainingJob(model_cfg, train_cfg, data)
+    job.start()
+    jobs["job"] = job
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    """Redrawn every second from the job's snapshot; the run itself never depends on this page."""
+    job = jobs["job"]
+    if job is None:
+        return
+    snap = job.snapshot()
+    cfg = job.trainer.model_cfg
+    st.progress(snap.step / snap.total_steps, text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
+    if snap.state == "queued":
+        st.info(ui.tr("train.queued", position=snap.queue_position or 1))
+    if snap.message and snap.state == "failed":
+        st.error(snap.message)
+    last = snap.last or {}
+    c = st.columns(4)
+    c[0].metric(ui.tr("train.m_loss"), f"{last['main_loss']:.3f}" if last else "-")
+    c[1].metric(ui.tr("train.m_val"), f"{snap.val_losses[-1][1]:.3f}" if snap.val_losses else "-")
+    c[2].metric(ui.tr("train.m_speed"), f"{last['tokens_per_sec']:,.0f}" if last else "-")
+    c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-", help=ui.tr("train.m_dropped_help"))
+    buttons = st.columns(3)
+    buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
+    if snap.history:
+        frame = loss_frame(snap.history)
+        st.line_chart(frame, x="step", y="value", color="series", height=260, x_label=ui.tr("chart.step"),
+                      y_label=ui.tr("train.nats"))
+        load = expert_load_history(snap.history, cfg)
+        if load["layers"]:
+            left, right = st.columns(2)
+            left.plotly_chart(expert_load_bars(load, ui.lang()), width="stretch", key="train_load")
+            right.plotly_chart(imbalance_figure(load, ui.lang()), width="stretch", key="train_imbalance")
+    if snap.samples:
+        st.markdown(ui.tr("train.samples") + " " + " · ".join(f"**{s}**" for s in snap.samples))
+    if snap.finished:
+        finished_actions(job, snap)
+
+
+def finished_actions(job, snap) -> None:
+    extra = st.number_input(ui.tr("train.extra_steps"), 10, 20000, 300, 50, key="train_extra")
+    if st.button(ui.tr("train.resume"), disabled=snap.state == "failed", key="train_resume"):
+        job.resume(int(extra))
+        st.rerun(scope="fragment")
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input(ui.tr("train.save_name"), key="train_save_name", help=ui.tr("train.save_help"))
+    if c2.button(ui.tr("train.save"), key="train_save", type="primary"):
+        try:
+            st.session_state["train_saved"] = job.save(ui.CHECKPOINTS, name).name
+            st.rerun()  # the whole app, so the sidebar picker lists the new model
+        except ValueError as err:  # CheckpointError: bad name, disk full, read-only folder
+            st.error(str(err))
+    if st.session_state.get("train_saved"):
+        st.success(ui.tr("train.saved", name=st.session_state["train_saved"]))
+    st.download_button(ui.tr("train.download"), data=lambda: job.download_bytes(name or "dsmini-run"),
+                       file_name=f"{name or 'dsmini-run'}.zip", mime="application/zip", key="train_download")
+
+
+with ui.guard():
+    job = jobs["job"]
+    busy = job is not None and job.snapshot().active
+    with st.expander(ui.tr("train.setup"), expanded=not busy):
+        corpus, corpus_key = corpus_picker()
+        show_stats(corpus)
+        preset_name, overrides = architecture_form()
+        train_cfg = training_form()
+        if st.button(ui.tr("train.start"), type="primary", disabled=busy, key="train_start"):
+            start(corpus_key, preset_name, overrides, train_cfg)
+            st.rerun()
+    live()

@@ -1,0 +1,136 @@
+"""AppTest for every page: driven through its widgets, on the shipped checkpoints."""
+
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dsmini.jobs import set_max_concurrent_jobs
+from pages import _ui as ui
+
+APP = "../app.py"  # relative to this file
+
+
+@pytest.fixture
+def at():
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def charts(app) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+
+
+def no_errors(app) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_home_shows_model_card_diagram_and_generates(at, lang):
+    at.session_state["lang"] = lang
+    at.run()
+    no_errors(at)
+    assert at.title[0].value == ui.t("home.title", lang)
+    assert len(charts(at)) == 1  # the architecture diagram
+    labels = [m.label for m in at.metric]
+    assert ui.t("home.val_loss", lang) in labels
+    at.button(key="home_generate").click().run()
+    no_errors(at)
+    names = at.session_state["home_names"]
+    assert len(names) == 10 and all(names)
+
+
+def test_sidebar_lists_shipped_checkpoints_and_switches(at):
+    at.run()
+    picker = at.selectbox(key="checkpoint")
+    assert {"en-names", "ru-names"} <= set(picker.options)
+    picker.set_value("ru-names").run()
+    no_errors(at)
+    assert any(m.value == "ru-names" for m in at.metric)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_generate_page_names_and_routing_chart_shape(at, lang):
+    at.session_state["lang"] = lang
+    at.session_state["checkpoint"] = "ru-names"
+    at.run()
+    at.switch_page("pages/generate.py").run()
+    no_errors(at)
+    at.text_input(key="gen_prefix").set_value("Крас")
+    at.number_input(key="gen_n").set_value(5)
+    at.button[0].click().run()  # the form's submit button
+    no_errors(at)
+    names = at.session_state["gen_names"]
+    assert len(names) == 5 and all(n.startswith("Крас") for n in names)
+    figures = charts(at)
+    assert len(figures) == 3  # routing, next-char heatmap, next-char bars
+    picked = at.selectbox(key="gen_pick").value
+    ckpt = ui.load_by_name("ru-names")
+    cfg = ckpt.model_config
+    routing = figures[0]
+    heatmaps = [trace for trace in routing["data"] if trace["type"] == "heatmap"]
+    assert len(heatmaps) == cfg.n_layers - cfg.n_dense_layers  # one panel per MoE layer
+    for panel in heatmaps:
+        rows = panel["z"]
+        assert len(rows) == cfg.n_routed_experts + 1  # + the always-on shared row
+        assert all(len(row) == len(picked) + 1 for row in rows)  # boundary + each character
+
+
+def test_generate_page_refuses_out_of_vocabulary_prefix(at):
+    at.session_state["checkpoint"] = "en-names"
+    at.run()
+    at.switch_page("pages/generate.py").run()
+    at.text_input(key="gen_prefix").set_value("Жa")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "'Ж'" in at.error[0].value
+
+
+def test_generate_page_extreme_widget_values(at):
+    at.session_state["checkpoint"] = "en-names"
+    at.run()
+    at.switch_page("pages/generate.py").run()
+    at.slider(key="gen_temperature").set_value(0.0)
+    at.number_input(key="gen_top_k").set_value(0)
+    at.number_input(key="gen_max_len").set_value(1)
+    at.text_input(key="gen_prefix").set_value("Ma")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error  # prefix longer than max length: a message, not a crash
+    at.text_input(key="gen_prefix").set_value("")
+    at.button[0].click().run()
+    no_errors(at)
+    assert all(len(n) <= 1 for n in at.session_state["gen_names"])
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
+    set_max_concurrent_jobs(1)
+    at.session_state["lang"] = lang
+    at.run()
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.metric[0].value  # corpus stats shown before training
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.number_input(key="train_steps").set_value(2000)
+    at.button(key="train_start").click().run()
+    no_errors(at)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        at.run()  # run_every fragments do not rerun by themselves in AppTest
+        if any(ui.t("train.m_loss", lang) == m.label and m.value != "-" for m in at.metric):
+            break
+        time.sleep(0.5)
+    no_errors(at)
+    loss = next(m for m in at.metric if m.label == ui.t("train.m_loss", lang))
+    assert float(loss.value) > 0
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the live loss curve
+    at.button(key="train_stop").click().run()
+    deadline = time.time() + 30
+    while time.time() < deadline and not at.get("download_button"):
+        time.sleep(0.3)
+        at.run()
+    no_errors(at)
+    assert at.button(key="train_resume")  # finished actions are offered
+    assert ui.t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text

@@ -1,0 +1,157 @@
+"""Charts: figures built from plain data have the data's shape, localised titles, and empty states;
+i18n: every string exists in both languages with the same placeholders."""
+
+import string
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from dsmini import charts
+from dsmini.config import preset
+from dsmini.data import CharTokenizer
+from dsmini.i18n import LANGUAGES, STRINGS, t
+from dsmini.model import DSMini
+from dsmini.probes import expert_load_history, trace_name
+
+NAMES = ["анна", "олег", "юлия", "john", "mary"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return CharTokenizer.from_names(NAMES)
+
+
+@pytest.fixture(scope="module")
+def trace(tok):
+    torch.manual_seed(0)
+    cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=12, n_layers=3)  # 2 MoE layers
+    return trace_name(DSMini(cfg).eval(), tok, "анна")
+
+
+@pytest.fixture(scope="module")
+def dense_trace(tok):
+    cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=12, ffn_type="dense")
+    return trace_name(DSMini(cfg), tok, "анна")
+
+
+def _fields(text):
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def test_i18n_complete_and_consistent():
+    for key, entry in STRINGS.items():
+        assert set(entry) == set(LANGUAGES), key
+        assert all(entry[lang].strip() for lang in LANGUAGES), key
+        assert _fields(entry["en"]) == _fields(entry["ru"]), key
+
+
+def test_i18n_lookup_and_fallbacks():
+    assert t("chart.layer", "ru", layer=2) == "слой 2"
+    assert t("chart.layer", "de", layer=2) == "layer 2"  # unknown language -> English
+    assert t("no.such.key", "ru") == "no.such.key"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"attn_type": "mha"}, {"attn_type": "gqa"}, {"attn_type": "mqa", "mtp_depth": 0},
+     {"ffn_type": "dense", "mtp_depth": 2}, {"n_dense_layers": 0}],
+)
+def test_architecture_figure(overrides):
+    cfg = preset("small", **overrides)
+    fig = charts.architecture_figure(cfg)
+    assert isinstance(fig, go.Figure) and fig.layout.height == 350
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    if cfg.attn_type == "mla":
+        assert "c_kv 32 + k_rope 8" in texts
+    else:
+        assert cfg.attn_type.upper() in texts
+    if cfg.ffn_type == "moe":
+        assert "1 shared + 8 routed" in texts and "top-2" in texts
+    assert ("MTP ×" in texts) == (cfg.mtp_depth > 0)
+    assert str(cfg.cache_values_per_token()) in fig.layout.title.text
+    ru = charts.architecture_figure(cfg, lang="ru")
+    assert t("chart.arch.title", "ru") in ru.layout.title.text
+
+
+def test_architecture_shows_dense_then_moe_runs():
+    texts = " ".join(a.text for a in charts.architecture_figure(preset("small")).layout.annotations)
+    assert "layer 0 (×1) · dense" in texts and "layers 1–3 (×3) · MoE" in texts
+
+
+def test_routing_figure_shapes(trace):
+    fig = charts.routing_figure(trace)
+    n_pos, n_rows = len(trace.labels), trace.n_routed_experts + trace.n_shared_experts
+    assert len(fig.data) == len(trace.layers) == 2
+    for heatmap, layer in zip(fig.data, trace.layers):
+        assert len(heatmap.z) == n_rows and all(len(row) == n_pos for row in heatmap.z)
+        assert list(heatmap.z[0]) == [1.0] * n_pos  # shared experts: always on
+        for i in range(n_pos):
+            column = [heatmap.z[r][i] for r in range(1, n_rows)]
+            assert sum(w > 0 for w in column) == trace.top_k
+            assert [heatmap.z[e + 1][i] for e in trace.experts[layer][i]] == [
+                round(w, 3) for w in trace.gate_weights[layer][i]
+            ]
+    assert list(fig.layout.xaxis.ticktext) == trace.labels  # both "н" kept, at distinct positions
+    assert list(fig.layout.xaxis.tickvals) == list(range(n_pos))
+    assert fig.layout.yaxis.ticktext[0] == "shared ×1 (always on)"
+    assert fig.layout.height > 0 and "top-2 of 4" in fig.layout.title.text
+    ru = charts.routing_figure(trace, lang="ru")
+    assert ru.layout.title.text == t("chart.routing.title", "ru", k=2, n=4)
+
+
+def test_next_char_figure(trace):
+    for position in range(len(trace.labels)):
+        fig = charts.next_char_figure(trace, position)
+        bar = fig.data[0]
+        actual, _ = trace.next_actual[position]
+        chars = list(fig.layout.yaxis.ticktext)
+        assert chars[:5] == [c for c, _ in trace.next_top[position]] and actual in chars
+        assert [col == charts.ACTUAL_COLOR for col in bar.marker.color] == [c == actual for c in chars]
+        assert all(x == round(x, 3) for x in bar.x)
+    assert "После «|ан»" in charts.next_char_figure(trace, 2, lang="ru").layout.title.text
+    with pytest.raises(ValueError):
+        charts.next_char_figure(trace, len(trace.labels))
+
+
+def test_next_char_heatmap(trace):
+    fig = charts.next_char_heatmap(trace)
+    heatmap = fig.data[0]
+    assert len(heatmap.z) == 5 and all(len(row) == len(trace.labels) for row in heatmap.z)
+    assert [heatmap.text[0][i].replace("<b>", "").replace("</b>", "") for i in range(len(trace.labels))] == [
+        top[0][0] for top in trace.next_top
+    ]
+    assert list(fig.layout.xaxis.ticktext) == trace.labels
+    assert charts.next_char_heatmap(trace, "ru").layout.title.text == t("chart.next.heatmap_title", "ru")
+
+
+def test_dense_model_has_empty_routing_state(dense_trace):
+    fig = charts.routing_figure(dense_trace, lang="ru")
+    assert len(fig.data) == 0 and fig.layout.annotations[0].text == t("chart.no_moe", "ru")
+    assert len(charts.next_char_heatmap(dense_trace).data) == 1  # next-char charts still work
+
+
+def _history(steps):
+    return [{"step": s, "expert_load": [[s, 1, 1, 2], [3, 3, 1, 1]]} for s in range(1, steps + 1)]
+
+
+def test_expert_load_figures():
+    load = expert_load_history(_history(3), preset("tiny"))
+    bars = charts.expert_load_bars(load)
+    assert [b.name for b in bars.data] == ["layer 1", "MTP depth 1"]
+    assert list(bars.data[0].y) == [0.429, 0.143, 0.143, 0.286] and list(bars.data[0].x) == [0, 1, 2, 3]
+    assert bars.layout.shapes[0].y0 == 0.25 and "step 3" in bars.layout.title.text
+    lines = charts.imbalance_figure(load, lang="ru")
+    assert list(lines.data[0].x) == [1, 2, 3] and lines.data[0].y[-1] == round(4 * 3 / 7, 3)
+    assert lines.layout.title.text == t("chart.imbalance.title", "ru")
+    unnamed = charts.expert_load_bars(expert_load_history(_history(1)))
+    assert [b.name for b in unnamed.data] == ["MoE layer #1", "MoE layer #2"]
+
+
+def test_expert_load_figures_empty_and_long():
+    empty = expert_load_history([{"step": 1, "expert_load": []}])
+    assert charts.expert_load_bars(empty).layout.annotations[0].text == t("chart.no_steps")
+    assert len(charts.imbalance_figure(empty, "ru").data) == 0
+    long = charts.imbalance_figure(expert_load_history(_history(1001)))
+    xs = list(long.data[0].x)
+    assert len(xs) <= charts.MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001
