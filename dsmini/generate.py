@@ -156,7 +156,7 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
 
 
 @contextmanager
-def _inference(model: DSMini) -> Iterator[None]:
+def inference(model: DSMini) -> Iterator[None]:
     """Eval mode and no autograd for one call, then the caller's mode back.
 
     Checkpoints the app serves are already in eval mode, so for them this writes nothing; the
@@ -309,7 +309,7 @@ def generate(
     device = model.head.weight.device
     rows = [_Row(list(start), max_len) for _ in range(n)]
     steps: list[list[StepDetail]] = [[] for _ in range(n)]
-    with _inference(model):
+    with inference(model):
         generator = _generator(seed, device)
         cache = model.new_cache(n, max_len=max_len + 1)  # positions 0..max_len: [B] + max_len chars
         idx = torch.tensor(start, device=device).expand(n, -1)  # (b, s) every row shares the prefix
@@ -343,7 +343,7 @@ def greedy_without_cache(model: DSMini, ids: list[int], max_len: int | None = No
     if not ids or ids[0] != BOUNDARY_ID or len(ids) - 1 > max_len:
         raise ValueError(f"ids must be [{BOUNDARY_ID}] + at most {max_len} character ids, got {ids!r}")
     row = _Row(list(ids), max_len)
-    with _inference(model):
+    with inference(model):
         while not row.done:
             idx = torch.tensor([row.ids], device=model.head.weight.device)  # (1, s) the whole sequence
             row.push(int(model(idx).logits[0, -1].argmax()))
@@ -429,7 +429,7 @@ def speculative_decode(
     n_start = len(row.ids)
     device = model.head.weight.device
     timeline: list[SpecStep] = []
-    with _inference(model):
+    with inference(model):
         generator = _generator(seed, device)
         cache = model.new_cache(1, max_len=max_len + 1, with_mtp=True)
         out = prefill(model, torch.tensor([row.ids], device=device), cache, absorb)

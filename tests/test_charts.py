@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from dsmini import charts
+from dsmini.charts.common import ACTUAL_COLOR
+from dsmini.charts.training import MAX_LINE_POINTS
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
 from dsmini.i18n import LANGUAGES, STRINGS, t
@@ -107,7 +109,7 @@ def test_next_char_figure(trace):
         actual, _ = trace.next_actual[position]
         chars = list(fig.layout.yaxis.ticktext)
         assert chars[:5] == [c for c, _ in trace.next_top[position]] and actual in chars
-        assert [col == charts.ACTUAL_COLOR for col in bar.marker.color] == [c == actual for c in chars]
+        assert [col == ACTUAL_COLOR for col in bar.marker.color] == [c == actual for c in chars]
         assert all(x == round(x, 3) for x in bar.x)
     assert "После «|ан»" in charts.next_char_figure(trace, 2, lang="ru").layout.title.text
     with pytest.raises(ValueError):
@@ -154,4 +156,4 @@ def test_expert_load_figures_empty_and_long():
     assert len(charts.imbalance_figure(empty, "ru").data) == 0
     long = charts.imbalance_figure(expert_load_history(_history(1001)))
     xs = list(long.data[0].x)
-    assert len(xs) <= charts.MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001
+    assert len(xs) <= MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001

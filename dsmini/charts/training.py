@@ -1,0 +1,76 @@
+"""Expert load during training (from probes.training.expert_load_history)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from ..i18n import t
+from .common import layer_label, message_figure, rounded
+
+MAX_LINE_POINTS = 400  # imbalance curve: more points add bytes, not information
+
+
+# Expert load during training (from probes.expert_load_history)
+
+
+def _load_layer_names(load_history: dict[str, Any], lang: str) -> list[str]:
+    layers = load_history["layers"]
+    if layers is None:
+        return [t("chart.moe_layer_n", lang, n=j + 1) for j in range(len(load_history["share"]))]
+    return [layer_label(layer, load_history["n_layers"], lang) for layer in layers]
+
+
+def expert_load_bars(load_history: dict[str, Any], lang: str = "en") -> go.Figure:
+    """The latest step's share of assignments per routed expert, grouped by MoE layer, against
+    the dashed uniform line 1/E that a perfectly balanced router would sit on."""
+    if not load_history["steps"] or not load_history["share"]:
+        return message_figure(t("chart.no_steps", lang))
+    n_exp = len(load_history["share"][0][-1])
+    fig = go.Figure([
+        go.Bar(x=list(range(n_exp)), y=[rounded(s) for s in share[-1]], name=name)
+        for name, share in zip(_load_layer_names(load_history, lang), load_history["share"])
+    ])
+    fig.add_hline(
+        y=rounded(1 / n_exp), line_dash="dash", line_color="#555555",
+        annotation_text=t("chart.load.uniform", lang, n=n_exp), annotation_position="top right",
+    )
+    fig.update_layout(
+        title=t("chart.load.title", lang, step=load_history["steps"][-1]), barmode="group",
+        xaxis=dict(title=t("chart.load.expert", lang), tickmode="linear", dtick=1),
+        yaxis=dict(title=t("chart.load.y", lang), rangemode="tozero"),
+        height=320, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def _thin(n: int, limit: int = MAX_LINE_POINTS) -> list[int]:
+    """At most `limit` evenly spaced indices of range(n), always keeping the last (the live value)."""
+    if n <= limit:
+        return list(range(n))
+    stride = -(-n // limit)  # ceil
+    keep = list(range(0, n, stride))
+    return keep if keep[-1] == n - 1 else keep + [n - 1]
+
+
+def imbalance_figure(load_history: dict[str, Any], lang: str = "en") -> go.Figure:
+    """Max / mean expert load per MoE layer over training steps; 1.0 (dashed) is perfect balance."""
+    if not load_history["steps"] or not load_history["share"]:
+        return message_figure(t("chart.no_steps", lang))
+    keep = _thin(len(load_history["steps"]))
+    steps = [load_history["steps"][s] for s in keep]
+    fig = go.Figure([
+        go.Scatter(x=steps, y=[rounded(values[s]) for s in keep], mode="lines", name=name)
+        for name, values in zip(_load_layer_names(load_history, lang), load_history["imbalance"])
+    ])
+    fig.add_hline(
+        y=1.0, line_dash="dash", line_color="#555555",
+        annotation_text=t("chart.imbalance.perfect", lang), annotation_position="bottom right",
+    )
+    fig.update_layout(
+        title=t("chart.imbalance.title", lang),
+        xaxis=dict(title=t("chart.step", lang)), yaxis=dict(title=t("chart.imbalance.y", lang), rangemode="tozero"),
+        height=300, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
