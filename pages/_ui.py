@@ -24,6 +24,14 @@ CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
 log = logging.getLogger("dsmini.app")
 
 
+def enter_page() -> None:
+    """Call first on every page. A brand-new server's first request for a deep link (/train)
+    runs the page file alone (Streamlit's legacy pages/ routing, before app.py ever called
+    st.navigation): send that session through app.py, which installs the real navigation."""
+    if not st.session_state.get("_shell"):
+        st.switch_page("app.py")
+
+
 def lang() -> str:
     return st.session_state.get("lang", "en")
 
@@ -89,7 +97,7 @@ def require_checkpoint() -> Checkpoint:
     ckpt = selected_checkpoint()
     if ckpt is None:
         st.info(tr("ui.no_checkpoint"))
-        st.page_link("pages/train.py", label=tr("nav.train"), icon="🏋️")
+        st.page_link("pages/train.py", label=tr("nav.train"), icon=":material/model_training:")
         st.stop()
     return ckpt
 

@@ -7,6 +7,8 @@ from dsmini.generate import generate
 from dsmini.probes import trace_name
 from pages import _ui as ui
 
+ui.enter_page()
+
 st.title(ui.tr("gen.title"))
 
 with ui.guard():

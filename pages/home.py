@@ -6,6 +6,8 @@ from dsmini.charts import architecture_figure
 from dsmini.generate import generate
 from pages import _ui as ui
 
+ui.enter_page()
+
 st.title(ui.tr("home.title"))
 st.markdown(ui.tr("home.intro"))
 

@@ -11,6 +11,8 @@ from dsmini.jobs import TrainingJob
 from dsmini.probes import expert_load_history, loss_frame
 from pages import _ui as ui
 
+ui.enter_page()
+
 st.title(ui.tr("train.title"))
 st.caption(ui.tr("train.intro"))
 jobs = ui.session_jobs()
