@@ -21,6 +21,7 @@ from dsmini.jobs import TrainingJob, configure_torch_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
+MAX_UPLOAD_NAME_LEN = 32  # longer lines are dropped (and counted): the model's block size follows the longest name
 log = logging.getLogger("dsmini.app")
 
 
@@ -62,7 +63,9 @@ def _load(path: str, mtime: float) -> Checkpoint:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def corpus(name: str, upload: bytes | None) -> Corpus:
     """A built-in corpus by name, or an uploaded file's bytes (validated: CorpusError says why)."""
-    return load_corpus(name) if upload is None else corpus_from_bytes(upload, name=name)
+    if upload is None:
+        return load_corpus(name)
+    return corpus_from_bytes(upload, name=name, max_len=MAX_UPLOAD_NAME_LEN)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
