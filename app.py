@@ -15,11 +15,17 @@ with st.sidebar:
         st.session_state["lang"] = "en"
 
 PAGES = [
-    st.Page("pages/home.py", title=ui.tr("nav.home"), icon="🏠", url_path="home", default=True),
-    st.Page("pages/train.py", title=ui.tr("nav.train"), icon="🏋️", url_path="train"),
-    st.Page("pages/generate.py", title=ui.tr("nav.generate"), icon="✨", url_path="generate"),
+    st.Page("pages/home.py", title=ui.tr("nav.home"), icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/train.py", title=ui.tr("nav.train"), icon=":material/model_training:", url_path="train"),
+    st.Page("pages/generate.py", title=ui.tr("nav.generate"), icon=":material/auto_awesome:", url_path="generate"),
+    st.Page("pages/experts.py", title=ui.tr("nav.experts"), icon=":material/hub:", url_path="experts"),
+    st.Page("pages/attention.py", title=ui.tr("nav.attention"), icon=":material/visibility:", url_path="attention"),
+    st.Page("pages/kv_cache.py", title=ui.tr("nav.kv_cache"), icon=":material/memory:", url_path="kv-cache"),
+    st.Page("pages/mtp.py", title=ui.tr("nav.mtp"), icon=":material/fast_forward:", url_path="mtp"),
+    st.Page("pages/compare.py", title=ui.tr("nav.compare"), icon=":material/compare_arrows:", url_path="compare"),
 ]
 page = st.navigation(PAGES)
+st.session_state["_shell"] = True  # pages check it: see ui.enter_page
 
 with st.sidebar:
     names = [info.name for info in ui.checkpoints()]

@@ -12,8 +12,561 @@ LANGUAGES = {"en": "English", "ru": "Русский"}
 DEFAULT_LANGUAGE = "en"
 
 STRINGS: dict[str, dict[str, str]] = {
+    # attention page + kv-cache page (and their charts) -------------------------------------------
+    "attention.grid_caption": {
+        "en": "Row = the character doing the looking (query), column = the character it looks at (key); each row "
+              "sums to 1. Empty cells are the future: a character may only look back. The last column averages the "
+              "heads of the layer. Many heads lean on the boundary “|” when nothing else is useful.",
+        "ru": "Строка — символ, который смотрит (запрос), столбец — символ, на который он смотрит (ключ); сумма "
+              "строки равна 1. Пустые клетки — будущее: символ может смотреть только назад. Последний столбец — "
+              "среднее по головам слоя. Многие головы опираются на границу «|», когда больше не на что смотреть.",
+    },
+    "attention.grid_title": {"en": "Attention in every layer and head", "ru": "Внимание в каждом слое и голове"},
+    "attention.head": {"en": "Head", "ru": "Голова"},
+    "attention.intro": {
+        "en": "Type a name and see, for every layer and head, how much each character attends to the characters "
+              "before it. With MLA, each score also splits into what the characters are (content) and where they "
+              "are (position).",
+        "ru": "Введите имя и посмотрите, сколько внимания каждый символ уделяет предыдущим — в каждом слое и "
+              "голове. В MLA каждая оценка ещё и раскладывается на то, какие это символы (содержание), и где они "
+              "стоят (позиция).",
+    },
+    "attention.layer": {"en": "Layer", "ru": "Слой"},
+    "attention.name": {"en": "Name", "ru": "Имя"},
+    "attention.name_help": {
+        "en": "Any name in the model's alphabet, up to {max_len} characters.",
+        "ru": "Любое имя из букв алфавита модели, до {max_len} символов.",
+    },
+    "attention.no_split": {
+        "en": "This model uses {kind} attention: its keys carry position through RoPE on the whole head, so a score "
+              "does not split into a content part and a position part. MLA's decoupled RoPE key is what makes the "
+              "split possible; train an MLA model to see it.",
+        "ru": "В этой модели внимание {kind}: позиция входит в ключи через RoPE на всю голову, поэтому оценка не "
+              "раскладывается на часть «содержание» и часть «позиция». Такое разложение даёт отдельный RoPE-ключ "
+              "MLA; обучите MLA-модель, чтобы его увидеть.",
+    },
+    "attention.oov": {
+        "en": "The name has characters this model never saw: {chars}. Use letters of its alphabet.",
+        "ru": "В имени есть символы, которых модель не знает: {chars}. Используйте буквы её алфавита.",
+    },
+    "attention.split_caption": {
+        "en": "Before the softmax, MLA's score for query i and key j is the sum of two dot products: the **content** "
+              "part q_nope·k_nope (keys up-projected from the cached latent c_kv, no position in them) and the "
+              "**position** part q_rope·k_rope (the decoupled RoPE key, shared by all heads). Left = middle + right, "
+              "cell by cell; all three are scaled by 1/√d. Red = raises attention, blue = lowers it.",
+        "ru": "До softmax оценка MLA для запроса i и ключа j — сумма двух скалярных произведений: часть "
+              "**содержания** q_nope·k_nope (ключи восстановлены из кэшированного латентного c_kv, позиции в них нет) "
+              "и часть **позиции** q_rope·k_rope (отдельный RoPE-ключ, общий для всех голов). Слева = середина + "
+              "справа, клетка за клеткой; все три умножены на 1/√d. Красное повышает внимание, синее понижает.",
+    },
+    "attention.split_title": {
+        "en": "Content vs position: where each score comes from",
+        "ru": "Содержание или позиция: из чего складывается оценка",
+    },
+    "attention.title": {"en": "Attention: who each character looks at", "ru": "Внимание: куда смотрит каждый символ"},
+    "attention.too_long": {
+        "en": "The name has {n} characters; this model reads at most {max_len}.",
+        "ru": "В имени {n} символов, а модель читает не больше {max_len}.",
+    },
+    "kv.absorb_caption": {
+        "en": "Naive MLA up-projects the cached latent into every head's keys and values at each step; absorbed MLA "
+              "(DeepSeek-V3 inference) folds W_UK into the query and W_UV into the output and attends over the latent "
+              "directly. Same numbers, less work per step when the latent is much smaller than heads × head size "
+              "and the context is long (V2: 512 vs 128 × 256 over 128K tokens). Here the latent has {d_c} values against "
+              "{heads} for heads × (key + value) size, but names are a few characters long and a tiny model's step "
+              "is mostly fixed overhead, so the two run at about the same speed, either may win.",
+        "ru": "Наивный MLA на каждом шаге восстанавливает из кэшированного латентного вектора ключи и значения всех "
+              "голов; поглощённый (инференс DeepSeek-V3) вносит W_UK в запрос, а W_UV — в выход и считает внимание "
+              "прямо по латентному вектору. Числа те же, а работы на шаг меньше, когда латентный вектор много меньше "
+              "«голов × размер головы» и контекст длинный (V2: 512 против 128 × 256 на 128K токенах). Здесь в латентном "
+              "векторе {d_c} значений против {heads} у «головы × (ключ + значение)», но имена в несколько символов, а "
+              "шаг крошечной модели — в основном постоянные накладные расходы, так что скорость почти одинакова, "
+              "выиграть может любой.",
+    },
+    "kv.absorb_title": {"en": "Naive vs absorbed MLA decoding", "ru": "Наивное и поглощённое декодирование MLA"},
+    "kv.absorbed": {"en": "Absorbed, ms / char", "ru": "Поглощённый, мс / символ"},
+    "kv.growth_caption": {
+        "en": "Solid: real cache tensors allocated for 1 … block_size positions; dashed: the same bytes per token "
+              "carried on to {max_len}. Both axes are logarithmic, so the gaps between lines are the ratios.",
+        "ru": "Сплошные линии — реальные тензоры кэша на 1 … block_size позиций; пунктир — те же байты на токен, "
+              "продолженные до {max_len}. Обе оси логарифмические, поэтому расстояния между линиями — это отношения.",
+    },
+    "kv.growth_title": {"en": "Cache size vs sequence length", "ru": "Размер кэша в зависимости от длины"},
+    "kv.intro": {
+        "en": "While generating, a model keeps what each past character contributes to attention — the **KV cache** "
+              "— so it never recomputes it. Its size per character decides how long a context fits in memory. "
+              "MLA caches one small latent vector c_kv plus a small RoPE key instead of every head's key and value.",
+        "ru": "При генерации модель хранит вклад каждого прошлого символа во внимание — **KV-кэш** — чтобы не "
+              "пересчитывать его. Его размер на символ определяет, какой контекст поместится в память. MLA хранит "
+              "один маленький латентный вектор c_kv и маленький RoPE-ключ вместо ключей и значений всех голов.",
+    },
+    "kv.match_bad": {
+        "en": "Analytic and measured sizes differ for: {kinds}.",
+        "ru": "Расчётный и измеренный размеры расходятся для: {kinds}.",
+    },
+    "kv.match_ok": {
+        "en": "Analytic (Table 1) and measured sizes agree for all {n} attention types.",
+        "ru": "Расчётные (таблица 1) и измеренные размеры совпадают для всех {n} типов внимания.",
+    },
+    "kv.model_caption": {
+        "en": "Table 1 of DeepSeek-V2 at this model's sizes ({layers} layers, {heads} heads). For MHA / GQA / MQA the "
+              "head size is d_h = {d_h} (d_model / n_heads) and GQA has n_g = {n_g} groups (the config's n_kv_heads); "
+              "MLA caches c_kv ({d_c}) + k_rope ({d_r}) per layer. **Measured**: the loaded model greedily generated a "
+              "name, and a random-init twin of each other type (same config, other attention — a cache's size does "
+              "not depend on the weights) decoded the same name; then cache.numel() / max_len and its bytes.",
+        "ru": "Таблица 1 DeepSeek-V2 для размеров этой модели (слоёв: {layers}, голов: {heads}). Для MHA / GQA / MQA "
+              "размер головы d_h = {d_h} (d_model / n_heads), у GQA число групп n_g = {n_g} (n_kv_heads из конфигурации); "
+              "MLA хранит c_kv ({d_c}) + k_rope ({d_r}) на слой. **Измерено**: загруженная модель жадно сгенерировала "
+              "имя, а случайно инициализированный двойник каждого другого типа (та же конфигурация, другое внимание — "
+              "размер кэша от весов не зависит) декодировал то же имя; затем cache.numel() / max_len и его байты.",
+    },
+    "kv.model_title": {"en": "This model's cache, per character", "ru": "Кэш этой модели на символ"},
+    "kv.naive": {"en": "Naive, ms / char", "ru": "Наивный, мс / символ"},
+    "kv.not_mla": {
+        "en": "This model uses {kind} attention; weight absorption is an MLA decoding path, so there is nothing to "
+              "compare. Pick an MLA checkpoint (e.g. the shipped ones) to time it.",
+        "ru": "В этой модели внимание {kind}; поглощение весов — путь декодирования MLA, сравнивать нечего. "
+              "Выберите MLA-чекпойнт (например, один из готовых), чтобы измерить время.",
+    },
+    "kv.same_bad": {
+        "en": "The two paths disagree: max |naive − absorbed| logit = {diff}.",
+        "ru": "Пути расходятся: max |наивный − поглощённый| логит = {diff}.",
+    },
+    "kv.same_ok": {
+        "en": "Same logits at every step (allclose ✓): max |naive − absorbed| = {diff}.",
+        "ru": "Одинаковые логиты на каждом шаге (allclose ✓): max |наивный − поглощённый| = {diff}.",
+    },
+    "kv.scale_caption": {
+        "en": "DeepSeek-V2: 60 layers, 128 heads × 128, d_c = 512, d_h^R = 64; V3 the same with 61 layers. bf16 "
+              "(2 bytes per value), GQA with 8 groups, 1K = 1,024 and 128K = 131,072 tokens, GB = 10⁹ bytes. MLA "
+              "caches 576 values per layer per token against MHA's 32,768 — as little as GQA with 2.25 groups "
+              "(V2 §2.1.4), yet V2 reports it stronger than MHA.",
+        "ru": "DeepSeek-V2: 60 слоёв, 128 голов × 128, d_c = 512, d_h^R = 64; V3 — то же с 61 слоем. bf16 (2 байта "
+              "на значение), GQA с 8 группами, 1K = 1 024 и 128K = 131 072 токена, ГБ = 10⁹ байт. MLA хранит 576 "
+              "значений на слой на токен против 32 768 у MHA — так же мало, как GQA с 2,25 группы (V2 §2.1.4), а по "
+              "данным V2 работает лучше MHA.",
+    },
+    "kv.scale_title": {"en": "At DeepSeek's size", "ru": "В масштабе DeepSeek"},
+    "kv.skipped": {
+        "en": "No {kind} twin for this configuration: {reason}",
+        "ru": "Для этой конфигурации нет двойника {kind}: {reason}",
+    },
+    "kv.speedup": {"en": "Naive / absorbed", "ru": "Наивный / поглощённый"},
+    "kv.timing_note": {
+        "en": "Greedy decoding of {names} names ({chars} characters), {repeats} alternating runs per path; the time "
+              "per character is the median forward pass (one per character) on this machine's shared CPU.",
+        "ru": "Жадное декодирование имён (их {names}, символов {chars}), чередующихся запусков на путь: {repeats}; "
+              "время на символ — медиана прохода модели (один проход на символ) на общем процессоре этой машины.",
+    },
+    "kv.title": {"en": "KV cache: what MLA saves", "ru": "KV-кэш: что экономит MLA"},
+    "kv.v2": {"en": "DeepSeek-V2 (60 layers)", "ru": "DeepSeek-V2 (60 слоёв)"},
+    "kv.v3": {"en": "DeepSeek-V3 (61 layers)", "ru": "DeepSeek-V3 (61 слой)"},
+    "chart.attention.content": {"en": "content: q_nope·k_nope", "ru": "содержание: q_nope·k_nope"},
+    "chart.attention.grid_title": {
+        "en": "Attention of “{name}” ({kind}): rows = query (looks), columns = key (looked at)",
+        "ru": "Внимание для «{name}» ({kind}): строки — запрос (смотрит), столбцы — ключ (на кого смотрят)",
+    },
+    "chart.attention.head": {"en": "head {head}", "ru": "голова {head}"},
+    "chart.attention.mean": {"en": "mean of heads", "ru": "среднее по головам"},
+    "chart.attention.no_split": {
+        "en": "{kind} attention: scores have no content/position split (MLA only).",
+        "ru": "Внимание {kind}: оценки не раскладываются на содержание и позицию (только MLA).",
+    },
+    "chart.attention.position": {"en": "position: q_rope·k_rope", "ru": "позиция: q_rope·k_rope"},
+    "chart.attention.score": {"en": "score", "ru": "оценка"},
+    "chart.attention.split_title": {
+        "en": "Layer {layer}, head {head}: total score = content + position (before softmax)",
+        "ru": "Слой {layer}, голова {head}: оценка = содержание + позиция (до softmax)",
+    },
+    "chart.attention.total": {"en": "total score", "ru": "полная оценка"},
+    "chart.attention.weight": {"en": "attention", "ru": "внимание"},
+    "chart.cache.block": {"en": "block_size = {n}", "ru": "block_size = {n}"},
+    "chart.cache.bytes": {"en": "cache, bytes (float32)", "ru": "кэш, байт (float32)"},
+    "chart.cache.col_analytic": {"en": "values / token (Table 1)", "ru": "значений / токен (табл. 1)"},
+    "chart.cache.col_attention": {"en": "attention", "ru": "внимание"},
+    "chart.cache.col_bf16": {"en": "bytes / token (bf16)", "ru": "байт / токен (bf16)"},
+    "chart.cache.col_formula": {"en": "formula", "ru": "формула"},
+    "chart.cache.col_fp32": {"en": "bytes / token (float32)", "ru": "байт / токен (float32)"},
+    "chart.cache.col_gb_128k": {"en": "GB / 128K tokens", "ru": "ГБ / 128K токенов"},
+    "chart.cache.col_gb_1k": {"en": "GB / 1K tokens", "ru": "ГБ / 1K токенов"},
+    "chart.cache.col_kb_token": {"en": "KB / token", "ru": "КБ / токен"},
+    "chart.cache.col_match": {"en": "agree", "ru": "совпадает"},
+    "chart.cache.col_measured": {"en": "values / token (measured)", "ru": "значений / токен (измерено)"},
+    "chart.cache.col_per_layer": {"en": "values / layer / token", "ru": "значений / слой / токен"},
+    "chart.cache.col_per_token": {"en": "values / token", "ru": "значений / токен"},
+    "chart.cache.col_vs_mha": {"en": "of MHA", "ru": "от MHA"},
+    "chart.cache.growth_title": {
+        "en": "KV cache of one sequence, by length (float32)",
+        "ru": "KV-кэш одной последовательности по длине (float32)",
+    },
+    "chart.cache.length": {"en": "sequence length (characters)", "ru": "длина последовательности (символов)"},
+    "chart.cache.this_model": {"en": "{kind} (this model)", "ru": "{kind} (эта модель)"},
+    # experts page and its charts ------------------------------------------------------------------
+    "experts.ablation_caption": {
+        "en": "The same {n} names again with expert {expert} of {layer} blocked from being chosen: the router "
+              "takes its next best expert instead; no weight is touched. Bars: change in next-character loss, "
+              "grouped by the **target** letter (the character being predicted; “|” = the end of the name), "
+              "for letters with at least {min} tokens, most hurt first.",
+        "ru": "Те же {n} имён ещё раз, но эксперт {expert} в слое «{layer}» выбирать запрещено: роутер берёт "
+              "следующего по очереди эксперта; веса не меняются. Столбцы: изменение потерь на следующем символе "
+              "по **целевой** букве (той, которую предсказывают; «|» = конец имени), для букв, встретившихся "
+              "не меньше {min} раз, от самых пострадавших.",
+    },
+    "experts.ablation_title": {"en": "Switch the expert off", "ru": "Выключить эксперта"},
+    "experts.computing": {
+        "en": "Routing the validation names through the trained and an untrained model…",
+        "ru": "Пропускаем валидационные имена через обученную и необученную модели…",
+    },
+    "experts.expert": {"en": "Routed expert", "ru": "Маршрутизируемый эксперт"},
+    "experts.intro": {
+        "en": "Each character passes the shared expert and **{k} of {n}** routed experts in every MoE layer. "
+              "Here are the router's choices over many real names: which letters, positions and contexts "
+              "each expert takes, how even the load is, how much the expert says about the letter, and what "
+              "breaks when one expert is switched off.",
+        "ru": "Каждый символ в каждом MoE-слое проходит через общего эксперта и **{k} из {n}** "
+              "маршрутизируемых. Здесь — выбор роутера на множестве настоящих имён: какие буквы, позиции и "
+              "контексты берёт каждый эксперт, насколько ровна нагрузка, много ли эксперт говорит о букве и что "
+              "ломается, если эксперта выключить.",
+    },
+    "experts.layer": {"en": "MoE layer", "ru": "MoE-слой"},
+    "experts.letters_caption": {
+        "en": "Row = the input character (“|” = the boundary at the start), column = routed expert, colour = "
+              "share of that character's tokens sent to the expert; each row sums to 1. The input at position i "
+              "is the character at i, so the end of a name is never an input. The shared expert takes every token "
+              "and is not drawn.",
+        "ru": "Строка — входной символ («|» — граница в начале имени), столбец — эксперт, цвет — доля токенов "
+              "этого символа, ушедших к эксперту; сумма по строке равна 1. На входе в позиции i стоит символ i, "
+              "поэтому конец имени на вход не подаётся. Общий эксперт получает все токены и не показан.",
+    },
+    "experts.letters_title": {"en": "Letter × expert", "ru": "Буква × эксперт"},
+    "experts.load_caption": {
+        "en": "Share of all routed assignments per expert; the dashed line is perfect balance. Dropped tokens: "
+              "{dropped}. At inference no capacity limit applies (a capacity factor, if set, acts only in "
+              "training), so nothing is ever dropped here.",
+        "ru": "Доля всех назначений на каждого эксперта; пунктир — идеальный баланс. Отброшено токенов: "
+              "{dropped}. При выводе ограничения ёмкости нет (capacity factor, если задан, действует только при "
+              "обучении), поэтому здесь ничего не отбрасывается.",
+    },
+    "experts.load_title": {"en": "Expert load", "ru": "Нагрузка на экспертов"},
+    "experts.m_chosen": {"en": "Times chosen while off", "ru": "Выбран, будучи выключенным"},
+    "experts.m_loss_off": {"en": "Loss, expert {expert} off", "ru": "Потери без эксперта {expert}"},
+    "experts.m_loss_on": {"en": "Loss, all experts on", "ru": "Потери, все эксперты"},
+    "experts.m_share": {"en": "Tokens it took (when on)", "ru": "Доля его токенов (включён)"},
+    "experts.mi_caption": {
+        "en": "Mutual information I(letter; expert) in bits, from the all-k counts: 0 = the router ignores the "
+              "letter; the ceiling log2(E/k) = {ceiling} bits is reached when every letter always goes to its own "
+              "k experts. Grey: the same architecture freshly initialised (seed {seed}), never trained. A random "
+              "router already sends each letter to fixed experts (its input is mostly that letter's embedding), "
+              "so a high untrained score is a hash, not knowledge; training makes routing depend on the context "
+              "as well, which can lower this score.",
+        "ru": "Взаимная информация I(буква; эксперт) в битах по счётчикам all-k: 0 — роутер не смотрит на букву; "
+              "потолок log2(E/k) = {ceiling} бит достигается, когда каждая буква всегда идёт к своим k экспертам. "
+              "Серым — та же архитектура со свежей инициализацией (seed {seed}), без обучения. Случайный роутер "
+              "уже отправляет каждую букву к одним и тем же экспертам (на его входе в основном эмбеддинг буквы), "
+              "так что высокий балл без обучения — это хеш, а не знание; обучение делает маршрут зависимым и от "
+              "контекста, и балл может снизиться.",
+    },
+    "experts.mi_title": {"en": "Specialisation", "ru": "Специализация"},
+    "experts.names_caption": {
+        "en": "Same seed ({seed}) and temperature ({temperature}) for both lists, name by name: any difference "
+              "(in bold) comes from the switched-off expert.",
+        "ru": "Одинаковые seed ({seed}) и температура ({temperature}) для обоих списков, имя за именем: любое "
+              "различие (жирным) — из-за выключенного эксперта.",
+    },
+    "experts.names_off": {"en": "Names, expert {expert} off", "ru": "Имена без эксперта {expert}"},
+    "experts.names_on": {"en": "Names, all experts on", "ru": "Имена, все эксперты"},
+    "experts.no_corpus": {
+        "en": "The validation names of this model's corpus “{corpus}” are not available here ({error}), so there "
+              "is nothing to route. Uploaded corpora are not stored with a checkpoint.",
+        "ru": "Валидационные имена корпуса этой модели «{corpus}» здесь недоступны ({error}), поэтому "
+              "маршрутизировать нечего. Загруженные корпуса не сохраняются вместе с чекпойнтом.",
+    },
+    "experts.pick_caption": {
+        "en": "A token counts for the expert when the expert is among its top-{k}. Context = up to two previous "
+              "characters + the current one: “|Ан” is “Ан” at the start of a name, “…ов” is “ов” after earlier "
+              "characters. Hover a context for the character that most often came next.",
+        "ru": "Токен засчитывается эксперту, если тот среди его top-{k}. Контекст — до двух предыдущих символов "
+              "+ текущий: «|Ан» — «Ан» в начале имени, «…ов» — «ов» после других символов. Наведите на "
+              "контекст, чтобы увидеть, какой символ чаще всего шёл следом.",
+    },
+    "experts.pick_title": {"en": "What one expert handles", "ru": "Что обрабатывает один эксперт"},
+    "experts.positions_caption": {
+        "en": "Input positions of a name of n letters: **start** = position 0, the boundary “|” (it predicts "
+              "the first letter); **first** = position 1 (a one-letter name's letter counts here); **middle** = "
+              "positions 2 … n−1; **last** = position n (it predicts the end of the name). Rows sum to 1.",
+        "ru": "Входные позиции имени из n букв: **начало** — позиция 0, граница «|» (по ней предсказывают "
+              "первую букву); **первая** — позиция 1 (буква однобуквенного имени тоже здесь); **середина** — "
+              "позиции 2 … n−1; **последняя** — позиция n (по ней предсказывают конец имени). Сумма по строке — 1.",
+    },
+    "experts.positions_title": {"en": "Position in the name × expert", "ru": "Позиция в имени × эксперт"},
+    "experts.sample": {
+        "en": "Measured on {n} validation names of “{corpus}” (split seed {seed}): {tokens} input tokens, "
+              "each routed once per MoE layer.",
+        "ru": "Измерено на {n} валидационных именах корпуса «{corpus}» (seed разбиения {seed}): {tokens} входных "
+              "токенов, каждый маршрутизирован один раз в каждом MoE-слое.",
+    },
+    "experts.title": {"en": "Which experts handle which letters", "ru": "Какие эксперты обрабатывают какие буквы"},
+    "experts.view": {"en": "Count each token", "ru": "Как считать токен"},
+    "experts.view_allk": {"en": "all-k (1/k to each chosen expert)", "ru": "all-k (по 1/k каждому выбранному)"},
+    "experts.view_top1": {"en": "top-1 (highest gate weight)", "ru": "top-1 (наибольший вес гейта)"},
+    "chart.experts.ablation_empty": {
+        "en": "No target letter occurs often enough to compare.",
+        "ru": "Ни одна целевая буква не встречается достаточно часто для сравнения.",
+    },
+    "chart.experts.ablation_hover": {
+        "en": "target “{letter}” ({count} tokens)<br>loss {on} → {off} (Δ {delta})",
+        "ru": "цель «{letter}» ({count} токенов)<br>потери {on} → {off} (Δ {delta})",
+    },
+    "chart.experts.ablation_title": {
+        "en": "Expert {expert} of {layer} off: loss {on} → {off} nats/char",
+        "ru": "Эксперт {expert} ({layer}) выключен: потери {on} → {off} нат/символ",
+    },
+    "chart.experts.bits": {"en": "bits", "ru": "бит"},
+    "chart.experts.cat_first": {"en": "first letter", "ru": "первая буква"},
+    "chart.experts.cat_last": {"en": "last letter", "ru": "последняя буква"},
+    "chart.experts.cat_middle": {"en": "middle", "ru": "середина"},
+    "chart.experts.cat_start": {"en": "start “|”", "ru": "начало «|»"},
+    "chart.experts.ceiling": {"en": "ceiling log2(E/k) = {bits}", "ru": "потолок log2(E/k) = {bits}"},
+    "chart.experts.context_hover": {
+        "en": "“{context}”: {count} tokens ({share} of the expert's)<br>next most often “{next}” ({next_share})",
+        "ru": "«{context}»: {count} токенов ({share} от эксперта)<br>дальше чаще всего «{next}» ({next_share})",
+    },
+    "chart.experts.delta_loss": {"en": "Δ loss (nats)", "ru": "Δ потерь (нат)"},
+    "chart.experts.expert_axis": {"en": "routed expert", "ru": "эксперт"},
+    "chart.experts.idle": {"en": "Expert {expert} received no tokens.", "ru": "Эксперт {expert} не получил ни одного токена."},
+    "chart.experts.initial": {"en": "untrained (same config)", "ru": "без обучения (та же конфигурация)"},
+    "chart.experts.letter_hover": {
+        "en": "“{letter}”: {count} tokens, {share} of the expert's<br>{of_letter} of all “{letter}” tokens",
+        "ru": "«{letter}»: {count} токенов, {share} от эксперта<br>{of_letter} от всех токенов «{letter}»",
+    },
+    "chart.experts.letters_title_allk": {
+        "en": "Where each character's tokens go (all-k: 1/{k} per choice)",
+        "ru": "Куда идут токены каждого символа (all-k: 1/{k} на выбор)",
+    },
+    "chart.experts.letters_title_top1": {
+        "en": "Where each character's tokens go (top-1 of {k}: highest gate weight)",
+        "ru": "Куда идут токены каждого символа (top-1 из {k}: наибольший вес гейта)",
+    },
+    "chart.experts.load_title": {
+        "en": "Share of assignments per expert (dropped: {dropped})",
+        "ru": "Доля назначений на эксперта (отброшено: {dropped})",
+    },
+    "chart.experts.mi_title": {
+        "en": "I(letter; expert) per MoE layer, bits (all-k counts)",
+        "ru": "I(буква; эксперт) по MoE-слоям, бит (счётчики all-k)",
+    },
+    "chart.experts.positions_title_allk": {
+        "en": "Where tokens go by position in the name (all-k: 1/{k} per choice)",
+        "ru": "Куда идут токены по позиции в имени (all-k: 1/{k} на выбор)",
+    },
+    "chart.experts.positions_title_top1": {
+        "en": "Where tokens go by position in the name (top-1 of {k})",
+        "ru": "Куда идут токены по позиции в имени (top-1 из {k})",
+    },
+    "chart.experts.profile_title": {
+        "en": "Expert {expert} of {layer}: {n} tokens ({share} of all)",
+        "ru": "Эксперт {expert} ({layer}): {n} токенов ({share} от всех)",
+    },
+    "chart.experts.share": {"en": "share", "ru": "доля"},
+    "chart.experts.share_hover": {
+        "en": "“{row}” ({count} tokens) · {layer}<br>expert {expert}: share {share}",
+        "ru": "«{row}» ({count} токенов) · {layer}<br>эксперт {expert}: доля {share}",
+    },
+    "chart.experts.share_of_expert": {"en": "share of the expert's tokens", "ru": "доля токенов эксперта"},
+    "chart.experts.target_letter": {"en": "target letter (being predicted)", "ru": "целевая буква (предсказываемая)"},
+    "chart.experts.top_contexts": {"en": "contexts (previous + current)", "ru": "контексты (предыдущие + текущий)"},
+    "chart.experts.top_letters": {"en": "letters", "ru": "буквы"},
+    "chart.experts.trained": {"en": "trained", "ru": "обученная"},
+    # mtp page + compare page (and their charts) --------------------------------------------------
+    "mtp.title": {"en": "MTP drafts: does the guess for the character after next hold?", "ru": "MTP-черновики: сбывается ли догадка о символе через один?"},
+    "mtp.intro": {
+        "en": "At inference the depth-1 **MTP** head reads the main model's last hidden state and the character "
+              "just chosen, and drafts the character **after next**. The next main-model pass checks that draft "
+              "while it computes the next character anyway: an accepted draft gives two characters for one pass, "
+              "a rejected one is replaced by the main model's own choice, so the names never change. DeepSeek-V3 "
+              "(§2.2, §5.4.3) reports **85–90%** acceptance of the second token and **1.8×** tokens per second.",
+        "ru": "При генерации голова **MTP** глубины 1 читает последнее скрытое состояние основной модели и только что "
+              "выбранный символ и предлагает черновик символа **через один**. Следующий проход основной модели "
+              "проверяет черновик, вычисляя заодно следующий символ: принятый черновик даёт два символа за один "
+              "проход, отклонённый заменяется выбором основной модели, так что имена не меняются. DeepSeek-V3 "
+              "(§2.2, §5.4.3) сообщает о **85–90%** принятых вторых токенов и ускорении в **1,8×** по токенам в секунду.",
+    },
+    "mtp.no_mtp": {
+        "en": "This model has no MTP head (mtp_depth = 0): nothing drafts the character after next, so there is "
+              "nothing to accept. Train a model with MTP depth ≥ 1 on the Train page.",
+        "ru": "У этой модели нет головы MTP (mtp_depth = 0): черновик символа через один никто не предлагает, "
+              "принимать нечего. Обучите модель с глубиной MTP ≥ 1 на странице «Обучение».",
+    },
+    "mtp.n_prefixes": {"en": "Prefixes (one name each)", "ru": "Префиксов (по имени на каждый)"},
+    "mtp.n_prefixes_help": {
+        "en": "First letters and letter pairs of validation names (names the model never trained on).",
+        "ru": "Первые буквы и пары букв имён из валидации (этих имён модель при обучении не видела).",
+    },
+    "mtp.temperature": {"en": "Temperature of the sampled run", "ru": "Температура для случайной генерации"},
+    "mtp.temperature_help": {
+        "en": "The greedy run is always temperature 0. A sampled draft is accepted with probability min(1, p/q) "
+              "(speculative sampling), so the names keep the main model's distribution.",
+        "ru": "Жадная генерация всегда идёт при температуре 0. Случайный черновик принимается с вероятностью "
+              "min(1, p/q) (спекулятивное сэмплирование), поэтому распределение имён остаётся как у основной модели.",
+    },
+    "mtp.seed": {"en": "Seed", "ru": "Зерно (seed)"},
+    "mtp.source_val": {
+        "en": "Prefixes from the validation names of {corpus}: {examples}",
+        "ru": "Префиксы из валидационных имён корпуса {corpus}: {examples}",
+    },
+    "mtp.source_alphabet": {
+        "en": "The corpus of this model ({corpus}) is not available here; prefixes are letters of its alphabet: {examples}",
+        "ru": "Корпус этой модели ({corpus}) здесь недоступен; префиксы — буквы её алфавита: {examples}",
+    },
+    "mtp.spinner": {"en": "Decoding {n} names greedily and sampled…", "ru": "Генерирую {n} имён жадно и случайно…"},
+    "mtp.m_greedy": {"en": "Acceptance, greedy", "ru": "Принято, жадно"},
+    "mtp.m_sampled": {"en": "Acceptance, T = {temperature}", "ru": "Принято, T = {temperature}"},
+    "mtp.m_acceptance_help": {
+        "en": "Accepted drafts / proposed drafts: {accepted} of {proposed}. DeepSeek-V3: 85–90%.",
+        "ru": "Принятые черновики / предложенные: {accepted} из {proposed}. DeepSeek-V3: 85–90%.",
+    },
+    "mtp.m_cpf": {"en": "Chars/pass, greedy", "ru": "Символов/проход, жадно"},
+    "mtp.m_cpf_sampled": {"en": "Chars/pass, T = {temperature}", "ru": "Символов/проход, T = {temperature}"},
+    "mtp.m_cpf_help": {
+        "en": "Generated characters (the end of name included) / main-model forward passes (prefill included): "
+              "{tokens} / {passes}. Plain decoding makes exactly 1; depth-1 drafts allow up to 2.",
+        "ru": "Сгенерированные символы (с концом имени) / проходы основной модели (с префиллом): {tokens} / {passes}. "
+              "Обычная генерация даёт ровно 1; черновики глубины 1 — до 2.",
+    },
+    "mtp.m_identical": {"en": "Identical to plain greedy", "ru": "Совпадает с обычной жадной"},
+    "mtp.m_identical_help": {
+        "en": "Greedy speculative decoding must give exactly the names of plain greedy decoding "
+              "(generate with temperature 0): a draft only saves passes, the main model decides every character.",
+        "ru": "Жадное спекулятивное декодирование обязано давать ровно те же имена, что обычное жадное "
+              "(generate с температурой 0): черновик лишь экономит проходы, каждый символ решает основная модель.",
+    },
+    "mtp.by_position": {"en": "Acceptance by position in the name", "ru": "Доля принятых по позиции в имени"},
+    "mtp.by_letter": {"en": "Acceptance by drafted letter", "ru": "Доля принятых по предложенной букве"},
+    "mtp.by_letter_caption": {
+        "en": "Grouped by the character the MTP head proposes (not the one before it); | = it proposed ending the name.",
+        "ru": "Сгруппировано по символу, который предлагает голова MTP (а не по предыдущему); | — она предложила закончить имя.",
+    },
+    "mtp.timeline": {"en": "One generation, draft by draft", "ru": "Одна генерация, черновик за черновиком"},
+    "mtp.timeline_prefix": {"en": "Prefix", "ru": "Префикс"},
+    "mtp.timeline_run": {"en": "Run", "ru": "Запуск"},
+    "mtp.run_greedy": {"en": "greedy", "ru": "жадно"},
+    "mtp.run_sampled": {"en": "sampled, T = {temperature}", "ru": "случайно, T = {temperature}"},
+    "mtp.speed": {"en": "Wall-clock speed-up", "ru": "Ускорение по времени"},
+    "mtp.speed_caption": {
+        "en": "Greedy speculative vs plain greedy decoding over the same {n} prefixes, one name at a time "
+              "(batch 1), median of {repeats} sweeps, inference mode. Drafting saves main-model passes, but the MTP "
+              "head runs its own block every round and each pass here costs mostly Python and kernel-launch overhead, "
+              "so a tiny model on a CPU need not see DeepSeek-V3's 1.8×.",
+        "ru": "Жадное спекулятивное против обычного жадного декодирования на тех же {n} префиксах, по одному имени "
+              "(batch 1), медиана {repeats} прогонов, режим inference. Черновики экономят проходы основной модели, "
+              "но голова MTP каждый раунд запускает свой блок, а проход здесь стоит в основном накладных расходов "
+              "Python и запуска ядер, так что крошечная модель на CPU не обязана показать 1,8× DeepSeek-V3.",
+    },
+    "mtp.speed_button": {"en": "Measure (a few seconds)", "ru": "Измерить (несколько секунд)"},
+    "mtp.speed_spinner": {"en": "Timing {repeats} sweeps of each decoder…", "ru": "Замеряю {repeats} прогона каждого способа…"},
+    "mtp.m_spec_speed": {"en": "Speculative, chars/s", "ru": "Спекулятивно, символов/с"},
+    "mtp.m_plain_speed": {"en": "Plain greedy, chars/s", "ru": "Обычно, символов/с"},
+    "mtp.m_speedup": {"en": "Speed-up", "ru": "Ускорение"},
+    "mtp.m_speedup_help": {
+        "en": "Plain time / speculative time for the same {tokens} characters. DeepSeek-V3: 1.8×.",
+        "ru": "Время обычной / время спекулятивной генерации для тех же {tokens} символов. DeepSeek-V3: 1,8×.",
+    },
+    "cmp.title": {"en": "Compare two models", "ru": "Сравнение двух моделей"},
+    "cmp.intro": {
+        "en": "Pick two checkpoints (or the same one twice) and see their configurations, sizes, losses, "
+              "KV-cache costs and names from the same prefix, seed and temperature side by side.",
+        "ru": "Выберите два чекпойнта (или один и тот же дважды) и сравните конфигурации, размеры, потери, "
+              "цену KV-кэша и имена из одного префикса, зерна и температуры.",
+    },
+    "cmp.model_a": {"en": "Model A", "ru": "Модель A"},
+    "cmp.model_b": {"en": "Model B", "ru": "Модель B"},
+    "cmp.need_two": {
+        "en": "There is only one checkpoint; it is compared with itself. Train another on the Train page.",
+        "ru": "Чекпойнт только один; он сравнивается сам с собой. Обучите ещё один на странице «Обучение».",
+    },
+    "cmp.facts": {"en": "Size, loss and KV cache", "ru": "Размер, потери и KV-кэш"},
+    "cmp.config": {"en": "Configuration", "ru": "Конфигурация"},
+    "cmp.config_caption": {
+        "en": "Highlighted rows differ: {n} of {total} fields.",
+        "ru": "Подсвечены различающиеся строки: {n} из {total} полей.",
+    },
+    "cmp.col_field": {"en": "field", "ru": "поле"},
+    "cmp.only_differing": {"en": "Only fields that differ", "ru": "Только различающиеся поля"},
+    "cmp.col_differs": {"en": "≠", "ru": "≠"},
+    "cmp.fact.corpus": {"en": "corpus", "ru": "корпус"},
+    "cmp.fact.steps": {"en": "training steps", "ru": "шагов обучения"},
+    "cmp.fact.params_main_total": {"en": "parameters, main model", "ru": "параметров, основная модель"},
+    "cmp.fact.params_main_active": {"en": "active parameters per char, main", "ru": "активных параметров на символ, основная"},
+    "cmp.fact.params_mtp_total": {"en": "parameters, MTP modules", "ru": "параметров, модули MTP"},
+    "cmp.fact.params_mtp_active": {"en": "active parameters per char, MTP", "ru": "активных параметров на символ, MTP"},
+    "cmp.fact.val_loss": {"en": "val loss, last (nats/char)", "ru": "потери на валидации, последние (нат/символ)"},
+    "cmp.fact.best_val_loss": {"en": "val loss, best (nats/char)", "ru": "потери на валидации, лучшие (нат/символ)"},
+    "cmp.fact.cache_values_per_token": {"en": "KV-cache values per token", "ru": "значений KV-кэша на токен"},
+    "cmp.fact.cache_bytes_per_token": {"en": "KV-cache bytes per token", "ru": "байт KV-кэша на токен"},
+    "cmp.generate": {"en": "Same prefix, same seed", "ru": "Один префикс, одно зерно"},
+    "cmp.prefix": {"en": "Prefix", "ru": "Префикс"},
+    "cmp.count": {"en": "How many", "ru": "Сколько"},
+    "cmp.seed": {"en": "Seed", "ru": "Зерно (seed)"},
+    "cmp.temperature": {"en": "Temperature", "ru": "Температура"},
+    "cmp.oov": {
+        "en": "This model never saw {chars}: no names for this prefix.",
+        "ru": "Эта модель не знает символов {chars}: для такого префикса имён нет.",
+    },
+    "cmp.too_long": {
+        "en": "The prefix has {n} characters; this model writes names of at most {max_len}.",
+        "ru": "В префиксе {n} символов; эта модель пишет имена не длиннее {max_len}.",
+    },
+    "chart.cmp.cache_bytes": {"en": "KV bytes / token", "ru": "байт KV / токен"},
+    "chart.cmp.main_active": {"en": "main, active", "ru": "основная, активных"},
+    "chart.cmp.main_total": {"en": "main, total", "ru": "основная, всего"},
+    "chart.cmp.mtp_total": {"en": "MTP, total", "ru": "MTP, всего"},
+    "chart.cmp.params": {"en": "parameters", "ru": "параметры"},
+    "chart.cmp.title": {"en": "{a} vs {b}", "ru": "{a} и {b}"},
+    "chart.cmp.val_loss": {"en": "val loss", "ru": "потери (валидация)"},
+    "chart.mtp.acceptance": {"en": "drafts accepted", "ru": "принято черновиков"},
+    "chart.mtp.accepted": {"en": "accepted draft", "ru": "принятый черновик"},
+    "chart.mtp.by_letter_title": {"en": "Acceptance by drafted character", "ru": "Доля принятых по предложенному символу"},
+    "chart.mtp.by_position_title": {"en": "Acceptance by position of the drafted character", "ru": "Доля принятых по позиции черновика"},
+    "chart.mtp.greedy": {"en": "greedy (T = 0)", "ru": "жадно (T = 0)"},
+    "chart.mtp.hover": {
+        "en": "{series}: {accepted} of {proposed} accepted ({rate}%)",
+        "ru": "{series}: принято {accepted} из {proposed} ({rate}%)",
+    },
+    "chart.mtp.hover_accepted": {
+        "en": "position {pos}: {char}, drafted by MTP and accepted",
+        "ru": "позиция {pos}: {char}, черновик MTP принят",
+    },
+    "chart.mtp.hover_draft": {"en": "position {pos}: MTP drafted {draft} ({verdict})", "ru": "позиция {pos}: черновик MTP {draft} ({verdict})"},
+    "chart.mtp.hover_main": {
+        "en": "position {pos}: {char}, the main model's own pick",
+        "ru": "позиция {pos}: {char}, собственный выбор основной модели",
+    },
+    "chart.mtp.hover_prefix": {"en": "position {pos}: {char}, typed prefix", "ru": "позиция {pos}: {char}, заданный префикс"},
+    "chart.mtp.hover_rejected": {
+        "en": "position {pos}: {char}, the main model's correction of the rejected draft {draft}",
+        "ru": "позиция {pos}: {char}, исправление основной моделью отклонённого черновика {draft}",
+    },
+    "chart.mtp.letter": {"en": "drafted character (| = end of name)", "ru": "предложенный символ (| — конец имени)"},
+    "chart.mtp.main": {"en": "main model", "ru": "основная модель"},
+    "chart.mtp.no_drafts": {"en": "No drafts were proposed.", "ru": "Черновиков не было."},
+    "chart.mtp.position": {"en": "position in the name (1 = first character)", "ru": "позиция в имени (1 — первый символ)"},
+    "chart.mtp.prefix": {"en": "prefix", "ru": "префикс"},
+    "chart.mtp.rejected": {"en": "rejected draft", "ru": "отклонённый черновик"},
+    "chart.mtp.row_draft": {"en": "MTP draft", "ru": "черновик MTP"},
+    "chart.mtp.row_kept": {"en": "kept", "ru": "в имени"},
+    "chart.mtp.sampled": {"en": "sampled (T = {temperature})", "ru": "случайно (T = {temperature})"},
+    "chart.mtp.timeline_title": {
+        "en": "{name}: {tokens} characters in {passes} main passes ({per_pass} per pass); {accepted} of {proposed} drafts accepted",
+        "ru": "{name}: {tokens} символов за {passes} проходов ({per_pass} за проход); принято {accepted} из {proposed} черновиков",
+    },
+    "chart.mtp.v3_band": {"en": "DeepSeek-V3: 85–90%", "ru": "DeepSeek-V3: 85–90%"},
     # app shell -----------------------------------------------------------------------------------
+    "nav.attention": {"en": "Attention", "ru": "Внимание"},
+    "nav.compare": {"en": "Compare", "ru": "Сравнение"},
+    "nav.experts": {"en": "Experts", "ru": "Эксперты"},
     "nav.generate": {"en": "Generate", "ru": "Генерация"},
+    "nav.kv_cache": {"en": "KV cache", "ru": "KV-кэш"},
+    "nav.mtp": {"en": "MTP drafts", "ru": "MTP-черновики"},
     "nav.home": {"en": "Home", "ru": "Главная"},
     "nav.train": {"en": "Train", "ru": "Обучение"},
     "ui.checkpoint": {"en": "Model (checkpoint)", "ru": "Модель (чекпойнт)"},

@@ -21,7 +21,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # url path -> plotly charts expected once the page has run (before any click)
-PAGES = {"home": 1, "train": 0, "generate": 0}
+PAGES = {
+    "home": 1, "train": 0, "generate": 0, "experts": None, "attention": None, "kv-cache": None, "mtp": None,
+    "compare": None,
+}
 
 try:
     from playwright.sync_api import sync_playwright

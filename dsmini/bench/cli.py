@@ -1,0 +1,138 @@
+"""The command line: run the chosen sections, print each one's tables, write the report files.
+
+Output, in `--out` (default: the current directory):
+    BENCHMARKS.md          tables, machine, command (rewritten after every section, so an
+                           interrupted run keeps what it measured)
+    bench.json             every raw number, per round
+    bench-charts/*.html    Plotly charts (plotly.js from its CDN, so each file stays small)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import decoding, memory, mtp, quality, responsiveness, throughput
+from .charts import CHART_DIR, chart_file, figures
+from .common import SECTIONS, Plan, full_plan, quick_plan
+from .machine import load_average, machine_info
+from .report import render_markdown, render_section
+
+# throughput first, while nothing else of ours has run; quality (parallel workers) last
+RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality")
+RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
+    "throughput": throughput.run, "quality": quality.run, "decoding": decoding.run,
+    "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dsmini.bench",
+        description="Benchmark dsmini side by side with its baselines; writes BENCHMARKS.md and bench.json.",
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes, seconds in total (tests use it); numbers mean nothing")
+    p.add_argument("--corpus", nargs="+", action="extend", default=[], metavar="NAME|PATH",
+                   help="extra corpora for the quality section (built-in name or .txt, one name per line)")
+    p.add_argument("--out", default=".", help="folder for BENCHMARKS.md, bench.json and bench-charts/ (default: .)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for everything but the thread sweep (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="quality: training steps per run (default 3000; quick 30)")
+    p.add_argument("--ru-steps", type=int, default=None, help="quality: steps on ru-names (default 1000; quick 30)")
+    p.add_argument("--target", action="append", default=[], metavar="CORPUS=LOSS",
+                   help="quality: time-to-target threshold in nats/char (default en-names=2.1; others: dense + 5%%)")
+    p.add_argument("--workers", type=int, default=None, help="quality: runs at once, 1 thread each (default 2; quick 1)")
+    p.add_argument("--checkpoints", type=Path, default=None, help="folder of the shipped checkpoints")
+    return p
+
+
+def _targets(items: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    targets = {}
+    for item in items:
+        corpus, _, value = item.rpartition("=")
+        try:
+            targets[corpus] = float(value)
+        except ValueError:
+            parser.error(f"--target takes CORPUS=LOSS, e.g. en-names=2.1; got {item!r}")
+        if not corpus:
+            parser.error(f"--target takes CORPUS=LOSS, e.g. en-names=2.1; got {item!r}")
+    return targets
+
+
+def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
+    given = {"steps": args.steps, "ru_steps": args.ru_steps, "workers": args.workers, "checkpoints": args.checkpoints}
+    for name in ("steps", "ru_steps", "workers"):
+        if given[name] is not None and given[name] < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    plan = (quick_plan if args.quick else full_plan)(**{k: v for k, v in given.items() if v is not None})
+    return dataclasses.replace(
+        plan,
+        corpora=tuple(dict.fromkeys([*plan.corpora, *args.corpus])),
+        targets={**plan.targets, **_targets(args.target, parser)},
+    )
+
+
+def _sections(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown or not chosen:
+        parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
+    return chosen
+
+
+def run_section(name: str, plan: Plan) -> dict[str, Any]:
+    """One section's results; a failure becomes {"error": ...} so the other sections still run."""
+    try:
+        return RUNNERS[name](plan)
+    except Exception as err:  # the report shows which section failed and why; the traceback goes to stderr
+        traceback.print_exc()
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    """BENCHMARKS.md, bench.json and the charts, in section order."""
+    results = {**results, "sections": {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}}
+    (out / "bench.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    charts = {out / chart_file(name): fig for name, fig in figures(results).items()}
+    (out / CHART_DIR).mkdir(exist_ok=True)
+    for stale in set((out / CHART_DIR).glob("*.html")) - set(charts):  # from an earlier run with other sections
+        stale.unlink()
+    for path, fig in charts.items():
+        fig.write_html(path, include_plotlyjs="cdn")
+    (out / "BENCHMARKS.md").write_text(render_markdown(results), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    plan = plan_from_args(args, parser)
+    chosen = _sections(args.sections, parser)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # once; only the thread sweep changes it, and restores it
+    start = time.perf_counter()
+    results: dict[str, Any] = {"meta": {**machine_info(argv, args.threads), "plan": plan.to_dict()}, "sections": {}}
+    try:
+        for name in (n for n in RUN_ORDER if n in chosen):
+            results["sections"][name] = run_section(name, plan)
+            print(render_section(name, results["sections"][name], results["meta"]["plan"]), flush=True)
+            results["meta"].update(seconds=time.perf_counter() - start, load_at_end=load_average())
+            write_outputs(results, out)
+    finally:
+        torch.set_num_threads(previous_threads)
+    failed = [n for n, s in results["sections"].items() if "error" in s]
+    print(f"wrote {out / 'BENCHMARKS.md'} and {out / 'bench.json'} in {time.perf_counter() - start:.0f} s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,170 @@
+"""Helpers every section shares: the plan (sizes for full and quick runs), timing, progress.
+
+A `Plan` holds every size a section uses, so `--quick` is one switch, not a flag per section,
+and the report can print exactly what was run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from ..checkpoint import Checkpoint
+from ..data import load_corpus, split_names
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one benchmark run; `full_plan()` / `quick_plan()` are the two presets."""
+
+    quick: bool
+    preset: str  # model size of every architecture compared
+    data_corpus: str = "en-names"  # batches for throughput (real names, real padding)
+    batch_size: int = 64
+    # throughput
+    rounds: int = 7  # interleaved rounds; medians are over rounds
+    steps_per_round: int = 10
+    warmup_steps: int = 5
+    layer_calls: int = 20  # MoE-vs-dense calls per round
+    sweep_threads: tuple[int, ...] = (1, os.cpu_count() or 1)
+    # quality
+    corpora: tuple[str, ...] = ("en-names", "ru-names")
+    steps: int = 3000
+    ru_steps: int = 1000
+    eval_every: int = 100
+    curve_val_limit: int = 2048  # names per curve point; the final number uses the whole val split
+    workers: int = 2
+    targets: dict[str, float] = field(default_factory=lambda: {"en-names": 2.1})
+    # decoding
+    prefix_lengths: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    decode_chars: int = 16  # generated characters per measurement
+    repeats: int = 5
+    batch_names: int = 1000
+    # mtp / app
+    mtp_prefixes: int = 100
+    spec_repeats: int = 3
+    app_repeats: int = 3
+    app_checkpoints: tuple[str, ...] = ("en-names", "ru-names")
+    app_pages: tuple[str, ...] | None = None  # None: every page
+    checkpoints: Path = REPO_ROOT / "checkpoints"
+    pages: Path = REPO_ROOT / "pages"
+    memory_presets: tuple[str, ...] = ("small", "medium")
+
+    def steps_for(self, corpus: str) -> int:
+        return self.ru_steps if corpus == "ru-names" else self.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def full_plan(**overrides: Any) -> Plan:
+    return Plan(quick=False, preset="small", **overrides)
+
+
+def quick_plan(**overrides: Any) -> Plan:
+    """Tiny sizes, seconds in all (the test suite runs it): every section, but one thread in the
+    sweep, one checkpoint and the light pages for the app section. The numbers mean nothing."""
+    sizes = dict(
+        batch_size=16, rounds=2, steps_per_round=2, warmup_steps=1, layer_calls=3,
+        corpora=("en-names",), steps=30, ru_steps=30, eval_every=10, curve_val_limit=128, workers=1,
+        prefix_lengths=(8, 24), decode_chars=4, repeats=1, batch_names=50,
+        mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
+        app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
+    )
+    return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
+
+
+def checkpoint_val_names(ckpt: Checkpoint) -> list[str]:
+    """A checkpoint's own val split, cut as `prepare_corpus` cut it at training time.
+
+    Only the names are needed, so the split is redone without encoding every split (200K names
+    for ru-names); the count saved in the checkpoint proves it is the same split.
+    """
+    info = ckpt.corpus
+    kept = [n for n in load_corpus(info["name"]).names if len(n) + 1 <= info["block_size"]]
+    val = split_names(kept, info["split_seed"]).val
+    if len(val) != info.get("n_val", len(val)):
+        raise ValueError(f"{ckpt.name}: recomputed val split has {len(val)} names, the checkpoint says {info['n_val']}")
+    return val
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Run each variant once per round, in order (A B C A B C ...); per variant, its values by round.
+
+    Each callable measures itself and returns one number (seconds, tokens/s...), so drift in the
+    machine's speed during the run hits every variant alike.
+    """
+    values: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, measure in variants.items():
+            values[name].append(measure())
+    return values
+
+
+def ratios_by_round(values: list[float], baseline: list[float]) -> list[float]:
+    """values[i] / baseline[i]: a ratio per round, both taken minutes apart at most."""
+    return [v / b for v, b in zip(values, baseline, strict=True)]
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """`torch.set_num_threads(n)` for a block, then the previous count back (it is process-wide)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, a line per step in a log."""
+
+    def __init__(self, label: str, total: int, width: int = 24):
+        self.label, self.total, self.width, self.done = label, max(total, 1), width, 0
+        self.live = sys.stderr.isatty()
+        self.start = time.perf_counter()
+
+    def step(self, note: str = "") -> None:
+        self.done += 1
+        filled = int(self.width * self.done / self.total)
+        line = (
+            f"{self.label:<11} [{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
+            f"{time.perf_counter() - self.start:5.0f}s {note}"
+        )
+        print(f"\r{line:<100}" if self.live else line, end="" if self.live else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live:
+            print(file=sys.stderr, flush=True)

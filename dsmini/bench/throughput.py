@@ -1,0 +1,171 @@
+"""Section 1: training throughput at matched active parameters, MoE layer cost, thread sweep.
+
+Tokens/s counts real target tokens (padding excluded, `count_target_tokens`, as the trainer
+reports them) over whole optimizer steps of the real training loop (`Trainer.run`: forward,
+backward, clipping, AdamW, router-bias update). Every architecture trains on the same batches
+(same seed) in the same process, and the architectures take turns in rounds.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any, Iterator
+
+import torch
+
+from ..config import TrainConfig, preset
+from ..data import CorpusData, default_block_size, load_corpus, prepare_corpus
+from ..moe import Expert, MoE
+from ..train import StepMetrics, Trainer
+from .archs import ARCHS, BASELINE, active_ffn_dim, arch_config, describe
+from .common import Plan, Progress, interleaved, median, ratios_by_round, torch_threads
+
+FULL_VS_DENSE_TARGET = 0.7  # full model tokens/s >= 0.7x the dense baseline's
+MOE_OVERHEAD_TARGET = 1.3  # one MoE layer <= 1.3x a dense FFN of equal active size
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    data = corpus_data(plan.data_corpus)
+    progress = Progress("throughput", (plan.warmup_steps > 0) + 3 * plan.rounds)
+    result = {
+        "corpus": data.corpus_name,
+        "batch_size": plan.batch_size,
+        "block_size": data.block_size,
+        "threads": torch.get_num_threads(),
+        "targets": {"full_vs_dense": FULL_VS_DENSE_TARGET, "moe_overhead": MOE_OVERHEAD_TARGET},
+        **training_throughput(plan, data, progress),
+        "moe_layer": moe_layer_overhead(plan, data.block_size, progress),
+        "thread_sweep": thread_sweep(plan, data, progress),
+    }
+    progress.close()
+    return result
+
+
+def corpus_data(name: str, seed: int = 42) -> CorpusData:
+    """A corpus split exactly as training splits it (`python -m dsmini train` defaults)."""
+    corpus = load_corpus(name)
+    return prepare_corpus(corpus.names, default_block_size(corpus.names), seed, corpus_name=corpus.name)
+
+
+def _training_loop(key: str, plan: Plan, data: CorpusData) -> tuple[Trainer, Iterator[StepMetrics]]:
+    """A trainer for architecture `key` and its running loop; every call draws the same batches."""
+    cfg = arch_config(key, plan.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    steps = plan.warmup_steps + plan.rounds * plan.steps_per_round + 1
+    # eval and sampling past the last step we take: the loop measured is pure training
+    train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0, device="cpu")
+    trainer = Trainer(cfg, train_cfg, data)
+    return trainer, trainer.run()
+
+
+def _tokens_per_sec(loop: Iterator[StepMetrics], n_steps: int) -> float:
+    """Wall-clock real target tokens/s over the next `n_steps` optimizer steps of a running loop."""
+    start = time.perf_counter()
+    tokens = sum(next(loop).tokens for _ in range(n_steps))
+    return tokens / (time.perf_counter() - start)
+
+
+def _ticking(measure, progress: Progress, note: str):
+    def wrapped() -> float:
+        value = measure()
+        progress.step(note)
+        return value
+
+    return wrapped
+
+
+def training_throughput(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, Any]:
+    """tokens/s of each architecture, and its ratio to the dense baseline round by round."""
+    loops, archs = {}, {}
+    for arch in ARCHS:
+        trainer, loops[arch.key] = _training_loop(arch.key, plan, data)
+        archs[arch.key] = {"label": arch.label, **describe(trainer.model_cfg, trainer.model)}
+    for loop in loops.values():  # the first steps pay one-off costs (imports, allocator, caches)
+        _tokens_per_sec(loop, plan.warmup_steps)
+    if plan.warmup_steps:
+        progress.step("warm-up")
+    variants = {key: partial(_tokens_per_sec, loop, plan.steps_per_round) for key, loop in loops.items()}
+    last = ARCHS[-1].key
+    variants[last] = _ticking(variants[last], progress, "training steps")  # one tick per round
+    per_round = interleaved(variants, plan.rounds)
+    for key, values in per_round.items():
+        ratios = ratios_by_round(values, per_round[BASELINE])
+        archs[key].update(tokens_per_sec=median(values), tokens_per_sec_rounds=values,
+                          ratio=median(ratios), ratio_rounds=ratios)
+    return {"archs": archs}
+
+
+def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[str, Any]:
+    """Forward + backward of one MoE layer vs one dense SwiGLU of equal active size, same input.
+
+    Also a forward-only breakdown of the MoE layer (router, shared expert, routed experts) to
+    show where any overhead goes.
+    """
+    cfg = preset(plan.preset)
+    torch.manual_seed(0)
+    moe = MoE(cfg, layer_id=cfg.n_dense_layers).train()
+    dense = Expert(cfg.d_model, active_ffn_dim(cfg)).train()
+    x = torch.randn(plan.batch_size, block_size, cfg.d_model)  # (b, t, d) a training batch's worth
+    flat = x.flatten(0, 1)  # (n, d)
+
+    def fwd_bwd(layer, returns_routing: bool) -> float:
+        start = time.perf_counter()
+        for _ in range(plan.layer_calls):
+            xi = x.clone().requires_grad_()
+            y = layer(xi)[0] if returns_routing else layer(xi)
+            y.square().mean().backward()
+            layer.zero_grad(set_to_none=True)
+        return 1000 * (time.perf_counter() - start) / plan.layer_calls
+
+    @torch.no_grad()
+    def forward_ms(fn) -> float:
+        start = time.perf_counter()
+        for _ in range(plan.layer_calls):
+            fn()
+        return 1000 * (time.perf_counter() - start) / plan.layer_calls
+
+    variants = {
+        "dense_ms": partial(fwd_bwd, dense, False),
+        "moe_ms": _ticking(partial(fwd_bwd, moe, True), progress, "MoE layer vs dense FFN"),
+        "moe_forward_ms": partial(forward_ms, lambda: moe(x)),
+        "router_forward_ms": partial(forward_ms, lambda: moe.gate(flat)),
+        "shared_forward_ms": partial(forward_ms, lambda: moe.shared_experts(flat)),
+        "dense_forward_ms": partial(forward_ms, lambda: dense(x)),
+    }
+    for layer, returns_routing in ((moe, True), (dense, False)):  # warm-up
+        fwd_bwd(layer, returns_routing)
+    per_round = interleaved(variants, plan.rounds)
+    ratios = ratios_by_round(per_round["moe_ms"], per_round["dense_ms"])
+    result = {key: median(values) for key, values in per_round.items()}
+    result["routed_forward_ms"] = result["moe_forward_ms"] - result["router_forward_ms"] - result["shared_forward_ms"]
+    return {
+        "tokens": flat.size(0), "d_model": cfg.d_model, "dense_hidden": active_ffn_dim(cfg),
+        "n_routed_experts": cfg.n_routed_experts, "top_k": cfg.top_k, "n_shared_experts": cfg.n_shared_experts,
+        "moe_inter_dim": cfg.moe_inter_dim, **result, "ratio": median(ratios), "ratio_rounds": ratios,
+        "rounds": per_round,
+    }
+
+
+def thread_sweep(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, Any]:
+    """The full model's training tokens/s at 1 thread vs all cores, alternating round by round."""
+    threads = list(dict.fromkeys(plan.sweep_threads))
+    loops = {n: _training_loop("full", plan, data)[1] for n in threads}
+
+    def measure(n: int) -> float:
+        with torch_threads(n):
+            return _tokens_per_sec(loops[n], plan.steps_per_round)
+
+    for n in threads:
+        with torch_threads(n):
+            _tokens_per_sec(loops[n], plan.warmup_steps)
+    variants = {n: partial(measure, n) for n in threads}
+    variants[threads[-1]] = _ticking(variants[threads[-1]], progress, "thread sweep")
+    per_round = interleaved(variants, plan.rounds)
+    base = per_round[threads[0]]
+    return {
+        "arch": "full",
+        "threads": {
+            str(n): {"tokens_per_sec": median(v), "rounds": v, "ratio": median(ratios_by_round(v, base))}
+            for n, v in per_round.items()
+        },
+    }

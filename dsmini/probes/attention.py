@@ -1,0 +1,101 @@
+"""Read-only attention maps for one name: who each character looked at, in every layer and head.
+
+For MLA the pre-softmax score of a query/key pair is the sum of two dot products (DeepSeek-V2
+§2.1.3): a *content* part `q_nope · k_nope` read from the latent, and a *position* part
+`q_rope · k_rope` from the decoupled RoPE key shared by all heads. `AttnTrace` carries both
+parts; here they become plain lists so charts and tests need no torch.
+
+Axes: l layers, h heads, q query positions, k key positions (both: the boundary, then the name).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import torch
+
+from ..data import CharTokenizer
+from ..generate import inference
+from ..model import DSMini
+from .routing import _frame
+
+# Shown when the page opens: the first one the model's alphabet can spell is used.
+SAMPLE_NAMES = ("Красоткина", "Annabelle")
+
+Maps = list[list[list[list[float]]]]  # [l][h][q][k]
+
+
+@dataclass
+class AttentionTrace:
+    """One name's attention, per main layer and head. Position i holds `labels[i]`.
+
+    probs[l][h][q][k]  softmax attention of query q over key k; 0 for k > q (causal), rows sum to 1
+    scores_nope / scores_rope [l][h][q][k]  MLA only: content and position parts of the scaled
+                       pre-softmax score, NaN where masked (k > q); None for MHA / GQA / MQA
+    """
+
+    name: str
+    labels: list[str]
+    attn_type: str
+    probs: Maps
+    scores_nope: Maps | None = None
+    scores_rope: Maps | None = None
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.probs)
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.probs[0]) if self.probs else 0
+
+    @property
+    def has_split(self) -> bool:
+        """Whether scores split into content + position parts (MLA's decoupled RoPE)."""
+        return self.scores_nope is not None
+
+    def head_average(self, layer: int) -> list[list[float]]:
+        """The layer's attention averaged over heads, (q, k); rows still sum to 1."""
+        heads = self.probs[layer]
+        n = len(self.labels)
+        return [[sum(h[q][k] for h in heads) / len(heads) for k in range(n)] for q in range(n)]
+
+    def scores(self, layer: int, head: int) -> list[list[float]]:
+        """MLA: the total pre-softmax score (content + position), NaN where masked."""
+        if not self.has_split:
+            raise ValueError(f"{self.attn_type.upper()} attention has no content/position split of its scores")
+        nope, rope = self.scores_nope[layer][head], self.scores_rope[layer][head]
+        return [[a + b for a, b in zip(row_n, row_r)] for row_n, row_r in zip(nope, rope)]
+
+
+def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> AttentionTrace:
+    """Run the model once on `[B] + name` with attention weights on; the model is not changed.
+
+    Raises the tokenizer's UnknownCharacterError for characters outside the alphabet, and
+    ValueError if the name does not fit the model's block_size.
+    """
+    name = unicodedata.normalize("NFC", name)  # as the corpus was normalised
+    ids = _frame(model.cfg, tokenizer, name)
+    with inference(model):
+        out = model(torch.tensor([ids], device=model.head.weight.device), need_weights=True)
+    traces = out.attn  # one AttnTrace per main layer; tensors (1, h, q, k)
+    split = traces[0].scores_nope is not None
+    return AttentionTrace(
+        name=name,
+        labels=[tokenizer.label(i) for i in ids],
+        attn_type=model.cfg.attn_type,
+        probs=[tr.probs[0].float().tolist() for tr in traces],
+        scores_nope=[tr.scores_nope[0].float().tolist() for tr in traces] if split else None,
+        scores_rope=[tr.scores_rope[0].float().tolist() for tr in traces] if split else None,
+    )
+
+
+def sample_name(tokenizer: CharTokenizer, block_size: int, candidates: tuple[str, ...] = SAMPLE_NAMES) -> str:
+    """A name to show first: the first candidate the alphabet spells and the model fits, else
+    the alphabet's first letters (an uploaded corpus may share no letter with our samples)."""
+    for name in candidates:
+        if not tokenizer.unknown_chars(name) and len(name) < block_size:
+            return name
+    letters = [c for c in tokenizer.chars if c.isalpha()] or tokenizer.chars
+    return "".join(letters[: min(6, block_size - 1)])

@@ -1,0 +1,267 @@
+"""MTP drafts at inference (DeepSeek-V3 §2.2): how often the depth-1 head's guess for the character
+after next survives the main model's check, where in a name and for which letters, and what that
+buys in main-model passes and in wall-clock time.
+
+Every function returns plain data (dataclasses of ints, floats and strings; `SpecResult` from
+`dsmini.generate`), so the page can cache it and charts and tests read it without torch. Nothing
+is written to the model: `speculative_decode` makes a fresh cache per name.
+
+Positions count as in `SpecResult.ids`: 0 is the opening boundary, 1 the first character of the
+name, and a drafted end of name sits at len(name) + 1.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..data import BOUNDARY_SYMBOL, CharTokenizer, split_names
+from ..generate import SpecResult, generate, inference, speculative_decode
+from ..model import DSMini
+
+V3_ACCEPTANCE = (0.85, 0.90)  # DeepSeek-V3 §5.4.3: acceptance of the second (MTP-drafted) token
+V3_SPEEDUP = 1.8  # and the decoding speed it bought, in tokens per second
+SOURCES = ("prefix", "main", "accepted", "rejected")  # where a kept character came from (TimelineCell)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefixes
+
+
+def validation_names(names: Sequence[str], block_size: int, seed: int) -> list[str]:
+    """The validation names `prepare_corpus(names, block_size, seed)` would make, without encoding
+    the corpus: same length filter, same seeded split (a test keeps the two equal). Encoding all
+    200K Russian names costs seconds; this costs a shuffle."""
+    kept = [n for n in names if len(n) + 1 <= block_size]
+    return split_names(kept, seed).val
+
+
+def draft_prefixes(names: Sequence[str], n: int = 40, tokenizer: CharTokenizer | None = None) -> list[str]:
+    """Up to `n` distinct prefixes: the first letter, then the first two letters, alternately, of
+    `names` in order. Validation names, so the model never trained on the names it completes; one-
+    and two-letter starts, so most of each name is decoded (and drafted). With a `tokenizer`,
+    prefixes it cannot encode are skipped (a corpus that changed since training)."""
+    prefixes: dict[str, None] = {}
+    for i, name in enumerate(names):
+        if len(prefixes) == n:
+            break
+        prefix = name[: 1 + i % 2]
+        if prefix and not (tokenizer and tokenizer.unknown_chars(prefix)):
+            prefixes.setdefault(prefix)
+    return list(prefixes)
+
+
+def alphabet_prefixes(tokenizer: CharTokenizer, n: int = 40) -> list[str]:
+    """Single-letter prefixes from the model's own alphabet, capitals first (names start with one):
+    the fallback when the corpus a checkpoint was trained on is not available (an upload)."""
+    capitals = [c for c in tokenizer.chars if c.isupper()]
+    return (capitals or [c for c in tokenizer.chars if c.isalpha()] or list(tokenizer.chars))[:n]
+
+
+# ---------------------------------------------------------------------------------------------
+# Drafting runs
+
+
+def check_mtp(model: DSMini) -> None:
+    """Raise a ValueError that says why when the model has no MTP head to draft with."""
+    if model.cfg.mtp_depth < 1 or not len(model.mtp):
+        raise ValueError(
+            "this model has no MTP module (mtp_depth = 0): nothing drafts the character after next, "
+            "so there is no acceptance to measure; train one with mtp_depth >= 1"
+        )
+
+
+def run_drafts(
+    model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], temperature: float = 0.0, seed: int = 0
+) -> list[SpecResult]:
+    """One speculatively decoded name per prefix. Sampled runs (temperature > 0) use seed + i for the
+    i-th prefix, so a run replays exactly and no two names share a random stream."""
+    check_mtp(model)
+    return [
+        speculative_decode(model, tokenizer, prefix, temperature=temperature, seed=seed + i if temperature else None)
+        for i, prefix in enumerate(prefixes)
+    ]
+
+
+def greedy_matches(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], results: Sequence[SpecResult]) -> int:
+    """How many greedy speculative names equal plain greedy decoding's, token for token.
+
+    They all must: a draft only saves passes, the main model still decides every token.
+    """
+    if len(prefixes) != len(results):
+        raise ValueError(f"{len(prefixes)} prefixes but {len(results)} results")
+    plain = [generate(model, tokenizer, prefix, n=1, temperature=0.0)[0] for prefix in prefixes]
+    return sum(p.ids == r.ids for p, r in zip(plain, results))
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+@dataclass(frozen=True)
+class Tally:
+    accepted: int = 0
+    proposed: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Accepted / proposed; 0.0 when nothing was proposed."""
+        return self.accepted / self.proposed if self.proposed else 0.0
+
+    def add(self, accepted: bool) -> Tally:
+        return Tally(self.accepted + accepted, self.proposed + 1)
+
+
+@dataclass(frozen=True)
+class DraftStats:
+    """Acceptance over a set of speculatively decoded names.
+
+    by_position: position of the drafted character (1 = the name's first character)
+    by_letter:   the character the MTP head proposed (BOUNDARY_SYMBOL = it proposed ending the
+                 name), alphabetical with the end last: the question is "which guesses hold", so
+                 group by the guess, not by the letter it followed
+    """
+
+    overall: Tally
+    by_position: dict[int, Tally]
+    by_letter: dict[str, Tally]
+    generated_tokens: int  # characters decided after the prefixes, end markers included
+    forward_passes: int  # main-model passes, prefills included
+    n_names: int
+
+    @property
+    def chars_per_forward(self) -> float:
+        """Generated tokens per main-model pass: 1 for plain decoding, up to 2 with depth-1 drafts."""
+        return self.generated_tokens / self.forward_passes if self.forward_passes else 0.0
+
+
+def acceptance_stats(results: Sequence[SpecResult]) -> DraftStats:
+    """Aggregate the timelines of `results` (read from the timelines, so counts always agree)."""
+    overall = Tally()
+    by_position: dict[int, Tally] = {}
+    by_letter: dict[str, Tally] = {}
+    for result in results:
+        for step in result.timeline:
+            overall = overall.add(step.accepted)
+            by_position[step.position] = by_position.get(step.position, Tally()).add(step.accepted)
+            by_letter[step.draft] = by_letter.get(step.draft, Tally()).add(step.accepted)
+    letters = sorted(by_letter, key=lambda c: (c == BOUNDARY_SYMBOL, c))
+    return DraftStats(
+        overall=overall,
+        by_position=dict(sorted(by_position.items())),
+        by_letter={c: by_letter[c] for c in letters},
+        generated_tokens=sum(r.generated_tokens for r in results),
+        forward_passes=sum(r.main_forward_passes for r in results),
+        n_names=len(results),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One generation, character by character
+
+
+@dataclass(frozen=True)
+class TimelineCell:
+    """One kept position of a name: `char` is what the name has there (BOUNDARY_SYMBOL = the end).
+
+    source: "prefix" (typed), "main" (the main model's own pick: after prefill, the bonus of an
+    accepted draft, or the correction of a rejected one), "accepted" (the MTP draft stood),
+    "rejected" (the MTP drafted `draft` and the main model put `char` there instead).
+    """
+
+    position: int
+    char: str
+    source: str
+    draft: str | None = None  # what the MTP head proposed here, if it drafted this position
+
+
+@dataclass(frozen=True)
+class DraftTimeline:
+    text: str
+    cells: list[TimelineCell]
+    generated_tokens: int
+    forward_passes: int
+    accepted: int
+    proposed: int
+
+
+def draft_timeline(result: SpecResult, tokenizer: CharTokenizer) -> DraftTimeline:
+    """The name of `result` position by position, each character tagged with where it came from."""
+    drafted = {step.position: step for step in result.timeline}
+    n_prefix = len(result.ids) - 1 - result.generated_tokens  # ids = [B] + prefix + generated
+    cells = []
+    for position in range(1, len(result.ids)):
+        char, step = tokenizer.label(result.ids[position]), drafted.get(position)
+        if position <= n_prefix:
+            source = "prefix"
+        elif step is None:
+            source = "main"
+        else:
+            source = "accepted" if step.accepted else "rejected"
+        cells.append(TimelineCell(position, char, source, step.draft if step else None))
+    return DraftTimeline(
+        text=result.text,
+        cells=cells,
+        generated_tokens=result.generated_tokens,
+        forward_passes=result.main_forward_passes,
+        accepted=result.drafts_accepted,
+        proposed=result.drafts_proposed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Wall clock
+
+
+@dataclass(frozen=True)
+class SpeedReport:
+    """Greedy speculative vs plain greedy over the same prefixes, one name at a time (batch 1).
+
+    Seconds are the median over `repeats` sweeps of all prefixes; `tokens` is what one sweep
+    generates (both decoders produce the same names, end markers included).
+    """
+
+    tokens: int
+    speculative_seconds: float
+    plain_seconds: float
+    repeats: int
+
+    @property
+    def speculative_per_second(self) -> float:
+        return self.tokens / self.speculative_seconds
+
+    @property
+    def plain_per_second(self) -> float:
+        return self.tokens / self.plain_seconds
+
+    @property
+    def speedup(self) -> float:
+        return self.plain_seconds / self.speculative_seconds
+
+
+def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], repeats: int = 3) -> SpeedReport:
+    """Time greedy speculative and plain greedy decoding, sweep by sweep, alternating so that load
+    from elsewhere on the machine hits both alike. One warm-up name each first (lazy init)."""
+    check_mtp(model)
+    if not prefixes or repeats < 1:
+        raise ValueError(f"need at least one prefix and one repeat, got {len(prefixes)} and {repeats}")
+    spec_times, plain_times = [], []
+    with inference(model):
+        speculative_decode(model, tokenizer, prefixes[0])
+        generate(model, tokenizer, prefixes[0], n=1, temperature=0.0)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            results = [speculative_decode(model, tokenizer, prefix) for prefix in prefixes]
+            middle = time.perf_counter()
+            for prefix in prefixes:
+                generate(model, tokenizer, prefix, n=1, temperature=0.0)
+            spec_times.append(middle - start)
+            plain_times.append(time.perf_counter() - middle)
+    return SpeedReport(
+        tokens=sum(r.generated_tokens for r in results),
+        speculative_seconds=statistics.median(spec_times),
+        plain_seconds=statistics.median(plain_times),
+        repeats=repeats,
+    )

@@ -1,0 +1,46 @@
+"""Attention: every layer × head map for a typed name; for MLA, each score split into content + position."""
+
+import unicodedata
+
+import streamlit as st
+
+from dsmini.charts.attention import attention_grid_figure, score_split_figure
+from dsmini.probes.attention import sample_name, trace_attention
+from pages import _ui as ui
+
+ui.enter_page()
+
+st.title(ui.tr("attention.title"))
+st.caption(ui.tr("attention.intro"))
+
+with ui.guard():
+    ckpt = ui.require_checkpoint()
+    cfg, tokenizer = ckpt.model_config, ckpt.tokenizer
+    max_len = cfg.block_size - 1
+    name = st.text_input(
+        ui.tr("attention.name"), sample_name(tokenizer, cfg.block_size), key=f"att_name_{ckpt.name}",
+        help=ui.tr("attention.name_help", max_len=max_len),
+    )
+    name = unicodedata.normalize("NFC", name)  # a "й" typed as "и" + breve is one character
+    unknown = tokenizer.unknown_chars(name)
+    if unknown:
+        st.error(ui.tr("attention.oov", chars=", ".join(repr(c) for c in unknown)))
+        st.stop()
+    if len(name) > max_len:
+        st.error(ui.tr("attention.too_long", n=len(name), max_len=max_len))
+        st.stop()
+    trace = trace_attention(ckpt.model, tokenizer, name)
+
+    st.subheader(ui.tr("attention.grid_title"))
+    st.caption(ui.tr("attention.grid_caption"))
+    st.plotly_chart(attention_grid_figure(trace, ui.lang()), width="stretch", key="att_grid")
+
+    st.subheader(ui.tr("attention.split_title"))
+    if not trace.has_split:
+        st.info(ui.tr("attention.no_split", kind=cfg.attn_type.upper()))
+        st.stop()
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox(ui.tr("attention.layer"), range(trace.n_layers), key=f"att_layer_{ckpt.name}")
+    head = c2.selectbox(ui.tr("attention.head"), range(trace.n_heads), key=f"att_head_{ckpt.name}")
+    st.caption(ui.tr("attention.split_caption"))
+    st.plotly_chart(score_split_figure(trace, layer, head, ui.lang()), width="stretch", key="att_split")

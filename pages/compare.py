@@ -1,0 +1,81 @@
+"""Compare: two checkpoints side by side: sizes, loss and KV cache, configs, and names from the same
+prefix, seed and temperature."""
+
+import pandas as pd
+import streamlit as st
+
+from dsmini.charts.compare import compare_figure
+from dsmini.generate import generate
+from dsmini.probes.compare import config_rows, fact_rows, model_facts, rows_frame
+from pages import _ui as ui
+
+ui.enter_page()
+SHIPPED = ("en-names", "ru-names")  # the default pair, when present
+HIGHLIGHT = "background-color: rgba(255, 165, 0, 0.25)"
+
+
+def _styled(frame: pd.DataFrame):
+    """Rows whose last column (the "≠" mark) is set get a background."""
+    return frame.style.apply(lambda row: [HIGHLIGHT if row.iloc[-1] else ""] * len(row), axis=1)
+
+
+def _height(rows: int) -> int:
+    """Pixels that show every row without an inner scrollbar (header + rows of 35 px)."""
+    return 35 * (rows + 1) + 3
+
+
+def _names_column(col, ckpt, prefix: str, n: int, temperature: float, seed: int) -> None:
+    """One model's names for the shared settings, or why this model cannot start with `prefix`."""
+    unknown = ckpt.tokenizer.unknown_chars(prefix)
+    limit = ckpt.model_config.block_size - 1
+    if unknown:
+        col.warning(ui.tr("cmp.oov", chars=", ".join(repr(c) for c in unknown)))
+    elif len(prefix) > limit:
+        col.warning(ui.tr("cmp.too_long", n=len(prefix), max_len=limit))
+    else:
+        names = generate(ckpt.model, ckpt.tokenizer, prefix, n=n, temperature=temperature, seed=seed)
+        col.markdown("\n".join(f"1. **{g.text}**" if g.text else "1. —" for g in names))
+
+
+st.title(ui.tr("cmp.title"))
+st.markdown(ui.tr("cmp.intro"))
+
+with ui.guard():
+    ui.require_checkpoint()
+    names = [info.name for info in ui.checkpoints()]
+    defaults = [name for name in SHIPPED if name in names] or names[:2]
+    defaults = (defaults * 2)[:2]  # one checkpoint: compared with itself
+    if len(names) == 1:
+        st.info(ui.tr("cmp.need_two"))
+    c1, c2 = st.columns(2)
+    name_a = c1.selectbox(ui.tr("cmp.model_a"), names, index=names.index(defaults[0]), key="cmp_a")
+    name_b = c2.selectbox(ui.tr("cmp.model_b"), names, index=names.index(defaults[1]), key="cmp_b")
+    a, b = ui.load_by_name(name_a), ui.load_by_name(name_b)
+    label_a, label_b = f"A: {name_a}", f"B: {name_b}"
+    columns = (ui.tr("cmp.col_field"), label_a, label_b, ui.tr("cmp.col_differs"))
+
+    st.subheader(ui.tr("cmp.facts"))
+    facts_a, facts_b = model_facts(a), model_facts(b)
+    st.plotly_chart(compare_figure(facts_a, facts_b, label_a, label_b, ui.lang()), width="stretch", key="cmp_bars")
+    facts = fact_rows(facts_a, facts_b)
+    labels = {row.key: ui.tr(f"cmp.fact.{row.key}") for row in facts}
+    st.dataframe(_styled(rows_frame(facts, labels, columns)), hide_index=True, width="stretch", key="cmp_facts",
+                 height=_height(len(facts)))
+
+    st.subheader(ui.tr("cmp.config"))
+    config = config_rows(a.model_config, b.model_config)
+    st.caption(ui.tr("cmp.config_caption", n=sum(row.differs for row in config), total=len(config)))
+    if st.toggle(ui.tr("cmp.only_differing"), key="cmp_only_differing"):
+        config = [row for row in config if row.differs]
+    st.dataframe(_styled(rows_frame(config, {}, columns)), hide_index=True, width="stretch", key="cmp_config",
+                 height=_height(len(config)))
+
+    st.subheader(ui.tr("cmp.generate"))
+    g1, g2, g3, g4 = st.columns([2, 1, 1, 1])
+    prefix = g1.text_input(ui.tr("cmp.prefix"), key="cmp_prefix", max_chars=64)
+    n = int(g2.number_input(ui.tr("cmp.count"), 1, 30, 8, key="cmp_n"))
+    seed = int(g3.number_input(ui.tr("cmp.seed"), 0, 2**31 - 1, 0, key="cmp_seed"))
+    temperature = g4.slider(ui.tr("cmp.temperature"), 0.0, 2.0, 0.8, 0.05, key="cmp_temperature")
+    for col, label, ckpt in zip(st.columns(2), (label_a, label_b), (a, b)):
+        col.markdown(f"**{label}**")
+        _names_column(col, ckpt, prefix, n, temperature, seed)

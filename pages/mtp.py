@@ -1,0 +1,117 @@
+"""MTP drafts: how often the depth-1 MTP head's guess for the character after next is accepted,
+by position and by letter, one generation draft by draft, and the wall-clock speed-up it buys."""
+
+import streamlit as st
+
+from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from dsmini.probes.mtp import (
+    acceptance_stats, alphabet_prefixes, check_mtp, draft_prefixes, draft_timeline, greedy_matches, run_drafts,
+    time_decoding, validation_names,
+)
+from pages import _ui as ui
+
+ui.enter_page()
+REPEATS = 3  # timing sweeps; the median is reported
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _prefixes(corpus: str, block_size: int, split_seed: int, n: int, _tokenizer, path: str, mtime: float) -> list[str]:
+    """Prefixes from the checkpoint's own validation names (keyed by path + mtime for the tokenizer)."""
+    names = validation_names(ui.corpus(corpus, None).names, block_size, split_seed)
+    return draft_prefixes(names, n, _tokenizer)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _greedy(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...]):
+    """Greedy speculative names and how many equal plain greedy decoding's."""
+    results = run_drafts(_ckpt.model, _ckpt.tokenizer, prefixes)
+    return results, greedy_matches(_ckpt.model, _ckpt.tokenizer, prefixes, results)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _sampled(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...], temperature: float, seed: int):
+    return run_drafts(_ckpt.model, _ckpt.tokenizer, prefixes, temperature, seed)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _speed(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...]):
+    return time_decoding(_ckpt.model, _ckpt.tokenizer, prefixes, REPEATS)
+
+
+def _examples(prefixes: list[str], shown: int = 12) -> str:
+    return ", ".join(prefixes[:shown]) + (" …" if len(prefixes) > shown else "")
+
+
+st.title(ui.tr("mtp.title"))
+st.markdown(ui.tr("mtp.intro"))
+
+with ui.guard():
+    ckpt = ui.require_checkpoint()
+    try:
+        check_mtp(ckpt.model)
+    except ValueError:
+        st.info(ui.tr("mtp.no_mtp"))
+        st.stop()
+    key = (str(ckpt.path), ckpt.mtime)
+    c1, c2, c3 = st.columns(3)
+    n = c1.slider(ui.tr("mtp.n_prefixes"), 10, 80, 20, 10, key="mtp_n", help=ui.tr("mtp.n_prefixes_help"))
+    temperature = c2.slider(ui.tr("mtp.temperature"), 0.05, 2.0, 0.8, 0.05, key="mtp_temperature",
+                            help=ui.tr("mtp.temperature_help"))
+    seed = int(c3.number_input(ui.tr("mtp.seed"), 0, 2**31 - 1, 0, key="mtp_seed"))
+
+    corpus = ckpt.corpus or {}
+    try:
+        prefixes = _prefixes(corpus["name"], corpus["block_size"], corpus["split_seed"], n, ckpt.tokenizer, *key)
+        st.caption(ui.tr("mtp.source_val", corpus=corpus["name"], examples=_examples(prefixes)))
+    except (KeyError, ValueError):  # an uploaded corpus (or an old checkpoint): not available here
+        prefixes = alphabet_prefixes(ckpt.tokenizer, n)
+        st.caption(ui.tr("mtp.source_alphabet", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
+    prefixes = tuple(prefixes)
+
+    with st.spinner(ui.tr("mtp.spinner", n=len(prefixes))):
+        greedy_results, matches = _greedy(ckpt, *key, prefixes)
+        sampled_results = _sampled(ckpt, *key, prefixes, temperature, seed)
+    greedy, sampled = acceptance_stats(greedy_results), acceptance_stats(sampled_results)
+
+    m = st.columns(5)
+    for col, label, stats in ((m[0], ui.tr("mtp.m_greedy"), greedy),
+                              (m[1], ui.tr("mtp.m_sampled", temperature=temperature), sampled)):
+        col.metric(label, f"{stats.overall.rate:.1%}", help=ui.tr(
+            "mtp.m_acceptance_help", accepted=stats.overall.accepted, proposed=stats.overall.proposed))
+    for col, label, stats in ((m[2], ui.tr("mtp.m_cpf"), greedy),
+                              (m[3], ui.tr("mtp.m_cpf_sampled", temperature=temperature), sampled)):
+        col.metric(label, f"{stats.chars_per_forward:.2f}", help=ui.tr(
+            "mtp.m_cpf_help", tokens=stats.generated_tokens, passes=stats.forward_passes))
+    mark = "✓" if matches == len(prefixes) else "✗"
+    m[4].metric(ui.tr("mtp.m_identical"), f"{mark} ({matches}/{len(prefixes)})", help=ui.tr("mtp.m_identical_help"))
+
+    st.subheader(ui.tr("mtp.by_position"))
+    st.plotly_chart(acceptance_by_position_figure(greedy, sampled, temperature, ui.lang()), width="stretch",
+                    key="mtp_by_position")
+    st.subheader(ui.tr("mtp.by_letter"))
+    st.caption(ui.tr("mtp.by_letter_caption"))
+    st.plotly_chart(acceptance_by_letter_figure(greedy, sampled, temperature, ui.lang()), width="stretch",
+                    key="mtp_by_letter")
+
+    st.subheader(ui.tr("mtp.timeline"))
+    c1, c2 = st.columns([1, 2])
+    picked = c1.selectbox(ui.tr("mtp.timeline_prefix"), list(range(len(prefixes))), format_func=prefixes.__getitem__,
+                          key="mtp_pick")
+    runs = {"greedy": ui.tr("mtp.run_greedy"), "sampled": ui.tr("mtp.run_sampled", temperature=temperature)}
+    run = c2.segmented_control(ui.tr("mtp.timeline_run"), list(runs), format_func=runs.get, default="greedy",
+                               key="mtp_run") or "greedy"
+    result = (greedy_results if run == "greedy" else sampled_results)[picked]
+    st.plotly_chart(draft_timeline_figure(draft_timeline(result, ckpt.tokenizer), ui.lang()), width="stretch",
+                    key="mtp_timeline")
+
+    st.subheader(ui.tr("mtp.speed"))
+    st.caption(ui.tr("mtp.speed_caption", n=len(prefixes), repeats=REPEATS))
+    if st.button(ui.tr("mtp.speed_button"), key="mtp_measure"):
+        st.session_state["mtp_speed_for"] = (*key, prefixes)
+    if st.session_state.get("mtp_speed_for") == (*key, prefixes):
+        with st.spinner(ui.tr("mtp.speed_spinner", repeats=REPEATS)):
+            speed = _speed(ckpt, *key, prefixes)
+        s1, s2, s3 = st.columns(3)
+        s1.metric(ui.tr("mtp.m_spec_speed"), f"{speed.speculative_per_second:,.0f}")
+        s2.metric(ui.tr("mtp.m_plain_speed"), f"{speed.plain_per_second:,.0f}")
+        s3.metric(ui.tr("mtp.m_speedup"), f"{speed.speedup:.2f}×", help=ui.tr("mtp.m_speedup_help", tokens=speed.tokens))

@@ -1,0 +1,158 @@
+"""AppTest for the MTP drafts page and the Compare page, in both languages, on the shipped
+checkpoints and on a tiny model without MTP (dense FFN, MHA)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from dsmini.checkpoint import save_checkpoint
+from dsmini.config import ModelConfig, preset
+from dsmini.data import CharTokenizer
+from dsmini.model import DSMini
+from pages import _ui as ui
+
+APP = "../app.py"  # relative to this file
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def open_page(page: str, lang: str, checkpoint: str, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["lang"] = lang
+    at.session_state["checkpoint"] = checkpoint
+    for key, value in state.items():  # widget values before the first run: skips the default's work
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page).run()
+    return at
+
+
+def charts(app) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+
+
+def no_errors(app) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.fixture
+def with_plain_model(tmp_path, monkeypatch):
+    """A checkpoints folder with en-names, "plain" (a tiny untrained MHA model, dense FFN, no MTP,
+    no corpus recorded) and "plain-mtp" (the same with an MTP module)."""
+    (tmp_path / "en-names").symlink_to(SHIPPED / "en-names", target_is_directory=True)
+    torch.manual_seed(0)
+    tok = CharTokenizer.from_names(["Anna", "Bob", "Olga"])
+    cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=8, attn_type="mha", ffn_type="dense", mtp_depth=0)
+    save_checkpoint(tmp_path, "plain", DSMini(cfg).eval(), tok)
+    save_checkpoint(tmp_path, "plain-mtp", DSMini(dataclasses.replace(cfg, mtp_depth=1)).eval(), tok)
+    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+
+
+# --- MTP -----------------------------------------------------------------------------------------
+
+
+def check_mtp_page(at, lang: str, n: int) -> None:
+    """Metrics, the greedy == plain check and the three charts' shapes."""
+    no_errors(at)
+    assert at.title[0].value == ui.t("mtp.title", lang)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[ui.t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
+    greedy = float(metrics[ui.t("mtp.m_greedy", lang)].rstrip("%"))
+    assert 50 < greedy <= 100  # the shipped MTP heads draft well
+    assert 1.2 < float(metrics[ui.t("mtp.m_cpf", lang)]) <= 2.0
+    by_position, by_letter, timeline = charts(at)
+    assert [d["type"] for d in by_position["data"]] == ["bar", "bar", "scatter"]  # greedy, sampled, the V3 band's key
+    band = by_position["layout"]["shapes"][0]
+    assert (band["y0"], band["y1"]) == (0.85, 0.9)  # DeepSeek-V3's reported acceptance
+    assert [d["type"] for d in by_letter["data"]] == ["bar", "bar", "scatter"]
+    heatmap = timeline["data"][0]
+    assert heatmap["type"] == "heatmap" and len(heatmap["z"]) == 2  # draft row, kept row
+    kept = "".join(heatmap["text"][1])
+    pick = at.selectbox(key="mtp_pick")
+    assert kept.startswith(pick.options[pick.index]) and len(heatmap["z"][0]) == len(kept)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_mtp_page_on_the_english_model(lang):
+    check_mtp_page(open_page("pages/mtp.py", lang, "en-names", mtp_n=20), lang, 20)  # 20 of the default 40: time
+
+
+def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
+    at = open_page("pages/mtp.py", "ru", "ru-names", mtp_n=10)
+    check_mtp_page(at, "ru", 10)
+    assert not at.get("metric")[5:]  # no timing until asked: it takes seconds
+    at.segmented_control(key="mtp_run").set_value("sampled")
+    at.button(key="mtp_measure").click().run()
+    check_mtp_page(at, "ru", 10)
+    assert at.segmented_control(key="mtp_run").value == "sampled"
+    metrics = {m.label: m.value for m in at.metric}
+    spec = float(metrics[ui.t("mtp.m_spec_speed", "ru")].replace(",", ""))
+    plain = float(metrics[ui.t("mtp.m_plain_speed", "ru")].replace(",", ""))
+    assert spec > 0 and plain > 0 and metrics[ui.t("mtp.m_speedup", "ru")].endswith("×")
+    at.run()  # the measurement stays on screen (cached) across reruns
+    assert ui.t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_mtp_page_says_why_for_a_model_without_mtp(with_plain_model, lang):
+    at = open_page("pages/mtp.py", lang, "plain")
+    no_errors(at)
+    assert at.info[0].value == ui.t("mtp.no_mtp", lang)
+    assert not at.get("plotly_chart")
+
+
+def test_mtp_page_on_a_dense_mha_model_without_a_known_corpus(with_plain_model):
+    at = open_page("pages/mtp.py", "en", "plain-mtp")
+    no_errors(at)
+    assert ui.t("mtp.source_alphabet", "en", corpus="?", examples="A, B, O") in [c.value for c in at.caption]
+    assert {m.label: m.value for m in at.metric}[ui.t("mtp.m_identical", "en")] == "✓ (3/3)"
+    assert len(charts(at)) == 3
+
+
+# --- Compare -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_compare_page_shipped_pair_side_by_side(lang):
+    at = open_page("pages/compare.py", lang, "en-names")
+    no_errors(at)
+    assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == ("en-names", "ru-names")
+    (bars,) = charts(at)
+    assert [d["name"] for d in bars["data"]] == ["A: en-names", "B: ru-names"] * 3
+    facts, config = (df.value for df in at.dataframe)
+    assert len(config) == len(dataclasses.fields(ModelConfig))
+    differing = set(config[config.iloc[:, -1] == "≠"].iloc[:, 0])
+    assert differing == {"vocab_size", "block_size", "dropout"}  # same preset, different corpora
+    assert list(facts.columns[1:3]) == ["A: en-names", "B: ru-names"]
+    cache_row = facts[facts.iloc[:, 0] == ui.t("cmp.fact.cache_bytes_per_token", lang)]
+    assert cache_row.iloc[0, 1:3].tolist() == ["640", "640"]  # MLA (32 + 8) x 4 layers x 4 bytes, both
+    names_a, names_b = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    assert names_a.count("1. ") == names_b.count("1. ") == 8
+    at.text_input(key="cmp_prefix").set_value("Ан").run()
+    no_errors(at)
+    assert len(at.warning) == 1 and "'А'" in at.warning[0].value  # English model only
+    (names_b,) = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    assert all(line.startswith("1. **Ан") for line in names_b.splitlines())
+
+
+def test_compare_page_same_model_twice_then_a_plain_model(with_plain_model):
+    at = open_page("pages/compare.py", "en", "en-names")  # no ru-names here: en-names against itself
+    no_errors(at)
+    assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == ("en-names", "en-names")
+    facts, config = (df.value for df in at.dataframe)
+    assert not (config.iloc[:, -1] == "≠").any() and not (facts.iloc[:, -1] == "≠").any()
+    at.selectbox(key="cmp_b").set_value("plain")
+    at.toggle(key="cmp_only_differing").set_value(True)
+    at.text_input(key="cmp_prefix").set_value("Ed").run()  # "E" and "d": not in the plain model's alphabet
+    no_errors(at)
+    facts, config = (df.value for df in at.dataframe)
+    assert (config.iloc[:, -1] == "≠").all()  # only the differing fields are listed
+    assert {"attn_type", "ffn_type", "mtp_depth", "d_model", "n_layers"} <= set(config.iloc[:, 0])
+    assert len(at.warning) == 1 and "'E'" in at.warning[0].value
+    assert len([m for m in at.markdown if m.value.startswith("1. ")]) == 1  # en-names still writes names
