@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmini train|sample|info|corpora ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|corpora|bench ...` (thin layer over the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--checkpoint", required=True, help="checkpoint folder")
 
     sub.add_parser("corpora", help="list the built-in corpora")
+    sub.add_parser("bench", help="run the benchmarks (same as python -m dsmini.bench; see its --help)", add_help=False)
     return parser
 
 
@@ -218,6 +219,11 @@ def cmd_corpora(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the benchmark has its own flags
+        from .bench.cli import main as bench_main  # imported on demand: it pulls in plotly and the pages' code
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora}[args.command]
     try:

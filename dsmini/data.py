@@ -563,6 +563,16 @@ class CorpusData:
         return Splits(self.train.names, self.val.names, self.test.names)
 
 
+def validation_names(
+    names: Sequence[str], block_size: int, seed: int, max_names: int | None = None
+) -> list[str]:
+    """The validation names `prepare_corpus(names, block_size, seed)` makes, without encoding the
+    corpus (the explorer only needs the names; encoding 200K Russian names costs seconds). The
+    split is shuffled, so its first `max_names` are a fair sample."""
+    kept = [n for n in names if len(n) + 1 <= block_size]
+    return split_names(kept, seed).val[:max_names]
+
+
 def prepare_corpus(
     names: Sequence[str],
     block_size: int,

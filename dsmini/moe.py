@@ -172,15 +172,21 @@ class MoE(nn.Module):
         return rearrange(y, "(b t) d -> b t d", b=b), routing
 
     def _dispatch(self, flat, indices, weights, keep) -> torch.Tensor:
-        """Each expert runs once on the tokens routed to it (a loop over experts, not tokens)."""
-        y = torch.zeros_like(flat)
-        counts = torch.bincount(indices[keep], minlength=self.n_experts).tolist()
-        for e, count in enumerate(counts):
-            if count == 0:
-                continue
-            token, slot = torch.where((indices == e) & keep)
-            y.index_add_(0, token, self.experts[e](flat[token]) * weights[token, slot, None])
-        return y
+        """Each expert runs once, on one contiguous slice: no Python loop over tokens.
+
+        Kept assignments are sorted by expert, so one gather lays every expert's tokens side by
+        side; each expert runs on its slice (a loop over E experts, as DeepSeek-V3's MoE does);
+        one scatter adds each output row, scaled by its gate weight, back to its token. (A padded
+        (E, C, d) bmm was tried: it wastes E x the work whenever routing is skewed, as at init.)
+        """
+        token, slot = torch.nonzero(keep, as_tuple=True)  # (a,) kept assignments
+        expert = indices[token, slot]
+        order = torch.argsort(expert, stable=True)
+        token, slot = token[order], slot[order]
+        counts = torch.bincount(expert, minlength=self.n_experts).tolist()
+        segments = flat[token].split(counts)  # expert e's tokens, (count_e, d) each
+        out = torch.cat([self.experts[e](seg) for e, seg in enumerate(segments) if counts[e]])  # (a, d)
+        return torch.zeros_like(flat).index_add_(0, token, out * weights[token, slot, None])
 
     def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """alpha * E * sum_i f_i * P_i; f_i = share of the n*k choices that picked expert i,

@@ -7,11 +7,12 @@ from dsmini.charts.experts import (
     specialisation_figure,
 )
 from dsmini.checkpoint import Checkpoint
+from dsmini.data import validation_names
 from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.probes.experts import (
-    INITIAL_SEED, MIN_LETTER_TOKENS, Ablation, ExpertReport, RoutedTokens, ablate_expert, expert_analysis,
-    expert_mask, validation_names,
+    INITIAL_SEED, MAX_NAMES, MIN_LETTER_TOKENS, Ablation, ExpertReport, RoutedTokens, ablate_expert, expert_analysis,
+    expert_mask,
 )
 from pages import _ui as ui
 
@@ -23,7 +24,7 @@ SEED, TEMPERATURE, N_NAMES = 0, 0.8, 8  # the generated names with the expert on
 @st.cache_data(max_entries=8, show_spinner=False)
 def _names(corpus: str, block_size: int, split_seed: int) -> list[str]:
     """The checkpoint's validation names (the head of its seeded split), recreated from the corpus."""
-    return validation_names(ui.corpus(corpus, None).names, block_size, split_seed)
+    return validation_names(ui.corpus(corpus, None).names, block_size, split_seed, MAX_NAMES)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

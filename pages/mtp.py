@@ -3,10 +3,11 @@ by position and by letter, one generation draft by draft, and the wall-clock spe
 
 import streamlit as st
 
+from dsmini.data import validation_names
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.probes.mtp import (
     acceptance_stats, alphabet_prefixes, check_mtp, draft_prefixes, draft_timeline, greedy_matches, run_drafts,
-    time_decoding, validation_names,
+    time_decoding,
 )
 from pages import _ui as ui
 

@@ -5,6 +5,8 @@ import math
 
 import plotly.graph_objects as go
 import pytest
+
+from dsmini.data import validation_names
 import torch
 
 from dsmini.charts.experts import (
@@ -19,7 +21,7 @@ from dsmini.model import DSMini
 from dsmini.moe import MoE
 from dsmini.probes.experts import (
     POSITION_CATEGORIES, ablate_expert, ablation_effect, expert_analysis, expert_mask, initial_model,
-    joint_counts, mutual_information, route_names, validation_names,
+    joint_counts, mutual_information, route_names,
 )
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "я", "ян", "александра"]

@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
+from dsmini.data import validation_names
 import torch
 
 from dsmini.charts.compare import compare_figure
@@ -22,7 +24,7 @@ from dsmini.probes.compare import (
 )
 from dsmini.probes.mtp import (
     SOURCES, V3_ACCEPTANCE, Tally, acceptance_stats, alphabet_prefixes, draft_prefixes, draft_timeline,
-    greedy_matches, run_drafts, time_decoding, validation_names,
+    greedy_matches, run_drafts, time_decoding,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

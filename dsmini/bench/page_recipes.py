@@ -76,13 +76,14 @@ def experts(c: PageContext) -> None:
         position_expert_figure,
         specialisation_figure,
     )
-    from ..probes.experts import ablate_expert, expert_analysis, expert_mask, validation_names
+    from ..data import validation_names
+    from ..probes.experts import MAX_NAMES, ablate_expert, expert_analysis, expert_mask
 
     model, tokenizer, cfg, corpus = c.ckpt.model, c.ckpt.tokenizer, c.ckpt.model_config, c.ckpt.corpus
     if cfg.n_moe_layers == 0:
         c.notes.append("no MoE layers: the page shows a message")
         return
-    names = c.call(validation_names, c.corpus_names(corpus["name"]), corpus["block_size"], corpus["split_seed"])
+    names = c.call(validation_names, c.corpus_names(corpus["name"]), corpus["block_size"], corpus["split_seed"], MAX_NAMES)
     routed, report = c.call(expert_analysis, model, tokenizer, names)
     c.call(letter_expert_figure, report, "allk", LANG)
     c.call(position_expert_figure, report, "allk", LANG)
@@ -145,8 +146,8 @@ def mtp(c: PageContext) -> None:
         draft_timeline,
         greedy_matches,
         run_drafts,
-        validation_names,
     )
+    from ..data import validation_names
 
     model, tokenizer, corpus = c.ckpt.model, c.ckpt.tokenizer, c.ckpt.corpus
     if c.ckpt.model_config.mtp_depth == 0:

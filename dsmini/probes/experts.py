@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ModelConfig
-from ..data import IGNORE_INDEX, CharTokenizer, encode_names, split_names
+from ..data import IGNORE_INDEX, CharTokenizer, encode_names
 from ..generate import inference
 from ..model import DSMini
 
@@ -45,15 +45,6 @@ INITIAL_SEED = 0  # the untrained contrast model: same config, fresh init from t
 
 # ---------------------------------------------------------------------------------------------
 # Raw routing of many names
-
-
-def validation_names(names: Sequence[str], block_size: int, split_seed: int, max_names: int = MAX_NAMES) -> list[str]:
-    """The first `max_names` validation names of a checkpoint's corpus, as `data.prepare_corpus`
-    splits them (names that fit block_size, then `split_names` with the split seed; the split is
-    already shuffled, so its head is a fair sample). Only the split, not prepare_corpus's encoding
-    of every name: that is 20x slower on ru-names and not needed here."""
-    kept = [n for n in names if len(n) + 1 <= block_size]
-    return split_names(kept, split_seed).val[:max_names]
 
 
 @dataclass

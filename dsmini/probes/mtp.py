@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..data import BOUNDARY_SYMBOL, CharTokenizer, split_names
+from ..data import BOUNDARY_SYMBOL, CharTokenizer
 from ..generate import SpecResult, generate, inference, speculative_decode
 from ..model import DSMini
 
@@ -28,14 +28,6 @@ SOURCES = ("prefix", "main", "accepted", "rejected")  # where a kept character c
 
 # ---------------------------------------------------------------------------------------------
 # Prefixes
-
-
-def validation_names(names: Sequence[str], block_size: int, seed: int) -> list[str]:
-    """The validation names `prepare_corpus(names, block_size, seed)` would make, without encoding
-    the corpus: same length filter, same seeded split (a test keeps the two equal). Encoding all
-    200K Russian names costs seconds; this costs a shuffle."""
-    kept = [n for n in names if len(n) + 1 <= block_size]
-    return split_names(kept, seed).val
 
 
 def draft_prefixes(names: Sequence[str], n: int = 40, tokenizer: CharTokenizer | None = None) -> list[str]:
