@@ -75,7 +75,15 @@ def prepared(name: str, upload: bytes | None, block_size: int, seed: int) -> Cor
 
 
 def checkpoints() -> list[CheckpointInfo]:
-    return list_checkpoints(CHECKPOINTS)
+    """Every script run of every session asks (the sidebar picker); the answer changes only when
+    a checkpoint is saved, which changes the folder's mtime."""
+    folder = Path(CHECKPOINTS)
+    return _list(str(folder), folder.stat().st_mtime if folder.exists() else 0.0)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _list(folder: str, mtime: float) -> list[CheckpointInfo]:
+    return list_checkpoints(folder)
 
 
 def selected_checkpoint() -> Checkpoint | None:

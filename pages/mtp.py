@@ -55,7 +55,7 @@ with ui.guard():
         st.stop()
     key = (str(ckpt.path), ckpt.mtime)
     c1, c2, c3 = st.columns(3)
-    n = c1.slider(ui.tr("mtp.n_prefixes"), 10, 80, 20, 10, key="mtp_n", help=ui.tr("mtp.n_prefixes_help"))
+    n = c1.slider(ui.tr("mtp.n_prefixes"), 4, 80, 12, 4, key="mtp_n", help=ui.tr("mtp.n_prefixes_help"))
     temperature = c2.slider(ui.tr("mtp.temperature"), 0.05, 2.0, 0.8, 0.05, key="mtp_temperature",
                             help=ui.tr("mtp.temperature_help"))
     seed = int(c3.number_input(ui.tr("mtp.seed"), 0, 2**31 - 1, 0, key="mtp_seed"))

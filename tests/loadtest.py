@@ -81,19 +81,25 @@ class Recorder:
             self.errors.append(f"{label}: {type(err).__name__}: {str(err)[:120]}")
 
 
-async def session(browser, url: str, index: int, trains: bool, rec: Recorder, timeout_s: float) -> None:
+async def session(browser, url: str, index: int, trains: bool, rec: Recorder, timeout_s: float, ramp_s: float) -> None:
+    await asyncio.sleep(ramp_s * index)  # a class arrives within a few seconds, not in one microsecond
     context = await browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(timeout_s * 1000)
     tab = await context.new_page()
+
+    def go(path: str = ""):  # the app's own run is what we wait for, not the browser's load event
+        return tab.goto(f"{url}{path}", wait_until="commit")
+
     try:
-        await rec.run(tab, f"s{index} open", lambda: tab.goto(url), timeout_s)
-        await rec.run(tab, f"s{index} generate page", lambda: tab.goto(f"{url}/generate"), timeout_s)
+        await rec.run(tab, f"s{index} open", go, timeout_s)
+        await rec.run(tab, f"s{index} generate page", lambda: go("/generate"), timeout_s)
         prefix = tab.locator(".st-key-gen_prefix input")
         await prefix.fill("Ma" if index % 2 else "")
         await rec.run(tab, f"s{index} generate", lambda: tab.get_by_role("button", name="Generate", exact=True).click(), timeout_s)
         if trains:
-            await rec.run(tab, f"s{index} train page", lambda: tab.goto(f"{url}/train"), timeout_s)
+            await rec.run(tab, f"s{index} train page", lambda: go("/train"), timeout_s)
             await rec.run(tab, f"s{index} start", lambda: tab.locator(".st-key-train_start button").click(), timeout_s)
-        await rec.run(tab, f"s{index} home", lambda: tab.goto(url), timeout_s)
+        await rec.run(tab, f"s{index} home", go, timeout_s)
         if await tab.locator('[data-testid="stPlotlyChart"]').count() == 0:
             await tab.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=timeout_s * 1000)
     except Exception as err:
@@ -102,7 +108,7 @@ async def session(browser, url: str, index: int, trains: bool, rec: Recorder, ti
         await context.close()
 
 
-async def drive(url: str, sessions: int, trainers: int, timeout_s: float, server_pid: int) -> dict:
+async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, server_pid: int) -> dict:
     from playwright.async_api import async_playwright
 
     rec = Recorder()
@@ -121,13 +127,13 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, server
         await warm.close()
         sampler = asyncio.create_task(sample_rss())
         started = time.perf_counter()
-        await asyncio.gather(*(session(browser, url, i, i < trainers, rec, timeout_s) for i in range(sessions)))
+        await asyncio.gather(*(session(browser, url, i, i < trainers, rec, timeout_s, ramp_s) for i in range(sessions)))
         wall = time.perf_counter() - started
         sampler.cancel()
         await browser.close()
     lat = sorted(rec.latencies)
     return {
-        "sessions": sessions, "trainers": trainers, "page_runs": len(lat), "errors": len(rec.errors),
+        "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "page_runs": len(lat), "errors": len(rec.errors),
         "error_samples": rec.errors[:10], "p50_s": statistics.median(lat) if lat else None,
         "p95_s": lat[int(0.95 * (len(lat) - 1))] if lat else None, "max_s": lat[-1] if lat else None,
         "wall_s": wall, "server_rss_mb_max": max(rss) if rss else None, "server_rss_mb_start": rss[0] if rss else None,
@@ -140,7 +146,9 @@ def markdown(result: dict, command: str) -> str:
         "## Classroom load test",
         "",
         f"`{command}` — {result['sessions']} simultaneous headless-Chromium sessions against one "
-        f"`streamlit run` server on 127.0.0.1 (this 2-core CPU); each opens the app, generates names, "
+        f"`streamlit run` server on 127.0.0.1 (this 2-core CPU, which also runs all {result['sessions']} browser "
+        f"tabs, so latencies include the browsers' own rendering), starting {result['ramp_s']} s apart; each opens "
+        "the app, generates names, "
         f"returns home; {result['trainers']} of them also start a live training run (the global cap queues "
         "the runs beyond it).",
         "",
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sessions", type=int, default=30, help="simultaneous browser sessions (max 60)")
     parser.add_argument("--trainers", type=int, default=5, help="sessions that also start a training run")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one page run may take")
+    parser.add_argument("--ramp", type=float, default=0.2, help="seconds between session starts")
     parser.add_argument("--max-jobs", type=int, default=1, help="DSMINI_MAX_JOBS for the server")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--benchmarks", type=Path, help="update this BENCHMARKS.md's load-test section")
@@ -177,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     port = free_port()
     server = start_server(port, args.max_jobs)
     try:
-        result = asyncio.run(drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout, server.pid))
+        result = asyncio.run(
+            drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout, args.ramp, server.pid)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -155,7 +155,7 @@ def mtp(c: PageContext) -> None:
         return
     c.call(check_mtp, model)
     names = c.call(validation_names, c.corpus_names(corpus["name"]), corpus["block_size"], corpus["split_seed"])
-    prefixes = tuple(c.call(draft_prefixes, names, 20, tokenizer))
+    prefixes = tuple(c.call(draft_prefixes, names, 12, tokenizer))
     greedy_runs = c.call(run_drafts, model, tokenizer, prefixes)
     c.call(greedy_matches, model, tokenizer, prefixes, greedy_runs)
     sampled_runs = c.call(run_drafts, model, tokenizer, prefixes, TEMPERATURE, 0)
