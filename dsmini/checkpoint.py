@@ -392,13 +392,24 @@ def save_checkpoint(
         optimizer[1] if optimizer is not None else None,
     )
     meta_data = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    tmp = None
-    try:
-        tmp = _make_tmp(root, name)
+
+    def fill(tmp: Path) -> None:
         _write_file(tmp / MODEL_FILE, model_data)
         if optimizer is not None:
             _write_file(tmp / OPTIMIZER_FILE, optimizer[0])
         _write_file(tmp / META_FILE, meta_data)  # last: a dir with checkpoint.json is complete
+
+    return _commit(root, name, fill)
+
+
+def _commit(root: Path, name: str, fill) -> Path:
+    """Atomic publish: `fill(tmp)` writes a hidden temp dir inside `root`, which is fsynced and
+    only then renamed to `<root>/<name>`; on any failure the temp dir is removed and an OSError
+    becomes a CheckpointError that says where and why."""
+    tmp = None
+    try:
+        tmp = _make_tmp(root, name)
+        fill(tmp)
         _fsync_dir(tmp)
         final = root / name
         _place(tmp, final)
@@ -749,20 +760,12 @@ def load_checkpoint_zip(
     """
     name = validate_name(name)
     root = Path(root)
-    tmp = None
-    try:
-        tmp = _make_tmp(root, name)
+
+    def fill(tmp: Path) -> None:
         _unzip(data, tmp, max_bytes)
-        _fsync_dir(tmp)
         try:
             load_checkpoint(tmp, load_optimizer=True)
         except CheckpointError as err:  # name the upload, not our temp dir
             raise CheckpointError(f"uploaded checkpoint is invalid: {str(err).replace(str(tmp), 'upload')}") from None
-        final = root / name
-        _place(tmp, final)
-        return final
-    except OSError as err:
-        raise _os_error(root, err) from err
-    finally:
-        if tmp is not None and tmp.exists():
-            _remove(tmp)
+
+    return _commit(root, name, fill)

@@ -629,7 +629,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "gen.position": {"en": "After character", "ru": "После символа"},
     "gen.prefix": {"en": "Prefix (optional)", "ru": "Начало (необязательно)"},
     "gen.prefix_help": {"en": "Every name starts with it, e.g. Крас or Ma.", "ru": "С него начинается каждое имя, например Крас."},
-    "gen.prefix_too_long": {
+    "gen.too_long": {
         "en": "The prefix has {n} characters but the max length is {max_len}.",
         "ru": "В префиксе {n} символов, а максимальная длина — {max_len}.",
     },

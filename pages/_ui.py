@@ -125,6 +125,17 @@ def session_jobs() -> dict[str, TrainingJob | None]:
     return {"job": None}
 
 
+def text_problem(tokenizer, text: str, max_len: int, page: str) -> str | None:
+    """Why the model cannot read `text` (characters outside its alphabet, or too long), in the
+    words of `page`'s strings (`<page>.oov`, `<page>.too_long`); None if it can."""
+    unknown = tokenizer.unknown_chars(text)
+    if unknown:
+        return tr(f"{page}.oov", chars=", ".join(repr(c) for c in unknown))
+    if len(text) > max_len:
+        return tr(f"{page}.too_long", n=len(text), max_len=max_len)
+    return None
+
+
 @contextlib.contextmanager
 def guard():
     """No user ever sees a traceback: errors become a message, details go to the server log.

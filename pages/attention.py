@@ -22,12 +22,9 @@ with ui.guard():
         help=ui.tr("attention.name_help", max_len=max_len),
     )
     name = unicodedata.normalize("NFC", name)  # a "й" typed as "и" + breve is one character
-    unknown = tokenizer.unknown_chars(name)
-    if unknown:
-        st.error(ui.tr("attention.oov", chars=", ".join(repr(c) for c in unknown)))
-        st.stop()
-    if len(name) > max_len:
-        st.error(ui.tr("attention.too_long", n=len(name), max_len=max_len))
+    problem = ui.text_problem(tokenizer, name, max_len, "attention")
+    if problem:
+        st.error(problem)
         st.stop()
     trace = trace_attention(ckpt.model, tokenizer, name)
 

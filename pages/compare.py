@@ -26,12 +26,9 @@ def _height(rows: int) -> int:
 
 def _names_column(col, ckpt, prefix: str, n: int, temperature: float, seed: int) -> None:
     """One model's names for the shared settings, or why this model cannot start with `prefix`."""
-    unknown = ckpt.tokenizer.unknown_chars(prefix)
-    limit = ckpt.model_config.block_size - 1
-    if unknown:
-        col.warning(ui.tr("cmp.oov", chars=", ".join(repr(c) for c in unknown)))
-    elif len(prefix) > limit:
-        col.warning(ui.tr("cmp.too_long", n=len(prefix), max_len=limit))
+    problem = ui.text_problem(ckpt.tokenizer, prefix, ckpt.model_config.block_size - 1, "cmp")
+    if problem:
+        col.warning(problem)
     else:
         names = generate(ckpt.model, ckpt.tokenizer, prefix, n=n, temperature=temperature, seed=seed)
         col.markdown("\n".join(f"1. **{g.text}**" if g.text else "1. —" for g in names))

@@ -29,12 +29,9 @@ with ui.guard():
         submitted = st.form_submit_button(ui.tr("gen.button"), type="primary")
 
     if submitted:
-        unknown = ckpt.tokenizer.unknown_chars(prefix)
-        if unknown:
-            st.error(ui.tr("gen.oov", chars=", ".join(repr(c) for c in unknown)))
-            st.stop()
-        if len(prefix) > max_len:
-            st.error(ui.tr("gen.prefix_too_long", n=len(prefix), max_len=max_len))
+        problem = ui.text_problem(ckpt.tokenizer, prefix, int(max_len), "gen")
+        if problem:
+            st.error(problem)
             st.stop()
         names = generate(ckpt.model, ckpt.tokenizer, prefix=prefix, n=int(n), temperature=temperature,
                          top_k=int(top_k), top_p=top_p, max_len=int(max_len), seed=int(seed))
