@@ -16,6 +16,7 @@ import streamlit as st
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint
 from dsmini.data import Corpus, CorpusData, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
+from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.jobs import TrainingJob, configure_torch_threads
 
@@ -58,6 +59,21 @@ def _load(path: str, mtime: float) -> Checkpoint:
     """Shared by every user and thread, so read-only: eval mode, caches made per call.
     Keyed by mtime so a re-saved checkpoint is reloaded."""
     return load_checkpoint(path)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _seeded_names(path: str, mtime: float, prefix: str, n: int, temperature: float, top_k: int, top_p: float,
+                  max_len: int | None, seed: int) -> list[str]:
+    ckpt = _load(path, mtime)
+    return [g.text for g in generate(ckpt.model, ckpt.tokenizer, prefix=prefix, n=n, temperature=temperature,
+                                     top_k=top_k, top_p=top_p, max_len=max_len, seed=seed)]
+
+
+def seeded_names(ckpt: Checkpoint, prefix: str, n: int, temperature: float, seed: int, top_k: int = 0,
+                 top_p: float = 1.0, max_len: int | None = None) -> list[str]:
+    """Generated names ("" where a name came out empty). Seeded generation is a pure function of these
+    settings and the checkpoint version, so a class asking the same thing shares one computation."""
+    return _seeded_names(str(ckpt.path), ckpt.mtime, prefix, n, temperature, top_k, top_p, max_len, seed)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

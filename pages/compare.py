@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from dsmini.charts.compare import compare_figure
-from dsmini.generate import generate
 from dsmini.probes.compare import config_rows, fact_rows, model_facts, rows_frame
 from pages import _ui as ui
 
@@ -30,8 +29,8 @@ def _names_column(col, ckpt, prefix: str, n: int, temperature: float, seed: int)
     if problem:
         col.warning(problem)
     else:
-        names = generate(ckpt.model, ckpt.tokenizer, prefix, n=n, temperature=temperature, seed=seed)
-        col.markdown("\n".join(f"1. **{g.text}**" if g.text else "1. —" for g in names))
+        names = ui.seeded_names(ckpt, prefix, n, temperature, seed)
+        col.markdown("\n".join(f"1. **{name}**" if name else "1. —" for name in names))
 
 
 st.title(ui.tr("cmp.title"))

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from dsmini.charts import next_char_figure, next_char_heatmap, routing_figure
-from dsmini.generate import generate
 from dsmini.probes import trace_name
 from pages import _ui as ui
 
@@ -33,9 +32,8 @@ with ui.guard():
         if problem:
             st.error(problem)
             st.stop()
-        names = generate(ckpt.model, ckpt.tokenizer, prefix=prefix, n=int(n), temperature=temperature,
-                         top_k=int(top_k), top_p=top_p, max_len=int(max_len), seed=int(seed))
-        st.session_state["gen_names"] = [g.text for g in names if g.text]
+        names = ui.seeded_names(ckpt, prefix, int(n), temperature, int(seed), int(top_k), top_p, int(max_len))
+        st.session_state["gen_names"] = [name for name in names if name]
         st.session_state["gen_for"] = ckpt.name
 
     names = st.session_state.get("gen_names") if st.session_state.get("gen_for") == ckpt.name else None

@@ -1,11 +1,14 @@
-"""Classroom load test: N simultaneous browser sessions against a real `streamlit run` server.
+"""Classroom load test: N simultaneous sessions against a real `streamlit run` server on 127.0.0.1.
 
-    python tests/loadtest.py --sessions 30 --trainers 5 --benchmarks BENCHMARKS.md
+    python -m tests.loadtest --sessions 30 --trainers 5 --benchmarks BENCHMARKS.md
 
-Each session is a headless-Chromium context (one browser, many contexts): it opens the app,
-generates names, visits other pages; `--trainers` of them also start a small live training run.
-We time every page run (action -> the app reports `notRunning`), count errors (a Streamlit
-exception on the page, or a run that does not finish in time), and sample the server's RSS.
+Each session is a browserless websocket client (tests/st_client.py) speaking the browser's protocol, so
+the figures are the server's: it opens the app, generates names from a prefix, visits every page;
+`--trainers` of them first start the default live training run and watch it (the live fragment reruns
+every second) for `--watch` seconds, and keep it running while they browse. We time every script run
+(request -> script finished), count errors (an exception or error message on a page, a missing widget,
+a run slower than `--timeout`, a dropped connection), sample the server's RSS and CPU, and check that
+the server goes quiet once every session has closed (their training runs stop with their sessions).
 Only 127.0.0.1 is contacted; the test is bounded in sessions and time and stops by itself.
 """
 
@@ -16,7 +19,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -25,10 +27,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.st_client import Run, StreamlitClient, text, trigger
+
 ROOT = Path(__file__).resolve().parent.parent
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSED_PAGES = ["experts", "attention", "kv-cache", "mtp", "compare"]
+IDLE_WINDOW_S = 5.0
 SECTION_START, SECTION_END = "<!-- loadtest:start -->", "<!-- loadtest:end -->"
 
 
@@ -62,55 +65,85 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the server process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Recorder:
+    """Every script run's latency by step, every error, and each trainer's last progress line."""
+
     def __init__(self):
-        self.latencies: list[float] = []
+        self.latencies: dict[str, list[float]] = {}
         self.errors: list[str] = []
+        self.progress: list[str] = []
 
-    async def run(self, tab, label: str, action, timeout_s: float) -> None:
-        """Do `action`, then wait for the app's script run to end; time it and check for errors."""
-        start = time.perf_counter()
+    async def run(self, app: StreamlitClient, session: int, step: str, **request) -> Run | None:
         try:
-            await action()
-            await tab.wait_for_timeout(200)
-            await tab.wait_for_selector(IDLE, timeout=timeout_s * 1000)
-            self.latencies.append(time.perf_counter() - start)
-            if await tab.locator('[data-testid="stException"]').count():
-                self.errors.append(f"{label}: exception shown")
-        except Exception as err:  # timeouts and browser failures are errors of the run
-            self.errors.append(f"{label}: {type(err).__name__}: {str(err)[:120]}")
+            run = await app.run(**request)
+        except Exception as err:  # a timeout or a dropped connection is an error of the run
+            self.errors.append(f"s{session} {step}: {type(err).__name__}: {str(err)[:120]}")
+            return None
+        self.latencies.setdefault(step, []).append(run.seconds)
+        self.errors.extend(f"s{session} {step}: {problem}" for problem in run.problems)
+        return run
+
+    def require(self, found, session: int, what: str):
+        if found is None:
+            self.errors.append(f"s{session}: {what} not found on the page")
+        return found
 
 
-async def session(browser, url: str, index: int, trains: bool, rec: Recorder, timeout_s: float, ramp_s: float) -> None:
+async def watch_training(app: StreamlitClient, index: int, rec: Recorder, watch_s: float) -> None:
+    """Start the default live run and watch it like the browser does: the live fragment reruns every second."""
+    page = await rec.run(app, index, "train page", page="train")
+    start = page and rec.require(page.find("button", "train_start"), index, "the Start button")
+    if not start or not await rec.run(app, index, "start training", widgets=[trigger(start.id)]):
+        return
+    fragment = rec.require(next(iter(app.fragment_intervals), None), index, "the live-run fragment")
+    deadline = time.perf_counter() + watch_s
+    last = None
+    while fragment and time.perf_counter() < deadline:
+        await asyncio.sleep(app.fragment_intervals[fragment])
+        last = await rec.run(app, index, "live-run poll", fragment_id=fragment) or last
+    progress = last and rec.require(last.find("progress"), index, "the progress bar")
+    if progress:
+        rec.progress.append(progress.text)
+
+
+async def session(url: str, index: int, trains: bool, rec: Recorder, timeout_s: float, ramp_s: float,
+                  watch_s: float) -> None:
+    """One student: open the app, generate names from a prefix, (start a run and watch it), visit every page."""
     await asyncio.sleep(ramp_s * index)  # a class arrives within a few seconds, not in one microsecond
-    context = await browser.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(timeout_s * 1000)
-    tab = await context.new_page()
-
-    def go(path: str = ""):  # the app's own run is what we wait for, not the browser's load event
-        return tab.goto(f"{url}{path}", wait_until="commit")
-
     try:
-        await rec.run(tab, f"s{index} open", go, timeout_s)
-        await rec.run(tab, f"s{index} generate page", lambda: go("/generate"), timeout_s)
-        prefix = tab.locator(".st-key-gen_prefix input")
-        await prefix.fill("Ma" if index % 2 else "")
-        await rec.run(tab, f"s{index} generate", lambda: tab.get_by_role("button", name="Generate", exact=True).click(), timeout_s)
-        if trains:
-            await rec.run(tab, f"s{index} train page", lambda: go("/train"), timeout_s)
-            await rec.run(tab, f"s{index} start", lambda: tab.locator(".st-key-train_start button").click(), timeout_s)
-        await rec.run(tab, f"s{index} home", go, timeout_s)
-        if await tab.locator('[data-testid="stPlotlyChart"]').count() == 0:
-            await tab.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=timeout_s * 1000)
-    except Exception as err:
+        async with StreamlitClient(url, timeout_s) as app:
+            await rec.run(app, index, "open", page="")
+            form = await rec.run(app, index, "generate page", page="generate")
+            prefix = form and rec.require(form.find("text_input", "gen_prefix"), index, "the prefix box")
+            submit = form and rec.require(form.find("button", is_form_submitter=True), index, "the Generate button")
+            if prefix and submit:
+                names = await rec.run(app, index, "generate names",
+                                      widgets=[text(prefix.id, "Ma" if index % 2 else ""), trigger(submit.id)])
+                if names:
+                    rec.require(names.find("selectbox", "gen_pick"), index, "the generated names")
+            if trains:
+                await watch_training(app, index, rec, watch_s)
+            for page in BROWSED_PAGES:
+                await rec.run(app, index, page, page=page)
+            await rec.run(app, index, "home", page="")
+    except Exception as err:  # the connection itself failed
         rec.errors.append(f"s{index}: {type(err).__name__}: {str(err)[:120]}")
-    finally:
-        await context.close()
 
 
-async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, server_pid: int) -> dict:
-    from playwright.async_api import async_playwright
+def quantiles(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"n": len(values), "p50_s": statistics.median(values), "p95_s": values[int(0.95 * (len(values) - 1))],
+            "max_s": values[-1]}
 
+
+async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, watch_s: float,
+                server_pid: int) -> dict:
     rec = Recorder()
     rss: list[float] = []
 
@@ -119,44 +152,59 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
             rss.append(rss_mb(server_pid))
             await asyncio.sleep(0.5)
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        warm = await browser.new_page()  # the first run of app.py imports torch: not a user's latency
-        await warm.goto(url)
-        await warm.wait_for_selector(IDLE, timeout=120_000)
-        await warm.close()
-        sampler = asyncio.create_task(sample_rss())
-        started = time.perf_counter()
-        await asyncio.gather(*(session(browser, url, i, i < trainers, rec, timeout_s, ramp_s) for i in range(sessions)))
-        wall = time.perf_counter() - started
-        sampler.cancel()
-        await browser.close()
-    lat = sorted(rec.latencies)
+    async with StreamlitClient(url, 120) as warm:  # the first run imports torch and loads models: not a user's latency
+        await warm.run(page="")
+    sampler = asyncio.create_task(sample_rss())
+    cpu_start, started = cpu_seconds(server_pid), time.perf_counter()
+    await asyncio.gather(*(session(url, i, i < trainers, rec, timeout_s, ramp_s, watch_s) for i in range(sessions)))
+    wall, cpu_busy = time.perf_counter() - started, cpu_seconds(server_pid) - cpu_start
+    sampler.cancel()
+    # Every session has closed: their training runs must stop, so the server goes quiet.
+    await asyncio.sleep(2.0)
+    cpu_before = cpu_seconds(server_pid)
+    await asyncio.sleep(IDLE_WINDOW_S)
+    page_runs = [s for step, values in rec.latencies.items() if step != "live-run poll" for s in values]
     return {
-        "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "page_runs": len(lat), "errors": len(rec.errors),
-        "error_samples": rec.errors[:10], "p50_s": statistics.median(lat) if lat else None,
-        "p95_s": lat[int(0.95 * (len(lat) - 1))] if lat else None, "max_s": lat[-1] if lat else None,
-        "wall_s": wall, "server_rss_mb_max": max(rss) if rss else None, "server_rss_mb_start": rss[0] if rss else None,
+        "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "watch_s": watch_s,
+        "page_runs": quantiles(page_runs) if page_runs else {"n": 0},
+        "polls": quantiles(rec.latencies["live-run poll"]) if rec.latencies.get("live-run poll") else {"n": 0},
+        "steps": {step: quantiles(values) for step, values in rec.latencies.items()},
+        "errors": len(rec.errors), "error_samples": rec.errors[:10], "trainer_progress": rec.progress,
+        "wall_s": wall, "server_cpu_s": cpu_busy, "server_cpu_s_after_close": cpu_seconds(server_pid) - cpu_before,
+        "server_rss_mb_start": rss[0] if rss else None, "server_rss_mb_max": max(rss) if rss else None,
     }
 
 
 def markdown(result: dict, command: str) -> str:
+    pages, polls = result["page_runs"], result["polls"]
+    rows = [f"| {step} | {q['n']} | {q['p50_s']:.2f} s | {q['p95_s']:.2f} s | {q['max_s']:.2f} s |"
+            for step, q in result["steps"].items()]
     return "\n".join([
         SECTION_START,
         "## Classroom load test",
         "",
-        f"`{command}` — {result['sessions']} simultaneous headless-Chromium sessions against one "
-        f"`streamlit run` server on 127.0.0.1 (this 2-core CPU, which also runs all {result['sessions']} browser "
-        f"tabs, so latencies include the browsers' own rendering), starting {result['ramp_s']} s apart; each opens "
-        "the app, generates names, "
-        f"returns home; {result['trainers']} of them also start a live training run (the global cap queues "
-        "the runs beyond it).",
+        f"`{command}`: {result['sessions']} simultaneous sessions against one `streamlit run` server on "
+        f"127.0.0.1 (this 2-core CPU), starting {result['ramp_s']} s apart. Each session is a websocket client "
+        "speaking the browser's protocol (`tests/st_client.py`, no rendering, so the times are the server's): "
+        f"it opens the app, generates names from a prefix and visits {', '.join(BROWSED_PAGES)} and home. "
+        f"{result['trainers']} of them first start the default live training run and watch it for "
+        f"{result['watch_s']:.0f} s (the live chart reruns every second), then browse while it trains; the global "
+        "cap (`DSMINI_MAX_JOBS=1` here) queues the other runs. A page run is one script run, from the request "
+        "to the server's `script_finished`.",
         "",
-        "| page runs | errors | p50 page run | p95 page run | max | wall time | server RSS start → max |",
-        "|---|---|---|---|---|---|---|",
-        f"| {result['page_runs']} | {result['errors']} | {result['p50_s']:.2f} s | {result['p95_s']:.2f} s | "
-        f"{result['max_s']:.2f} s | {result['wall_s']:.1f} s | {result['server_rss_mb_start']:.0f} → "
-        f"{result['server_rss_mb_max']:.0f} MB |",
+        "| page runs | errors | p50 page run | p95 page run | max | live-chart polls p50 / p95 | wall time | "
+        "server CPU | server RSS start → max | server CPU in the 5 s after the last session closed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {pages['n']} | {result['errors']} | {pages['p50_s']:.2f} s | {pages['p95_s']:.2f} s | "
+        f"{pages['max_s']:.2f} s | {polls.get('p50_s', 0):.2f} s / {polls.get('p95_s', 0):.2f} s ({polls['n']}) | "
+        f"{result['wall_s']:.1f} s | {result['server_cpu_s']:.0f} s | {result['server_rss_mb_start']:.0f} → "
+        f"{result['server_rss_mb_max']:.0f} MB | {result['server_cpu_s_after_close']:.2f} s |",
+        "",
+        "| step | runs | p50 | p95 | max |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        "Trainers' runs when they stopped watching: " + "; ".join(result["trainer_progress"]) + ".",
         SECTION_END,
     ])
 
@@ -173,22 +221,22 @@ def write_section(path: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=30, help="simultaneous browser sessions (max 60)")
+    parser.add_argument("--sessions", type=int, default=30, help="simultaneous sessions (max 100)")
     parser.add_argument("--trainers", type=int, default=5, help="sessions that also start a training run")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one page run may take")
+    parser.add_argument("--watch", type=float, default=30.0, help="seconds a trainer watches its live run")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one script run may take")
     parser.add_argument("--ramp", type=float, default=0.2, help="seconds between session starts")
     parser.add_argument("--max-jobs", type=int, default=1, help="DSMINI_MAX_JOBS for the server")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--benchmarks", type=Path, help="update this BENCHMARKS.md's load-test section")
     args = parser.parse_args(argv)
-    if not 1 <= args.sessions <= 60 or not 0 <= args.trainers <= args.sessions:
-        parser.error("need 1 <= sessions <= 60 and 0 <= trainers <= sessions")
+    if not 1 <= args.sessions <= 100 or not 0 <= args.trainers <= args.sessions or not 0 < args.watch <= 600:
+        parser.error("need 1 <= sessions <= 100, 0 <= trainers <= sessions and 0 < watch <= 600")
     port = free_port()
     server = start_server(port, args.max_jobs)
     try:
-        result = asyncio.run(
-            drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout, args.ramp, server.pid)
-        )
+        result = asyncio.run(drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout,
+                                   args.ramp, args.watch, server.pid))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -196,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     if args.benchmarks:
-        command = "python tests/loadtest.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python -m tests.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
         write_section(args.benchmarks, markdown(result, command))
     return result
 
