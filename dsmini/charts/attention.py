@@ -8,6 +8,8 @@ boundary "|" first. Future keys are masked: those cells are left empty, not draw
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 
 import plotly.graph_objects as go
@@ -56,12 +58,20 @@ def _on_subplot(i: int) -> dict[str, str]:
 
 
 def _subplots(**grid) -> dict:
-    """make_subplots' layout (axis domains, row/column titles) as a plain dict.
+    """make_subplots' layout (axis domains, row/column titles) as a plain dict, a fresh copy to edit.
 
     The figure is then built once from dicts: per-subplot `add_trace`/`update_xaxes` calls
-    re-validate the whole figure each time and made a 4 x 5 grid five times slower.
+    re-validate the whole figure each time and made a 4 x 5 grid five times slower. The layout
+    itself depends only on the grid, so it is made once per grid: make_subplots was the largest
+    single cost of a page run when 30 sessions opened Attention at once (BENCHMARKS, load test).
     """
-    return make_subplots(**grid).layout.to_plotly_json()
+    key = tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in grid.items()))
+    return copy.deepcopy(_grid_layout(key))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_layout(grid: tuple) -> dict:
+    return make_subplots(**{name: list(v) if isinstance(v, tuple) else v for name, v in grid}).layout.to_plotly_json()
 
 
 def attention_grid_figure(trace: AttentionTrace, lang: str = "en") -> go.Figure:
