@@ -421,6 +421,21 @@ def _commit(root: Path, name: str, fill) -> Path:
             _remove(tmp)
 
 
+def copy_checkpoint(source: str | os.PathLike[str], root: str | os.PathLike[str], name: str) -> Path:
+    """Publish a byte-exact copy of the checkpoint at `source` as `<root>/<name>/`, atomically.
+
+    For a run kept in a private folder (a training job's) that the user saves under a name."""
+    name = validate_name(name)
+    source = _checkpoint_dir(Path(source))
+    meta = _read_meta(source)
+
+    def fill(tmp: Path) -> None:
+        for file_name in (*meta["files"], META_FILE):  # checkpoint.json last, as in save_checkpoint
+            _write_file(tmp / file_name, (source / file_name).read_bytes())
+
+    return _commit(Path(root), name, fill)
+
+
 # ---------------------------------------------------------------------------------------------
 # Load
 

@@ -1,10 +1,10 @@
-"""Background training jobs: a run owned by a thread, so the UI can come and go around it.
+"""Background training jobs: a run trained by a child process, so the UI can come and go around it.
 
 Streamlit stops a running script at its next `st.*` call whenever the user clicks anything
 (DESIGN §4), so a training loop inside the page would die on the first click. A `TrainingJob`
-runs `Trainer.run()` in a daemon thread instead; the page polls `job.snapshot()` (an
-immutable copy taken under a lock) and calls `stop()`, `resume()`, `save()` from callbacks.
-Nothing here imports streamlit.
+hands the run to a child process instead, followed by a daemon thread in the app's process;
+the page polls `job.snapshot()` (an immutable copy taken under a lock) and calls `stop()`,
+`resume()`, `save()` from callbacks. Nothing here imports streamlit.
 
     job = TrainingJob(model_cfg, train_cfg, data)
     job.start()                   # "queued" until a slot is free, then "running"
@@ -16,40 +16,83 @@ Nothing here imports streamlit.
 States: created -> queued -> running -> completed | stopped | failed, with "stopping" between
 a stop request and the end of the current step. `resume()` goes back to queued.
 
+Why a process, not a thread: a Streamlit server is one Python process, and every page run of
+every session holds its GIL while it builds widgets and charts. A training thread in that process
+got a thin share of it: with 30 sessions browsing, a live run made ~1 step/s instead of ~10
+(BENCHMARKS, load test). A child process trains on its own core. Between runs the job's
+weights rest in a private checkpoint folder: each run resumes from it exactly (weights,
+optimizer, RNGs) and writes its end state back, so save, download and resume read a complete
+checkpoint, never a model mid-step.
+
 Concurrency policy (measured on a 2-core box, torch 2.13 CPU): a lone 400K-parameter MoE run
 did 38 steps/s with 2 torch threads vs 28 with 1, but under contention (another run, the
-server) 2 threads each collapsed to a fraction of the 1-thread speed. So the app runs torch
-with 1 thread (`configure_torch_threads(1)` once at startup: the setting is process-wide, so
-jobs never touch it) and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once;
-the rest wait, first come first served, in "queued".
+server) 2 threads each collapsed to a fraction of the 1-thread speed. So jobs train with 1 torch
+thread and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once; the rest wait,
+first come first served, in "queued".
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import multiprocessing
 import os
+import pickle
+import shutil
+import sys
 import tempfile
 import threading
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, checkpoint_zip_bytes, validate_name
+from .checkpoint import CheckpointError, checkpoint_zip_bytes, copy_checkpoint, validate_name
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData
 from .train import Trainer
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("queued", "running", "stopping")  # the worker thread owns the model
+ACTIVE_STATES = ("queued", "running", "stopping")  # a worker owns the run
 FINISHED_STATES = ("stopped", "completed", "failed")  # weights at rest: save, download
 RESUMABLE_STATES = ("stopped", "completed")  # a failed run's trainer may be mid-step or NaN-bound
 MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
-_WEIGHTS_KEPT = "the trained weights are still in memory and can be downloaded"
+_WEIGHTS_KEPT = "the trained weights are kept with the run and can be downloaded"
+_POLL_S = 0.1  # how often the following thread checks for a stop request while the child trains
+
+# Children come from a fork server: a clean single-threaded process that imported dsmini, torch and
+# torch._dynamo (which torch.optim imports on first use, 2.3 s) once, so a tiny run takes 0.3 s instead of
+# ~5 s in a fresh interpreter, and nothing is forked from the threaded app server. Where there is no fork
+# server (Windows), each run spawns a fresh interpreter.
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _PROCESSES = multiprocessing.get_context("forkserver")
+    _PROCESSES.set_forkserver_preload([__name__, "torch._dynamo"])
+else:
+    _PROCESSES = multiprocessing.get_context("spawn")
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """Hide `__main__` while a child starts.
+
+    multiprocessing has each child re-run the parent's `__main__` (to find functions pickled
+    from it). Under Streamlit that is the app script, which Streamlit installs as `__main__`, so
+    every training process would run the whole app. The child needs nothing from it. The swap
+    lasts only while the start request is written.
+    """
+    with _MAIN_LOCK:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 class JobError(RuntimeError):
@@ -63,9 +106,9 @@ class JobError(RuntimeError):
 def configure_torch_threads(n: int = 1) -> None:
     """Set torch's intra-op thread count for the whole process; call once at app startup.
 
-    `torch.set_num_threads` is process-wide, so a job setting it would change every other
-    job's speed mid-run; the policy belongs to whoever knows what runs at once (the app).
-    1 is the right default under contention (see the module docstring).
+    `torch.set_num_threads` is process-wide, so the policy belongs to whoever knows what runs at
+    once (the app, for its page computations; each job's child process sets its own). 1 is the
+    right default under contention (see the module docstring).
     """
     if n < 1:
         raise ValueError(f"torch threads must be >= 1, got {n}")
@@ -163,6 +206,15 @@ def set_max_concurrent_jobs(n: int | None) -> None:
     _SLOTS.resize(n)
 
 
+def prepare_training_processes() -> None:
+    """Start the fork server now (it imports torch in its own process, off this one's GIL), so the
+    first run does not wait for it; call at app startup. A no-op where runs are spawned."""
+    if _PROCESSES.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 # ---------------------------------------------------------------------------------------------
 # The job
 
@@ -221,14 +273,13 @@ def _outcome(reason: str | None) -> tuple[str, str]:
 
 
 class TrainingJob:
-    """One training run in a background thread; see the module docstring for the life cycle.
+    """One training run, trained by a child process; see the module docstring for the life cycle.
 
     The Trainer is built here, in the caller's thread, so a bad config raises at once in the
-    page instead of failing later in the thread. `self.trainer` belongs to the worker while
-    the job is active; read progress through `snapshot()`.
+    page; its initial state goes to the job's private folder and each run resumes from there.
 
-    threads: torch threads this job trains with (what the app gave `configure_torch_threads`);
-    the job holds that many slots of the cap, so the cap bounds busy cores, not just jobs.
+    threads: torch threads the child trains with; the job holds that many slots of the cap, so
+    the cap bounds busy cores, not just jobs.
     snapshot_every: publish new metrics to snapshots at most every this many seconds (0 = every
     step), to batch the lock traffic of very fast runs. No metric is ever dropped: whatever
     is pending is published before the job reports how it ended.
@@ -247,8 +298,15 @@ class TrainingJob:
             raise ValueError(f"threads must be >= 1, got {threads}")
         if snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0 seconds, got {snapshot_every}")
-        self.trainer = Trainer(model_cfg, train_cfg, data)
+        trainer = Trainer(model_cfg, train_cfg, data)
+        self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.threads, self.snapshot_every = threads, snapshot_every
+        self._folder = tempfile.TemporaryDirectory(prefix="dsmini-job-")  # removed with the job
+        try:
+            self._weights = trainer.save(self._folder.name, "run-0")  # where the weights rest between runs
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot start a training run: {err}") from err
+        self._runs = 0
         self._control = threading.Lock()  # one of start/resume/save/download at a time
         self._lock = threading.Lock()  # everything below: shared by the worker and snapshot()
         self._state = "created"
@@ -256,7 +314,7 @@ class TrainingJob:
         self._history: list[dict[str, Any]] = []
         self._val_losses: list[tuple[int, float]] = []
         self._samples: tuple[str, ...] | None = None
-        self._step = self.trainer.step
+        self._step = self._weights_step = trainer.step
         self._total = train_cfg.steps
         self._elapsed_before = 0.0  # training seconds of finished runs
         self._run_started: float | None = None  # monotonic start of the current run
@@ -267,7 +325,7 @@ class TrainingJob:
 
     # control ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Launch the worker thread; the job is "queued" until a slot of the cap is free."""
+        """Launch the worker; the job is "queued" until a slot of the cap is free."""
         with self._control, self._lock:
             if self._state != "created":
                 raise JobError(f"the job has already started (it is {self._state}); use resume() to train more")
@@ -286,9 +344,8 @@ class TrainingJob:
         with self._control, self._lock:
             if self._state not in RESUMABLE_STATES:
                 raise JobError(f"only a stopped or completed job can be resumed; this one is {self._state}")
-            trainer = self.trainer
-            trainer.cfg = dataclasses.replace(trainer.cfg, steps=trainer.step + extra_steps)  # run() reads cfg.steps
-            self._total, self._message = trainer.cfg.steps, None
+            self.train_cfg = dataclasses.replace(self.train_cfg, steps=self._weights_step + extra_steps)
+            self._total, self._message = self.train_cfg.steps, None
             self._launch()
 
     def _launch(self) -> None:
@@ -312,7 +369,7 @@ class TrainingJob:
         _SLOTS.wake()  # a queued worker is waiting on the slots' condition, not on the event
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker thread; True if it has ended (or was never started)."""
+        """Wait for the worker; True if it has ended (or was never started)."""
         thread = self._thread
         if thread is None:
             return True
@@ -342,34 +399,33 @@ class TrainingJob:
                 elapsed=self._elapsed_before + running,
                 queue_position=position if self._state == "queued" else None,
                 saved_path=self._saved_path,
-                saved=self._saved_path is not None and self._saved_step == self._step,
+                saved=self._saved_path is not None and self._saved_step == self._weights_step,
             )
 
     # saving -------------------------------------------------------------------------------
     def save(self, root: str | os.PathLike[str], name: str) -> Path:
-        """Write a resumable checkpoint `<root>/<name>/` (atomically) and return its path.
+        """Publish the run as a resumable checkpoint `<root>/<name>/` (atomically); return its path.
 
-        Only between runs, while the worker is not changing the weights. Every failure is a
-        CheckpointError saying why; the weights stay in this job, so `download_bytes()` still
-        works when the checkpoints folder is full or read-only.
+        Only between runs. Every failure is a CheckpointError saying why; the weights stay with
+        this job, so `download_bytes()` still works when the checkpoints folder is full or read-only.
         """
         name = validate_name(name)
         with self._control:
             self._require_finished("save")
             try:
-                path = self.trainer.save(root, name)
+                path = copy_checkpoint(self._weights, root, name)
             except CheckpointError as err:
                 raise CheckpointError(f"{err}; {_WEIGHTS_KEPT}") from err
-            except OSError as err:  # save_checkpoint wraps these already; in case one slips past it
+            except OSError as err:  # copy_checkpoint wraps these already; in case one slips past it
                 raise CheckpointError(f"could not write to {root}: {err.strerror or err}; {_WEIGHTS_KEPT}") from err
             with self._lock:
-                self._saved_path, self._saved_step = path, self._step
+                self._saved_path, self._saved_step = path, self._weights_step
             return path
 
     def download_bytes(self, name: str = "dsmini-run") -> bytes:
         """The checkpoint (weights, optimizer, history) as zip bytes, for a download button.
 
-        Written through a private temporary directory, never the checkpoints folder, so it
+        Packed through a private temporary directory, never the checkpoints folder, so it
         works when that folder cannot be written.
         """
         name = validate_name(name)
@@ -377,7 +433,7 @@ class TrainingJob:
             self._require_finished("download")
             try:
                 with tempfile.TemporaryDirectory(prefix="dsmini-download-") as tmp:
-                    return checkpoint_zip_bytes(self.trainer.save(tmp, name))
+                    return checkpoint_zip_bytes(copy_checkpoint(self._weights, tmp, name))
             except OSError as err:
                 raise CheckpointError(
                     f"could not package the checkpoint in a temporary folder: {err.strerror or err}"
@@ -391,7 +447,7 @@ class TrainingJob:
                     "only a stopped, completed or failed run has weights at rest"
                 )
 
-    # the worker thread --------------------------------------------------------------------
+    # the worker ---------------------------------------------------------------------------
     def _work(self, stop: threading.Event) -> None:
         """Thread body: wait for a slot, train, record how it ended. Never dies silently."""
         state, message = "failed", "the training thread ended unexpectedly"
@@ -404,7 +460,7 @@ class TrainingJob:
                 finally:
                     _SLOTS.release(taken)
             else:
-                state, message = "stopped", f"stopped while queued, at step {self.trainer.step}"
+                state, message = "stopped", f"stopped while queued, at step {self._weights_step}"
         except Exception as err:  # the page shows the message; the log keeps the traceback
             log.exception("training job failed")
             state, message = "failed", f"{type(err).__name__}: {err}"
@@ -412,17 +468,59 @@ class TrainingJob:
             self._finish(state, message)
 
     def _train(self, stop: threading.Event) -> tuple[str, str]:
+        """One run in a child process: follow its metrics, pass on a stop request, adopt its end state."""
+        self._runs += 1
+        end = Path(self._folder.name) / f"run-{self._runs}"
+        receive, send = _PROCESSES.Pipe(duplex=False)
+        child_stop = _PROCESSES.Event()
+        # CorpusData pickled by value here: multiprocessing would move its tensors to shared memory,
+        # changing the cached corpus that other sessions' jobs read.
+        child = _PROCESSES.Process(
+            target=_train_in_child, name="dsmini-train", daemon=True,
+            args=(str(self._weights), str(end), self.train_cfg.steps, pickle.dumps(self.data), self.threads,
+                  send, child_stop),
+        )
+        with _plain_main():
+            child.start()
+        send.close()  # the child holds the only sending end now: its exit ends our recv() with EOFError
+        try:
+            outcome = self._follow(receive, stop, child_stop)
+        finally:
+            receive.close()
+            child.join()
+        if outcome is None:
+            shutil.rmtree(end, ignore_errors=True)
+            return "failed", (
+                f"the training process ended unexpectedly (exit code {child.exitcode}); "
+                f"the weights are kept from step {self._weights_step}"
+            )
+        kind, text, step = outcome  # the child saved the weights of its last finished step at `end`
+        previous, self._weights, self._weights_step = self._weights, end, step
+        shutil.rmtree(previous, ignore_errors=True)
+        return ("failed", text) if kind == "error" else _outcome(text)
+
+    def _follow(self, receive, stop: threading.Event, child_stop) -> tuple[str, str, int] | None:
+        """Publish the child's metrics until it reports how the run ended; None if it died first."""
         pending: list[dict[str, Any]] = []
         last_publish = time.monotonic()
         try:
-            for metrics in self.trainer.run(stop):
-                pending.append(_frozen(metrics.to_dict()))
+            while True:
+                if stop.is_set():
+                    child_stop.set()
+                if not receive.poll(_POLL_S):
+                    continue
+                try:
+                    kind, value = receive.recv()
+                except EOFError:
+                    return None
+                if kind != "step":
+                    return kind, *value
+                pending.append(_frozen(value))
                 if time.monotonic() - last_publish >= self.snapshot_every:
                     self._publish(pending)
                     pending, last_publish = [], time.monotonic()
-        finally:  # also on an exception: the steps that did happen are shown
+        finally:  # also when the child died: the steps that did happen are shown
             self._publish(pending)
-        return _outcome(self.trainer.state.stop_reason)
 
     def _mark_running(self) -> None:
         with self._lock:
@@ -448,3 +546,21 @@ class TrainingJob:
                 self._elapsed_before += time.monotonic() - self._run_started
                 self._run_started = None
             self._state, self._message = state, message
+
+
+def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int, send, stop) -> None:
+    """The child process: resume the run at `start`, send ("step", metrics) per optimizer step, save
+    the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
+    step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
+    torch.set_num_threads(threads)
+    trainer = Trainer.resume(start, pickle.loads(data), steps=steps)  # bytes the parent pickled, never a file
+    try:
+        for metrics in trainer.run(stop):
+            send.send(("step", metrics.to_dict()))
+        kind, text = "end", trainer.state.stop_reason
+    except Exception as err:
+        kind, text = "error", f"{type(err).__name__}: {err}"
+    end_path = Path(end)
+    trainer.save(end_path.parent, end_path.name)
+    send.send((kind, (text, trainer.step)))
+    send.close()

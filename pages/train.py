@@ -110,7 +110,7 @@ def live() -> None:
     if job is None:
         return
     snap = job.snapshot()
-    cfg = job.trainer.model_cfg
+    cfg = job.model_cfg
     st.progress(snap.step / snap.total_steps, text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
     if snap.state == "queued":
         st.info(ui.tr("train.queued", position=snap.queue_position or 1))
