@@ -33,18 +33,15 @@ first come first served, in "queued".
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import threading
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,31 +65,13 @@ _POLL_S = 0.1  # how often the following thread checks for a stop request while 
 # Children come from a fork server: a clean single-threaded process that imported dsmini, torch and
 # torch._dynamo (which torch.optim imports on first use, 2.3 s) once, so a tiny run takes 0.3 s instead of
 # ~5 s in a fresh interpreter, and nothing is forked from the threaded app server. Where there is no fork
-# server (Windows), each run spawns a fresh interpreter.
+# server (Windows), each run spawns a fresh interpreter. Either way the child re-imports the parent's
+# `__main__` as `__mp_main__`, so that must be safe to import (app.py does nothing then).
 if "forkserver" in multiprocessing.get_all_start_methods():
     _PROCESSES = multiprocessing.get_context("forkserver")
     _PROCESSES.set_forkserver_preload([__name__, "torch._dynamo"])
 else:
     _PROCESSES = multiprocessing.get_context("spawn")
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _plain_main():
-    """Hide `__main__` while a child starts.
-
-    multiprocessing has each child re-run the parent's `__main__` (to find functions pickled
-    from it). Under Streamlit that is the app script, which Streamlit installs as `__main__`, so
-    every training process would run the whole app. The child needs nothing from it. The swap
-    lasts only while the start request is written.
-    """
-    with _MAIN_LOCK:
-        main = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = main
 
 
 class JobError(RuntimeError):
@@ -206,9 +185,15 @@ def set_max_concurrent_jobs(n: int | None) -> None:
     _SLOTS.resize(n)
 
 
-def prepare_training_processes() -> None:
-    """Start the fork server now (it imports torch in its own process, off this one's GIL), so the
-    first run does not wait for it; call at app startup. A no-op where runs are spawned."""
+def prepare_for_training() -> None:
+    """Pay training's one-time costs now, at app startup, not when a class presses Start together.
+
+    Starts the fork server (it imports torch in its own process, off this one's GIL), and imports
+    torch._dynamo here, which torch.optim imports when the first job builds its optimizer: 2.3 s
+    alone, 15 s with 30 sessions busy (BENCHMARKS, load test).
+    """
+    import torch._dynamo  # noqa: F401
+
     if _PROCESSES.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
@@ -480,8 +465,7 @@ class TrainingJob:
             args=(str(self._weights), str(end), self.train_cfg.steps, pickle.dumps(self.data), self.threads,
                   send, child_stop),
         )
-        with _plain_main():
-            child.start()
+        child.start()
         send.close()  # the child holds the only sending end now: its exit ends our recv() with EOFError
         try:
             outcome = self._follow(receive, stop, child_stop)

@@ -18,7 +18,7 @@ from dsmini.data import Corpus, CorpusData, corpus_from_bytes, load_corpus, prep
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
-from dsmini.jobs import TrainingJob, configure_torch_threads, prepare_training_processes
+from dsmini.jobs import TrainingJob, configure_torch_threads, prepare_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
@@ -45,10 +45,10 @@ def tr(key: str, **fmt) -> str:
 
 @st.cache_resource
 def _startup() -> str:
-    """Once per process: torch thread policy (see dsmini.jobs), the process training runs fork from,
-    and the device in use."""
+    """Once per process: torch thread policy and training's one-time costs (see dsmini.jobs), and the
+    device in use."""
     configure_torch_threads()
-    prepare_training_processes()
+    prepare_for_training()
     return str(pick_device())
 
 

@@ -60,15 +60,44 @@ def start_server(port: int, max_jobs: int) -> subprocess.Popen:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of the server process (Linux /proc)."""
-    text = Path(f"/proc/{pid}/status").read_text()
+    """Resident memory of one process, 0 if it has exited (Linux /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the server process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time one process has used so far, 0 if it has exited (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants: the server, the fork server it starts, the training runs forked from that."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:  # exited while we looked
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+async def tree_cpu_seconds_over(pid: int, seconds: float) -> float:
+    """CPU the whole process tree uses in the next `seconds`: ~0 once nothing trains or runs a page."""
+    before = {p: cpu_seconds(p) for p in process_tree(pid)}
+    await asyncio.sleep(seconds)
+    return sum(cpu_seconds(p) - before.get(p, 0.0) for p in process_tree(pid))
 
 
 class Recorder:
@@ -145,11 +174,13 @@ def quantiles(values: list[float]) -> dict:
 async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, watch_s: float,
                 server_pid: int) -> dict:
     rec = Recorder()
-    rss: list[float] = []
+    rss: list[float] = []  # the server process
+    tree_rss: list[float] = []  # with the fork server and the training processes
 
     async def sample_rss():
         while True:
             rss.append(rss_mb(server_pid))
+            tree_rss.append(sum(rss_mb(p) for p in process_tree(server_pid)))
             await asyncio.sleep(0.5)
 
     async with StreamlitClient(url, 120) as warm:  # the first run imports torch and loads models: not a user's latency
@@ -159,10 +190,9 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
     await asyncio.gather(*(session(url, i, i < trainers, rec, timeout_s, ramp_s, watch_s) for i in range(sessions)))
     wall, cpu_busy = time.perf_counter() - started, cpu_seconds(server_pid) - cpu_start
     sampler.cancel()
-    # Every session has closed: their training runs must stop, so the server goes quiet.
+    # Every session has closed: their training runs must stop with them, so every process goes quiet.
     await asyncio.sleep(2.0)
-    cpu_before = cpu_seconds(server_pid)
-    await asyncio.sleep(IDLE_WINDOW_S)
+    cpu_after_close = await tree_cpu_seconds_over(server_pid, IDLE_WINDOW_S)
     page_runs = [s for step, values in rec.latencies.items() if step != "live-run poll" for s in values]
     return {
         "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "watch_s": watch_s,
@@ -170,8 +200,9 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
         "polls": quantiles(rec.latencies["live-run poll"]) if rec.latencies.get("live-run poll") else {"n": 0},
         "steps": {step: quantiles(values) for step, values in rec.latencies.items()},
         "errors": len(rec.errors), "error_samples": rec.errors[:10], "trainer_progress": rec.progress,
-        "wall_s": wall, "server_cpu_s": cpu_busy, "server_cpu_s_after_close": cpu_seconds(server_pid) - cpu_before,
+        "wall_s": wall, "server_cpu_s": cpu_busy, "cpu_s_after_close": cpu_after_close,
         "server_rss_mb_start": rss[0] if rss else None, "server_rss_mb_max": max(rss) if rss else None,
+        "all_processes_rss_mb_max": max(tree_rss) if tree_rss else None,
     }
 
 
@@ -193,12 +224,14 @@ def markdown(result: dict, command: str) -> str:
         "to the server's `script_finished`.",
         "",
         "| page runs | errors | p50 page run | p95 page run | max | live-chart polls p50 / p95 | wall time | "
-        "server CPU | server RSS start → max | server CPU in the 5 s after the last session closed |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "server CPU | server RSS start → max | with training processes, max | "
+        "CPU of all of them in the 5 s after the last session closed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {pages['n']} | {result['errors']} | {pages['p50_s']:.2f} s | {pages['p95_s']:.2f} s | "
         f"{pages['max_s']:.2f} s | {polls.get('p50_s', 0):.2f} s / {polls.get('p95_s', 0):.2f} s ({polls['n']}) | "
         f"{result['wall_s']:.1f} s | {result['server_cpu_s']:.0f} s | {result['server_rss_mb_start']:.0f} → "
-        f"{result['server_rss_mb_max']:.0f} MB | {result['server_cpu_s_after_close']:.2f} s |",
+        f"{result['server_rss_mb_max']:.0f} MB | {result['all_processes_rss_mb_max']:.0f} MB | "
+        f"{result['cpu_s_after_close']:.2f} s |",
         "",
         "| step | runs | p50 | p95 | max |",
         "|---|---|---|---|---|",

@@ -1,7 +1,9 @@
 """AppTest for every page: driven through its widgets, on the shipped checkpoints."""
 
 import json
+import runpy
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -24,6 +26,12 @@ def charts(app) -> list[dict]:
 def no_errors(app) -> None:
     assert not app.exception, [e.value for e in app.exception]
     assert not app.error, [e.value for e in app.error]
+
+
+def test_app_script_is_inert_when_a_training_process_imports_it():
+    """multiprocessing re-imports `__main__` (under Streamlit, app.py) in every training process it starts."""
+    namespace = runpy.run_path(str(Path(__file__).parent / APP), run_name="__mp_main__")
+    assert callable(namespace["main"]) and "st" not in namespace and "PAGES" not in namespace
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
