@@ -5,6 +5,18 @@ multiprocessing imports `__main__` again, as `__mp_main__`, in every process it 
 training run, see dsmini.jobs). There the file must do nothing, and do it quickly.
 """
 
+# (file in pages/ and its nav.* string, url path, Material icon)
+PAGES = [
+    ("home", "home", "home"),
+    ("train", "train", "model_training"),
+    ("generate", "generate", "auto_awesome"),
+    ("experts", "experts", "hub"),
+    ("attention", "attention", "visibility"),
+    ("kv_cache", "kv-cache", "memory"),
+    ("mtp", "mtp", "fast_forward"),
+    ("compare", "compare", "compare_arrows"),
+]
+
 
 def main() -> None:
     import streamlit as st
@@ -21,17 +33,12 @@ def main() -> None:
         if st.session_state.get("lang") is None:  # segmented_control can be cleared: keep a language
             st.session_state["lang"] = "en"
 
-    PAGES = [
-        st.Page("pages/home.py", title=ui.tr("nav.home"), icon=":material/home:", url_path="home", default=True),
-        st.Page("pages/train.py", title=ui.tr("nav.train"), icon=":material/model_training:", url_path="train"),
-        st.Page("pages/generate.py", title=ui.tr("nav.generate"), icon=":material/auto_awesome:", url_path="generate"),
-        st.Page("pages/experts.py", title=ui.tr("nav.experts"), icon=":material/hub:", url_path="experts"),
-        st.Page("pages/attention.py", title=ui.tr("nav.attention"), icon=":material/visibility:", url_path="attention"),
-        st.Page("pages/kv_cache.py", title=ui.tr("nav.kv_cache"), icon=":material/memory:", url_path="kv-cache"),
-        st.Page("pages/mtp.py", title=ui.tr("nav.mtp"), icon=":material/fast_forward:", url_path="mtp"),
-        st.Page("pages/compare.py", title=ui.tr("nav.compare"), icon=":material/compare_arrows:", url_path="compare"),
+    pages = [
+        st.Page(f"pages/{name}.py", title=ui.tr(f"nav.{name}"), icon=f":material/{icon}:", url_path=url_path,
+                default=name == "home")
+        for name, url_path, icon in PAGES
     ]
-    page = st.navigation(PAGES)
+    page = st.navigation(pages)
     st.session_state["_shell"] = True  # pages check it: see ui.enter_page
 
     with st.sidebar:

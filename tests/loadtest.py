@@ -166,13 +166,20 @@ async def session(url: str, index: int, trains: bool, rec: Recorder, timeout_s: 
 
 
 def quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "p50_s": None, "p95_s": None, "max_s": None}
     values = sorted(values)
     return {"n": len(values), "p50_s": statistics.median(values), "p95_s": values[int(0.95 * (len(values) - 1))],
             "max_s": values[-1]}
 
 
+def secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
 async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, watch_s: float,
                 server_pid: int) -> dict:
+    """Run the class, then check that every process goes quiet; the figures as a dict (see markdown())."""
     rec = Recorder()
     rss: list[float] = []  # the server process
     tree_rss: list[float] = []  # with the fork server and the training processes
@@ -183,7 +190,7 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
             tree_rss.append(sum(rss_mb(p) for p in process_tree(server_pid)))
             await asyncio.sleep(0.5)
 
-    async with StreamlitClient(url, 120) as warm:  # the first run imports torch and loads models: not a user's latency
+    async with StreamlitClient(url, 120) as warm:  # the first run imports torch, loads models: no user waits for it
         await warm.run(page="")
     sampler = asyncio.create_task(sample_rss())
     cpu_start, started = cpu_seconds(server_pid), time.perf_counter()
@@ -196,8 +203,8 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
     page_runs = [s for step, values in rec.latencies.items() if step != "live-run poll" for s in values]
     return {
         "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "watch_s": watch_s,
-        "page_runs": quantiles(page_runs) if page_runs else {"n": 0},
-        "polls": quantiles(rec.latencies["live-run poll"]) if rec.latencies.get("live-run poll") else {"n": 0},
+        "page_runs": quantiles(page_runs),
+        "polls": quantiles(rec.latencies.get("live-run poll", [])),
         "steps": {step: quantiles(values) for step, values in rec.latencies.items()},
         "errors": len(rec.errors), "error_samples": rec.errors[:10], "trainer_progress": rec.progress,
         "wall_s": wall, "server_cpu_s": cpu_busy, "cpu_s_after_close": cpu_after_close,
@@ -208,7 +215,7 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
 
 def markdown(result: dict, command: str) -> str:
     pages, polls = result["page_runs"], result["polls"]
-    rows = [f"| {step} | {q['n']} | {q['p50_s']:.2f} s | {q['p95_s']:.2f} s | {q['max_s']:.2f} s |"
+    rows = [f"| {step} | {q['n']} | {secs(q['p50_s'])} | {secs(q['p95_s'])} | {secs(q['max_s'])} |"
             for step, q in result["steps"].items()]
     return "\n".join([
         SECTION_START,
@@ -219,16 +226,16 @@ def markdown(result: dict, command: str) -> str:
         "speaking the browser's protocol (`tests/st_client.py`, no rendering, so the times are the server's): "
         f"it opens the app, generates names from a prefix and visits {', '.join(BROWSED_PAGES)} and home. "
         f"{result['trainers']} of them first start the default live training run and watch it for "
-        f"{result['watch_s']:.0f} s (the live chart reruns every second), then browse while it trains; the global "
-        "cap (`DSMINI_MAX_JOBS=1` here) queues the other runs. A page run is one script run, from the request "
-        "to the server's `script_finished`.",
+        f"{result['watch_s']:.0f} s (the live chart reruns every second), then browse while it trains; the "
+        f"global cap (`DSMINI_MAX_JOBS={result['max_jobs']}` here) queues the other runs. A page run is one "
+        "script run, from the request to the server's `script_finished`.",
         "",
         "| page runs | errors | p50 page run | p95 page run | max | live-chart polls p50 / p95 | wall time | "
         "server CPU | server RSS start → max | with training processes, max | "
         "CPU of all of them in the 5 s after the last session closed |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {pages['n']} | {result['errors']} | {pages['p50_s']:.2f} s | {pages['p95_s']:.2f} s | "
-        f"{pages['max_s']:.2f} s | {polls.get('p50_s', 0):.2f} s / {polls.get('p95_s', 0):.2f} s ({polls['n']}) | "
+        f"| {pages['n']} | {result['errors']} | {secs(pages['p50_s'])} | {secs(pages['p95_s'])} | "
+        f"{secs(pages['max_s'])} | {secs(polls['p50_s'])} / {secs(polls['p95_s'])} ({polls['n']}) | "
         f"{result['wall_s']:.1f} s | {result['server_cpu_s']:.0f} s | {result['server_rss_mb_start']:.0f} → "
         f"{result['server_rss_mb_max']:.0f} MB | {result['all_processes_rss_mb_max']:.0f} MB | "
         f"{result['cpu_s_after_close']:.2f} s |",
@@ -273,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    result["max_jobs"] = args.max_jobs
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

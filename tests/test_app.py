@@ -31,7 +31,7 @@ def no_errors(app) -> None:
 def test_app_script_is_inert_when_a_training_process_imports_it():
     """multiprocessing re-imports `__main__` (under Streamlit, app.py) in every training process it starts."""
     namespace = runpy.run_path(str(Path(__file__).parent / APP), run_name="__mp_main__")
-    assert callable(namespace["main"]) and "st" not in namespace and "PAGES" not in namespace
+    assert callable(namespace["main"]) and "st" not in namespace and "ui" not in namespace
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])

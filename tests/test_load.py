@@ -5,8 +5,6 @@ The full run is `python -m tests.loadtest --sessions 30 --trainers 5 --benchmark
 
 import asyncio
 
-import pytest
-
 from tests.loadtest import BROWSED_PAGES, free_port, main, start_server
 from tests.st_client import StreamlitClient, text, trigger
 
