@@ -4,6 +4,7 @@ import shutil
 import time
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from pages import _ui as ui
@@ -105,3 +106,32 @@ def test_save_names_with_paths_are_refused(checkpoint_dir):
     assert not at.exception and not at.error
     assert (checkpoint_dir / "my-run" / "model.safetensors").exists()
     assert "my-run" in [info.name for info in ui.checkpoints()]  # what the sidebar picker lists
+
+
+def test_no_page_changes_the_shared_models():
+    """Every session reads the same cached Checkpoint: a page that changed its weights, buffers, mode or
+    router biases would change what every other student sees."""
+    shared = ui.load_by_name("en-names")
+
+    def fingerprint():
+        return {k: v.clone() for k, v in shared.model.state_dict().items()}, shared.model.training
+
+    before_weights, before_mode = fingerprint()
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["checkpoint"] = "en-names"
+    at.run()
+    at.button(key="home_generate").click().run()
+    at.switch_page("pages/generate.py").run()
+    at.text_input(key="gen_prefix").set_value("Ma")
+    at.button[0].click().run()
+    at.switch_page("pages/experts.py").run()
+    at.pills(key="experts_expert").set_value(5).run()  # ablation: that expert switched off, for this run only
+    for page in ("attention", "kv_cache", "compare"):
+        at.switch_page(f"pages/{page}.py").run()
+    at.switch_page("pages/mtp.py").run()
+    at.button(key="mtp_measure").click().run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    after_weights, after_mode = fingerprint()
+    assert after_mode == before_mode is False  # eval mode: no dropout, no router noise, no bias updates
+    assert after_weights.keys() == before_weights.keys()
+    assert all(torch.equal(before_weights[k], after_weights[k]) for k in before_weights)
