@@ -8,16 +8,13 @@ boundary "|" first. Future keys are masked: those cells are left empty, not draw
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ..i18n import t
 from ..probes.attention import AttentionTrace
-from .common import char_axis, message_figure, rounded, show_char
+from .common import char_axis, message_figure, on_subplot, rounded, show_char, subplot_layout
 
 TICK_FONT = dict(size=9)
 
@@ -51,36 +48,13 @@ def _char_axes(layout: dict, labels: list[str]) -> dict:
     return layout
 
 
-def _on_subplot(i: int) -> dict[str, str]:
-    """Axis references of subplot i (1-based, row by row): x/y for the first, x{i}/y{i} after."""
-    suffix = str(i) if i > 1 else ""
-    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
-
-
-def _subplots(**grid) -> dict:
-    """make_subplots' layout (axis domains, row/column titles) as a plain dict, a fresh copy to edit.
-
-    The figure is then built once from dicts: per-subplot `add_trace`/`update_xaxes` calls
-    re-validate the whole figure each time and made a 4 x 5 grid five times slower. The layout
-    itself depends only on the grid, so it is made once per grid: make_subplots was the largest
-    single cost of a page run when 30 sessions opened Attention at once (BENCHMARKS, load test).
-    """
-    key = tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in grid.items()))
-    return copy.deepcopy(_grid_layout(key))
-
-
-@functools.lru_cache(maxsize=64)
-def _grid_layout(grid: tuple) -> dict:
-    return make_subplots(**{name: list(v) if isinstance(v, tuple) else v for name, v in grid}).layout.to_plotly_json()
-
-
 def attention_grid_figure(trace: AttentionTrace, lang: str = "en") -> go.Figure:
     """Every layer (rows) × head (columns) of softmax attention, plus each layer's head average
     as the last column; one shared 0..1 colour scale."""
     n_layers, n_heads, labels = trace.n_layers, trace.n_heads, trace.labels
     columns = [t("chart.attention.head", lang, head=h) for h in range(n_heads)] + [t("chart.attention.mean", lang)]
     rows = [t("chart.layer", lang, layer=layer) for layer in range(n_layers)]
-    layout = _subplots(
+    layout = subplot_layout(
         rows=n_layers, cols=n_heads + 1, shared_xaxes=True, shared_yaxes=True, column_titles=columns,
         row_titles=rows, horizontal_spacing=0.1 / (n_heads + 1), vertical_spacing=0.12 / n_layers,
     )
@@ -90,7 +64,7 @@ def attention_grid_figure(trace: AttentionTrace, lang: str = "en") -> go.Figure:
         maps = trace.probs[layer] + [trace.head_average(layer)]
         for col, z in enumerate(maps):
             where = f"{rows[layer]}, {columns[col]}"
-            data.append(_heatmap(z, labels, hover, weight, where, **_on_subplot(layer * (n_heads + 1) + col + 1)))
+            data.append(_heatmap(z, labels, hover, weight, where, **on_subplot(layer * (n_heads + 1) + col + 1)))
     layout.update(
         title=t("chart.attention.grid_title", lang, name=trace.name, kind=trace.attn_type.upper()),
         coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title=weight)),
@@ -108,10 +82,10 @@ def score_split_figure(trace: AttentionTrace, layer: int, head: int, lang: str =
         raise ValueError(f"layer must be in [0, {trace.n_layers - 1}] and head in [0, {trace.n_heads - 1}]")
     maps = [trace.scores(layer, head), trace.scores_nope[layer][head], trace.scores_rope[layer][head]]
     titles = [t(f"chart.attention.{part}", lang) for part in ("total", "content", "position")]
-    layout = _subplots(rows=1, cols=3, shared_yaxes=True, subplot_titles=titles, horizontal_spacing=0.04)
+    layout = subplot_layout(rows=1, cols=3, shared_yaxes=True, subplot_titles=titles, horizontal_spacing=0.04)
     hover, score = _pairs(trace.labels), t("chart.attention.score", lang)
     data = [
-        _heatmap(z, trace.labels, hover, score, title, **_on_subplot(col))
+        _heatmap(z, trace.labels, hover, score, title, **on_subplot(col))
         for col, (z, title) in enumerate(zip(maps, titles), start=1)
     ]
     limit = max((abs(v) for z in maps for row in _causal(z) for v in row if v is not None), default=1.0) or 1.0

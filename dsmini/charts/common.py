@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from ..i18n import t
 
@@ -47,3 +50,26 @@ def layer_label(layer: int, n_layers: int | None, lang: str) -> str:
 def char_axis(labels: list[str]) -> dict[str, Any]:
     """Positions as x values with the characters as tick text (duplicates stay distinct)."""
     return dict(tickmode="array", tickvals=list(range(len(labels))), ticktext=[show_char(c) for c in labels])
+
+
+def subplot_layout(**grid) -> dict:
+    """make_subplots' layout (axis domains, subplot titles, shared axes) as a plain dict, a fresh copy to edit.
+
+    Figures with subplots are then built once from dicts (traces placed with `on_subplot`): per-subplot
+    `add_trace`/`update_xaxes` calls re-validate the whole figure each time and made a 4 x 5 grid five
+    times slower. The layout depends only on the grid, so it is made once per grid: make_subplots was
+    the largest cost of a page run when 30 sessions opened Attention or Experts at once (BENCHMARKS).
+    """
+    key = tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in grid.items()))
+    return copy.deepcopy(_grid_layout(key))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_layout(grid: tuple) -> dict:
+    return make_subplots(**{name: list(v) if isinstance(v, tuple) else v for name, v in grid}).layout.to_plotly_json()
+
+
+def on_subplot(i: int) -> dict[str, str]:
+    """Axis references of subplot i (1-based, row by row): x/y for the first, x{i}/y{i} after."""
+    suffix = str(i) if i > 1 else ""
+    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}

@@ -7,7 +7,9 @@ from plotly.subplots import make_subplots
 
 from ..i18n import t
 from ..probes.experts import Ablation, ExpertProfile, ExpertReport
-from .common import ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, rounded, show_char
+from .common import (
+    ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, on_subplot, rounded, show_char, subplot_layout,
+)
 
 VIEWS = ("allk", "top1")  # all-k: each of the k choices counts 1/k; top-1: the heaviest choice only
 ROW_PX = 15  # height of one letter row in the letter x expert maps
@@ -20,31 +22,35 @@ def _share_maps(
 ) -> go.Figure:
     """One heatmap per MoE layer side by side (rows shared): color = share of the row's tokens."""
     n_exp, layers = report.n_experts, report.layers
-    fig = make_subplots(rows=1, cols=len(layers), shared_yaxes=True, horizontal_spacing=0.02,
-                        subplot_titles=[layer_label(layer, None, lang) for layer in layers])
+    layout = subplot_layout(rows=1, cols=len(layers), shared_yaxes=True, horizontal_spacing=0.02,
+                            subplot_titles=[layer_label(layer, None, lang) for layer in layers])
     labels = [show_char(r) for r in rows]
     # one hover template per layer with the row label and count as customdata, not a string per cell:
     # a 63-letter map would otherwise carry ~1,500 hover strings to the browser
     custom = [[[labels[r], counts[r]]] * n_exp for r in range(len(rows))]
+    data = []
     for j, layer in enumerate(layers, start=1):
         z = [[rounded(v) for v in row] for row in matrices[layer]]
         hover = t("chart.experts.share_hover", lang, row="%{customdata[0]}", count="%{customdata[1]}",
                   layer=layer_label(layer, None, lang), expert="%{x}", share="%{z}")
-        fig.add_trace(go.Heatmap(
+        data.append(go.Heatmap(
             z=z, x=list(range(n_exp)), y=list(range(len(rows))), coloraxis="coloraxis", xgap=1, ygap=1,
             customdata=custom, hovertemplate=hover + "<extra></extra>",
-            texttemplate="%{z:.2f}" if show_text else None,
-        ), row=1, col=j)
-        fig.update_xaxes(row=1, col=j, tickmode="linear", dtick=1, title_text=t("chart.experts.expert_axis", lang))
-    fig.update_yaxes(tickmode="array", tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed")
+            texttemplate="%{z:.2f}" if show_text else None, **on_subplot(j),
+        ))
+    expert_axis = dict(tickmode="linear", dtick=1, title=dict(text=t("chart.experts.expert_axis", lang)))
+    letter_axis = dict(tickmode="array", tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed")
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")):
+            axis.update(expert_axis if key.startswith("xaxis") else letter_axis)
     cmax = 1 / report.top_k if view == "allk" else 1.0  # all-k: a token puts at most 1/k on one expert
-    fig.update_layout(
+    layout.update(
         title=title,
         coloraxis=dict(colorscale="Blues", cmin=0, cmax=rounded(cmax),
                        colorbar=dict(title=t("chart.experts.share", lang))),
         height=130 + row_px * len(rows), margin=dict(l=10, r=10, t=80, b=40),
     )
-    return fig
+    return go.Figure(data=data, layout=layout)
 
 
 def _check_view(view: str) -> None:
