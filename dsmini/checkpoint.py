@@ -14,6 +14,11 @@ checkpoint.json        format tag + version, configs, tokenizer, corpus provenan
                        size of each safetensors file (so truncation and corruption are caught)
 ```
 
+The corpus reference (`corpus_reference`) says how to rebuild the validation names the explorer
+probes with: a built-in corpus by its name, block size and split seed; any other corpus (an upload,
+a .txt path) stores up to MAX_STORED_VAL_NAMES of them, with their domain labels, because the file
+is gone once training ends. `checkpoint_validation_set` reads either kind back.
+
 Safety: nothing is ever unpickled (no `torch.load`); a pickle or `.pt` file is refused
 before it is opened as anything but bytes. Atomicity: everything is written and fsynced in a
 hidden temp directory `<root>/.tmp-<name>-*`, then renamed into place; an existing checkpoint
@@ -41,14 +46,14 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
 from .config import ModelConfig, TrainConfig
-from .data import CharTokenizer
+from .data import CharTokenizer, Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
 from .model import DSMini
 
 FORMAT = "dsmini-checkpoint"
@@ -60,6 +65,7 @@ KNOWN_FILES = (META_FILE, MODEL_FILE, OPTIMIZER_FILE)
 MAX_NAME_LEN = 64
 MAX_ZIP_BYTES = 256 * 2**20  # uncompressed cap for an uploaded checkpoint zip
 SUMMARY_VAL_LOSS_KEYS = ("best_val_loss", "val_loss", "last_val_loss")  # first present wins
+MAX_STORED_VAL_NAMES = 2_000  # ~20 KB of JSON; more than any probe page reads at once
 
 # Windows device names: a directory called "con" cannot be created there, even as "con.txt".
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"{dev}{i}" for dev in ("com", "lpt") for i in range(1, 10))}
@@ -195,6 +201,69 @@ def _decode_tree(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Corpus reference: enough to rebuild the validation names
+
+
+def corpus_reference(data: CorpusData) -> dict[str, Any]:
+    """The `corpus` entry of checkpoint.json for a run trained on `data`.
+
+    A built-in corpus is rebuilt by name (its validation split can be 20,000 names); any other
+    keeps its first MAX_STORED_VAL_NAMES validation names (a fair sample: the split is shuffled).
+    """
+    ref: dict[str, Any] = {
+        "name": data.corpus_name,
+        "split_seed": data.seed,
+        "block_size": data.block_size,
+        "n_train": len(data.train.names),
+        "n_val": len(data.val.names),
+        "domains": list(data.domain_labels),
+    }
+    if not data.builtin:
+        val_domains = data.val.domains
+        ref["val_names"] = data.val.names[:MAX_STORED_VAL_NAMES]
+        ref["val_domains"] = val_domains[:MAX_STORED_VAL_NAMES] if val_domains is not None else None
+    return ref
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _corpus_problem(corpus: Any) -> str | None:
+    """What is wrong with a corpus entry, naming the field, or None.
+
+    Entries written before domains existed have none of these fields: unlabelled, no stored names.
+    """
+    if not isinstance(corpus, Mapping):
+        return f"'corpus' must be an object, got {type(corpus).__name__}"
+    domains = corpus.get("domains", [])
+    if not _is_str_list(domains) or len(set(domains)) != len(domains):
+        return f"corpus field 'domains' must be a list of distinct strings, got {domains!r:.80}"
+    val_names, val_domains = corpus.get("val_names"), corpus.get("val_domains")
+    if val_names is None:
+        return "corpus field 'val_domains' is given without 'val_names'" if val_domains is not None else None
+    if not _is_str_list(val_names):
+        return f"corpus field 'val_names' must be a list of strings, got {val_names!r:.80}"
+    if val_domains is None:
+        return "corpus field 'val_domains' is null but the corpus has domains" if domains else None
+    if not _is_str_list(val_domains):
+        return f"corpus field 'val_domains' must be null or a list of strings, got {val_domains!r:.80}"
+    if len(val_domains) != len(val_names):
+        return f"corpus field 'val_domains' has {len(val_domains)} labels for {len(val_names)} 'val_names'"
+    unknown = sorted(set(val_domains) - set(domains))
+    if unknown:
+        return f"corpus field 'val_domains' has labels not in 'domains': {unknown[:5]}"
+    return None
+
+
+def _check_corpus(corpus: Any, where: Path | str) -> dict[str, Any]:
+    problem = _corpus_problem(corpus)
+    if problem:
+        raise CheckpointError(f"{where}: {problem}")
+    return dict(corpus)
+
+
+# ---------------------------------------------------------------------------------------------
 # Files
 
 
@@ -320,7 +389,7 @@ def _metadata(
         "model_config": model.cfg.to_dict(),
         "train_config": train_config.to_dict() if train_config is not None else None,
         "tokenizer": tokenizer.to_dict(),
-        "corpus": _jsonable(corpus or {}, "corpus"),
+        "corpus": _check_corpus(_jsonable(corpus or {}, "corpus"), "corpus"),
         "step": int(step),
         "history": _history_columns(_jsonable(list(history), "history")),
         "metrics": _jsonable(summary or {}, "summary"),
@@ -624,7 +693,7 @@ def load_checkpoint(
         tokenizer=tokenizer,
         model_config=cfg,
         train_config=train_config,
-        corpus=meta.get("corpus") or {},
+        corpus=_check_corpus(meta.get("corpus") or {}, meta_path),
         history=_history_rows(meta.get("history") or {}),
         summary=meta.get("metrics") or {},
         step=int(meta.get("step", 0)),
@@ -636,6 +705,42 @@ def load_checkpoint(
         mtime=meta_path.stat().st_mtime,
         created=meta.get("created", ""),
     )
+
+
+def checkpoint_validation_set(
+    source: Checkpoint | Mapping[str, Any],
+    max_names: int | None = None,
+    load: Callable[[str], Corpus] = load_corpus,
+) -> LabelledNames:
+    """The validation names (and domain labels) of the run that made a checkpoint.
+
+    `source` is a loaded Checkpoint or its `corpus` entry. Stored names come first (uploads and
+    files); otherwise a built-in corpus is rebuilt with `load` (the app passes its cached loader:
+    ru-names takes seconds) and re-split exactly as training did. CorpusError when neither works.
+    """
+    corpus = source.corpus if isinstance(source, Checkpoint) else _check_corpus(source, "corpus reference")
+    if corpus.get("val_names") is not None:
+        val_domains = corpus.get("val_domains")
+        return LabelledNames(
+            list(corpus["val_names"][:max_names]),
+            list(val_domains[:max_names]) if val_domains is not None else None,
+        )
+    name = corpus.get("name")
+    if not isinstance(name, str) or name not in list_corpora():
+        raise CorpusError(
+            f"the validation names of corpus {name!r} cannot be rebuilt: it is not a built-in corpus and "
+            "the checkpoint does not store them (it was saved by an older dsmini); train it again to explore it"
+        )
+    block_size, seed = corpus.get("block_size"), corpus.get("split_seed")
+    if not isinstance(block_size, int) or not isinstance(seed, int):
+        raise CorpusError(f"corpus {name!r}: the checkpoint lacks an integer 'block_size' and 'split_seed'")
+    rebuilt = load(name)
+    if "domains" in corpus and corpus["domains"] != rebuilt.domain_labels:
+        raise CorpusError(
+            f"built-in corpus {name!r} now has domains {rebuilt.domain_labels}, but the checkpoint was "
+            f"trained with {corpus['domains']}: its validation names cannot be rebuilt"
+        )
+    return validation_set(rebuilt.names, block_size, seed, max_names, rebuilt.domains)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,6 +766,7 @@ class CheckpointInfo:
 def _info(path: Path) -> CheckpointInfo:
     meta = _read_meta(path)
     _parse_configs(meta, path / META_FILE)
+    _check_corpus(meta.get("corpus") or {}, path / META_FILE)
     summary = meta.get("metrics") or {}
     main = (meta.get("param_counts") or {}).get("main", {})
     val_loss = next((summary[k] for k in SUMMARY_VAL_LOSS_KEYS if summary.get(k) is not None), None)

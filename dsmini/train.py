@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import corpus_reference, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device
@@ -283,8 +283,7 @@ class Trainer:
         return save_checkpoint(
             root, name, self.model, self.data.tokenizer,
             train_config=self.cfg,
-            corpus={"name": self.data.corpus_name, "split_seed": self.data.seed, "block_size": self.data.block_size,
-                    "n_train": len(self.data.train.names), "n_val": len(self.data.val.names)},
+            corpus=corpus_reference(self.data),
             history=self.state.history, summary=self.summary(), step=self.state.step,
             optimizer_states={k: o.state_dict() for k, o in self.optimizers.items()} if include_optimizer else None,
             rng_states=self.rng_states() if include_optimizer else None,

@@ -80,7 +80,8 @@ def seeded_names(ckpt: Checkpoint, prefix: str, n: int, temperature: float, seed
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def corpus(name: str, upload: bytes | None) -> Corpus:
-    """A built-in corpus by name, or an uploaded file's bytes (validated: CorpusError says why)."""
+    """A built-in corpus by name, or an uploaded file's bytes, one name or `name<TAB>domain` per line
+    (validated: CorpusError says why)."""
     if upload is None:
         return load_corpus(name)
     return corpus_from_bytes(upload, name=name, max_len=MAX_UPLOAD_NAME_LEN)
@@ -88,8 +89,12 @@ def corpus(name: str, upload: bytes | None) -> Corpus:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def prepared(name: str, upload: bytes | None, block_size: int, seed: int) -> CorpusData:
-    """Tokenizer, seeded split and tensors; shared read-only by every run on the same corpus."""
-    return prepare_corpus(corpus(name, upload).names, block_size, seed, corpus_name=name)
+    """Tokenizer, seeded split and tensors (with domain labels); shared read-only by every run on the
+    same corpus."""
+    chosen = corpus(name, upload)
+    return prepare_corpus(
+        chosen.names, block_size, seed, corpus_name=name, domains=chosen.domains, builtin=chosen.builtin
+    )
 
 
 def checkpoints() -> list[CheckpointInfo]:

@@ -476,3 +476,101 @@ def test_zip_upload_of_corrupt_checkpoint_or_non_zip(tmp_path):
     assert entries(tmp_path / "b") == []
     with pytest.raises(CheckpointError, match="not a readable checkpoint zip"):
         load_checkpoint_zip(b"hello", tmp_path / "b", "up")
+
+
+# corpus reference: domains and stored validation names ----------------------------------
+
+from dsmini.checkpoint import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
+from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set  # noqa: E402
+
+WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
+
+
+def labelled_upload():
+    """CorpusData as an uploaded `name<TAB>domain` file gives it (not built-in)."""
+    domains = ["vowel" if w[0] == "a" else "consonant" for w in WORDS]
+    return prepare_corpus(WORDS, 4, 42, corpus_name="my-names", domains=domains)
+
+
+def test_upload_reference_stores_val_names_and_domains(tmp_path):
+    data = labelled_upload()
+    ref = corpus_reference(data)
+    assert ref["domains"] == ["consonant", "vowel"]
+    assert (ref["val_names"], ref["val_domains"]) == (data.val.names, data.val.domains)
+    ck = load_checkpoint(save(tmp_path, corpus=ref))
+    assert ck.corpus["domains"] == ["consonant", "vowel"]
+    assert checkpoint_validation_set(ck) == LabelledNames(data.val.names, data.val.domains)
+    assert checkpoint_validation_set(ck, 2) == LabelledNames(data.val.names[:2], data.val.domains[:2])
+    assert checkpoint_validation_set(ck.corpus, 2) == checkpoint_validation_set(ck, 2)  # the dict works too
+
+
+def test_stored_val_names_are_capped(tmp_path, monkeypatch):
+    assert MAX_STORED_VAL_NAMES == 2_000
+    monkeypatch.setattr(ckpt, "MAX_STORED_VAL_NAMES", 3)
+    data = prepare_corpus(WORDS, 4, 42, corpus_name="plain.txt")
+    ref = corpus_reference(data)
+    assert ref["val_names"] == data.val.names[:3] and ref["val_domains"] is None and ref["domains"] == []
+    assert len(data.val.names) > 3 and ref["n_val"] == len(data.val.names)
+    assert checkpoint_validation_set(load_checkpoint(save(tmp_path, corpus=ref))) == LabelledNames(data.val.names[:3])
+
+
+def test_builtin_reference_is_rebuilt_with_its_domains(tmp_path):
+    corpus = load_corpus("ru-name-parts")
+    data = prepare_corpus(corpus.names, 16, 42, "ru-name-parts", domains=corpus.domains, builtin=corpus.builtin)
+    ref = corpus_reference(data)
+    assert "val_names" not in ref and ref["domains"] == ["first", "patronymic", "surname"]
+    ck = load_checkpoint(save(tmp_path, corpus=ref))
+    assert checkpoint_validation_set(ck, 50) == LabelledNames(data.val.names[:50], data.val.domains[:50])
+    loads = []
+    checkpoint_validation_set(ck, 5, load=lambda name: loads.append(name) or corpus)  # the app's cached loader
+    assert loads == ["ru-name-parts"]
+    with pytest.raises(CorpusError, match="now has domains"):
+        checkpoint_validation_set({**ref, "domains": ["ru"]})
+
+
+def test_old_reference_without_the_new_fields_still_loads(tmp_path):
+    old = {"name": "en-names", "split_seed": 42, "block_size": 12, "n_train": 4131, "n_val": 516}
+    ck = load_checkpoint(save(tmp_path, corpus=old))
+    assert ck.corpus == old
+    names = load_corpus("en-names").names
+    assert checkpoint_validation_set(ck, 10) == validation_set(names, 12, 42, 10) == LabelledNames(
+        validation_set(names, 12, 42).names[:10], None
+    )
+    upload = load_checkpoint(save(tmp_path, "upload", corpus={**old, "name": "my-names"}))
+    with pytest.raises(CorpusError, match="'my-names' cannot be rebuilt"):
+        checkpoint_validation_set(upload)
+    with pytest.raises(CorpusError, match="cannot be rebuilt"):
+        checkpoint_validation_set(load_checkpoint(save(tmp_path, "bare")))  # no corpus at all
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"domains": "ru"}, "'domains'"),
+        ({"domains": ["ru", "ru"]}, "'domains'"),
+        ({"val_names": ["a", 2]}, "'val_names'"),
+        ({"val_names": "abc"}, "'val_names'"),
+        ({"val_domains": ["vowel"]}, "'val_domains' has 1 labels"),
+        ({"val_domains": "vowel"}, "'val_domains'"),
+        ({"val_domains": None}, "'val_domains' is null"),
+        ({"val_names": None}, "'val_domains' is given without 'val_names'"),
+    ],
+)
+def test_bad_corpus_fields_are_rejected_naming_the_field(tmp_path, changes, field):
+    path = save(tmp_path, corpus=corpus_reference(labelled_upload()))
+    meta = json.loads((path / "checkpoint.json").read_text())
+    edit_json(path, corpus={**meta["corpus"], **changes})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert field in str(err.value) and "checkpoint.json" in str(err.value)
+    errors = []
+    assert list_checkpoints(tmp_path, errors) == [] and field in errors[0][1]
+
+
+def test_val_domains_must_be_labels_of_the_corpus(tmp_path):
+    ref = corpus_reference(labelled_upload())
+    with pytest.raises(CheckpointError, match="not in 'domains'"):
+        save(tmp_path, corpus={**ref, "val_domains": ["other"] * len(ref["val_names"])})
+    assert entries(tmp_path) == []  # refused before touching disk
+    with pytest.raises(CheckpointError, match="'corpus' must be an object"):
+        checkpoint_validation_set(["not", "a", "dict"])

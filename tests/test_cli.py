@@ -60,3 +60,39 @@ def test_corpora_lists_builtins(capsys):
     assert main(["corpora"]) == 0
     out = capsys.readouterr().out
     assert "ru-names" in out and "en-names" in out
+
+
+def test_train_on_a_labelled_file_keeps_its_domains(tmp_path, capsys):
+    from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
+
+    lines = [f"{name}\t{'short' if len(name) <= 3 else 'long'}" for name in NAMES.split("\n")]
+    corpus = tmp_path / "labelled.txt"
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    code = main([
+        "train", "--corpus", str(corpus), "--preset", "tiny", "--steps", "2", "--eval-every", "1",
+        "--sample-every", "0", "--batch-size", "4", "--out", str(tmp_path), "--name", "labelled",
+    ])
+    assert code == 0
+    assert "domains long 10 / short 2" in capsys.readouterr().err
+    ckpt = load_checkpoint(tmp_path / "labelled")
+    assert ckpt.corpus["domains"] == ["long", "short"]
+    val = checkpoint_validation_set(ckpt)  # stored: the file is not needed any more
+    assert val.names and val.domains == ["short" if len(n) <= 3 else "long" for n in val.names]
+    assert main(["info", "--checkpoint", str(tmp_path / "labelled")]) == 0
+    assert "domains     long, short" in capsys.readouterr().out
+
+
+def test_bad_labelled_file_is_a_message_with_the_line(tmp_path, capsys):
+    corpus = tmp_path / "bad.txt"
+    corpus.write_text("Анна\tru\nБорис\n", encoding="utf-8")
+    assert main(["train", "--corpus", str(corpus), "--steps", "1"]) == 2
+    assert "line 2: expected name<TAB>domain, got 'Борис'" in capsys.readouterr().err
+
+
+def test_corpora_says_which_have_domains(capsys):
+    assert main(["corpora"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "[domains: en, ru]" in lines["ru-en-names"]
+    assert "[domains: first, patronymic, surname]" in lines["ru-name-parts"]
+    assert "[domains: female, male]" in lines["ru-gender"]
+    assert "[domains" not in lines["en-names"]

@@ -42,6 +42,9 @@ MIN_SIZE = {
     "ru-patronymics": 800,
     "en-names": 5_000,
     "en-surnames": 85_000,
+    "ru-en-names": 9_500,
+    "ru-name-parts": 2_500,
+    "ru-gender": 4_900,
 }
 KNOWN_NAMES = {
     "ru-names": ["Анна", "Александр", "Иванова", "Красоткина"],
@@ -50,6 +53,9 @@ KNOWN_NAMES = {
     "ru-patronymics": ["Александрович", "Ивановна"],
     "en-names": ["Mary", "James"],
     "en-surnames": ["Smith", "Johnson"],
+    "ru-en-names": ["Анна", "Mary"],
+    "ru-name-parts": ["Анна", "Александрович"],
+    "ru-gender": ["Анна", "Александр"],
 }
 
 
@@ -351,3 +357,212 @@ def test_prepare_corpus_bundles_everything(builtin):
 def test_prepare_corpus_needs_names_that_fit():
     with pytest.raises(CorpusError, match="block_size 3"):
         prepare_corpus(["Анна", "Борис", "Ян"], block_size=3, seed=0)
+
+
+# --- domains: labelled corpora ---------------------------------------------------------------
+
+from dsmini.data import (  # noqa: E402 (the domain API, kept beside its tests)
+    MAX_DOMAIN_LEN,
+    MAX_DOMAINS,
+    Corpus,
+    Dropped,
+    LabelledNames,
+    count_domains,
+    list_corpus_domains,
+    normalise_labelled,
+    validation_names,
+    validation_set,
+)
+
+# The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
+MIXED = {
+    "ru-en-names": {"en": 5_163, "ru": 4_998},
+    "ru-name-parts": {"first": 736, "patronymic": 856, "surname": 1_000},
+    "ru-gender": {"female": 2_482, "male": 2_517},
+}
+
+
+def test_labelled_file_parses_names_and_domains():
+    data = "\ufeffАнна\tru\r\n\r\nMary \t en \r\n  Иван  Петров\tru\nJohn\ten\n".encode("utf-8")
+    corpus = corpus_from_bytes(data, "mixed.txt")
+    assert corpus.names == ["Анна", "Mary", "Иван Петров", "John"]
+    assert corpus.domains == ["ru", "en", "ru", "en"]
+    assert corpus.domain_labels == ["en", "ru"]
+    assert corpus.domain_counts == {"en": 2, "ru": 2}
+    assert not corpus.builtin  # a file is not rebuilt by name
+
+
+def test_unlabelled_file_has_no_domains():
+    corpus = corpus_from_bytes(b"Anna\nBoris\n")
+    assert corpus.domains is None and corpus.domain_labels == [] and corpus.domain_counts == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Anna\tru\nBoris\n", ["line 2", "expected name<TAB>domain", "'Boris'"]),
+        ("Anna\tru\n\nBoris\ten\tx\n", ["line 3", "expected name<TAB>domain", "'Boris\\ten\\tx'"]),
+        ("Anna\tru\n\tru\n", ["line 2", "expected name<TAB>domain"]),
+        ("Anna\tru\nBoris\t  \n", ["line 2", "expected name<TAB>domain"]),
+        ("Anna\nBoris\n\nClara\ten\n", ["line 4", "without domains", "line 1 has none", "'Clara\\ten'"]),
+        ("Anna\t" + "x" * 30 + "\nBoris\tru\n", ["line 1", "30 characters", f"limit is {MAX_DOMAIN_LEN}"]),
+        ("Anna\tr\x1bu\nBoris\tru\n", ["line 1", "unprintable"]),
+        ("Anna\tru\n" + "B" * 100 + "\n", ["line 2", "..."]),
+    ],
+    ids=["missing-tab", "two-tabs", "empty-name", "empty-domain", "tab-in-unlabelled", "long-label",
+         "unprintable-label", "long-line-truncated"],
+)
+def test_bad_labelled_lines_name_the_line(text, words):
+    with pytest.raises(CorpusError) as err:
+        corpus_from_bytes(text.encode("utf-8"))
+    for word in words:
+        assert word in str(err.value)
+    assert len(str(err.value)) < 250  # a long line is cut, not echoed whole
+
+
+def test_too_many_domains_names_the_first_extra_line():
+    ok = "".join(f"Name{chr(65 + i)}\td{i}\n" for i in range(MAX_DOMAINS))
+    assert corpus_from_bytes(ok.encode()).domain_labels == sorted(f"d{i}" for i in range(MAX_DOMAINS))
+    with pytest.raises(CorpusError) as err:
+        corpus_from_bytes((ok + "Extra\tone-more\n").encode())
+    assert f"line {MAX_DOMAINS + 1}" in str(err.value) and f"at most {MAX_DOMAINS} domains" in str(err.value)
+
+
+def test_conflicting_duplicates_keep_the_first_label_and_are_counted():
+    data = "Анна\tru\nSasha\ten\nАнна\tru\nSasha\tru\nанна\tother\n".encode()
+    corpus = corpus_from_bytes(data)
+    assert corpus.names == ["Анна", "Sasha", "анна"]
+    assert corpus.domains == ["ru", "en", "other"]
+    assert (corpus.dropped.duplicates, corpus.dropped.conflicting, corpus.dropped.total) == (1, 1, 2)
+    assert corpus.dropped.describe() == "1 repeated, 1 in several domains"
+    lower = corpus_from_bytes(data, lowercase=True)  # lowercase first: "анна" now clashes with "Анна"
+    assert lower.names == ["анна", "sasha"] and lower.domains == ["ru", "en"]
+    assert (lower.dropped.duplicates, lower.dropped.conflicting) == (1, 2)
+
+
+def test_normalise_labelled_keeps_names_and_labels_aligned():
+    raw = ["  Ян ", "", "Ян\x1b", "Александра", "Ян", "Zoe"]
+    labels = ["a", "b", "c", "d", "a", "b"]
+    cleaned, dropped = normalise_labelled(raw, labels, max_len=5)
+    assert cleaned == LabelledNames(["Ян", "Zoe"], ["a", "b"])
+    assert dropped == Dropped(duplicates=1, too_long=1, unprintable=1)
+    with pytest.raises(ValueError, match="2 names but 1 domain"):
+        normalise_labelled(["a", "b"], ["x"])
+    with pytest.raises(ValueError, match="2 names but 1 domain"):
+        Corpus("c", ["a", "b"], Dropped(), domains=["x"])
+
+
+def test_count_domains_sorts_labels():
+    assert count_domains(["ru", "en", "ru"]) == {"en": 1, "ru": 2}
+    assert count_domains(None) == {}
+
+
+# splits ----------------------------------------------------------------------------------------
+
+TWELVE = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира"]
+
+
+def _old_split(names, seed, val_frac=0.1, test_frac=0.1):
+    """split_names as it was before domains existed: what old checkpoints' validation names follow."""
+    shuffled = list(names)
+    random.Random(seed).shuffle(shuffled)
+    n = len(shuffled)
+    n_val = min(max(round(n * val_frac), 1 if n >= 2 else 0), max(n - 1, 0))
+    n_test = min(round(n * test_frac), max(n - 1 - n_val, 0))
+    return shuffled[n_val + n_test :], shuffled[:n_val], shuffled[n_val : n_val + n_test]
+
+
+def test_unlabelled_split_is_unchanged(builtin):
+    # recorded with the code before domains existed
+    assert split_names(TWELVE, 42) == split_names(TWELVE, 42, domains=None)
+    assert (split_names(TWELVE, 42).val, split_names(TWELVE, 42).test) == (["Зоя"], ["Егор"])
+    quarter = split_names(TWELVE, 7, 0.25, 0.25)
+    assert (quarter.train, quarter.val, quarter.test) == (
+        ["Кира", "Борис", "Анна", "Жанна", "Вера", "Егор"], ["Зоя", "Мира", "Глеб"], ["Лев", "Иван", "Дарья"]
+    )
+    assert quarter.val_domains is None
+    names = builtin("en-names").names
+    for seed in (0, 42):
+        new = split_names(names, seed)
+        assert (new.train, new.val, new.test) == _old_split(names, seed)
+    val = validation_names(names, 12, 42)  # what the shipped en-names checkpoint probes with
+    assert len(val) == 516 and val[:3] == ["Tyesha", "Roselle", "Francie"]
+
+
+def test_labelled_split_keeps_each_name_with_its_label():
+    labels = [f"d{i % 3}" for i in range(len(TWELVE))]
+    of = dict(zip(TWELVE, labels))
+    splits = split_names(TWELVE, 42, domains=labels)
+    assert (splits.train, splits.val, splits.test) == _old_split(TWELVE, 42)  # same permutation as unlabelled
+    for part, part_domains in ((splits.train, splits.train_domains), (splits.val, splits.val_domains),
+                               (splits.test, splits.test_domains)):
+        assert part_domains == [of[n] for n in part]
+    with pytest.raises(ValueError, match="domain labels"):
+        split_names(TWELVE, 42, domains=labels[:-1])
+
+
+def test_prepare_corpus_and_validation_set_carry_domains():
+    names = TWELVE + ["Длинноеимя" * 2]
+    labels = [f"d{i % 3}" for i in range(len(TWELVE))] + ["long"]
+    of = dict(zip(names, labels))
+    data = prepare_corpus(names, 8, 3, domains=labels)
+    assert data.domain_labels == ["d0", "d1", "d2", "long"]  # the corpus's labels, even if a name does not fit
+    assert data.n_too_long == 1 and data.builtin is False
+    for part in (data.train, data.val, data.test):
+        assert part.domains == [of[n] for n in part.names]
+    assert data.splits.val_domains == data.val.domains
+    val = validation_set(names, 8, 3, domains=labels)
+    assert val == LabelledNames(data.val.names, data.val.domains)
+    assert validation_set(names, 8, 3, max_names=1, domains=labels) == LabelledNames(val.names[:1], val.domains[:1])
+    assert validation_names(names, 8, 3, domains=labels) == val.names
+    plain = prepare_corpus(names, 8, 3)
+    assert plain.val.names == data.val.names and plain.val.domains is None and plain.domain_labels == []
+    assert validation_set(names, 8, 3) == LabelledNames(plain.val.names, None)
+
+
+# built-in mixed corpora ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MIXED))
+def test_mixed_builtin_has_its_domains_balanced(builtin, name):
+    corpus = builtin(name)
+    assert corpus.builtin
+    assert corpus.domain_labels == list_corpus_domains()[name] == sorted(MIXED[name])
+    assert corpus.domain_counts == MIXED[name]  # fixed samples: the same on every machine
+    counts = corpus.domain_counts.values()
+    assert max(counts) <= 1.5 * min(counts)
+    assert "domain" in list_corpora()[name]
+
+
+def test_ru_en_names_splits_by_script(builtin):
+    corpus = builtin("ru-en-names")
+    latin = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    for name, domain in zip(corpus.names, corpus.domains):
+        assert (set(name) <= latin) == (domain == "en"), name
+    ru = [n for n, d in zip(corpus.names, corpus.domains) if d == "ru"]
+    first = set(builtin("ru-first-names").names)
+    assert sum(n in first for n in ru) == len(first)  # all first names, the rest surnames
+    assert set(n for n, d in zip(corpus.names, corpus.domains) if d == "en") == set(builtin("en-names").names)
+
+
+def test_ru_name_parts_labels_match_the_single_part_corpora(builtin):
+    corpus = builtin("ru-name-parts")
+    parts = {"first": "ru-first-names", "patronymic": "ru-patronymics", "surname": "ru-surnames"}
+    for domain, source in parts.items():
+        picked = {n for n, d in zip(corpus.names, corpus.domains) if d == domain}
+        assert picked <= set(builtin(source).names)
+    assert {n for n, d in zip(corpus.names, corpus.domains) if d == "first"} == set(builtin("ru-first-names").names)
+
+
+def test_ru_gender_counts_surnames_of_both_genders_as_conflicting(builtin):
+    corpus = builtin("ru-gender")
+    assert corpus.dropped.conflicting > 0 and "in several domains" in corpus.dropped.describe()
+    gender = dict(zip(corpus.names, corpus.domains))
+    assert gender["Анна"] == "female" and gender["Александр"] == "male"
+    women = [n for n, d in gender.items() if d == "female"]
+    assert sum(n.endswith("а") for n in women) > 0.8 * len(women)
+
+
+def test_mixed_corpora_are_deterministic():
+    assert load_corpus("ru-gender") == load_corpus("ru-gender")
+    assert load_corpus("ru-gender", lowercase=True).builtin is False  # not what the name rebuilds
