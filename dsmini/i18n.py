@@ -667,6 +667,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "train.corpus": {"en": "Built-in corpus", "ru": "Встроенный корпус"},
     "train.d_model": {"en": "Width (d_model)", "ru": "Ширина (d_model)"},
+    "train.domains": {"en": "domains: {domains}", "ru": "домены: {domains}"},
     "train.download": {"en": "Download checkpoint (.zip)", "ru": "Скачать чекпойнт (.zip)"},
     "train.examples": {"en": "e.g. {names}", "ru": "например: {names}"},
     "train.extra_steps": {"en": "More steps", "ru": "Ещё шагов"},

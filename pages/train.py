@@ -47,7 +47,9 @@ def show_stats(corpus) -> None:
     c2.metric(ui.tr("train.alphabet"), len(stats.alphabet))
     c3.metric(ui.tr("train.mean_len"), f"{stats.mean_len:.1f}")
     c4.metric(ui.tr("train.max_len"), stats.max_len)
-    st.caption(ui.tr("train.examples", names=", ".join(corpus.names[:8])) + " · " + corpus.dropped.describe())
+    domains = " · ".join(f"{label} {n:,}" for label, n in corpus.domain_counts.items())
+    st.caption(ui.tr("train.examples", names=", ".join(corpus.names[:8])) + " · " + corpus.dropped.describe()
+               + (" · " + ui.tr("train.domains", domains=domains) if domains else ""))
     st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
 
 
