@@ -1,12 +1,81 @@
-"""Generate: names from a prefix, then per character the experts each layer chose and what came next."""
+"""Generate: names from a prefix, then per character the experts each layer chose and what came next;
+and step-through decoding, one character per press."""
 
 import streamlit as st
 
 from dsmini.charts import next_char_figure, next_char_heatmap, routing_figure
+from dsmini.charts.routing import expert_choice, step_candidates_figure, step_table
+from dsmini.checkpoint import Checkpoint
+from dsmini.data import BOUNDARY_SYMBOL
 from dsmini.probes import trace_name
+from dsmini.probes.routing import DecodeStep, step_once
 from pages import _ui as ui
 
 ui.enter_page()
+
+
+def _walk(ckpt: Checkpoint, start: str) -> list[DecodeStep]:
+    """This session's steps from `start` on this checkpoint version: a new, empty walk whenever the
+    model or the start changes, so no step of another model or start is ever shown."""
+    owner = (ckpt.name, ckpt.mtime, start)
+    if st.session_state.get("gen_step_for") != owner:
+        st.session_state["gen_step_for"], st.session_state["gen_steps"] = owner, []
+    return st.session_state["gen_steps"]
+
+
+def _text(steps: list[DecodeStep], start: str) -> str:
+    return steps[-1].text if steps else start
+
+
+def _finished(steps: list[DecodeStep], text: str, max_len: int) -> bool:
+    """The model ended the name, or it is full at the max length set now (the form may have changed it)."""
+    return bool(steps and steps[-1].ended) or len(text) >= max_len
+
+
+def _step_through(ckpt: Checkpoint, temperature: float, seed: int, top_k: int, top_p: float, max_len: int) -> None:
+    """Next character / Reset over a walk kept in the session; the form's settings drive the draws."""
+    st.divider()
+    st.subheader(ui.tr("gen.step.title"))
+    st.caption(ui.tr("gen.step.caption"))
+    c1, c2 = st.columns([1, 2])
+    start = c1.text_input(ui.tr("gen.step.prefix"), key="gen_step_prefix", help=ui.tr("gen.step.prefix_help"),
+                          max_chars=ckpt.model_config.block_size - 1)
+    modes = {"greedy": ui.tr("gen.step.greedy"),
+             "sample": ui.tr("gen.step.sample", temperature=f"{temperature:g}", seed=seed)}
+    mode = c2.segmented_control(ui.tr("gen.step.mode"), list(modes), format_func=modes.get, default="greedy",
+                                required=True, key="gen_step_mode")
+    problem = ui.text_problem(ckpt.tokenizer, start, max_len, "gen.step")
+    if problem:
+        st.error(problem)
+        return
+    steps = _walk(ckpt, start)
+    # the buttons' clicks are read before the buttons are drawn, so "Next" is disabled by the very
+    # press that finished the name
+    if st.session_state.get("gen_step_reset"):
+        steps.clear()
+    elif st.session_state.get("gen_step_next") and not _finished(steps, _text(steps, start), max_len):
+        steps.append(step_once(ckpt.model, ckpt.tokenizer, _text(steps, start), temperature, seed, mode == "greedy",
+                               top_k, top_p, max_len))
+    text = _text(steps, start)
+    finished = _finished(steps, text, max_len)
+    b1, b2, _ = st.columns([1, 1, 3])
+    b1.button(ui.tr("gen.step.next"), type="primary", disabled=finished, key="gen_step_next")
+    b2.button(ui.tr("gen.step.reset"), disabled=not steps, key="gen_step_reset")
+    if steps and steps[-1].ended:
+        st.success(ui.tr("gen.step.ended", text=text))
+    elif finished:
+        st.info(ui.tr("gen.step.max_len", text=text, max_len=max_len))
+    else:
+        st.markdown(ui.tr("gen.step.text", text=BOUNDARY_SYMBOL + text))
+    if not steps:
+        return
+    last, lang = steps[-1], ui.lang()
+    st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=f"{last.prob:.3f}"))
+    for layer in last.layers:
+        st.markdown(ui.tr("gen.step.layer_experts", layer=layer, experts=expert_choice(last, layer, lang)))
+    st.plotly_chart(step_candidates_figure(last, lang), width="stretch", key="gen_step_candidates")
+    st.dataframe(step_table(steps, lang), hide_index=True, width="stretch", key="gen_step_history")
+
 
 st.title(ui.tr("gen.title"))
 
@@ -51,3 +120,5 @@ with ui.guard():
         position = st.select_slider(ui.tr("gen.position"), options=options, key=f"gen_position_{picked}",
                                     format_func=lambda i: f"{i}: {trace.labels[i]}")
         st.plotly_chart(next_char_figure(trace, position, ui.lang()), width="stretch", key="gen_next_bar")
+
+    _step_through(ckpt, temperature, int(seed), int(top_k), top_p, int(max_len))

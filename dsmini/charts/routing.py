@@ -1,13 +1,16 @@
-"""Routing and next-character beliefs for one traced name (from probes.routing.trace_name)."""
+"""Routing and next-character beliefs for one traced name (from probes.routing.trace_name), and for
+the steps of step-through decoding (probes.routing.step_once)."""
 
 from __future__ import annotations
 
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..data import BOUNDARY_SYMBOL
 from ..i18n import t
-from ..probes.routing import NameTrace
+from ..probes.routing import DecodeStep, NameTrace
 from .common import ACTUAL_COLOR, OTHER_COLOR, char_axis, message_figure, rounded, show_char
 
 # Routing and next-character beliefs for one traced name
@@ -76,26 +79,65 @@ def next_char_figure(trace: NameTrace, position: int, lang: str = "en") -> go.Fi
     (appended below the top list if the model did not rank it there)."""
     if not 0 <= position < len(trace.labels):
         raise ValueError(f"position must be in [0, {len(trace.labels) - 1}], got {position}")
-    candidates = list(trace.next_top[position])
     actual, p_actual = trace.next_actual[position]
-    if actual not in [c for c, _ in candidates]:
-        candidates.append((actual, p_actual))
+    context = "".join(trace.labels[: position + 1])
+    title = t("chart.next.title", lang, context=context, actual=show_char(actual), p=rounded(p_actual))
+    return _candidate_bars(trace.next_top[position], actual, p_actual, title, lang)
+
+
+def step_candidates_figure(step: DecodeStep, lang: str = "en") -> go.Figure:
+    """One step of step-through decoding: bars of the likeliest next characters after what the
+    model read, the one it picked in red (appended below the list when a draw picked an outsider)."""
+    title = t("gen.step.chart_title", lang, context=BOUNDARY_SYMBOL + step.read, char=show_char(step.char),
+              p=rounded(step.prob))
+    return _candidate_bars(step.candidates, step.char, step.prob, title, lang)
+
+
+def _candidate_bars(top: list[tuple[str, float]], picked: str, p_picked: float, title: str, lang: str) -> go.Figure:
+    """Horizontal bars of (label, prob) candidates, most likely on top; `picked` in red, added if missing."""
+    candidates = list(top)
+    if picked not in [c for c, _ in candidates]:
+        candidates.append((picked, p_picked))
     chars = [c for c, _ in candidates]
     fig = go.Figure(go.Bar(
         x=[rounded(p) for _, p in candidates], y=list(range(len(chars))), orientation="h",
-        marker_color=[ACTUAL_COLOR if c == actual else OTHER_COLOR for c in chars],
+        marker_color=[ACTUAL_COLOR if c == picked else OTHER_COLOR for c in chars],
         text=[f"{p:.3f}" for _, p in candidates], textposition="auto",
         hovertemplate="%{x}<extra></extra>",
     ))
-    context = "".join(trace.labels[: position + 1])
     fig.update_layout(
-        title=t("chart.next.title", lang, context=context, actual=show_char(actual), p=rounded(p_actual)),
+        title=title,
         xaxis=dict(title=t("chart.probability", lang), range=[0, 1]),
         yaxis=dict(tickmode="array", tickvals=list(range(len(chars))), ticktext=[show_char(c) for c in chars],
                    autorange="reversed"),
         height=80 + 32 * len(chars), margin=dict(l=10, r=10, t=50, b=40),
     )
     return fig
+
+
+def expert_choice(step: DecodeStep, layer: int, lang: str = "en") -> str:
+    """The routed experts `layer` chose for the character the step read, heaviest first:
+    "expert 3 (0.61) · expert 0 (0.39)"."""
+    return " · ".join(
+        f"{t('chart.routing.expert', lang, expert=e)} ({w:.2f})"
+        for e, w in zip(step.experts[layer], step.gate_weights[layer])
+    )
+
+
+def step_table(steps: list[DecodeStep], lang: str = "en") -> pd.DataFrame:
+    """One row per step of a walk: the character read, the experts per MoE layer it went to, the
+    character added ("|" = the end) and its probability, and the name after the step."""
+    return pd.DataFrame([
+        {
+            t("gen.step.col_step", lang): i,
+            t("gen.step.col_read", lang): show_char(step.fed),
+            **{t("gen.step.col_experts", lang, layer=layer): expert_choice(step, layer, lang) for layer in step.layers},
+            t("gen.step.col_added", lang): show_char(step.char),
+            t("gen.step.col_prob", lang): rounded(step.prob),
+            t("gen.step.col_name", lang): step.text,
+        }
+        for i, step in enumerate(steps, start=1)
+    ])
 
 
 def next_char_heatmap(trace: NameTrace, lang: str = "en") -> go.Figure:

@@ -16,8 +16,8 @@ import torch
 
 from ..config import ModelConfig
 from ..data import BOUNDARY_ID, CharTokenizer
-from ..generate import TOP_ALTERNATIVES, inference
-from ..model import DSMini
+from ..generate import TOP_ALTERNATIVES, _check_sampling, _generator, inference, resolve_max_len, sample_next
+from ..model import DSMini, ModelOutput
 from ..moe import Routing
 
 
@@ -65,7 +65,7 @@ def trace_name(model: DSMini, tokenizer: CharTokenizer, name: str) -> NameTrace:
         out = model(torch.tensor([ids], device=model.head.weight.device))
         probs = out.logits[0].float().softmax(dim=-1)  # (t, V)
         next_top, next_actual = _next_chars(probs, ids, tokenizer)
-        routes = {r.layer: _layer_route(r) for r in out.routing if r.layer < cfg.n_layers}
+        routes = _main_routes(out, cfg)
     moe = bool(routes)
     return NameTrace(
         name=name,
@@ -79,6 +79,87 @@ def trace_name(model: DSMini, tokenizer: CharTokenizer, name: str) -> NameTrace:
         n_shared_experts=cfg.n_shared_experts if moe else 0,
         n_routed_experts=cfg.n_routed_experts if moe else 0,
         top_k=cfg.top_k if moe else 0,
+    )
+
+
+STEP_CANDIDATES = 8  # next-character candidates shown per step of step-through decoding
+
+
+@dataclass(frozen=True)
+class DecodeStep:
+    """One step of step-through decoding: the model read `[B] + read` once and added one token.
+
+    `read` is the text the model read, `text` the name after the step (`read` again when the model
+    ended it). About the token fed last (read's last character; the boundary "|" when read is empty):
+      fed                 its label
+      experts[l]          the routed experts MoE layer l chose for it, heaviest gate weight first
+      gate_weights[l]     their gate weights (sum to 1)
+    About what follows it, at temperature 1 (the model's own belief, whatever the sampling settings):
+      candidates  the STEP_CANDIDATES likeliest next tokens (label, prob), most likely first
+      char, prob  the token picked (BOUNDARY_SYMBOL when the model ended the name) and its probability
+    `ended`: the model chose the end token; `finished`: nothing can follow any more (it ended, or
+    the name is max_len long).
+    """
+
+    read: str
+    text: str
+    fed: str
+    layers: list[int]
+    experts: dict[int, list[int]]
+    gate_weights: dict[int, list[float]]
+    candidates: list[tuple[str, float]]
+    token_id: int
+    char: str
+    prob: float
+    ended: bool
+    finished: bool
+
+
+def step_once(
+    model: DSMini, tokenizer: CharTokenizer, text: str, temperature: float, seed: int, greedy: bool,
+    top_k: int = 0, top_p: float = 1.0, max_len: int | None = None,
+) -> DecodeStep:
+    """Read `[B] + text` and pick the next token: the argmax if `greedy`, else a draw from
+    `next_token_probs(logits, temperature, top_k, top_p)` (what `generate` samples from).
+
+    The whole text is re-run each step, without a cache: a step needs only the text so far, which
+    the page keeps in the session. The draw of step i (the text has i characters) uses a generator
+    seeded by (seed, i) alone, so a walk replays exactly, in any session, from any of its steps.
+    `max_len` caps characters of the name as in `generate`. Raises ValueError when the text already
+    has max_len characters, and as `trace_name` does for text the model cannot read.
+    """
+    cfg = model.cfg
+    max_len = resolve_max_len(model, max_len)
+    _check_sampling(temperature, top_k, top_p)
+    text = unicodedata.normalize("NFC", text)  # as trace_name: the corpus was NFC
+    if len(text) >= max_len:
+        raise ValueError(f"text {text!r} has {len(text)} characters; names here have at most {max_len}")
+    ids = _frame(cfg, tokenizer, text)
+    device = model.head.weight.device
+    with inference(model):
+        out = model(torch.tensor([ids], device=device))
+        logits = out.logits[:, -1]  # (1, V) what follows the last fed token
+        probs = logits[0].float().softmax(dim=-1)  # (V,)
+        # seed * block_size + i is one-to-one on (seed, i) because i < block_size
+        generator = None if greedy else _generator(seed * cfg.block_size + len(text), device)
+        token = int(sample_next(logits, 0.0 if greedy else temperature, top_k, top_p, generator))
+        top = probs.topk(min(STEP_CANDIDATES, probs.size(-1)))  # (k,)
+        routes = _main_routes(out, cfg)
+    ended = token == BOUNDARY_ID
+    new_text = text if ended else text + tokenizer.decode([token])
+    return DecodeStep(
+        read=text,
+        text=new_text,
+        fed=tokenizer.label(ids[-1]),
+        layers=sorted(routes),
+        experts={layer: route[0][-1] for layer, route in routes.items()},
+        gate_weights={layer: route[1][-1] for layer, route in routes.items()},
+        candidates=[(tokenizer.label(j), p) for j, p in zip(top.indices.tolist(), top.values.tolist())],
+        token_id=token,
+        char=tokenizer.label(token),
+        prob=float(probs[token]),
+        ended=ended,
+        finished=ended or len(new_text) == max_len,
     )
 
 
@@ -105,6 +186,11 @@ def _next_chars(
     ]
     next_actual = [(tokenizer.label(j), p) for j, p in zip(actual_ids, actual.tolist())]
     return next_top, next_actual
+
+
+def _main_routes(out: ModelOutput, cfg: ModelConfig) -> dict[int, tuple[list, list, list]]:
+    """`_layer_route` of each MoE layer of the main model (MTP blocks do not run at inference)."""
+    return {r.layer: _layer_route(r) for r in out.routing if r.layer < cfg.n_layers}
 
 
 def _layer_route(r: Routing) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
