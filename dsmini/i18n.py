@@ -641,6 +641,62 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "gen.routing_title": {"en": "Which experts handled each character", "ru": "Какие эксперты обработали каждый символ"},
     "gen.seed": {"en": "Seed", "ru": "Зерно (seed)"},
+    "gen.step.caption": {
+        "en": "Add one character at a time and see what the model did: the experts each MoE layer chose for the "
+              "character it just read (heaviest gate weight first) and the characters it expects next (“|” ends "
+              "the name). Temperature, top-k, top-p, seed and max length come from the form above, as last applied "
+              "with Generate.",
+        "ru": "Добавляйте по одному символу и смотрите, что делает модель: каких экспертов выбрал каждый MoE-слой "
+              "для только что прочитанного символа (сначала — с наибольшим весом гейта) и какие символы она ждёт "
+              "дальше («|» завершает имя). Температура, отбор символов, зерно и максимальная длина берутся из "
+              "формы выше — такими, какими их последний раз применила кнопка «Сгенерировать».",
+    },
+    "gen.step.chart_title": {
+        "en": "After “{context}”: the likeliest next characters; picked “{char}” (probability {p})",
+        "ru": "После «{context}»: самые вероятные следующие символы; выбран «{char}» (вероятность {p})",
+    },
+    "gen.step.col_added": {"en": "Added", "ru": "Добавлен"},
+    "gen.step.col_experts": {"en": "Experts, layer {layer}", "ru": "Эксперты, слой {layer}"},
+    "gen.step.col_name": {"en": "Name so far", "ru": "Имя на этом шаге"},
+    "gen.step.col_prob": {"en": "Probability", "ru": "Вероятность"},
+    "gen.step.col_read": {"en": "Read", "ru": "Прочитан"},
+    "gen.step.col_step": {"en": "Step", "ru": "Шаг"},
+    "gen.step.ended": {
+        "en": "Finished: the model ended the name with “|”: **{text}**.",
+        "ru": "Готово: модель завершила имя символом «|»: **{text}**.",
+    },
+    "gen.step.greedy": {"en": "Most likely (greedy)", "ru": "Самый вероятный"},
+    "gen.step.last": {
+        "en": "Step {step}: read “{fed}”, added “{char}” with probability {p}.",
+        "ru": "Шаг {step}: прочитан «{fed}», добавлен «{char}» с вероятностью {p}.",
+    },
+    "gen.step.layer_experts": {"en": "Layer {layer}: {experts}", "ru": "Слой {layer}: {experts}"},
+    "gen.step.max_len": {
+        "en": "Finished: **{text}** reached the max length ({max_len}).",
+        "ru": "Готово: имя **{text}** достигло максимальной длины ({max_len}).",
+    },
+    "gen.step.mode": {"en": "How to choose the next character", "ru": "Как выбирать следующий символ"},
+    "gen.step.next": {"en": "Next character", "ru": "Следующий символ"},
+    "gen.step.oov": {
+        "en": "The start has characters this model never saw: {chars}. Use letters of its alphabet.",
+        "ru": "В начале имени есть символы, которых модель не знает: {chars}. Используйте буквы её алфавита.",
+    },
+    "gen.step.prefix": {"en": "Start from", "ru": "Начать с"},
+    "gen.step.prefix_help": {
+        "en": "The name starts with these characters, e.g. Крас; empty = from scratch.",
+        "ru": "Имя начнётся с этих символов, например Крас; пусто — с нуля.",
+    },
+    "gen.step.reset": {"en": "Reset", "ru": "Сбросить"},
+    "gen.step.sample": {
+        "en": "Sample (temperature {temperature}, seed {seed})",
+        "ru": "Случайно (температура {temperature}, зерно {seed})",
+    },
+    "gen.step.text": {"en": "Name so far: **{text}**", "ru": "Имя сейчас: **{text}**"},
+    "gen.step.title": {"en": "Step through decoding", "ru": "Генерация по шагам"},
+    "gen.step.too_long": {
+        "en": "The start has {n} characters but the max length is {max_len}.",
+        "ru": "В начале имени {n} символов, а максимальная длина — {max_len}.",
+    },
     "gen.temperature": {"en": "Temperature", "ru": "Температура"},
     "gen.temperature_help": {
         "en": "0 = always the likeliest character; higher = more surprising names.",
