@@ -25,6 +25,7 @@ import torch
 
 from .data import BOUNDARY_ID, CharTokenizer
 from .model import DSMini, ModelCache, ModelOutput
+from .moe import ExpertAblation
 
 TOP_ALTERNATIVES = 5  # alternatives listed per generated character when detail=True
 
@@ -265,7 +266,7 @@ def _step_details(logits: torch.Tensor, tokens: torch.Tensor, tokenizer: CharTok
 
 def prefill(
     model: DSMini, idx: torch.Tensor, cache: ModelCache, absorb: bool = True,
-    disabled_experts: dict[int, torch.Tensor] | None = None,
+    ablation: dict[int, ExpertAblation] | None = None,
 ) -> ModelOutput:
     """Run the prompt `[B] prefix` (b, s) through the model once, filling `cache` from position 0.
 
@@ -273,17 +274,17 @@ def prefill(
     """
     if cache.length != 0:
         raise ValueError(f"prefill needs an empty cache, this one holds {cache.length} positions")
-    return model(idx, cache=cache, absorb=absorb, disabled_experts=disabled_experts)
+    return model(idx, cache=cache, absorb=absorb, ablation=ablation)
 
 
 def decode_one_token(
     model: DSMini, token: torch.Tensor, cache: ModelCache, absorb: bool = True,
-    disabled_experts: dict[int, torch.Tensor] | None = None,
+    ablation: dict[int, ExpertAblation] | None = None,
 ) -> ModelOutput:
     """Feed one token per row (b, 1) at position `cache.length`; attention reads the rest from the cache."""
     if token.dim() != 2 or token.size(1) != 1:
         raise ValueError(f"decode_one_token takes one token per row, shape (b, 1), got {tuple(token.shape)}")
-    return model(token, cache=cache, absorb=absorb, disabled_experts=disabled_experts)
+    return model(token, cache=cache, absorb=absorb, ablation=ablation)
 
 
 def generate(
@@ -298,7 +299,7 @@ def generate(
     seed: int | None = None,
     absorb: bool = True,
     detail: bool = False,
-    disabled_experts: dict[int, torch.Tensor] | None = None,
+    ablation: dict[int, ExpertAblation] | None = None,
 ) -> list[Generated]:
     """Generate `n` names starting with `prefix`, all in one batch over one KV cache.
 
@@ -307,7 +308,7 @@ def generate(
     `absorb`: MLA's weight-absorbed attention (the decoding path); same numbers as the naive one.
     `detail`: also return, per generated token, its probability and the top alternatives.
     A fixed `seed` replays exactly (for the same n and settings).
-    `disabled_experts`: {layer_id: (E,) bool} routed experts switched off (ablation; see DSMini.forward).
+    `ablation`: {layer_id: ExpertAblation} experts switched off (explorer only; see dsmini.moe).
     """
     max_len = resolve_max_len(model, max_len)
     if not _is_int(n) or n < 1:
@@ -321,7 +322,7 @@ def generate(
         generator = _generator(seed, device)
         cache = model.new_cache(n, max_len=max_len + 1)  # positions 0..max_len: [B] + max_len chars
         idx = torch.tensor(start, device=device).expand(n, -1)  # (b, s) every row shares the prefix
-        logits = prefill(model, idx, cache, absorb, disabled_experts).logits[:, -1]  # (b, V)
+        logits = prefill(model, idx, cache, absorb, ablation).logits[:, -1]  # (b, V)
         while True:
             tokens = sample_next(logits, temperature, top_k, top_p, generator)  # (b,)
             details = _step_details(logits, tokens, tokenizer) if detail else None
@@ -333,7 +334,7 @@ def generate(
                 break
             # finished rows keep stepping on [B] so the batch stays rectangular; their logits are ignored
             feed = torch.where(live, tokens, BOUNDARY_ID)  # (b,)
-            logits = decode_one_token(model, feed[:, None], cache, absorb, disabled_experts).logits[:, -1]  # (b, V)
+            logits = decode_one_token(model, feed[:, None], cache, absorb, ablation).logits[:, -1]  # (b, V)
     return [
         Generated(tokenizer.decode(row.ids), row.ids, row.finished, steps[r] if detail else None)
         for r, row in enumerate(rows)

@@ -12,6 +12,14 @@ LANGUAGES = {"en": "English", "ru": "Русский"}
 DEFAULT_LANGUAGE = "en"
 
 STRINGS: dict[str, dict[str, str]] = {
+    # domain labels of the built-in corpora (a user's own labels are shown as written) ---------------
+    "domain.en": {"en": "English", "ru": "английские"},
+    "domain.female": {"en": "female", "ru": "женские"},
+    "domain.first": {"en": "first names", "ru": "имена"},
+    "domain.male": {"en": "male", "ru": "мужские"},
+    "domain.patronymic": {"en": "patronymics", "ru": "отчества"},
+    "domain.ru": {"en": "Russian", "ru": "русские"},
+    "domain.surname": {"en": "surnames", "ru": "фамилии"},
     # attention page + kv-cache page (and their charts) -------------------------------------------
     "attention.grid_caption": {
         "en": "Row = the character doing the looking (query), column = the character it looks at (key); each row "
@@ -203,16 +211,106 @@ STRINGS: dict[str, dict[str, str]] = {
     "chart.cache.this_model": {"en": "{kind} (this model)", "ru": "{kind} (эта модель)"},
     # experts page and its charts ------------------------------------------------------------------
     "experts.ablation_caption": {
-        "en": "The same {n} names again with expert {expert} of {layer} blocked from being chosen: the router "
-              "takes its next best expert instead; no weight is touched. Bars: change in next-character loss, "
-              "grouped by the **target** letter (the character being predicted; “|” = the end of the name), "
-              "for letters with at least {min} tokens, most hurt first.",
-        "ru": "Те же {n} имён ещё раз, но эксперт {expert} в слое «{layer}» выбирать запрещено: роутер берёт "
-              "следующего по очереди эксперта; веса не меняются. Столбцы: изменение потерь на следующем символе "
-              "по **целевой** букве (той, которую предсказывают; «|» = конец имени), для букв, встретившихся "
-              "не меньше {min} раз, от самых пострадавших.",
+        "en": "The same {n} names again with the chosen experts switched off; no weight is touched. Bars: change "
+              "in next-character loss, grouped by the **target** letter (the character being predicted; “|” = the "
+              "end of the name), for letters with at least {min} tokens, most hurt first.",
+        "ru": "Те же {n} имён ещё раз, но выбранные эксперты выключены; веса не меняются. Столбцы: изменение "
+              "потерь на следующем символе по **целевой** букве (той, которую предсказывают; «|» = конец имени), "
+              "для букв, встретившихся не меньше {min} раз, от самых пострадавших.",
     },
-    "experts.ablation_title": {"en": "Switch the expert off", "ru": "Выключить эксперта"},
+    "experts.ablation_intro": {
+        "en": "Switch experts off and see what breaks. **Drop** removes their output and nothing replaces it: "
+              "what they contributed. **Reroute** makes the router pick other experts instead: can the others "
+              "stand in? **Mask top-r** takes away each character's own r favourite experts.",
+        "ru": "Выключите экспертов и посмотрите, что сломается. **Убрать** — их вклад просто исчезает, ничто его "
+              "не заменяет: видно, что они давали. **Обойти** — роутер выбирает вместо них других: справятся ли "
+              "остальные? **Закрыть любимых** — каждому символу запрещены его собственные r любимых эксперта.",
+    },
+    "experts.ablation_layer": {"en": "In layer", "ru": "В слое"},
+    "experts.all_layers": {"en": "all MoE layers", "ru": "все MoE-слои"},
+    "experts.damage_ratio": {
+        "en": "Hurt most: **{domain}** — its loss rose **{ratio}×** as much as the other domains' on average.",
+        "ru": "Сильнее всего пострадали **{domain}**: их потери выросли в **{ratio}** раза больше, чем в среднем у "
+              "остальных доменов.",
+    },
+    "experts.domain_map_caption": {
+        "en": "Row = domain, column = routed expert. Relative load = the expert's share of the domain's choices "
+              "divided by an even share (each character picks {k} of {n}): 1 = even, 2 = twice its share, 0 = the "
+              "expert never serves that domain (DeepSeek-V3, Fig. 9).",
+        "ru": "Строка — домен, столбец — эксперт. Относительная нагрузка — доля эксперта в выборах этого домена, "
+              "делённая на равную долю (каждый символ выбирает {k} из {n}): 1 = поровну, 2 = вдвое больше, 0 = "
+              "эксперт этот домен не обслуживает (DeepSeek-V3, рис. 9).",
+    },
+    "experts.domain_mi_caption": {
+        "en": "How many bits the chosen experts reveal about the name's domain: 0 = nothing, {ceiling} = everything. "
+              "Grey: the same model before training (fresh weights, seed {seed}). A rise over grey is structure "
+              "the router learned.",
+        "ru": "Сколько бит выбор экспертов говорит о домене имени: 0 — ничего, {ceiling} — всё. Серым — та же "
+              "модель до обучения (случайные веса, seed {seed}). Рост над серым — структура, которой роутер "
+              "научился.",
+    },
+    "experts.geometry": {
+        "en": "A router sends a character to the experts whose weights point the same way as its hidden state. "
+              "Experts split the work by that geometry, not by human-like “expertise”.",
+        "ru": "Роутер отправляет символ к тем экспертам, чьи веса смотрят в ту же сторону, что и его скрытое "
+              "состояние. Эксперты делят работу по этой геометрии, а не по «специальностям», как люди.",
+    },
+    "experts.kind": {"en": "How to switch off", "ru": "Как выключить"},
+    "experts.kind_drop": {"en": "drop", "ru": "убрать"},
+    "experts.kind_drop_help": {
+        "en": "The router chooses as usual; the chosen experts' output is removed and the others are not scaled up.",
+        "ru": "Роутер выбирает как обычно; вклад выбранных экспертов убирается, остальные не усиливаются.",
+    },
+    "experts.kind_mask_top": {"en": "mask top-r", "ru": "закрыть любимых"},
+    "experts.kind_mask_top_help": {
+        "en": "Every character loses its own r highest-scoring experts and picks the next best (DeepSeekMoE §4.5).",
+        "ru": "Каждый символ теряет своих r лучших по оценке экспертов и берёт следующих (DeepSeekMoE §4.5).",
+    },
+    "experts.kind_reroute": {"en": "reroute", "ru": "обойти"},
+    "experts.kind_reroute_help": {
+        "en": "The chosen experts cannot be picked; the router sends each character to its next best instead.",
+        "ru": "Выбранных экспертов брать нельзя; роутер отправляет символ к следующим по очереди.",
+    },
+    "experts.m_domain_mi": {"en": "I(domain; expert), {layer}", "ru": "I(домен; эксперт), {layer}"},
+    "experts.m_domain_mi_initial": {"en": "Same, untrained", "ru": "То же до обучения"},
+    "experts.m_domain_ratio": {"en": "Trained / untrained", "ru": "Обученная / необученная"},
+    "experts.mask_r": {"en": "r: favourite experts taken away", "ru": "r: сколько любимых экспертов закрыть"},
+    "experts.no_domains": {
+        "en": "This model's names carry no domains. Pick a model trained on a mixed corpus (e.g. ru-en-names) in "
+              "the sidebar, or train one on the Train page; the letter view works for every model.",
+        "ru": "У имён этой модели нет доменов. Выберите слева модель, обученную на смешанном корпусе (например, "
+              "ru-en-names), или обучите её на странице «Обучение»; вид «Буквы» работает для любой модели.",
+    },
+    "experts.off_in": {"en": "Experts off in {layer}", "ru": "Выключить в слое «{layer}»"},
+    "experts.pick_something": {
+        "en": "Pick experts to switch off (or a domain's top experts above), or the shared expert.",
+        "ru": "Выберите, каких экспертов выключить (или лучших экспертов домена выше), либо общего эксперта.",
+    },
+    "experts.routers_caption": {
+        "en": "Same corpus, seed, size and steps; only the router differs. DeepSeek-V3 (Fig. 9) found that "
+              "aux-loss-free routing lets experts specialise more than an auxiliary balancing loss does.",
+        "ru": "Тот же корпус, seed, размер и число шагов; отличается только роутер. В DeepSeek-V3 (рис. 9) "
+              "маршрутизация без вспомогательной потери давала экспертам специализироваться сильнее, чем с ней.",
+    },
+    "experts.routers_intro": {
+        "en": "{n} models trained on this corpus, side by side.",
+        "ru": "{n} модели, обученные на этом корпусе, рядом.",
+    },
+    "experts.routers_none": {
+        "en": "Only one model here was trained on “{corpus}”. Pick one of the ru-en-… models in the sidebar to "
+              "compare the three routers.",
+        "ru": "На корпусе «{corpus}» здесь обучена только одна модель. Выберите слева одну из моделей ru-en-…, "
+              "чтобы сравнить три роутера.",
+    },
+    "experts.section": {"en": "View", "ru": "Вид"},
+    "experts.section_ablation": {"en": "Switch experts off", "ru": "Выключить экспертов"},
+    "experts.section_domains": {"en": "Domains", "ru": "Домены"},
+    "experts.section_letters": {"en": "Letters", "ru": "Буквы"},
+    "experts.section_routers": {"en": "Router shoot-out", "ru": "Сравнение роутеров"},
+    "experts.shared_off": {"en": "Shared expert off too", "ru": "Выключить и общего эксперта"},
+    "experts.show_untrained": {"en": "Show the untrained model", "ru": "Показать необученную модель"},
+    "experts.top_n": {"en": "Top experts per domain", "ru": "Лучших экспертов домена"},
+    "experts.top_of_domain": {"en": "Top experts of {domain}", "ru": "Лучшие эксперты: {domain}"},
     "experts.computing": {
         "en": "Routing the validation names through the trained and an untrained model…",
         "ru": "Пропускаем валидационные имена через обученную и необученную модели…",
@@ -220,23 +318,29 @@ STRINGS: dict[str, dict[str, str]] = {
     "experts.expert": {"en": "Routed expert", "ru": "Маршрутизируемый эксперт"},
     "experts.intro": {
         "en": "Each character passes the shared expert and **{k} of {n}** routed experts in every MoE layer. "
-              "Here are the router's choices over many real names: which letters, positions and contexts "
-              "each expert takes, how even the load is, how much the expert says about the letter, and what "
-              "breaks when one expert is switched off.",
+              "Here are the router's choices over many real names: which domains (e.g. Russian vs English names) "
+              "and letters each expert takes, what breaks when experts are switched off, and how the three "
+              "routers compare.",
         "ru": "Каждый символ в каждом MoE-слое проходит через общего эксперта и **{k} из {n}** "
-              "маршрутизируемых. Здесь — выбор роутера на множестве настоящих имён: какие буквы, позиции и "
-              "контексты берёт каждый эксперт, насколько ровна нагрузка, много ли эксперт говорит о букве и что "
-              "ломается, если эксперта выключить.",
+              "маршрутизируемых. Здесь — выбор роутера на множестве настоящих имён: какие домены (например, "
+              "русские и английские имена) и буквы берёт каждый эксперт, что ломается, если экспертов выключить, "
+              "и как отличаются три роутера.",
     },
     "experts.layer": {"en": "MoE layer", "ru": "MoE-слой"},
     "experts.letters_caption": {
         "en": "Row = the input character (“|” = the boundary at the start), column = routed expert, colour = "
               "share of that character's tokens sent to the expert; each row sums to 1. The input at position i "
               "is the character at i, so the end of a name is never an input. The shared expert takes every token "
-              "and is not drawn.",
+              "and is not drawn. Letters are grouped by script and case, and sorted by the expert they prefer, so "
+              "letters that share experts sit together. Letter information can fall with training: an untrained "
+              "router already sends each letter to fixed experts, and training makes the choice depend on the "
+              "context too.",
         "ru": "Строка — входной символ («|» — граница в начале имени), столбец — эксперт, цвет — доля токенов "
               "этого символа, ушедших к эксперту; сумма по строке равна 1. На входе в позиции i стоит символ i, "
-              "поэтому конец имени на вход не подаётся. Общий эксперт получает все токены и не показан.",
+              "поэтому конец имени на вход не подаётся. Общий эксперт получает все токены и не показан. Буквы "
+              "сгруппированы по алфавиту и регистру и упорядочены по любимому эксперту, так что буквы с общими "
+              "экспертами стоят рядом. Информация о буквах может падать при обучении: необученный роутер уже "
+              "отправляет каждую букву к одним и тем же экспертам, а обучение делает выбор зависимым и от контекста.",
     },
     "experts.letters_title": {"en": "Letter × expert", "ru": "Буква × эксперт"},
     "experts.load_caption": {
@@ -248,10 +352,9 @@ STRINGS: dict[str, dict[str, str]] = {
               "обучении), поэтому здесь ничего не отбрасывается.",
     },
     "experts.load_title": {"en": "Expert load", "ru": "Нагрузка на экспертов"},
-    "experts.m_chosen": {"en": "Times chosen while off", "ru": "Выбран, будучи выключенным"},
-    "experts.m_loss_off": {"en": "Loss, expert {expert} off", "ru": "Потери без эксперта {expert}"},
+    "experts.m_loss_off": {"en": "Loss, experts off", "ru": "Потери без этих экспертов"},
     "experts.m_loss_on": {"en": "Loss, all experts on", "ru": "Потери, все эксперты"},
-    "experts.m_share": {"en": "Tokens it took (when on)", "ru": "Доля его токенов (включён)"},
+    "experts.m_share": {"en": "Characters that used them", "ru": "Символов, что шли к ним"},
     "experts.mi_caption": {
         "en": "Mutual information I(letter; expert) in bits, from the all-k counts: 0 = the router ignores the "
               "letter; the ceiling log2(E/k) = {ceiling} bits is reached when every letter always goes to its own "
@@ -268,19 +371,13 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "experts.mi_title": {"en": "Specialisation", "ru": "Специализация"},
     "experts.names_caption": {
-        "en": "Same seed ({seed}) and temperature ({temperature}) for both lists, name by name: any difference "
-              "(in bold) comes from the switched-off expert.",
-        "ru": "Одинаковые seed ({seed}) и температура ({temperature}) для обоих списков, имя за именем: любое "
-              "различие (жирным) — из-за выключенного эксперта.",
+        "en": "{n} names with the same seed ({seed}) and temperature ({temperature}) for both lists, name by name: "
+              "any difference (in bold) comes from the switched-off experts.",
+        "ru": "{n} имён с одинаковыми seed ({seed}) и температурой ({temperature}) для обоих списков, имя за "
+              "именем: любое различие (жирным) — из-за выключенных экспертов.",
     },
-    "experts.names_off": {"en": "Names, expert {expert} off", "ru": "Имена без эксперта {expert}"},
+    "experts.names_off": {"en": "Names, {what}", "ru": "Имена: {what}"},
     "experts.names_on": {"en": "Names, all experts on", "ru": "Имена, все эксперты"},
-    "experts.no_corpus": {
-        "en": "The validation names of this model's corpus “{corpus}” are not available here ({error}), so there "
-              "is nothing to route. Uploaded corpora are not stored with a checkpoint.",
-        "ru": "Валидационные имена корпуса этой модели «{corpus}» здесь недоступны ({error}), поэтому "
-              "маршрутизировать нечего. Загруженные корпуса не сохраняются вместе с чекпойнтом.",
-    },
     "experts.pick_caption": {
         "en": "A token counts for the expert when the expert is among its top-{k}. Context = up to two previous "
               "characters + the current one: “|Ан” is “Ан” at the start of a name, “…ов” is “ов” after earlier "
@@ -300,12 +397,12 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "experts.positions_title": {"en": "Position in the name × expert", "ru": "Позиция в имени × эксперт"},
     "experts.sample": {
-        "en": "Measured on {n} validation names of “{corpus}” (split seed {seed}): {tokens} input tokens, "
-              "each routed once per MoE layer.",
-        "ru": "Измерено на {n} валидационных именах корпуса «{corpus}» (seed разбиения {seed}): {tokens} входных "
-              "токенов, каждый маршрутизирован один раз в каждом MoE-слое.",
+        "en": "Measured on {n} validation names of “{corpus}” (names the model never trained on): {tokens} input "
+              "characters, each routed once per MoE layer.",
+        "ru": "Измерено на {n} валидационных именах корпуса «{corpus}» (на них модель не обучалась): {tokens} "
+              "входных символов, каждый маршрутизирован один раз в каждом MoE-слое.",
     },
-    "experts.title": {"en": "Which experts handle which letters", "ru": "Какие эксперты обрабатывают какие буквы"},
+    "experts.title": {"en": "Which experts handle what", "ru": "Какие эксперты чем заняты"},
     "experts.view": {"en": "Count each token", "ru": "Как считать токен"},
     "experts.view_allk": {"en": "all-k (1/k to each chosen expert)", "ru": "all-k (по 1/k каждому выбранному)"},
     "experts.view_top1": {"en": "top-1 (highest gate weight)", "ru": "top-1 (наибольший вес гейта)"},
@@ -318,8 +415,50 @@ STRINGS: dict[str, dict[str, str]] = {
         "ru": "цель «{letter}» ({count} токенов)<br>потери {on} → {off} (Δ {delta})",
     },
     "chart.experts.ablation_title": {
-        "en": "Expert {expert} of {layer} off: loss {on} → {off} nats/char",
-        "ru": "Эксперт {expert} ({layer}) выключен: потери {on} → {off} нат/символ",
+        "en": "{what}: loss {on} → {off} nats/char",
+        "ru": "{what}: потери {on} → {off} нат/символ",
+    },
+    "chart.ablation.what_drop": {"en": "drop experts {experts} in {layer}", "ru": "убрать экспертов {experts} в слое «{layer}»"},
+    "chart.ablation.what_mask_top": {
+        "en": "mask each token's top {r} experts ({layers})",
+        "ru": "закрыть каждому токену его {r} любимых эксперта ({layers})",
+    },
+    "chart.ablation.what_reroute": {
+        "en": "reroute around experts {experts} in {layer}",
+        "ru": "обойти экспертов {experts} в слое «{layer}»",
+    },
+    "chart.ablation.what_shared": {"en": "shared expert off ({layers})", "ru": "общий эксперт выключен ({layers})"},
+    "chart.domain_mi.initial": {"en": "same model, untrained (highest layer)", "ru": "та же модель без обучения (макс. по слоям)"},
+    "chart.domain_mi.no_steps": {
+        "en": "No evaluation step has measured I(domain; expert) yet.",
+        "ru": "Ни один шаг оценки ещё не измерил I(домен; эксперт).",
+    },
+    "chart.domain_mi.title": {
+        "en": "Do the experts split the names by domain? I(domain; expert) per MoE layer",
+        "ru": "Делят ли эксперты имена по доменам? I(домен; эксперт) по MoE-слоям",
+    },
+    "chart.domains.ceiling": {"en": "ceiling H(domain) = {bits} bits", "ru": "потолок H(домен) = {bits} бит"},
+    "chart.domains.damage_title": {
+        "en": "Change in loss per domain with these experts off",
+        "ru": "Изменение потерь по доменам без этих экспертов",
+    },
+    "chart.domains.hover": {
+        "en": "{domain} · {layer} · expert {expert}<br>relative load {load} (1 = even share)",
+        "ru": "{domain} · {layer} · эксперт {expert}<br>относительная нагрузка {load} (1 = поровну)",
+    },
+    "chart.domains.load": {"en": "relative load", "ru": "относит. нагрузка"},
+    "chart.domains.mi_title": {
+        "en": "How much the chosen experts tell about the domain: I(domain; expert)",
+        "ru": "Сколько выбор экспертов говорит о домене: I(домен; эксперт)",
+    },
+    "chart.domains.none": {"en": "These names have no domain labels.", "ru": "У этих имён нет меток доменов."},
+    "chart.domains.title": {
+        "en": "Domain × expert: relative load (1 = even share, red = favours the domain)",
+        "ru": "Домен × эксперт: относительная нагрузка (1 = поровну, красный = предпочитает домен)",
+    },
+    "chart.domains.title_initial": {
+        "en": "The same, untrained model (fresh initialisation)",
+        "ru": "То же для необученной модели (случайная инициализация)",
     },
     "chart.experts.bits": {"en": "bits", "ru": "бит"},
     "chart.experts.cat_first": {"en": "first letter", "ru": "первая буква"},
@@ -723,6 +862,14 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "train.corpus": {"en": "Built-in corpus", "ru": "Встроенный корпус"},
     "train.d_model": {"en": "Width (d_model)", "ru": "Ширина (d_model)"},
+    "train.domain_mi_caption": {
+        "en": "How many bits the experts chosen for a name's letters reveal about its domain (0 = nothing); grey "
+              "dashed = the same model untrained, so a line rising above it means the router has learned to send "
+              "the different kinds of names ({domains}) to different experts.",
+        "ru": "Сколько бит выбор экспертов для букв имени говорит о его домене (0 — ничего); серый пунктир — та же "
+              "модель без обучения, так что линия выше него значит: роутер научился отправлять разные виды имён "
+              "({domains}) к разным экспертам.",
+    },
     "train.domains": {"en": "domains: {domains}", "ru": "домены: {domains}"},
     "train.download": {"en": "Download checkpoint (.zip)", "ru": "Скачать чекпойнт (.zip)"},
     "train.examples": {"en": "e.g. {names}", "ru": "например: {names}"},
@@ -734,6 +881,16 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "train.length": {"en": "name length", "ru": "длина имени"},
     "train.lr": {"en": "Learning rate", "ru": "Скорость обучения"},
+    "train.m_domain_ratio": {
+        "en": "I(domain; expert), trained / untrained, {layer}",
+        "ru": "I(домен; эксперт), обученная / необученная, {layer}",
+    },
+    "train.m_domain_ratio_help": {
+        "en": "I(domain; expert) at the latest evaluation in the layer that separates the domains best, divided by "
+              "the same layer of the untrained model.",
+        "ru": "I(домен; эксперт) на последней оценке в слое, который лучше всех разделяет домены, делённое на то же "
+              "для этого слоя необученной модели.",
+    },
     "train.m_dropped": {"en": "Dropped tokens (last step)", "ru": "Отброшено токенов (посл. шаг)"},
     "train.m_dropped_help": {
         "en": "Tokens over an expert's capacity: they skip the routed experts.",
@@ -861,6 +1018,30 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "chart.load.uniform": {"en": "uniform 1/{n}", "ru": "равномерно 1/{n}"},
     "chart.load.y": {"en": "share of assignments", "ru": "доля назначений"},
+    "chart.shootout.aux": {"en": " + aux loss {coef}", "ru": " + вспом. потеря {coef}"},
+    "chart.shootout.col_checkpoint": {"en": "Model", "ru": "Модель"},
+    "chart.shootout.col_imbalance": {"en": "Max / mean load", "ru": "Макс. / средняя нагрузка"},
+    "chart.shootout.col_mi": {"en": "I(domain; expert), best layer", "ru": "I(домен; эксперт), лучший слой"},
+    "chart.shootout.col_mi_initial": {"en": "Same, untrained", "ru": "То же до обучения"},
+    "chart.shootout.col_router": {"en": "Router", "ru": "Роутер"},
+    "chart.shootout.col_steps": {"en": "Steps", "ru": "Шагов"},
+    "chart.shootout.col_val": {"en": "Val loss", "ru": "Потери (валидация)"},
+    "chart.shootout.imbalance_title": {
+        "en": "Load imbalance on the validation names (max / mean expert load)",
+        "ru": "Дисбаланс нагрузки на валидационных именах (макс. / средняя нагрузка)",
+    },
+    "chart.shootout.maps_title": {"en": "Domain × expert, {layer}, per router", "ru": "Домен × эксперт, {layer}, по роутерам"},
+    "chart.shootout.mi_title_domain": {
+        "en": "I(domain; expert) per layer, per router (grey: untrained)",
+        "ru": "I(домен; эксперт) по слоям и роутерам (серым: до обучения)",
+    },
+    "chart.shootout.mi_title_letter": {
+        "en": "I(letter; expert) per layer, per router (grey: untrained)",
+        "ru": "I(буква; эксперт) по слоям и роутерам (серым: до обучения)",
+    },
+    "chart.shootout.router_noisy_topk": {"en": "noisy top-k", "ru": "зашумлённый top-k"},
+    "chart.shootout.router_sigmoid_bias": {"en": "sigmoid + bias (aux-loss-free)", "ru": "сигмоида + смещение (без вспом. потери)"},
+    "chart.shootout.router_softmax_topk": {"en": "softmax top-k", "ru": "softmax top-k"},
     # charts: next character ----------------------------------------------------------------------
     "chart.next.heatmap_hover": {
         "en": "after “{context}”<br>#{rank}: {cand} (p = {p})<br>actual: {actual} (p = {p_actual})",

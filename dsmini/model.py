@@ -18,7 +18,7 @@ from torch import nn
 
 from .attention import AttnTrace, LayerCache, build_attention, new_layer_cache
 from .config import ModelConfig
-from .moe import Expert, MoE, Routing
+from .moe import Expert, ExpertAblation, MoE, Routing
 from .rope import rope_angles
 
 IGNORE_INDEX = -1  # target id of padding positions
@@ -35,12 +35,12 @@ class Block(nn.Module):
         self.ffn = MoE(cfg, layer_id) if cfg.is_moe_layer(layer_id) else Expert(cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, cache=None, valid=None, need_weights=False, absorb=False, disabled=None):
+    def forward(self, x, cos, sin, cache=None, valid=None, need_weights=False, absorb=False, ablation=None):
         a, trace = self.attn(self.attn_norm(x), cos, sin, cache, need_weights, absorb)
         x = x + self.drop(a)
         routing = None
         if isinstance(self.ffn, MoE):
-            f, routing = self.ffn(self.ffn_norm(x), valid, disabled)
+            f, routing = self.ffn(self.ffn_norm(x), valid, ablation)
         else:
             f = self.ffn(self.ffn_norm(x))
         return x + self.drop(f), routing, trace
@@ -57,10 +57,10 @@ class MTP(nn.Module):
         self.block = Block(cfg, layer_id=cfg.n_layers + depth - 1)
         self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
 
-    def forward(self, h_prev, emb_next, cos, sin, cache=None, valid=None, absorb=False, disabled=None):
+    def forward(self, h_prev, emb_next, cos, sin, cache=None, valid=None, absorb=False, ablation=None):
         """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}."""
         x = self.eh_proj(torch.cat([self.hnorm(h_prev), self.enorm(emb_next)], dim=-1))  # (b, s, 2d) -> (b, s, d)
-        x, routing, _ = self.block(x, cos, sin, cache, valid, absorb=absorb, disabled=disabled)
+        x, routing, _ = self.block(x, cos, sin, cache, valid, absorb=absorb, ablation=ablation)
         return x, routing
 
 
@@ -155,24 +155,24 @@ class DSMini(nn.Module):
         cache: ModelCache | None = None,
         need_weights: bool = False,
         absorb: bool = False,
-        disabled_experts: dict[int, torch.Tensor] | None = None,
+        ablation: dict[int, ExpertAblation] | None = None,
     ) -> ModelOutput:
         """idx: (b, s) token ids, continuing `cache` if given. targets: (b, s), -1 = ignore.
 
         need_weights: also return attention probabilities per layer (slower; for the explorer).
         absorb: MLA weight-absorbed path (for decoding); same numbers as the naive path.
-        disabled_experts: {layer_id: (E,) bool} routed experts switched off (ablation).
+        ablation: {layer_id: ExpertAblation} experts switched off (explorer only; see dsmini.moe).
         MTP logits and losses are computed when targets are given (training and evaluation).
         """
         b, s = idx.shape
         cos, sin = self._rope(cache.length if cache is not None else 0, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
-        disabled_experts = disabled_experts or {}
+        ablation = ablation or {}
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None
-            x, routing, trace = layer(x, cos, sin, layer_cache, valid, need_weights, absorb, disabled_experts.get(i))
+            x, routing, trace = layer(x, cos, sin, layer_cache, valid, need_weights, absorb, ablation.get(i))
             if routing is not None:
                 out.routing.append(routing)
             if trace is not None:
@@ -180,10 +180,10 @@ class DSMini(nn.Module):
         out.hidden = x
         out.logits = self.head(self.norm(x))  # (b, s, V)
         if targets is not None:
-            self._losses(out, idx, targets, valid, cos, sin, absorb, disabled_experts)
+            self._losses(out, idx, targets, valid, cos, sin, absorb, ablation)
         return out
 
-    def _losses(self, out, idx, targets, valid, cos, sin, absorb, disabled_experts) -> None:
+    def _losses(self, out, idx, targets, valid, cos, sin, absorb, ablation) -> None:
         out.main_loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
         h = out.hidden
         s = idx.size(1)
@@ -194,7 +194,7 @@ class DSMini(nn.Module):
             layer_id = self.cfg.n_layers + k - 1
             h, routing = mtp(
                 h[:, : s - k], self.embed(idx[:, k:]), cos[: s - k], sin[: s - k],
-                valid=valid[:, k:], absorb=absorb, disabled=disabled_experts.get(layer_id),
+                valid=valid[:, k:], absorb=absorb, ablation=ablation.get(layer_id),
             )
             if routing is not None:
                 out.routing.append(routing)

@@ -9,6 +9,14 @@ Routers (`ModelConfig.router`):
 - `softmax_topk` (DeepSeek-V2): p = softmax(x W_g); top-k of p, renormalised over the k.
 - `noisy_topk` (Shazeer et al. 2017): H = x W_g + N(0, 1) * softplus(x W_noise) in training only;
   top-k of H, softmax over the kept k.
+
+Ablation (the explorer only, never training): `ExpertAblation` switches experts of one layer off in
+one of three ways, because they answer different questions. *Reroute* (blocked experts cannot be
+chosen, the router takes its next choice) asks "can the others stand in?" and hides redundancy;
+*drop* (blocked experts are chosen as usual but their weighted outputs are removed and nothing
+replaces them; the remaining weights are not renormalised) asks "what did they contribute?";
+*mask top-r* (DeepSeekMoE §4.5: mask each token's r highest-scoring experts, choose top-k from the
+rest) asks "how much does a token need its favourite experts?".
 """
 
 from __future__ import annotations
@@ -22,6 +30,43 @@ from einops import rearrange
 from torch import nn
 
 from .config import ModelConfig
+
+ABLATION_MODES = ("reroute", "drop")
+
+
+@dataclass(frozen=True)
+class ExpertAblation:
+    """What the explorer switches off in one MoE layer (see the module docstring)."""
+
+    blocked: torch.Tensor | None = None  # (E,) bool: routed experts switched off
+    mode: str = "reroute"  # how `blocked` acts: "reroute" (never chosen) or "drop" (output removed)
+    mask_top: int = 0  # r: mask each token's r highest-scoring experts, choose top-k from the rest
+    shared_off: bool = False  # the shared experts' output removed too
+
+    def check(self, n_experts: int, top_k: int) -> None:
+        """ValueError unless every token still has k experts to choose from."""
+        if self.mode not in ABLATION_MODES:
+            raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, got {self.mode!r}")
+        if self.blocked is not None and tuple(self.blocked.shape) != (n_experts,):
+            raise ValueError(f"blocked must be an ({n_experts},) bool mask, got shape {tuple(self.blocked.shape)}")
+        unavailable = self.mask_top + (self.n_blocked if self.mode == "reroute" else 0)
+        if self.mask_top < 0 or unavailable > n_experts - top_k:
+            raise ValueError(
+                f"cannot take {unavailable} of {n_experts} experts out of the choice: each token still needs "
+                f"top_k={top_k} (masked top-r={self.mask_top}, rerouted around {self.n_blocked if self.mode == 'reroute' else 0})"
+            )
+
+    @property
+    def n_blocked(self) -> int:
+        return 0 if self.blocked is None else int(self.blocked.sum())
+
+    def choice_blocked(self) -> torch.Tensor | None:
+        """(E,) experts the router may not choose: the blocked ones when rerouting."""
+        return self.blocked if self.mode == "reroute" else None
+
+    def output_blocked(self) -> torch.Tensor | None:
+        """(E,) experts that are chosen but whose output is removed: the blocked ones when dropping."""
+        return self.blocked if self.mode == "drop" else None
 
 
 class Expert(nn.Module):
@@ -52,36 +97,41 @@ class Gate(nn.Module):
             # a buffer, not a parameter: moved by update_bias, never by gradients; saved with the model
             self.register_buffer("bias", torch.zeros(cfg.n_routed_experts))
 
-    def forward(self, x: torch.Tensor, disabled: torch.Tensor | None = None):
-        """x: (n, d). `disabled`: (E,) bool, experts that may not be chosen (ablation).
+    def forward(self, x: torch.Tensor, ablation: ExpertAblation | None = None):
+        """x: (n, d). `ablation` (explorer only): experts that may not be chosen.
 
         Returns weights (n, k) summing to 1, indices (n, k), probs (n, E) over all experts.
         """
         logits = x @ self.weight.t()  # (n, E)
-        blocked = None if disabled is None else disabled.to(logits.device)
         if self.router == "sigmoid_bias":
             scores = logits.sigmoid()
             choice = scores + self.bias  # the bias steers the choice only
-            indices = self._top_k(choice, blocked)
+            indices = self._top_k(choice, ablation)
             chosen = scores.gather(1, indices)
             weights = chosen / chosen.sum(dim=-1, keepdim=True)
             probs = scores / scores.sum(dim=-1, keepdim=True)
         elif self.router == "softmax_topk":
             probs = logits.softmax(dim=-1)
-            indices = self._top_k(probs, blocked)
+            indices = self._top_k(probs, ablation)
             chosen = probs.gather(1, indices)
             weights = chosen / chosen.sum(dim=-1, keepdim=True)
         else:  # noisy_topk
             if self.training:
                 logits = logits + torch.randn_like(logits) * F.softplus(x @ self.w_noise.t())
             probs = logits.softmax(dim=-1)
-            indices = self._top_k(logits, blocked)
+            indices = self._top_k(logits, ablation)
             weights = logits.gather(1, indices).softmax(dim=-1)
         return weights, indices, probs
 
-    def _top_k(self, scores: torch.Tensor, blocked: torch.Tensor | None) -> torch.Tensor:
-        if blocked is not None:
-            scores = scores.masked_fill(blocked, float("-inf"))
+    def _top_k(self, scores: torch.Tensor, ablation: ExpertAblation | None) -> torch.Tensor:
+        """(n, E) selection scores -> (n, k) chosen experts, after the ablation's masks."""
+        if ablation is not None:
+            if ablation.mask_top:  # DeepSeekMoE §4.5: each token loses its r favourite experts
+                favourites = scores.topk(ablation.mask_top, dim=-1).indices  # (n, r)
+                scores = scores.scatter(-1, favourites, float("-inf"))
+            blocked = ablation.choice_blocked()
+            if blocked is not None:
+                scores = scores.masked_fill(blocked.to(scores.device), float("-inf"))
         return scores.topk(self.top_k, dim=-1).indices
 
     @torch.no_grad()
@@ -140,13 +190,21 @@ class MoE(nn.Module):
         inter = cfg.n_shared_experts * cfg.moe_inter_dim
         self.shared_experts = Expert(cfg.d_model, inter) if inter else None
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, disabled: torch.Tensor | None = None):
-        """x: (b, t, d); valid: (b, t) bool (False = padding, not routed). Returns (y, Routing)."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, ablation: ExpertAblation | None = None):
+        """x: (b, t, d); valid: (b, t) bool (False = padding, not routed). Returns (y, Routing).
+
+        `ablation` (explorer only) switches experts off; see `ExpertAblation`.
+        """
         b, t, _ = x.shape
         flat = rearrange(x, "b t d -> (b t) d")
         valid_flat = torch.ones(b * t, dtype=torch.bool, device=x.device) if valid is None else valid.flatten()
-        weights, indices, probs = self.gate(flat, disabled)  # (n, k), (n, k), (n, E)
+        if ablation is not None:
+            ablation.check(self.n_experts, self.top_k)
+        weights, indices, probs = self.gate(flat, ablation)  # (n, k), (n, k), (n, E)
         keep = valid_flat[:, None].expand_as(indices)
+        silenced = None if ablation is None else ablation.output_blocked()
+        if silenced is not None:  # drop: chosen as usual, output removed, the other weights left as they are
+            keep = keep & ~silenced.to(indices.device)[indices]
         dropped = torch.zeros_like(keep)
         if self.capacity_factor is not None and self.training:  # DeepSeek drops no tokens at inference
             n_valid = int(valid_flat.sum())
@@ -155,7 +213,7 @@ class MoE(nn.Module):
             keep = keep & ~dropped
         weights = weights * keep
         y = self._dispatch(flat, indices, weights, keep)
-        if self.shared_experts is not None:
+        if self.shared_experts is not None and not (ablation is not None and ablation.shared_off):
             y = y + self.shared_experts(flat)
         load = torch.bincount(indices[keep], minlength=self.n_experts)
         routing = Routing(
@@ -180,6 +238,8 @@ class MoE(nn.Module):
         (E, C, d) bmm was tried: it wastes E x the work whenever routing is skewed, as at init.)
         """
         token, slot = torch.nonzero(keep, as_tuple=True)  # (a,) kept assignments
+        if token.numel() == 0:  # every assignment dropped (an ablation, or a batch of padding)
+            return torch.zeros_like(flat)
         expert = indices[token, slot]
         order = torch.argsort(expert, stable=True)
         token, slot = token[order], slot[order]

@@ -13,12 +13,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from dsmini.checkpoint import Checkpoint, CheckpointInfo, list_checkpoints, load_checkpoint
-from dsmini.data import Corpus, CorpusData, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.checkpoint import (
+    Checkpoint, CheckpointInfo, checkpoint_validation_set, list_checkpoints, load_checkpoint,
+)
+from dsmini.data import Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.jobs import TrainingJob, configure_torch_threads, prepare_for_training
+from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
+from dsmini.probes.experts import MAX_NAMES
+from dsmini.probes.specialisation import ExpertAnalysis, expert_analysis
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
@@ -119,6 +124,40 @@ def selected_checkpoint() -> Checkpoint | None:
         name = next(iter(infos))
     info = infos[name]
     return _load(str(info.path), info.mtime)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _validation_set(path: str, mtime: float, _ckpt: Checkpoint, max_names: int) -> LabelledNames:
+    return checkpoint_validation_set(_ckpt, max_names, load=lambda name: corpus(name, None))
+
+
+def validation_set(ckpt: Checkpoint, max_names: int = MAX_NAMES) -> LabelledNames:
+    """The checkpoint's validation names and domains (the head of its seeded split, or the names it
+    stored), shared by every page that routes them; CorpusError says why when they cannot be had."""
+    return _validation_set(str(ckpt.path), ckpt.mtime, ckpt, max_names)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _expert_analysis(path: str, mtime: float, _ckpt: Checkpoint) -> ExpertAnalysis:
+    labelled = validation_set(_ckpt)
+    return expert_analysis(_ckpt.model, _ckpt.tokenizer, labelled.names, labelled.domains)
+
+
+def expert_analysis_of(ckpt: Checkpoint) -> ExpertAnalysis:
+    """The validation names' routing, trained and untrained, counted by letter and domain: once per
+    checkpoint version, read-only, shared by every session (the Experts and Lesson pages)."""
+    return _expert_analysis(str(ckpt.path), ckpt.mtime, ckpt)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _ablation(path: str, mtime: float, spec: AblationSpec, _ckpt: Checkpoint) -> AblationResult:
+    analysis = expert_analysis_of(_ckpt)
+    return ablate(_ckpt.model, _ckpt.tokenizer, analysis.names, analysis.routed, spec, analysis.domain_labels)
+
+
+def ablation_of(ckpt: Checkpoint, spec: AblationSpec) -> AblationResult:
+    """Loss per letter and domain, and names, with `spec` switched off; once per checkpoint version and spec."""
+    return _ablation(str(ckpt.path), ckpt.mtime, spec, ckpt)
 
 
 def load_by_name(name: str) -> Checkpoint:

@@ -1,83 +1,63 @@
-"""Experts: which routed experts handle which letters, positions and contexts; switch one off."""
+"""Experts: which domains and letters each routed expert takes, what breaks when experts are switched
+off, and how the three routers compare on one corpus."""
 
 import streamlit as st
 
+from dsmini.charts.domains import (
+    ablation_figure, domain_damage_figure, domain_map_figure, domain_mi_figure, domain_name, spec_label,
+)
 from dsmini.charts.experts import (
-    ablation_figure, expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure,
-    specialisation_figure,
+    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
 )
+from dsmini.charts.shootout import shootout_figures, shootout_table
 from dsmini.checkpoint import Checkpoint
-from dsmini.data import validation_names
-from dsmini.generate import generate
 from dsmini.i18n import t
-from dsmini.probes.experts import (
-    INITIAL_SEED, MAX_NAMES, MIN_LETTER_TOKENS, Ablation, ExpertReport, RoutedTokens, ablate_expert, expert_analysis,
-    expert_mask,
+from dsmini.probes.ablation import (
+    ABLATION_KINDS, GENERATED_NAMES, GENERATION_SEED, GENERATION_TEMPERATURE, MIN_LETTER_TOKENS, AblationSpec,
+    domain_top_experts,
 )
+from dsmini.probes.experts import INITIAL_SEED
+from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, router_shootout
 from pages import _ui as ui
 
 ui.enter_page()
 
-SEED, TEMPERATURE, N_NAMES = 0, 0.8, 8  # the generated names with the expert on and off
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _names(corpus: str, block_size: int, split_seed: int) -> list[str]:
-    """The checkpoint's validation names (the head of its seeded split), recreated from the corpus."""
-    return validation_names(ui.corpus(corpus, None).names, block_size, split_seed, MAX_NAMES)
+SECTIONS = ("domains", "letters", "ablation", "routers")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _analysis(path: str, mtime: float, _ckpt: Checkpoint, _names: list[str]) -> tuple[RoutedTokens, ExpertReport]:
-    """The names' routing (read-only, shared by every session) and its report; once per checkpoint version."""
-    return expert_analysis(_ckpt.model, _ckpt.tokenizer, _names)
+def _shootout(key: tuple, _ckpts: list[Checkpoint]) -> RouterShootout:
+    return router_shootout([(c.name, c, ui.expert_analysis_of(c)) for c in _ckpts])
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _ablation(path: str, mtime: float, layer: int, expert: int, _ckpt: Checkpoint, _names: list[str],
-              _base: RoutedTokens) -> tuple[Ablation, list[str], list[str]]:
-    """Loss per letter and names generated with `expert` of `layer` off vs on (same seed)."""
-    ablation = ablate_expert(_ckpt.model, _ckpt.tokenizer, _names, layer, expert, _base)
-    off = {layer: expert_mask(_base.n_experts, expert)}
-    on_names, off_names = (
-        [g.text for g in generate(_ckpt.model, _ckpt.tokenizer, n=N_NAMES, temperature=TEMPERATURE, seed=SEED,
-                                  disabled_experts=disabled)]
-        for disabled in (None, off)
-    )
-    return ablation, on_names, off_names
+def domain_section(analysis: ExpertAnalysis, lang: str) -> None:
+    report = analysis.domains
+    if report is None:
+        st.info(ui.tr("experts.no_domains"))
+        return
+    layer = report.clearest_layer
+    m1, m2, m3 = st.columns(3)
+    m1.metric(ui.tr("experts.m_domain_mi", layer=ui.tr("chart.layer", layer=layer)), f"{report.mi[layer]:.3f}")
+    m2.metric(ui.tr("experts.m_domain_mi_initial"), f"{report.mi_initial[layer]:.3f}")
+    ratio = report.mi_ratio(layer)
+    m3.metric(ui.tr("experts.m_domain_ratio"), "∞" if ratio == float("inf") else f"{ratio:.1f}×")
+    st.plotly_chart(domain_mi_figure(report, lang), width="stretch", key="experts_domain_mi")
+    st.caption(ui.tr("experts.domain_mi_caption", ceiling=round(report.mi_ceiling, 2), seed=INITIAL_SEED))
+    untrained = st.toggle(ui.tr("experts.show_untrained"), key="experts_domain_untrained")
+    st.plotly_chart(domain_map_figure(report, lang, initial=untrained), width="stretch", key="experts_domain_map")
+    st.caption(ui.tr("experts.domain_map_caption", k=report.top_k, n=report.n_experts))
 
 
-st.title(ui.tr("experts.title"))
-
-with ui.guard():
-    ckpt = ui.require_checkpoint()
-    cfg = ckpt.model_config
-    if not any(cfg.is_moe_layer(i) for i in range(cfg.n_layers)):
-        st.info(ui.tr("chart.no_moe"))
-        st.stop()
-    st.markdown(ui.tr("experts.intro", k=cfg.top_k, n=cfg.n_routed_experts))
-    corpus = ckpt.corpus
-    try:
-        names = _names(corpus["name"], corpus["block_size"], corpus["split_seed"])
-    except (KeyError, OSError, ValueError) as err:  # an uploaded or missing corpus: nothing to route
-        st.info(ui.tr("experts.no_corpus", corpus=corpus.get("name", "?"), error=err))
-        st.stop()
-    with st.spinner(ui.tr("experts.computing")):
-        routed, report = _analysis(str(ckpt.path), ckpt.mtime, ckpt, names)
-    lang = ui.lang()
-    st.caption(ui.tr("experts.sample", n=report.n_names, corpus=corpus["name"], seed=corpus["split_seed"],
-                     tokens=report.n_tokens))
-    # format_func closes over `lang`: AppTest calls it outside the script run, where the session is unknown
+def letter_section(analysis: ExpertAnalysis, lang: str) -> None:
+    report = analysis.letters
     view = st.segmented_control(ui.tr("experts.view"), ["allk", "top1"], default="allk", required=True,
                                 format_func=lambda v: t(f"experts.view_{v}", lang), key="experts_view")
-
     st.subheader(ui.tr("experts.letters_title"))
     st.caption(ui.tr("experts.letters_caption"))
     st.plotly_chart(letter_expert_figure(report, view, lang), width="stretch", key="experts_letters")
     st.subheader(ui.tr("experts.positions_title"))
     st.caption(ui.tr("experts.positions_caption"))
     st.plotly_chart(position_expert_figure(report, view, lang), width="stretch", key="experts_positions")
-
     c1, c2 = st.columns(2)
     with c1:
         st.subheader(ui.tr("experts.load_title"))
@@ -87,7 +67,6 @@ with ui.guard():
         st.subheader(ui.tr("experts.mi_title"))
         st.caption(ui.tr("experts.mi_caption", ceiling=round(report.mi_ceiling, 3), seed=INITIAL_SEED))
         st.plotly_chart(specialisation_figure(report, lang), width="stretch", key="experts_mi")
-
     st.subheader(ui.tr("experts.pick_title"))
     c1, c2 = st.columns([1, 3])
     layer = c1.selectbox(ui.tr("experts.layer"), report.layers, key="experts_layer",
@@ -98,19 +77,119 @@ with ui.guard():
     st.plotly_chart(expert_profile_figure(report.profiles[layer][expert], lang), width="stretch",
                     key="experts_profile")
 
-    st.subheader(ui.tr("experts.ablation_title"))
-    ablation, on_names, off_names = _ablation(str(ckpt.path), ckpt.mtime, layer, expert, ckpt, names, routed)
-    st.caption(ui.tr("experts.ablation_caption", n=report.n_names, expert=expert,
-                     layer=ui.tr("chart.layer", layer=layer), min=MIN_LETTER_TOKENS))
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric(ui.tr("experts.m_loss_on"), f"{ablation.mean_on:.4f}")
-    m2.metric(ui.tr("experts.m_loss_off", expert=expert), f"{ablation.mean_off:.4f}",
-              delta=f"{ablation.mean_off - ablation.mean_on:+.4f}", delta_color="inverse")
-    m3.metric(ui.tr("experts.m_share"), f"{ablation.share_before:.1%}")
-    m4.metric(ui.tr("experts.m_chosen"), ablation.times_chosen)
-    st.plotly_chart(ablation_figure(ablation, lang), width="stretch", key="experts_ablation")
+
+def _pick_domain_experts(analysis: ExpertAnalysis, domain: str) -> None:
+    """One click: select the top experts of `domain` in every chosen layer, to be dropped."""
+    layers = _chosen_layers(analysis)
+    spec = domain_top_experts(analysis.domains, domain, layers, int(st.session_state.get("experts_top_n", 2)))
+    for layer, experts in zip(spec.layers, spec.experts):
+        st.session_state[f"experts_off_{layer}"] = list(experts)
+    st.session_state["experts_kind"] = "drop"
+
+
+def _chosen_layers(analysis: ExpertAnalysis) -> list[int]:
+    layers = analysis.routed.layers
+    picked = st.session_state.get("experts_ablation_layer", "all")
+    return layers if picked == "all" or picked not in layers else [picked]
+
+
+def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> None:
+    routed, report = analysis.routed, analysis.domains
+    st.caption(ui.tr("experts.ablation_intro"))
+    c1, c2 = st.columns([2, 1])
+    kind = c1.segmented_control(ui.tr("experts.kind"), list(ABLATION_KINDS), default="drop", required=True,
+                                format_func=lambda k: t(f"experts.kind_{k}", lang), key="experts_kind")
+    c2.selectbox(ui.tr("experts.ablation_layer"), ["all", *routed.layers], key="experts_ablation_layer",
+                 format_func=lambda i: t("experts.all_layers", lang) if i == "all" else t("chart.layer", lang, layer=i))
+    st.caption(ui.tr(f"experts.kind_{kind}_help"))
+    layers = _chosen_layers(analysis)
+    if report is not None and kind != "mask_top":
+        c1, *buttons = st.columns([1] + [1] * len(report.domains))
+        c1.number_input(ui.tr("experts.top_n"), 1, routed.n_experts - routed.top_k, 2, key="experts_top_n")
+        for column, domain in zip(buttons, report.domains):
+            column.button(ui.tr("experts.top_of_domain", domain=domain_name(domain, lang)), key=f"experts_top_{domain}",
+                          on_click=_pick_domain_experts, args=(analysis, domain), width="stretch")
+    if kind == "mask_top":
+        r = st.slider(ui.tr("experts.mask_r"), 1, routed.n_experts - routed.top_k, 1, key="experts_mask_r")
+        experts: tuple = ()
+    else:
+        r = 0
+        experts = tuple(
+            tuple(sorted(st.pills(ui.tr("experts.off_in", layer=t("chart.layer", lang, layer=layer)),
+                                  list(range(routed.n_experts)), selection_mode="multi", key=f"experts_off_{layer}")))
+            for layer in layers
+        )
+    shared_off = st.checkbox(ui.tr("experts.shared_off"), key="experts_shared_off",
+                             disabled=routed.n_shared_experts == 0)
+    spec = AblationSpec(layers=tuple(layers), experts=experts, kind=kind, mask_top=r, shared_off=shared_off)
+    if kind != "mask_top" and not any(experts) and not shared_off:
+        st.info(ui.tr("experts.pick_something"))
+        return
+    result = ui.ablation_of(ckpt, spec)
+    m1, m2, m3 = st.columns(3)
+    m1.metric(ui.tr("experts.m_loss_on"), f"{result.mean_on:.4f}")
+    m2.metric(ui.tr("experts.m_loss_off"), f"{result.mean_off:.4f}", delta=f"{result.mean_off - result.mean_on:+.4f}",
+              delta_color="inverse")
+    m3.metric(ui.tr("experts.m_share"), f"{result.share_before:.1%}")
+    if result.domains.labels:
+        worst = result.domains.labels[0]
+        st.plotly_chart(domain_damage_figure(result, lang), width="stretch", key="experts_damage")
+        if len(result.domains.labels) > 1:
+            st.markdown(ui.tr("experts.damage_ratio", domain=domain_name(worst, lang),
+                              ratio=_ratio_text(result.damage_ratio(worst))))
+    st.plotly_chart(ablation_figure(result, lang), width="stretch", key="experts_ablation")
+    st.caption(ui.tr("experts.ablation_caption", n=len(analysis.names), min=MIN_LETTER_TOKENS))
     c1, c2 = st.columns(2)
-    c1.markdown(f"**{ui.tr('experts.names_on')}**  \n" + " · ".join(on_names))
-    c2.markdown(f"**{ui.tr('experts.names_off', expert=expert)}**  \n" + " · ".join(
-        f"**{off}**" if off != on else off for on, off in zip(on_names, off_names)))  # bold: changed
-    st.caption(ui.tr("experts.names_caption", seed=SEED, temperature=TEMPERATURE))
+    c1.markdown(f"**{ui.tr('experts.names_on')}**  \n" + " · ".join(result.names_on))
+    c2.markdown(f"**{ui.tr('experts.names_off', what=spec_label(spec, lang))}**  \n" + " · ".join(
+        f"**{off}**" if off != on else off for on, off in zip(result.names_on, result.names_off)))  # bold: changed
+    st.caption(ui.tr("experts.names_caption", n=GENERATED_NAMES, seed=GENERATION_SEED,
+                     temperature=GENERATION_TEMPERATURE))
+
+
+def _ratio_text(ratio: float) -> str:
+    return "∞" if ratio == float("inf") else f"{ratio:.1f}"
+
+
+def router_section(ckpt: Checkpoint, lang: str) -> None:
+    """The checkpoints trained on this one's corpus, side by side (the router shoot-out)."""
+    infos = [info for info in ui.checkpoints() if info.corpus == ckpt.corpus.get("name")]
+    ckpts = [ui.load_by_name(info.name) for info in infos]
+    ckpts = [c for c in ckpts if c.model_config.n_moe_layers]
+    if len(ckpts) < 2:
+        st.info(ui.tr("experts.routers_none", corpus=ckpt.corpus.get("name", "?")))
+        return
+    shootout = _shootout(tuple((str(c.path), c.mtime) for c in ckpts), ckpts)
+    st.caption(ui.tr("experts.routers_intro", n=len(ckpts)))
+    st.dataframe(shootout_table(shootout, lang), hide_index=True, width="stretch")
+    for i, fig in enumerate(shootout_figures(shootout, lang)):
+        st.plotly_chart(fig, width="stretch", key=f"experts_routers_{i}")
+    st.caption(ui.tr("experts.routers_caption"))
+
+
+st.title(ui.tr("experts.title"))
+
+with ui.guard():
+    ckpt = ui.require_checkpoint()
+    cfg = ckpt.model_config
+    if not cfg.n_moe_layers:
+        st.info(ui.tr("chart.no_moe"))
+        st.stop()
+    st.markdown(ui.tr("experts.intro", k=cfg.top_k, n=cfg.n_routed_experts))
+    with st.spinner(ui.tr("experts.computing")):
+        analysis = ui.expert_analysis_of(ckpt)
+    lang = ui.lang()
+    st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.get("name", "?"),
+                     tokens=analysis.routed.ids.numel()))
+    default = "domains" if analysis.domains is not None else "letters"
+    section = st.segmented_control(ui.tr("experts.section"), list(SECTIONS), default=default, required=True,
+                                   format_func=lambda s: t(f"experts.section_{s}", lang), key="experts_section")
+    st.caption(ui.tr("experts.geometry"))
+    if section == "domains":
+        domain_section(analysis, lang)
+    elif section == "letters":
+        letter_section(analysis, lang)
+    elif section == "ablation":
+        ablation_section(ckpt, analysis, lang)
+    else:
+        router_section(ckpt, lang)

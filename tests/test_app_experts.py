@@ -11,10 +11,11 @@ from dsmini.checkpoint import save_checkpoint
 from dsmini.config import preset
 from dsmini.i18n import t
 from dsmini.model import DSMini
+from dsmini.probes.experts import LETTER_GROUPS, letter_group
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file
-N_CHARTS = 6  # letters, positions, load, specialisation, one expert's profile, ablation
+N_LETTER_CHARTS = 5  # letters, positions, load, specialisation, one expert's profile
 
 
 @pytest.fixture
@@ -44,21 +45,30 @@ def traces(figure: dict, kind: str) -> list[dict]:
     return [trace for trace in figure["data"] if trace["type"] == kind]
 
 
+def show(app, section: str):
+    app.segmented_control(key="experts_section").set_value(section).run()
+    no_errors(app)
+    return app
+
+
 @pytest.mark.parametrize(("checkpoint", "lang"), [("en-names", "en"), ("ru-names", "ru")])
-def test_experts_page_charts(at, checkpoint, lang):
+def test_experts_page_letter_charts(at, checkpoint, lang):
     open_page(at, checkpoint, lang)
+    assert at.segmented_control(key="experts_section").value == "letters"  # no domains: letters first
     cfg = ui.load_by_name(checkpoint).model_config
     n_moe, n_exp = cfg.n_layers - cfg.n_dense_layers, cfg.n_routed_experts
     assert at.title[0].value == t("experts.title", lang)
     figures = charts(at)
-    assert len(figures) == N_CHARTS
-    letters, positions, load, mi, profile, ablation = figures
+    assert len(figures) == N_LETTER_CHARTS
+    letters, positions, load, mi, profile = figures
     maps = traces(letters, "heatmap")
     assert len(maps) == n_moe
-    n_letters = len(letters["layout"]["yaxis"]["ticktext"])
-    assert letters["layout"]["yaxis"]["ticktext"][0] == "|" and n_letters > 26
+    ticks = letters["layout"]["yaxis"]["ticktext"]
+    assert ticks[0] == "|" and len(ticks) > 26
+    groups = [letter_group(c) for c in ticks]
+    assert groups == sorted(groups, key=LETTER_GROUPS.index)  # grouped by script and case
     for heatmap in maps:
-        assert len(heatmap["z"]) == n_letters and all(len(row) == n_exp for row in heatmap["z"])
+        assert len(heatmap["z"]) == len(ticks) and all(len(row) == n_exp for row in heatmap["z"])
         assert all(abs(sum(row) - 1) < 0.01 for row in heatmap["z"])
     assert [len(h["z"]) for h in traces(positions, "heatmap")] == [4] * n_moe
     assert [len(bar["y"]) for bar in traces(load, "bar")] == [n_exp] * n_moe
@@ -66,14 +76,14 @@ def test_experts_page_charts(at, checkpoint, lang):
     assert len(trained["y"]) == len(initial["y"]) == n_moe
     assert all(0 < bits <= 2 for bits in trained["y"] + initial["y"])  # ceiling log2(8 / 2) = 2 bits
     assert len(traces(profile, "bar")) == 2
-    deltas = traces(ablation, "bar")[0]["y"]
-    assert deltas == sorted(deltas, reverse=True)
-    chosen = next(m for m in at.metric if m.label == t("experts.m_chosen", lang))
-    assert chosen.value == "0"  # the switched-off expert is never chosen
+    show(at, "domains")
+    assert not charts(at) and at.info[0].value == t("experts.no_domains", lang)
+    show(at, "routers")
+    assert not charts(at) and at.info[0].value == t("experts.routers_none", lang, corpus=checkpoint)
 
 
-def test_experts_page_widgets(at):
-    """Pick another expert, the top-1 view and the last layer (en-names: each pick reruns the ablation)."""
+def test_experts_page_letter_widgets(at):
+    """Pick another expert, the top-1 view and the last layer."""
     open_page(at, "en-names", "en")
     ckpt = ui.load_by_name("en-names")
     last = ckpt.model_config.n_layers - 1
@@ -82,16 +92,46 @@ def test_experts_page_widgets(at):
     at.selectbox(key="experts_layer").set_value(last).run()
     no_errors(at)
     figures = charts(at)
-    assert len(figures) == N_CHARTS
+    assert len(figures) == N_LETTER_CHARTS
     assert figures[0]["layout"]["title"]["text"] == t("chart.experts.letters_title_top1", "en", k=2)
     n_val = ckpt.corpus["n_val"]  # 516 < MAX_NAMES: all of them
-    sample = t("experts.sample", "en", n=n_val, corpus="en-names", seed=42, tokens="#").split("#")[0]
+    sample = t("experts.sample", "en", n=n_val, corpus="en-names", tokens="#").split("#")[0]
     assert any(c.value.startswith(sample) for c in at.caption)
     assert figures[0]["layout"]["coloraxis"]["cmax"] == 1.0  # top-1: a letter can go wholly to one expert
     picked = f"Expert 5 of {t('chart.layer', 'en', layer=last)}"
     assert figures[4]["layout"]["title"]["text"].startswith(picked)  # the profile
-    assert figures[5]["layout"]["title"]["text"].startswith(picked + " off")  # the ablation
-    assert next(m for m in at.metric if m.label == t("experts.m_chosen", "en")).value == "0"
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_experts_page_ablation_kinds(at, lang):
+    """Reroute one expert, drop two, mask each token's favourite, the shared expert off: each reruns the names."""
+    open_page(at, "en-names", lang)
+    show(at, "ablation")
+    assert at.info[0].value == t("experts.pick_something", lang)  # nothing picked yet
+    at.selectbox(key="experts_ablation_layer").set_value(2).run()
+    at.segmented_control(key="experts_kind").set_value("reroute").run()
+    at.pills(key="experts_off_2").set_value([3]).run()
+    no_errors(at)
+    loss_on = next(m for m in at.metric if m.label == t("experts.m_loss_on", lang)).value
+    bars = traces(charts(at)[0], "bar")[0]["y"]
+    assert bars == sorted(bars, reverse=True)
+    title = charts(at)[0]["layout"]["title"]["text"]
+    assert title.startswith(t("chart.ablation.what_reroute", lang, experts="3", layer=t("chart.layer", lang, layer=2)))
+    at.segmented_control(key="experts_kind").set_value("drop").run()
+    at.pills(key="experts_off_2").set_value([3, 5]).run()
+    no_errors(at)
+    assert t("chart.ablation.what_drop", lang, experts="3, 5", layer=t("chart.layer", lang, layer=2)) in \
+        charts(at)[0]["layout"]["title"]["text"]
+    dropped = next(m for m in at.metric if m.label == t("experts.m_loss_off", lang))
+    assert float(dropped.value) > float(loss_on)  # dropping two experts' output hurts
+    at.segmented_control(key="experts_kind").set_value("mask_top").run()
+    at.checkbox(key="experts_shared_off").check().run()
+    no_errors(at)
+    title = charts(at)[0]["layout"]["title"]["text"]
+    assert t("chart.ablation.what_mask_top", lang, r=1, layers=t("chart.layer", lang, layer=2)) in title
+    assert t("chart.ablation.what_shared", lang, layers=t("chart.layer", lang, layer=2)) in title
+    names = [m.value for m in at.markdown if m.value.startswith(f"**{t('experts.names_on', lang)}**")]
+    assert len(names) == 1 and names[0].count("·") == 7  # 8 names
 
 
 def _save(root, name, corpus, **overrides):
@@ -112,8 +152,8 @@ def test_experts_page_dense_mha_and_missing_corpus(at, tmp_path, monkeypatch):
     at.session_state["checkpoint"] = "mha"  # AppTest drops the sidebar after switch_page: set the picker's key
     at.run()
     no_errors(at)
-    assert len(charts(at)) == N_CHARTS
+    assert len(charts(at)) == N_LETTER_CHARTS
     at.session_state["checkpoint"] = "upload"
     at.run()
-    no_errors(at)
-    assert not charts(at) and "my-names.txt" in at.info[0].value
+    assert not at.exception and not charts(at)
+    assert "my-names.txt" in at.error[0].value and "cannot be rebuilt" in at.error[0].value

@@ -1,5 +1,5 @@
 """Experts probes and charts: routing counted over many names, MI, expert profiles, the ablation,
-and `generate(disabled_experts=...)`. Tiny random models: the invariants do not need training."""
+and `generate(ablation=...)`. Tiny random models: the invariants do not need training."""
 
 import math
 
@@ -9,8 +9,9 @@ import pytest
 from dsmini.data import validation_names
 import torch
 
+from dsmini.charts.domains import ablation_figure
 from dsmini.charts.experts import (
-    ablation_figure, expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure,
+    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure,
     specialisation_figure,
 )
 from dsmini.config import preset
@@ -19,10 +20,11 @@ from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.moe import MoE
+from dsmini.probes.ablation import AblationSpec, ablate, ablation_effect, expert_mask
 from dsmini.probes.experts import (
-    POSITION_CATEGORIES, ablate_expert, ablation_effect, expert_analysis, expert_mask, initial_model,
-    joint_counts, mutual_information, route_names,
+    POSITION_CATEGORIES, initial_model, joint_counts, letter_group, mutual_information, route_names,
 )
+from dsmini.probes.specialisation import expert_analysis as analyse
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "я", "ян", "александра"]
 
@@ -38,9 +40,19 @@ def model(tok):
     return DSMini(preset("tiny", vocab_size=tok.vocab_size, block_size=12, n_layers=3)).eval()  # MoE layers 1, 2
 
 
+def expert_analysis(model, tok, names):
+    """(trained routing, letter report): the two parts of the analysis these tests read."""
+    result = analyse(model, tok, names)
+    return result.routed, result.letters
+
+
 @pytest.fixture(scope="module")
 def analysis(model, tok):
     return expert_analysis(model, tok, NAMES)
+
+
+def off(layer, *experts):
+    return AblationSpec(layers=(layer,), experts=(experts,), kind="reroute")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,31 +195,32 @@ def test_route_names_rejects_no_names(model, tok):
 
 def test_disabled_expert_is_never_chosen_and_loss_changes(model, tok, analysis):
     routed, _ = analysis
-    off = route_names(model, tok, NAMES, {1: expert_mask(4, 2)})
-    assert not (off.indices[1] == 2).any()
+    rerouted = route_names(model, tok, NAMES, off(1, 2).to_model(4))
+    assert not (rerouted.indices[1] == 2).any()
     assert (routed.indices[1] == 2).any()  # it was chosen with every expert on
-    assert torch.equal(off.targets, routed.targets)
-    ablation = ablate_expert(model, tok, NAMES, 1, 2, routed, min_count=1)
-    assert ablation.times_chosen == 0 and ablation.share_before > 0
+    assert torch.equal(rerouted.targets, routed.targets)
+    ablation = ablate(model, tok, NAMES, routed, off(1, 2), min_count=1)
+    letters = ablation.letters
+    assert ablation.blocked_chosen == 0 and ablation.share_before > 0
     assert ablation.mean_off != pytest.approx(ablation.mean_on, abs=1e-7)
-    assert ablation.delta == sorted(ablation.delta, reverse=True)
-    assert all(d == pytest.approx(b - a) for a, b, d in zip(ablation.loss_on, ablation.loss_off, ablation.delta))
-    assert set(ablation.letters) <= set(tok.chars) | {"|"}
-    few = ablation_effect(routed, off, tok, 1, 2, min_count=len(NAMES))  # only "|" (the end) occurs 8 times
-    assert few.letters == ["|"] and few.counts == [len(NAMES)]
+    assert letters.delta == sorted(letters.delta, reverse=True)
+    assert all(d == pytest.approx(b - a) for a, b, d in zip(letters.loss_on, letters.loss_off, letters.delta))
+    assert set(letters.labels) <= set(tok.chars) | {"|"}
+    few = ablation_effect(routed, rerouted, tok, off(1, 2), min_count=len(NAMES))  # only "|" (the end) occurs 8 times
+    assert few.letters.labels == ["|"] and few.letters.counts == [len(NAMES)]
 
 
 def test_ablation_arguments_are_checked(model, tok, analysis):
     routed, _ = analysis
     with pytest.raises(ValueError, match="expert must be"):
-        expert_mask(4, 4)
+        expert_mask(4, [4])
     with pytest.raises(ValueError, match="not a MoE layer"):
-        ablate_expert(model, tok, NAMES, 0, 1, routed)
+        ablate(model, tok, NAMES, routed, off(0, 1))
     with pytest.raises(ValueError, match="same names"):
-        ablation_effect(routed, route_names(model, tok, NAMES[:3]), tok, 1, 0)
+        ablation_effect(routed, route_names(model, tok, NAMES[:3]), tok, off(1, 0))
 
 
-def test_generate_passes_disabled_experts_to_every_forward(model, tok):
+def test_generate_passes_the_ablation_to_every_forward(model, tok):
     chosen: list[torch.Tensor] = []
     moe = next(m for m in model.modules() if isinstance(m, MoE) and m.layer_id == 1)
     hook = moe.gate.register_forward_hook(lambda mod, args, out: chosen.append(out[1]))
@@ -216,7 +229,7 @@ def test_generate_passes_disabled_experts_to_every_forward(model, tok):
         n_plain = len(chosen)
         assert any((c == 0).any() for c in chosen)
         chosen.clear()
-        ablated = generate(model, tok, n=6, seed=3, disabled_experts={1: expert_mask(4, 0)})
+        ablated = generate(model, tok, n=6, seed=3, ablation=off(1, 0).to_model(4))
     finally:
         hook.remove()
     assert len(chosen) > 1  # prefill and every decode step went through the gate
@@ -276,9 +289,9 @@ def test_profile_and_ablation_figures(analysis, model, tok):
     assert len(letters.y) == len(profile.letters) <= 10 and len(contexts.y) == len(profile.contexts) <= 10
     assert list(letters.x) == [round(s, 3) for _, _, s, _ in profile.letters]
     assert list(fig.layout.yaxis2.ticktext) == [ctx for ctx, *_ in profile.contexts]
-    ablation = ablate_expert(model, tok, NAMES, 1, profile.expert, routed, min_count=1)
+    ablation = ablate(model, tok, NAMES, routed, off(1, profile.expert), min_count=1)
     bars = ablation_figure(ablation, "ru").data[0]
-    assert list(bars.y) == [round(d, 3) for d in ablation.delta]
+    assert list(bars.y) == [round(d, 3) for d in ablation.letters.delta]
     assert list(bars.y) == sorted(bars.y, reverse=True)
-    ablation.letters, ablation.delta = [], []
+    ablation.letters.labels, ablation.letters.delta = [], []
     assert ablation_figure(ablation, "en").layout.annotations[0].text == t("chart.experts.ablation_empty", "en")

@@ -68,34 +68,38 @@ def train(c: PageContext) -> None:
 
 
 def experts(c: PageContext) -> None:
+    """The analysis (trained + untrained routing), then the default view: domains when the corpus has
+    them, else letters; and the one-click "drop a domain's top experts" ablation."""
+    from ..charts.domains import ablation_figure, domain_damage_figure, domain_map_figure, domain_mi_figure
     from ..charts.experts import (
-        ablation_figure,
-        expert_load_figure,
-        expert_profile_figure,
-        letter_expert_figure,
-        position_expert_figure,
-        specialisation_figure,
+        expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
     )
-    from ..data import validation_names
-    from ..probes.experts import MAX_NAMES, ablate_expert, expert_analysis, expert_mask
+    from ..checkpoint import checkpoint_validation_set
+    from ..probes.ablation import ablate, domain_top_experts
+    from ..probes.experts import MAX_NAMES
+    from ..probes.specialisation import expert_analysis
 
-    model, tokenizer, cfg, corpus = c.ckpt.model, c.ckpt.tokenizer, c.ckpt.model_config, c.ckpt.corpus
+    model, tokenizer, cfg = c.ckpt.model, c.ckpt.tokenizer, c.ckpt.model_config
     if cfg.n_moe_layers == 0:
         c.notes.append("no MoE layers: the page shows a message")
         return
-    names = c.call(validation_names, c.corpus_names(corpus["name"]), corpus["block_size"], corpus["split_seed"], MAX_NAMES)
-    routed, report = c.call(expert_analysis, model, tokenizer, names)
-    c.call(letter_expert_figure, report, "allk", LANG)
-    c.call(position_expert_figure, report, "allk", LANG)
-    c.call(expert_load_figure, report, LANG)
-    c.call(specialisation_figure, report, LANG)
-    layer, expert = report.layers[0], 0
-    c.call(expert_profile_figure, report.profiles[layer][expert], LANG)
-    ablation = c.call(ablate_expert, model, tokenizer, names, layer, expert, routed)
-    off = {layer: c.call(expert_mask, routed.n_experts, expert)}
-    for disabled in (None, off):
-        c.call(generate, model, tokenizer, n=8, temperature=TEMPERATURE, seed=0, disabled_experts=disabled)
-    c.call(ablation_figure, ablation, LANG)
+    labelled = c.call(checkpoint_validation_set, c.ckpt, MAX_NAMES)
+    analysis = c.call(expert_analysis, model, tokenizer, labelled.names, labelled.domains)
+    report = analysis.domains
+    if report is None:
+        letters = analysis.letters
+        c.call(letter_expert_figure, letters, "allk", LANG)
+        c.call(position_expert_figure, letters, "allk", LANG)
+        c.call(expert_load_figure, letters, LANG)
+        c.call(specialisation_figure, letters, LANG)
+        c.call(expert_profile_figure, letters.profiles[letters.layers[0]][0], LANG)
+        return
+    c.call(domain_mi_figure, report, LANG)
+    c.call(domain_map_figure, report, LANG)
+    spec = c.call(domain_top_experts, report, report.domains[0], report.layers, 2)
+    result = c.call(ablate, model, tokenizer, analysis.names, analysis.routed, spec, analysis.domain_labels)
+    c.call(domain_damage_figure, result, LANG)
+    c.call(ablation_figure, result, LANG)
 
 
 def attention(c: PageContext) -> None:

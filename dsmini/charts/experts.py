@@ -1,4 +1,4 @@
-"""Which experts handle which characters (from probes.experts: ExpertReport, ExpertProfile, Ablation)."""
+"""Which experts handle which characters (from probes.experts: ExpertReport, ExpertProfile)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..i18n import t
-from ..probes.experts import Ablation, ExpertProfile, ExpertReport
+from ..probes.experts import ExpertProfile, ExpertReport
 from .common import (
     ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, on_subplot, rounded, show_char, subplot_layout,
 )
@@ -164,32 +164,5 @@ def expert_profile_figure(profile: ExpertProfile, lang: str = "en") -> go.Figure
                 layer=layer_label(profile.layer, None, lang), n=profile.n_tokens,
                 share=rounded(profile.share_of_tokens)),
         height=110 + 26 * max(len(letters), len(contexts)), margin=dict(l=10, r=10, t=80, b=40),
-    )
-    return fig
-
-
-def ablation_figure(ablation: Ablation, lang: str = "en") -> go.Figure:
-    """Change in next-character loss per *target* letter when the expert is off (red: worse),
-    sorted from the most hurt letter down."""
-    if not ablation.letters:
-        return message_figure(t("chart.experts.ablation_empty", lang))
-    hover = [
-        t("chart.experts.ablation_hover", lang, letter=show_char(c), count=n, on=rounded(a), off=rounded(b),
-          delta=rounded(d))
-        for c, n, a, b, d in zip(ablation.letters, ablation.counts, ablation.loss_on, ablation.loss_off, ablation.delta)
-    ]
-    fig = go.Figure(go.Bar(
-        x=list(range(len(ablation.letters))), y=[rounded(d) for d in ablation.delta],
-        marker_color=[ACTUAL_COLOR if d > 0 else OTHER_COLOR for d in ablation.delta],
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-    ))
-    fig.update_layout(
-        title=t("chart.experts.ablation_title", lang, expert=ablation.expert,
-                layer=layer_label(ablation.layer, None, lang), on=rounded(ablation.mean_on),
-                off=rounded(ablation.mean_off)),
-        xaxis=dict(title=t("chart.experts.target_letter", lang), tickmode="array",
-                   tickvals=list(range(len(ablation.letters))), ticktext=[show_char(c) for c in ablation.letters]),
-        yaxis=dict(title=t("chart.experts.delta_loss", lang)),
-        height=340, margin=dict(l=10, r=10, t=50, b=40),
     )
     return fig

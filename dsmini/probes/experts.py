@@ -1,10 +1,10 @@
-"""Which experts handle which characters: routing statistics over many names, and an ablation.
+"""Which experts handle which characters: routing statistics over many names.
 
-`route_names` runs a list of names (the checkpoint's validation split) through the model and
-keeps, for every real input token, the routed experts each main MoE layer chose and the loss of
-predicting the next character. `expert_report` counts that into plain data for the charts;
-`ablate_expert` reruns the names with one routed expert switched off (`disabled_experts`, the
-model is never written to) and compares the loss character by character.
+`route_names` runs a list of names (the checkpoint's validation split, with its domain labels when
+the corpus has them) through the model and keeps, for every real input token, the routed experts
+each main MoE layer chose and the loss of predicting the next character. `expert_report` counts
+that into plain data for the charts. Domains are counted in `probes.domains`, ablations rerun the
+names in `probes.ablation`.
 
 Token conventions (as in `data.encode_names`): a name is fed as `[B] c1 .. cn`, so the input token
 at position i is the character at i and position 0 is the boundary "|". The end boundary is never
@@ -22,6 +22,7 @@ Axes: N names, T positions, n real tokens (flattened), V vocabulary, E routed ex
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,9 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ModelConfig
-from ..data import IGNORE_INDEX, CharTokenizer, encode_names
+from ..data import BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
 from ..generate import inference
 from ..model import DSMini
+from ..moe import ExpertAblation
 
 POSITION_CATEGORIES = ("start", "first", "middle", "last")
 # ~6K tokens of ru-names, ~0.2 s per pass on one CPU thread (the page stays under 2 s); MI moves by < 0.01 bits from 1,000 to 4,000 names
@@ -39,7 +41,6 @@ MAX_NAMES = 600
 BATCH_SIZE = 500  # names per forward pass; batches are sorted by length so little padding runs
 TOP_CONTEXTS = 10  # letters and contexts listed per expert
 CONTEXT_CHARS = 2  # previous characters shown before the current one in a context
-MIN_LETTER_TOKENS = 10  # ablation: letters rarer than this as targets are left out (too noisy)
 INITIAL_SEED = 0  # the untrained contrast model: same config, fresh init from this seed
 
 
@@ -59,6 +60,7 @@ class RoutedTokens:
       loss       (n,) cross-entropy (nats) of predicting `targets` from the main head
       indices    {layer: (n, k)} routed experts chosen; top1 {layer: (n,)} the heaviest of them
       n_dropped  {layer: int} assignments dropped over capacity (0 at inference: no capacity limit)
+      domain     (n,) index into `domain_labels` of its name's domain; None for an unlabelled corpus
     """
 
     vocab_size: int
@@ -75,6 +77,8 @@ class RoutedTokens:
     indices: dict[int, torch.Tensor] = field(default_factory=dict)
     top1: dict[int, torch.Tensor] = field(default_factory=dict)
     n_dropped: dict[int, int] = field(default_factory=dict)
+    domain_labels: list[str] = field(default_factory=list)
+    domain: torch.Tensor | None = None
 
     @property
     def layers(self) -> list[int]:
@@ -94,19 +98,22 @@ def route_names(
     model: DSMini,
     tokenizer: CharTokenizer,
     names: Sequence[str],
-    disabled_experts: dict[int, torch.Tensor] | None = None,
+    ablation: dict[int, ExpertAblation] | None = None,
     max_names: int = MAX_NAMES,
     batch_size: int = BATCH_SIZE,
+    domains: Sequence[str] | None = None,
 ) -> RoutedTokens:
     """Run the first `max_names` names through the model (with targets, so padding is not routed).
 
-    Read-only: eval mode and no autograd for the call; `disabled_experts` ({layer: (E,) bool})
-    is passed to the forward, never written into the model. Raises ValueError for no names, and
-    the tokenizer's errors for names it cannot encode or that do not fit block_size.
+    Read-only: eval mode and no autograd for the call; `ablation` ({layer: ExpertAblation}) is
+    passed to the forward, never written into the model. `domains`: one label per name (parallel
+    to `names`), kept per token. Raises ValueError for no names, and the tokenizer's errors for
+    names it cannot encode or that do not fit block_size.
     """
     names = list(names)[:max_names]
     if not names:
         raise ValueError("no names to route")
+    labels, domain_ids = _domain_ids(domains, len(names))
     cfg = model.cfg
     x, y = encode_names(names, tokenizer, cfg.block_size)  # (N, T) each
     lengths = (y != IGNORE_INDEX).sum(dim=1)  # (N,) characters + the end
@@ -121,7 +128,7 @@ def route_names(
             rows = order[start : start + batch_size]
             span = int(lengths[rows].max())
             xb, yb = x[rows, :span], y[rows, :span]  # (b, s)
-            out = model(xb.to(device), yb.to(device), disabled_experts=disabled_experts)
+            out = model(xb.to(device), yb.to(device), ablation=ablation)
             valid = yb != IGNORE_INDEX  # (b, s) real tokens, in the same order for every tensor below
             loss = F.cross_entropy(
                 out.logits.float().flatten(0, 1), yb.to(device).flatten(), ignore_index=IGNORE_INDEX, reduction="none"
@@ -131,6 +138,8 @@ def route_names(
                 ("n_chars", (lengths[rows] - 1)[:, None].expand_as(xb)), ("context", _contexts(xb)), ("loss", loss),
             ):
                 _collect(parts, key, value, valid)
+            if domain_ids is not None:
+                _collect(parts, "domain", domain_ids[rows][:, None].expand_as(xb), valid)
             for r in out.routing:
                 if r.layer >= cfg.n_layers:  # MTP blocks do not run at inference
                     continue
@@ -149,7 +158,20 @@ def route_names(
         indices={layer: torch.cat(chunks) for layer, chunks in indices.items()},
         top1={layer: torch.cat(chunks) for layer, chunks in top1.items()},
         n_dropped=dropped,
+        domain_labels=labels,
     )
+
+
+def _domain_ids(domains: Sequence[str] | None, n_names: int) -> tuple[list[str], torch.Tensor | None]:
+    """Per-name domain labels -> (sorted distinct labels, (N,) index of each name's label)."""
+    if domains is None:
+        return [], None
+    domains = list(domains)[:n_names]
+    if len(domains) != n_names:
+        raise ValueError(f"got {len(domains)} domain labels for {n_names} names")
+    labels = sorted(set(domains))
+    index = {label: i for i, label in enumerate(labels)}
+    return labels, torch.tensor([index[d] for d in domains], dtype=torch.long)
 
 
 def _collect(parts: dict, key, value: torch.Tensor, valid: torch.Tensor) -> None:
@@ -233,7 +255,10 @@ class ExpertProfile:
 class ExpertReport:
     """Plain-data routing statistics of one model over `n_names` names (for charts and pages).
 
-    letters: input tokens that occur, "|" first then vocabulary order; letter_counts their counts.
+    letters: input tokens that occur, grouped ("|" first, then by script and case, see `letter_group`)
+    and within a group ordered by the expert they prefer in the most specialised layer, so blocks of
+    letters that share experts stand next to each other; letter_counts their counts, letter_groups
+    their group.
     Per main MoE layer id in `layers` (dicts keyed by layer):
       top1 / allk          letters x E shares, each row sums to 1 ("top-1": the expert with the
                            highest gate weight; "all-k": each of the k choices counts 1/k)
@@ -254,6 +279,7 @@ class ExpertReport:
     layers: list[int]
     letters: list[str]
     letter_counts: list[int]
+    letter_groups: list[str]
     categories: list[str]
     category_counts: list[int]
     top1: dict[int, list[list[float]]]
@@ -281,15 +307,17 @@ def expert_report(
     """
     n_exp, k, vocab = routed.n_experts, routed.top_k, routed.vocab_size
     counts = torch.bincount(routed.ids, minlength=vocab)  # (V,)
-    present = torch.nonzero(counts).squeeze(-1)  # ids that occur, in id order ("|" = 0 first)
+    allk_counts = {layer: joint_counts(routed.ids, routed.indices[layer], vocab, n_exp) for layer in routed.layers}
+    labels = [tokenizer.label(int(i)) for i in range(vocab)]
+    present = _grouped_order(torch.nonzero(counts).squeeze(-1).tolist(), allk_counts, labels)  # ids that occur
     categories = routed.categories
     cat_counts = torch.bincount(categories, minlength=len(POSITION_CATEGORIES))
     cats_present = torch.nonzero(cat_counts).squeeze(-1)
-    labels = [tokenizer.label(int(i)) for i in range(vocab)]
     report = ExpertReport(
         n_names=routed.n_names, n_tokens=routed.ids.numel(), n_experts=n_exp, top_k=k,
         n_shared_experts=routed.n_shared_experts, layers=routed.layers,
-        letters=[labels[i] for i in present.tolist()], letter_counts=counts[present].tolist(),
+        letters=[labels[i] for i in present], letter_counts=counts[present].tolist(),
+        letter_groups=[letter_group(labels[i]) for i in present],
         categories=[POSITION_CATEGORIES[i] for i in cats_present.tolist()],
         category_counts=cat_counts[cats_present].tolist(),
         top1={}, allk={}, position_top1={}, position_allk={}, load={}, n_dropped=dict(routed.n_dropped),
@@ -300,7 +328,7 @@ def expert_report(
     next_codes = codes * vocab + routed.targets
     for layer in routed.layers:
         indices, top1 = routed.indices[layer], routed.top1[layer][:, None]
-        allk = joint_counts(routed.ids, indices, vocab, n_exp)  # (V, E)
+        allk = allk_counts[layer]  # (V, E)
         report.allk[layer] = _row_shares(allk[present])
         report.top1[layer] = _row_shares(joint_counts(routed.ids, top1, vocab, n_exp)[present])
         positions = len(POSITION_CATEGORIES)
@@ -316,6 +344,31 @@ def expert_report(
             _profile(routed, layer, e, labels, counts, codes, next_codes) for e in range(n_exp)
         ]
     return report
+
+
+LETTER_GROUPS = ("boundary", "cyrillic_upper", "cyrillic_lower", "latin_upper", "latin_lower", "other")
+
+
+def letter_group(label: str) -> str:
+    """Which of LETTER_GROUPS a token label belongs to: its script (from its Unicode name) and case."""
+    if label == BOUNDARY_SYMBOL:
+        return "boundary"
+    script = unicodedata.name(label, "").split(" ")[0].lower()
+    if script not in ("cyrillic", "latin"):
+        return "other"
+    return f"{script}_{'upper' if label.isupper() else 'lower'}"
+
+
+def _grouped_order(ids: list[int], allk_counts: dict[int, torch.Tensor], labels: list[str]) -> list[int]:
+    """Token ids sorted by letter group, then by preferred expert (the column holding most of the
+    letter's tokens) in the layer with the most letter information, then by how strongly."""
+    if not allk_counts:
+        return ids
+    clearest = max(allk_counts, key=lambda layer: mutual_information(allk_counts[layer]))
+    shares = allk_counts[clearest] / allk_counts[clearest].sum(dim=1, keepdim=True).clamp_min(1e-12)  # (V, E)
+    best_share, preferred = shares.max(dim=1)  # (V,) each
+    return sorted(ids, key=lambda i: (LETTER_GROUPS.index(letter_group(labels[i])), int(preferred[i]),
+                                      -float(best_share[i])))
 
 
 def _context_codes(context: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -369,93 +422,4 @@ def _profile(
     return ExpertProfile(
         layer=layer, expert=expert, n_tokens=n, share_of_tokens=n / max(routed.ids.numel(), 1),
         letters=letters, contexts=contexts,
-    )
-
-
-def expert_analysis(
-    model: DSMini, tokenizer: CharTokenizer, names: Sequence[str], max_names: int = MAX_NAMES
-) -> tuple[RoutedTokens, ExpertReport]:
-    """Route `names` through the model and through `initial_model` of its config; the trained
-    routing (kept for `ablate_expert`) and the report with both MI scores."""
-    routed = route_names(model, tokenizer, names, max_names=max_names)
-    initial = route_names(initial_model(model.cfg), tokenizer, names, max_names=max_names) if routed.layers else None
-    return routed, expert_report(routed, tokenizer, initial)
-
-
-# ---------------------------------------------------------------------------------------------
-# Ablation
-
-
-@dataclass
-class Ablation:
-    """Next-character loss with routed expert `expert` of `layer` switched off vs on, by *target*
-    letter (the character being predicted; "|" = the end of the name), sorted by `delta` descending.
-
-    Only target letters with at least `min_count` tokens are listed. `times_chosen` counts the
-    expert's assignments with it off (0: the mask works); `share_before` its share of tokens with it on.
-    """
-
-    layer: int
-    expert: int
-    letters: list[str]
-    counts: list[int]
-    loss_on: list[float]
-    loss_off: list[float]
-    delta: list[float]
-    mean_on: float
-    mean_off: float
-    times_chosen: int
-    share_before: float
-
-
-def expert_mask(n_experts: int, expert: int) -> torch.Tensor:
-    """(E,) bool with only `expert` True: the `disabled_experts` entry that switches it off."""
-    if not 0 <= expert < n_experts:
-        raise ValueError(f"expert must be in [0, {n_experts - 1}], got {expert}")
-    mask = torch.zeros(n_experts, dtype=torch.bool)
-    mask[expert] = True
-    return mask
-
-
-def ablate_expert(
-    model: DSMini,
-    tokenizer: CharTokenizer,
-    names: Sequence[str],
-    layer: int,
-    expert: int,
-    base: RoutedTokens,
-    min_count: int = MIN_LETTER_TOKENS,
-) -> Ablation:
-    """Rerun `names` with `expert` of `layer` off and compare with `base` (the same names, routed
-    with every expert on by `route_names` with the same `max_names`)."""
-    if layer not in base.indices:
-        raise ValueError(f"layer {layer} is not a MoE layer of this model (MoE layers: {base.layers})")
-    off = route_names(
-        model, tokenizer, names, {layer: expert_mask(base.n_experts, expert)}, max_names=base.n_names
-    )
-    return ablation_effect(base, off, tokenizer, layer, expert, min_count)
-
-
-def ablation_effect(
-    on: RoutedTokens, off: RoutedTokens, tokenizer: CharTokenizer, layer: int, expert: int,
-    min_count: int = MIN_LETTER_TOKENS,
-) -> Ablation:
-    """Mean loss per target letter with the expert on and off. Both runs must cover the same
-    tokens in the same order (`route_names` on the same names), which is checked."""
-    if not torch.equal(on.targets, off.targets):
-        raise ValueError("the two runs did not route the same names")
-    vocab = on.vocab_size
-    counts = torch.bincount(on.targets, minlength=vocab)  # (V,)
-    mean_on = torch.bincount(on.targets, weights=on.loss.double(), minlength=vocab) / counts.clamp_min(1)
-    mean_off = torch.bincount(off.targets, weights=off.loss.double(), minlength=vocab) / counts.clamp_min(1)
-    delta = mean_off - mean_on
-    keep = [i for i in delta.argsort(descending=True, stable=True).tolist() if counts[i] >= min_count]
-    return Ablation(
-        layer=layer, expert=expert,
-        letters=[tokenizer.label(i) for i in keep], counts=[int(counts[i]) for i in keep],
-        loss_on=[float(mean_on[i]) for i in keep], loss_off=[float(mean_off[i]) for i in keep],
-        delta=[float(delta[i]) for i in keep],
-        mean_on=float(on.loss.mean()), mean_off=float(off.loss.mean()),
-        times_chosen=int((off.indices[layer] == expert).sum()),
-        share_before=float((on.indices[layer] == expert).any(dim=-1).float().mean()),
     )
