@@ -3,7 +3,6 @@ by position and by letter, one generation draft by draft, and the wall-clock spe
 
 import streamlit as st
 
-from dsmini.data import validation_names
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.probes.mtp import (
     acceptance_stats, alphabet_prefixes, check_mtp, draft_prefixes, draft_timeline, greedy_matches, run_drafts,
@@ -16,10 +15,9 @@ REPEATS = 3  # timing sweeps; the median is reported
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _prefixes(corpus: str, block_size: int, split_seed: int, n: int, _tokenizer, path: str, mtime: float) -> list[str]:
-    """Prefixes from the checkpoint's own validation names (keyed by path + mtime for the tokenizer)."""
-    names = validation_names(ui.corpus(corpus, None).names, block_size, split_seed)
-    return draft_prefixes(names, n, _tokenizer)
+def _prefixes(_ckpt, path: str, mtime: float, n: int) -> list[str]:
+    """Prefixes from the checkpoint's own validation names (rebuilt, or stored with it for an upload)."""
+    return draft_prefixes(ui.validation_set(_ckpt, max_names=None).names, n, _ckpt.tokenizer)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -62,9 +60,9 @@ with ui.guard():
 
     corpus = ckpt.corpus or {}
     try:
-        prefixes = _prefixes(corpus["name"], corpus["block_size"], corpus["split_seed"], n, ckpt.tokenizer, *key)
-        st.caption(ui.tr("mtp.source_val", corpus=corpus["name"], examples=_examples(prefixes)))
-    except (KeyError, ValueError):  # an uploaded corpus (or an old checkpoint): not available here
+        prefixes = _prefixes(ckpt, *key, n)
+        st.caption(ui.tr("mtp.source_val", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
+    except ValueError:  # a corpus whose names were not stored (an old upload checkpoint): not available here
         prefixes = alphabet_prefixes(ckpt.tokenizer, n)
         st.caption(ui.tr("mtp.source_alphabet", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
     prefixes = tuple(prefixes)

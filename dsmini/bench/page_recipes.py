@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..checkpoint import Checkpoint
+from ..data import Corpus
 from ..generate import generate
 
 LANG = "en"
@@ -29,7 +30,7 @@ ON_DEMAND = {
 class PageContext:
     ckpt: Checkpoint  # the checkpoint picked in the sidebar
     shipped: dict[str, Checkpoint]  # every shipped checkpoint (the compare page shows two)
-    corpus_names: Callable[[str], list[str]]  # a built-in corpus's names (cached by the app, so untimed)
+    corpus: Callable[[str], Corpus]  # a built-in corpus (cached by the app, so untimed)
     call: Callable[..., Any]  # call(fn, *args, **kwargs): timed, returns fn's result
     notes: list[str] = field(default_factory=list)
 
@@ -59,7 +60,7 @@ def train(c: PageContext) -> None:
     from ..data import corpus_stats
     from ..probes import expert_load_history, loss_frame
 
-    c.call(corpus_stats, c.corpus_names(c.ckpt.corpus["name"]))
+    c.call(corpus_stats, c.corpus(c.ckpt.corpus["name"]).names)
     c.call(loss_frame, c.ckpt.history)
     load = c.call(expert_load_history, c.ckpt.history, c.ckpt.model_config)
     if load["layers"]:
@@ -83,7 +84,7 @@ def experts(c: PageContext) -> None:
     if cfg.n_moe_layers == 0:
         c.notes.append("no MoE layers: the page shows a message")
         return
-    labelled = c.call(checkpoint_validation_set, c.ckpt, MAX_NAMES)
+    labelled = c.call(checkpoint_validation_set, c.ckpt, MAX_NAMES, load=c.corpus)
     analysis = c.call(expert_analysis, model, tokenizer, labelled.names, labelled.domains)
     report = analysis.domains
     if report is None:
@@ -151,14 +152,14 @@ def mtp(c: PageContext) -> None:
         greedy_matches,
         run_drafts,
     )
-    from ..data import validation_names
+    from ..checkpoint import checkpoint_validation_set
 
-    model, tokenizer, corpus = c.ckpt.model, c.ckpt.tokenizer, c.ckpt.corpus
+    model, tokenizer = c.ckpt.model, c.ckpt.tokenizer
     if c.ckpt.model_config.mtp_depth == 0:
         c.notes.append("no MTP module: the page shows a message")
         return
     c.call(check_mtp, model)
-    names = c.call(validation_names, c.corpus_names(corpus["name"]), corpus["block_size"], corpus["split_seed"])
+    names = c.call(checkpoint_validation_set, c.ckpt, load=c.corpus).names
     prefixes = tuple(c.call(draft_prefixes, names, 12, tokenizer))
     greedy_runs = c.call(run_drafts, model, tokenizer, prefixes)
     c.call(greedy_matches, model, tokenizer, prefixes, greedy_runs)
