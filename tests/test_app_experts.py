@@ -157,3 +157,28 @@ def test_experts_page_dense_mha_and_missing_corpus(at, tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not charts(at)
     assert "my-names.txt" in at.error[0].value and "cannot be rebuilt" in at.error[0].value
+
+
+def test_experts_and_mtp_pages_on_an_uploaded_corpus_with_domains(at, tmp_path, monkeypatch):
+    """A class's own labelled file: the checkpoint stores its validation names and domains, so the
+    domain view, the ablation by domain and the MTP page all work without the original file."""
+    val = ["Anna", "Maria", "Olga", "Irina", "John", "Peter", "Mark", "Paul"]
+    corpus = {"name": "class.txt", "split_seed": 42, "block_size": 12, "domains": ["boys", "girls"],
+              "val_names": val, "val_domains": ["girls"] * 4 + ["boys"] * 4}
+    _save(tmp_path, "class", corpus)
+    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    open_page(at, "class", "en")
+    assert at.segmented_control(key="experts_section").value == "domains"
+    domain_map = next(f for f in charts(at) if f["data"][0]["type"] == "heatmap")
+    assert domain_map["data"][0]["y"] == ["boys", "girls"]  # a user's own labels, shown as written
+    assert any(c.value.startswith(t("experts.sample", "en", n=8, corpus="class.txt", tokens="#").split("#")[0])
+               for c in at.caption)
+    show(at, "ablation")
+    at.button(key="experts_top_girls").click().run()
+    no_errors(at)
+    damage = next(f for f in charts(at) if f["layout"]["title"]["text"] == t("chart.domains.damage_title", "en"))
+    assert sorted(damage["layout"]["xaxis"]["ticktext"]) == ["boys", "girls"]
+    at.switch_page("pages/mtp.py").run()
+    no_errors(at)
+    source = t("mtp.source_val", "en", corpus="class.txt", examples="#").split("#")[0]
+    assert any(c.value.startswith(source) for c in at.caption)
