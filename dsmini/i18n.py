@@ -229,9 +229,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "experts.ablation_layer": {"en": "In layer", "ru": "В слое"},
     "experts.all_layers": {"en": "all MoE layers", "ru": "все MoE-слои"},
     "experts.damage_ratio": {
-        "en": "Hurt most: **{domain}** — its loss rose **{ratio}×** as much as the other domains' on average.",
-        "ru": "Сильнее всего пострадали **{domain}**: их потери выросли в **{ratio}** раза больше, чем в среднем у "
-              "остальных доменов.",
+        "en": "Hurt most: **{domain}**, loss {delta} nats per character; the other names: {others}. That is "
+              "**{ratio}×** as much (a change under 0.001 counts as 0.001).",
+        "ru": "Сильнее всего пострадали **{domain}**: потери {delta} нат на символ; у остальных имён: {others}. "
+              "Это в **{ratio}** раз больше (изменение меньше 0.001 считается за 0.001).",
     },
     "experts.domain_map_caption": {
         "en": "Row = domain, column = routed expert. Relative load = the expert's share of the domain's choices "
@@ -281,7 +282,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "ru": "У имён этой модели нет доменов. Выберите слева модель, обученную на смешанном корпусе (например, "
               "ru-en-names), или обучите её на странице «Обучение»; вид «Буквы» работает для любой модели.",
     },
-    "experts.off_in": {"en": "Experts off in {layer}", "ru": "Выключить в слое «{layer}»"},
+    "experts.off_in": {"en": "Experts off in {layer}", "ru": "Выключить экспертов ({layer})"},
     "experts.pick_something": {
         "en": "Pick experts to switch off (or a domain's top experts above), or the shared expert.",
         "ru": "Выберите, каких экспертов выключить (или лучших экспертов домена выше), либо общего эксперта.",
@@ -418,14 +419,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "{what}: loss {on} → {off} nats/char",
         "ru": "{what}: потери {on} → {off} нат/символ",
     },
-    "chart.ablation.what_drop": {"en": "drop experts {experts} in {layer}", "ru": "убрать экспертов {experts} в слое «{layer}»"},
+    "chart.ablation.what_drop": {"en": "drop experts {experts} in {layer}", "ru": "убрать экспертов {experts} ({layer})"},
     "chart.ablation.what_mask_top": {
         "en": "mask each token's top {r} experts ({layers})",
         "ru": "закрыть каждому токену его {r} любимых эксперта ({layers})",
     },
     "chart.ablation.what_reroute": {
         "en": "reroute around experts {experts} in {layer}",
-        "ru": "обойти экспертов {experts} в слое «{layer}»",
+        "ru": "обойти экспертов {experts} ({layer})",
     },
     "chart.ablation.what_shared": {"en": "shared expert off ({layers})", "ru": "общий эксперт выключен ({layers})"},
     "chart.domain_mi.initial": {"en": "same model, untrained (highest layer)", "ru": "та же модель без обучения (макс. по слоям)"},
@@ -516,6 +517,146 @@ STRINGS: dict[str, dict[str, str]] = {
     "chart.experts.top_contexts": {"en": "contexts (previous + current)", "ru": "контексты (предыдущие + текущий)"},
     "chart.experts.top_letters": {"en": "letters", "ru": "буквы"},
     "chart.experts.trained": {"en": "trained", "ru": "обученная"},
+    # lesson page ---------------------------------------------------------------------------------
+    "lesson.back": {"en": "Back", "ru": "Назад"},
+    "lesson.intro": {
+        "en": "Seven short steps for a class. Each step has one thing to do, a live chart and one thing to notice; "
+              "the button under the chart opens the full page with the right model.",
+        "ru": "Семь коротких шагов для урока. В каждом — одно задание, живой график и одна вещь, на которую стоит "
+              "обратить внимание; кнопка под графиком открывает полную страницу с нужной моделью.",
+    },
+    "lesson.missing": {
+        "en": "This step needs the model **{name}**, which is not in the checkpoints folder. Train it again with "
+              "this command in the project folder, then reload the page:",
+        "ru": "Для этого шага нужна модель **{name}**, а в папке checkpoints её нет. Обучите её заново этой командой "
+              "в папке проекта и обновите страницу:",
+    },
+    "lesson.next": {"en": "Next", "ru": "Далее"},
+    "lesson.notice": {"en": "**What to notice:** {text}", "ru": "**На что обратить внимание:** {text}"},
+    "lesson.open": {"en": "Open the {page} page", "ru": "Открыть страницу «{page}»"},
+    "lesson.progress": {"en": "Step {step} of {total}", "ru": "Шаг {step} из {total}"},
+    "lesson.s1.do": {
+        "en": "Read the names the model wrote starting with «{prefix}». Then follow the first one, «{name}», through "
+              "the chart letter by letter.",
+        "ru": "Прочитайте имена, которые модель написала, начиная с «{prefix}». Потом проследите на графике первое "
+              "из них, «{name}», буква за буквой.",
+    },
+    "lesson.s1.names": {"en": "Names starting with «{prefix}»: {names}", "ru": "Имена на «{prefix}»: {names}"},
+    "lesson.s1.notice": {
+        "en": "Each letter goes to {k} of the {n} routed experts (the blue cells) plus the shared expert that always "
+              "works, and the chosen pair changes along the name.",
+        "ru": "Каждая буква попадает к {k} из {n} экспертов-специалистов (синие клетки) и к общему эксперту, который "
+              "работает всегда, и выбранная пара меняется вдоль имени.",
+    },
+    "lesson.s1.title": {"en": "1. The experts behind each letter", "ru": "1. Эксперты за каждой буквой"},
+    "lesson.s2.do": {
+        "en": "Press «{button}» a few times: each press adds the character the model finds most likely (the red bar).",
+        "ru": "Нажмите «{button}» несколько раз: каждое нажатие добавляет символ, который модель считает самым "
+              "вероятным (красный столбик).",
+    },
+    "lesson.s2.notice": {
+        "en": "The model is never completely sure: the bars share the chances among several characters, and the "
+              "end-of-name mark “|” competes with the letters.",
+        "ru": "Модель никогда не уверена до конца: шансы делятся между несколькими символами, а знак конца имени "
+              "«|» соревнуется с буквами.",
+    },
+    "lesson.s2.read": {
+        "en": "The model has just read «{char}». Experts it chose for it:",
+        "ru": "Модель только что прочитала «{char}». Эксперты, которых она для этого выбрала:",
+    },
+    "lesson.s2.title": {"en": "2. One character at a time", "ru": "2. По одному символу"},
+    "lesson.s3.do": {
+        "en": "Look at the map of a model trained on Russian and English names mixed together: one row per "
+              "language, one column per expert; red means the expert gets more than its fair share of that language.",
+        "ru": "Посмотрите на карту модели, обученной на смеси русских и английских имён: строка — язык, столбец — "
+              "эксперт; красный цвет значит, что эксперт получает от этого языка больше своей обычной доли.",
+    },
+    "lesson.s3.notice": {
+        "en": "Some experts take almost only Russian (Cyrillic) names and others English ones; the bars below measure "
+              "this split, and the untrained model (grey bars) shows almost none.",
+        "ru": "Одни эксперты берут почти только русские (кириллические) имена, другие — английские; столбики ниже "
+              "измеряют это разделение, и у необученной модели (серые столбики) его почти нет.",
+    },
+    "lesson.s3.title": {"en": "3. Russian experts and English experts", "ru": "3. Русские эксперты и английские"},
+    "lesson.s4.bold": {"en": "**Bold**: names that changed.", "ru": "**Жирным** — имена, которые изменились."},
+    "lesson.s4.do": {
+        "en": "Here the {n} favourite experts of Russian names are switched off in every layer. Compare how much "
+              "harder each language became to predict (a taller bar means more damage), and the names written "
+              "before and after.",
+        "ru": "Здесь в каждом слое выключены {n} любимых эксперта русских имён. Сравните, насколько труднее модели "
+              "стало предсказывать каждый язык (чем выше столбик, тем больше вред), и имена до и после.",
+    },
+    "lesson.s4.notice": {
+        "en": "Switching these experts off hurts Russian names {ratio} times as much as English ones: the model "
+              "relied on them for Russian.",
+        "ru": "Выключение этих экспертов вредит русским именам в {ratio} раза сильнее, чем английским: именно на них "
+              "модель опиралась в русских именах.",
+    },
+    "lesson.s4.notice_only": {
+        "en": "Switching these experts off hurts only Russian names: English names are predicted as well as before.",
+        "ru": "Выключение этих экспертов вредит только русским именам: английские модель предсказывает так же, как "
+              "раньше.",
+    },
+    "lesson.s4.title": {"en": "4. Switch off the Russian experts", "ru": "4. Выключаем русских экспертов"},
+    "lesson.s5.do": {
+        "en": "Three models learned the same names with the same settings; only the router, the part that picks the "
+              "experts, differs. Compare the bars: their height in bits says how much the choice of expert tells "
+              "about the language (1 bit would tell it exactly).",
+        "ru": "Три модели учились на одних и тех же именах с одинаковыми настройками; отличается только роутер — "
+              "часть, которая выбирает экспертов. Сравните столбики: их высота в битах показывает, сколько выбор "
+              "эксперта говорит о языке имени (1 бит — говорит точно).",
+    },
+    "lesson.s5.notice": {
+        "en": "Here the {router} router separates the languages most: {bits} bits in layer {layer}, against "
+              "{initial} bits for the untrained model (grey marks).",
+        "ru": "Здесь лучше всех разделяет языки роутер «{router}»: {bits} бит в слое {layer} против {initial} бит у "
+              "необученной модели (серые отметки).",
+    },
+    "lesson.s5.title": {"en": "5. Which router splits the work best?", "ru": "5. Какой роутер лучше делит работу?"},
+    "lesson.s6.do": {
+        "en": "Open the Train page (the mixed Russian and English names are already chosen), press «{start}» and "
+              "watch the live curve for a minute. The chart here shows what to expect: the same curve, recorded "
+              "while the shipped model trained.",
+        "ru": "Откройте страницу «Обучение» (смесь русских и английских имён там уже выбрана), нажмите «{start}» и "
+              "минуту понаблюдайте за живой кривой. График здесь показывает, чего ждать: ту же кривую, записанную "
+              "при обучении готовой модели.",
+    },
+    "lesson.s6.flat": {
+        "en": "In this recording the coloured curves stayed at the grey untrained line: these experts did not split "
+              "the languages.",
+        "ru": "В этой записи цветные линии остались на уровне серой линии необученной модели: эти эксперты языки "
+              "не разделили.",
+    },
+    "lesson.s6.no_history": {
+        "en": "The model **{name}** was saved before the app recorded this curve during training, so there is "
+              "nothing to show here; on the Train page the curve appears live, under the loss chart.",
+        "ru": "Модель **{name}** сохранили до того, как приложение стало записывать эту кривую при обучении, поэтому "
+              "здесь показать нечего; на странице «Обучение» кривая появится вживую, под графиком потерь.",
+    },
+    "lesson.s6.notice": {
+        "en": "The coloured curves climb above the grey untrained line early: first at step {step}, after "
+              "{seconds} seconds of training.",
+        "ru": "Цветные линии рано поднимаются над серой линией необученной модели: впервые на шаге {step}, через "
+              "{seconds} с обучения.",
+    },
+    "lesson.s6.start": {"en": "Start on the Train page", "ru": "Начать на странице «Обучение»"},
+    "lesson.s6.title": {"en": "6. Train your own in one minute", "ru": "6. Обучите свою модель за минуту"},
+    "lesson.s7.do": {
+        "en": "Back to the Russian names model: look at how much the choice of expert tells about the letter being "
+              "read, trained (blue) against untrained (grey).",
+        "ru": "Вернёмся к модели русских имён: посмотрите, сколько выбор эксперта говорит о прочитанной букве — у "
+              "обученной модели (голубые столбики) и у необученной (серые).",
+    },
+    "lesson.s7.notice": {
+        "en": "Letter information can be lower after training than before, because a random router already sends "
+              "each letter to fixed experts while training makes the choice depend on the letters around it, and "
+              "that is why this lesson measured languages.",
+        "ru": "После обучения буквенная информация может стать даже ниже, чем до него: случайный роутер и так "
+              "отправляет каждую букву к одним и тем же экспертам, а обучение делает выбор зависящим от соседних "
+              "букв, — поэтому в этом уроке мы измеряли языки.",
+    },
+    "lesson.s7.title": {"en": "7. Letters or languages?", "ru": "7. Буквы или языки?"},
+    "lesson.title": {"en": "Lesson: how a mini DeepSeek shares the work", "ru": "Урок: как мини-DeepSeek делит работу"},
     # mtp page + compare page (and their charts) --------------------------------------------------
     "mtp.title": {"en": "MTP drafts: does the guess for the character after next hold?", "ru": "MTP-черновики: сбывается ли догадка о символе через один?"},
     "mtp.intro": {
@@ -705,6 +846,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "nav.experts": {"en": "Experts", "ru": "Эксперты"},
     "nav.generate": {"en": "Generate", "ru": "Генерация"},
     "nav.kv_cache": {"en": "KV cache", "ru": "KV-кэш"},
+    "nav.lesson": {"en": "Lesson", "ru": "Урок"},
     "nav.mtp": {"en": "MTP drafts", "ru": "MTP-черновики"},
     "nav.home": {"en": "Home", "ru": "Главная"},
     "nav.train": {"en": "Train", "ru": "Обучение"},
@@ -861,6 +1003,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "ru": "Каждый эксперт берёт не больше «ёмкость × справедливая доля» токенов батча; остальные отбрасываются.",
     },
     "train.corpus": {"en": "Built-in corpus", "ru": "Встроенный корпус"},
+    "train.corpus_help": {
+        "en": "Mixed corpora label every name with a domain (e.g. ru-en-names: Russian / English); training on one "
+              "shows live whether the experts learn to split the names by domain.",
+        "ru": "В смешанных корпусах у каждого имени есть домен (например, ru-en-names: русские / английские); при "
+              "обучении на таком корпусе видно, учатся ли эксперты делить имена по доменам.",
+    },
+    "train.corpus_mixed": {"en": "{name} (mixed: {domains})", "ru": "{name} (смешанный: {domains})"},
     "train.d_model": {"en": "Width (d_model)", "ru": "Ширина (d_model)"},
     "train.domain_mi_caption": {
         "en": "How many bits the experts chosen for a name's letters reveal about its domain (0 = nothing); grey "

@@ -17,17 +17,12 @@ from dsmini.probes.ablation import (
     domain_top_experts,
 )
 from dsmini.probes.experts import INITIAL_SEED
-from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, router_shootout
+from dsmini.probes.specialisation import ExpertAnalysis
 from pages import _ui as ui
 
 ui.enter_page()
 
 SECTIONS = ("domains", "letters", "ablation", "routers")
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _shootout(key: tuple, _ckpts: list[Checkpoint]) -> RouterShootout:
-    return router_shootout([(c.name, c, ui.expert_analysis_of(c)) for c in _ckpts])
 
 
 def domain_section(analysis: ExpertAnalysis, lang: str) -> None:
@@ -97,7 +92,8 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
     routed, report = analysis.routed, analysis.domains
     st.caption(ui.tr("experts.ablation_intro"))
     c1, c2 = st.columns([2, 1])
-    kind = c1.segmented_control(ui.tr("experts.kind"), list(ABLATION_KINDS), default="drop", required=True,
+    st.session_state.setdefault("experts_kind", "drop")  # a default, not `default=`: one click sets it (drop)
+    kind = c1.segmented_control(ui.tr("experts.kind"), list(ABLATION_KINDS), required=True,
                                 format_func=lambda k: t(f"experts.kind_{k}", lang), key="experts_kind")
     c2.selectbox(ui.tr("experts.ablation_layer"), ["all", *routed.layers], key="experts_ablation_layer",
                  format_func=lambda i: t("experts.all_layers", lang) if i == "all" else t("chart.layer", lang, layer=i))
@@ -136,7 +132,8 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
         st.plotly_chart(domain_damage_figure(result, lang), width="stretch", key="experts_damage")
         if len(result.domains.labels) > 1:
             st.markdown(ui.tr("experts.damage_ratio", domain=domain_name(worst, lang),
-                              ratio=_ratio_text(result.damage_ratio(worst))))
+                              delta=f"{result.domains.delta_of(worst):+.3f}",
+                              others=f"{result.others_delta(worst):+.3f}", ratio=f"{result.damage_ratio(worst):.0f}"))
     st.plotly_chart(ablation_figure(result, lang), width="stretch", key="experts_ablation")
     st.caption(ui.tr("experts.ablation_caption", n=len(analysis.names), min=MIN_LETTER_TOKENS))
     c1, c2 = st.columns(2)
@@ -147,10 +144,6 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
                      temperature=GENERATION_TEMPERATURE))
 
 
-def _ratio_text(ratio: float) -> str:
-    return "∞" if ratio == float("inf") else f"{ratio:.1f}"
-
-
 def router_section(ckpt: Checkpoint, lang: str) -> None:
     """The checkpoints trained on this one's corpus, side by side (the router shoot-out)."""
     infos = [info for info in ui.checkpoints() if info.corpus == ckpt.corpus.get("name")]
@@ -159,7 +152,7 @@ def router_section(ckpt: Checkpoint, lang: str) -> None:
     if len(ckpts) < 2:
         st.info(ui.tr("experts.routers_none", corpus=ckpt.corpus.get("name", "?")))
         return
-    shootout = _shootout(tuple((str(c.path), c.mtime) for c in ckpts), ckpts)
+    shootout = ui.shootout_of(ckpts)
     st.caption(ui.tr("experts.routers_intro", n=len(ckpts)))
     st.dataframe(shootout_table(shootout, lang), hide_index=True, width="stretch")
     for i, fig in enumerate(shootout_figures(shootout, lang)):
@@ -181,8 +174,9 @@ with ui.guard():
     lang = ui.lang()
     st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.get("name", "?"),
                      tokens=analysis.routed.ids.numel()))
-    default = "domains" if analysis.domains is not None else "letters"
-    section = st.segmented_control(ui.tr("experts.section"), list(SECTIONS), default=default, required=True,
+    # a default, not `default=`: the lesson opens this page on a chosen section through the same key
+    st.session_state.setdefault("experts_section", "domains" if analysis.domains is not None else "letters")
+    section = st.segmented_control(ui.tr("experts.section"), list(SECTIONS), required=True,
                                    format_func=lambda s: t(f"experts.section_{s}", lang), key="experts_section")
     st.caption(ui.tr("experts.geometry"))
     if section == "domains":

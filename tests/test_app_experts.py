@@ -182,3 +182,44 @@ def test_experts_and_mtp_pages_on_an_uploaded_corpus_with_domains(at, tmp_path, 
     no_errors(at)
     source = t("mtp.source_val", "en", corpus="class.txt", examples="#").split("#")[0]
     assert any(c.value.startswith(source) for c in at.caption)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_experts_page_domains_on_the_shipped_mixed_model(at, lang):
+    """ru-en-names opens on its domains: I(domain; expert) trained far above untrained, a 2-row map."""
+    open_page(at, "ru-en-names", lang)
+    assert at.segmented_control(key="experts_section").value == "domains"
+    mi, domain_map = charts(at)
+    trained, initial = traces(mi, "bar")
+    assert max(trained["y"]) > 5 * max(initial["y"])  # the split is learned, not a hash
+    maps = traces(domain_map, "heatmap")
+    assert len(maps) == 3 and all(len(m["z"]) == 2 and len(m["z"][0]) == 8 for m in maps)
+    assert maps[0]["y"] == [t("domain.en", lang), t("domain.ru", lang)]
+    assert any(max(row) > 1.5 for m in maps for row in m["z"])  # some expert favours a domain
+    at.toggle(key="experts_domain_untrained").set_value(True).run()
+    no_errors(at)
+    untrained = traces(charts(at)[1], "heatmap")
+    assert charts(at)[1]["layout"]["title"]["text"] == t("chart.domains.title_initial", lang)
+
+    def gap(m):  # how differently the two domains use the experts
+        return sum(abs(a - b) for a, b in zip(*m["z"]))
+
+    assert all(gap(before) < gap(after) for before, after in zip(untrained, maps))
+
+
+def test_experts_page_drop_a_domains_top_experts_and_the_router_shootout(at):
+    open_page(at, "ru-en-names", "en")
+    show(at, "ablation")
+    at.button(key="experts_top_ru").click().run()
+    no_errors(at)
+    assert at.segmented_control(key="experts_kind").value == "drop"
+    damage = next(f for f in charts(at) if f["layout"]["title"]["text"] == t("chart.domains.damage_title", "en"))
+    bars = dict(zip(damage["layout"]["xaxis"]["ticktext"], traces(damage, "bar")[0]["y"]))
+    assert bars[t("domain.ru", "en")] > 5 * max(bars[t("domain.en", "en")], 0.001)  # Russian names hurt most
+    assert any(m.value.startswith(t("experts.damage_ratio", "en", domain="Russian", delta="#", others="", ratio="")
+                                  .split("#")[0]) for m in at.markdown)
+    show(at, "routers")
+    table = at.dataframe[0].value
+    assert list(table[t("chart.shootout.col_checkpoint", "en")]) == ["ru-en-names", "ru-en-noisy", "ru-en-softmax"]
+    mi, maps, imbalance = charts(at)
+    assert len(traces(mi, "bar")) == 3 and len(traces(maps, "heatmap")) == 3 and len(traces(imbalance, "bar")) == 3

@@ -29,6 +29,7 @@ from .experts import RoutedTokens, route_names
 
 ABLATION_KINDS = ("reroute", "drop", "mask_top")
 MIN_LETTER_TOKENS = 10  # letters rarer than this as targets are left out (too noisy)
+DAMAGE_FLOOR = 1e-3  # nats/char: the smallest loss change reported (losses are shown to 3 decimals)
 GENERATED_NAMES, GENERATION_SEED, GENERATION_TEMPERATURE = 8, 0, 0.8  # names with experts on and off
 
 
@@ -132,13 +133,20 @@ class AblationResult:
     names_on: list[str]
     names_off: list[str]
 
-    def damage_ratio(self, domain: str) -> float:
-        """Loss increase on `domain` / the mean increase on the other domains: > 1 = it hurt `domain` most."""
+    def others_delta(self, domain: str) -> float:
+        """The mean loss change of the domains other than `domain`."""
         others = [d for label, d in zip(self.domains.labels, self.domains.delta) if label != domain]
         if not others:
             raise ValueError(f"need another domain than {domain!r} to compare with")
-        rest = sum(others) / len(others)
-        return self.domains.delta_of(domain) / rest if rest > 0 else float("inf")
+        return sum(others) / len(others)
+
+    def damage_ratio(self, domain: str) -> float:
+        """Loss increase on `domain` / the mean increase on the other domains (> 1: it hurt `domain` most).
+
+        The other domains' increase counts as at least DAMAGE_FLOOR: when switching experts off leaves
+        them unchanged (or slightly better), a bare ratio would be a division by ~0 (hundreds, or inf).
+        """
+        return self.domains.delta_of(domain) / max(self.others_delta(domain), DAMAGE_FLOOR)
 
 
 def loss_change(on: RoutedTokens, off: RoutedTokens, groups: torch.Tensor, labels: list[str],
