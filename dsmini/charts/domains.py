@@ -20,30 +20,26 @@ def domain_name(label: str, lang: str) -> str:
     return t(key, lang) if key in STRINGS else label
 
 
-def domain_map_figure(report: DomainReport, lang: str = "en", initial: bool = False) -> go.Figure:
-    """One heatmap per MoE layer: row = domain, column = routed expert, colour = relative load
-    (white = 1, an even share; red = the expert favours the domain; blue = avoids it)."""
-    loads = report.relative_load_initial if initial else report.relative_load
-    layers, n_exp = report.layers, report.n_experts
-    rows = [domain_name(d, lang) for d in report.domains]
-    layout = subplot_layout(rows=1, cols=len(layers), shared_yaxes=True, horizontal_spacing=0.02,
-                            subplot_titles=[layer_label(layer, None, lang) for layer in layers])
+def relative_load_maps(panels: list[tuple[str, list[list[float]]]], domains: list[str], n_experts: int, title: str,
+                       lang: str) -> go.Figure:
+    """Heatmaps side by side (rows shared): row = domain, column = routed expert, colour = relative load
+    (white = 1, an even share; red = the expert favours the domain; blue = avoids it). panels: (subtitle, load)."""
+    rows = [domain_name(d, lang) for d in domains]
+    layout = subplot_layout(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.03,
+                            subplot_titles=[subtitle for subtitle, _ in panels])
     data = []
-    for j, layer in enumerate(layers, start=1):
-        z = [[rounded(v) for v in row] for row in loads[layer]]
-        hover = t("chart.domains.hover", lang, domain="%{y}", expert="%{x}", layer=layer_label(layer, None, lang),
-                  load="%{z}")
+    for j, (subtitle, load) in enumerate(panels, start=1):
+        hover = t("chart.domains.hover", lang, domain="%{y}", expert="%{x}", layer=subtitle, load="%{z}")
         data.append(go.Heatmap(
-            z=z, x=list(range(n_exp)), y=rows, coloraxis="coloraxis", xgap=1, ygap=1,
-            texttemplate="%{z:.1f}", hovertemplate=hover + "<extra></extra>", **on_subplot(j),
+            z=[[rounded(v) for v in row] for row in load], x=list(range(n_experts)), y=rows, coloraxis="coloraxis",
+            xgap=1, ygap=1, texttemplate="%{z:.1f}", hovertemplate=hover + "<extra></extra>", **on_subplot(j),
         ))
     for key, axis in layout.items():
         if key.startswith("xaxis"):
             axis.update(tickmode="linear", dtick=1, title=dict(text=t("chart.experts.expert_axis", lang)))
         elif key.startswith("yaxis"):
             axis.update(autorange="reversed")
-    top = max([2.0] + [v for layer in layers for row in loads[layer] for v in row])
-    title = t("chart.domains.title_initial" if initial else "chart.domains.title", lang)
+    top = max([2.0] + [v for _, load in panels for row in load for v in row])
     layout.update(
         title=title,
         coloraxis=dict(colorscale="RdBu_r", cmin=0, cmid=1, cmax=rounded(top),
@@ -51,6 +47,14 @@ def domain_map_figure(report: DomainReport, lang: str = "en", initial: bool = Fa
         height=150 + ROW_PX * len(rows), margin=dict(l=10, r=10, t=80, b=40),
     )
     return go.Figure(data=data, layout=layout)
+
+
+def domain_map_figure(report: DomainReport, lang: str = "en", initial: bool = False) -> go.Figure:
+    """One relative-load map per MoE layer, of the trained model or of the same config untrained."""
+    loads = report.relative_load_initial if initial else report.relative_load
+    panels = [(layer_label(layer, None, lang), loads[layer]) for layer in report.layers]
+    title = t("chart.domains.title_initial" if initial else "chart.domains.title", lang)
+    return relative_load_maps(panels, report.domains, report.n_experts, title, lang)
 
 
 def domain_mi_figure(report: DomainReport, lang: str = "en") -> go.Figure:

@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 
 from ..i18n import t
 from ..probes.specialisation import RouterShootout
-from .common import layer_label, on_subplot, rounded, subplot_layout
-from .domains import domain_name
+from .common import layer_label, rounded
+from .domains import relative_load_maps
 
 ROUTER_COLORS = {"sigmoid_bias": "#1f77b4", "softmax_topk": "#ff7f0e", "noisy_topk": "#2ca02c"}
 
@@ -73,25 +73,9 @@ def domain_maps_by_router_figure(shootout: RouterShootout, lang: str = "en") -> 
     """Each router's domain x expert relative-load map in one layer (the first run's clearest)."""
     runs = shootout.runs
     layer = runs[0].domains.clearest_layer
-    layout = subplot_layout(rows=1, cols=len(runs), shared_yaxes=True, horizontal_spacing=0.03,
-                            subplot_titles=[router_label(r.router, r.aux_loss_coef, lang) for r in runs])
-    data, top = [], 2.0
-    for j, run in enumerate(runs, start=1):
-        load = run.domains.relative_load[layer]
-        top = max([top] + [v for row in load for v in row])
-        data.append(go.Heatmap(z=[[rounded(v) for v in row] for row in load], x=list(range(run.domains.n_experts)),
-                               y=[domain_name(d, lang) for d in run.domains.domains], coloraxis="coloraxis",
-                               xgap=1, ygap=1, texttemplate="%{z:.1f}", **on_subplot(j)))
-    for key, axis in layout.items():
-        if key.startswith("xaxis"):
-            axis.update(tickmode="linear", dtick=1, title=dict(text=t("chart.experts.expert_axis", lang)))
-        elif key.startswith("yaxis"):
-            axis.update(autorange="reversed")
-    layout.update(title=t("chart.shootout.maps_title", lang, layer=layer_label(layer, None, lang)),
-                  coloraxis=dict(colorscale="RdBu_r", cmin=0, cmid=1, cmax=rounded(top),
-                                 colorbar=dict(title=t("chart.domains.load", lang))),
-                  height=160 + 34 * len(runs[0].domains.domains), margin=dict(l=10, r=10, t=80, b=40))
-    return go.Figure(data=data, layout=layout)
+    panels = [(router_label(r.router, r.aux_loss_coef, lang), r.domains.relative_load[layer]) for r in runs]
+    title = t("chart.shootout.maps_title", lang, layer=layer_label(layer, None, lang))
+    return relative_load_maps(panels, runs[0].domains.domains, runs[0].domains.n_experts, title, lang)
 
 
 def shootout_figures(shootout: RouterShootout, lang: str = "en") -> list[go.Figure]:
