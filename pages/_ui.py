@@ -23,7 +23,7 @@ from dsmini.i18n import t
 from dsmini.jobs import TrainingJob, configure_torch_threads, prepare_for_training
 from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
 from dsmini.probes.experts import MAX_NAMES
-from dsmini.probes.specialisation import ExpertAnalysis, expert_analysis
+from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_analysis, router_shootout
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
@@ -158,6 +158,17 @@ def _ablation(path: str, mtime: float, spec: AblationSpec, _ckpt: Checkpoint) ->
 def ablation_of(ckpt: Checkpoint, spec: AblationSpec) -> AblationResult:
     """Loss per letter and domain, and names, with `spec` switched off; once per checkpoint version and spec."""
     return _ablation(str(ckpt.path), ckpt.mtime, spec, ckpt)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _shootout(key: tuple, _ckpts: list[Checkpoint]) -> RouterShootout:
+    return router_shootout([(c.name, c, expert_analysis_of(c)) for c in _ckpts])
+
+
+def shootout_of(ckpts: list[Checkpoint]) -> RouterShootout:
+    """The router shoot-out of `ckpts`, in this order: once per set of checkpoint versions, shared by
+    every session (the Experts and Lesson pages)."""
+    return _shootout(tuple((str(c.path), c.mtime) for c in ckpts), ckpts)
 
 
 def load_by_name(name: str) -> Checkpoint:
