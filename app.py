@@ -8,6 +8,7 @@ training run, see dsmini.jobs). There the file must do nothing, and do it quickl
 # (file in pages/ and its nav.* string, url path, Material icon)
 PAGES = [
     ("home", "home", "home"),
+    ("lesson", "lesson", "school"),
     ("train", "train", "model_training"),
     ("generate", "generate", "auto_awesome"),
     ("experts", "experts", "hub"),

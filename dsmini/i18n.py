@@ -544,9 +544,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "lesson.s1.names": {"en": "Names starting with «{prefix}»: {names}", "ru": "Имена на «{prefix}»: {names}"},
     "lesson.s1.notice": {
         "en": "Each letter goes to {k} of the {n} routed experts (the blue cells) plus the shared expert that always "
-              "works, and the chosen pair changes along the name.",
+              "works, and the choice changes from letter to letter.",
         "ru": "Каждая буква попадает к {k} из {n} экспертов-специалистов (синие клетки) и к общему эксперту, который "
-              "работает всегда, и выбранная пара меняется вдоль имени.",
+              "работает всегда, и выбор меняется от буквы к букве.",
     },
     "lesson.s1.title": {"en": "1. The experts behind each letter", "ru": "1. Эксперты за каждой буквой"},
     "lesson.s2.do": {
@@ -615,11 +615,13 @@ STRINGS: dict[str, dict[str, str]] = {
     "lesson.s5.title": {"en": "5. Which router splits the work best?", "ru": "5. Какой роутер лучше делит работу?"},
     "lesson.s6.do": {
         "en": "Open the Train page (the mixed Russian and English names are already chosen), press «{start}» and "
-              "watch the live curve for a minute. The chart here shows what to expect: the same curve, recorded "
-              "while the shipped model trained.",
+              "watch for a minute how much the choice of expert tells about the language as the model learns.",
         "ru": "Откройте страницу «Обучение» (смесь русских и английских имён там уже выбрана), нажмите «{start}» и "
-              "минуту понаблюдайте за живой кривой. График здесь показывает, чего ждать: ту же кривую, записанную "
-              "при обучении готовой модели.",
+              "минуту понаблюдайте, как с обучением выбор эксперта всё больше говорит о языке имени.",
+    },
+    "lesson.s6.expect": {
+        "en": "What to expect: the same curve, recorded while the shipped model {name} trained.",
+        "ru": "Чего ждать: та же кривая, записанная при обучении готовой модели {name}.",
     },
     "lesson.s6.flat": {
         "en": "In this recording the coloured curves stayed at the grey untrained line: these experts did not split "
