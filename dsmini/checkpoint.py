@@ -11,7 +11,8 @@ optimizer.safetensors  optional, for exact resume: every tensor of the optimizer
                        is a tagged tree in checkpoint.json
 checkpoint.json        format tag + version, configs, tokenizer, corpus provenance, step,
                        history, metric summary, parameter counts, versions, and the sha256 and
-                       size of each safetensors file (so truncation and corruption are caught)
+                       size of each safetensors file (so truncation and corruption are caught);
+                       `"shipped": true` in the models that ship with dsmini (read-only)
 ```
 
 The corpus reference (`corpus_reference`) says how to rebuild the validation names the explorer
@@ -19,13 +20,24 @@ probes with: a built-in corpus by its name, block size and split seed; any other
 a .txt path) stores up to MAX_STORED_VAL_NAMES of them, with their domain labels, because the file
 is gone once training ends. `checkpoint_validation_set` reads either kind back.
 
+Validation: every field of checkpoint.json is checked, on load and on listing alike: its type,
+range and nesting (configs field by field, tokenizer, corpus, step, history columns, metrics,
+parameter counts, timestamps, versions, files, the optimizer tree). Unknown top-level fields and
+unknown keys of open objects (metrics, corpus, history columns) are accepted, so a newer writer's
+additions do not break an older reader. Every failure is a `CheckpointError` whose message names
+the file and the field. `scan_checkpoints` lists the good checkpoints and, separately, why each bad
+one was skipped, so one broken folder never hides the others.
+
 Safety: nothing is ever unpickled (no `torch.load`); a pickle or `.pt` file is refused
-before it is opened as anything but bytes. Atomicity: everything is written and fsynced in a
-hidden temp directory `<root>/.tmp-<name>-*`, then renamed into place; an existing checkpoint
-is first renamed aside to `<root>/.old-<name>-*` and deleted only after the new one has its
-name. So the final name always holds a complete checkpoint (or nothing, for an instant, during
-an overwrite), and a crash leaves at most hidden dot-directories, which `list_checkpoints`
-skips. Every failure is a `CheckpointError` whose message names the path and the problem.
+before it is opened as anything but bytes.
+
+Saving: everything is written and fsynced in a hidden temp directory, then renamed into place
+by `dsmini.atomic` (its docstring lists the steps, the states a kill can leave on disk, and what
+recovery does with each); listing and loading run that recovery first, so an interrupted save
+shows up as the complete old or the complete new checkpoint, never as nothing. A name that is
+taken is replaced only with `overwrite=True`, and a shipped checkpoint (`"shipped": true` in its
+checkpoint.json, a flag that travels with the folder) never: `CheckpointExistsError` says so and
+offers `next_free_name`. Copies (`copy_checkpoint`, uploads) are the user's own: the flag is dropped.
 """
 
 from __future__ import annotations
@@ -35,12 +47,13 @@ import hashlib
 import importlib
 import io
 import json
+import logging
 import math
 import os
-import secrets
+import re
 import shutil
-import tempfile
-import threading
+import types
+import typing
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -52,6 +65,7 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
+from . import atomic
 from .config import ModelConfig, TrainConfig
 from .data import CharTokenizer, Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
 from .model import DSMini
@@ -72,12 +86,27 @@ _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"{dev}{i}" for dev in ("com", 
 # Pickle protocol 2+ starts with 0x80 then the protocol byte; torch.save writes a zip of pickles.
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".zip")
 _ZIP_MAGIC = b"PK\x03\x04"
-# One process can serve many Streamlit sessions: serialise the rename dance between threads.
-_PLACE_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be saved, found, read or trusted; the message says which file and why."""
+
+
+class CheckpointExistsError(CheckpointError):
+    """A save would replace a checkpoint: a shipped one (never allowed) or another one without
+    overwrite=True. `free_name` is a name not yet taken, for the app to offer instead."""
+
+    def __init__(self, path: Path, free_name: str, shipped: bool):
+        self.path, self.free_name, self.shipped = path, free_name, shipped
+        if shipped:
+            message = f"{path.name!r} ships with dsmini and is read-only: save under another name, e.g. {free_name!r}"
+        else:
+            message = (
+                f"a checkpoint named {path.name!r} already exists in {path.parent}: choose another name, "
+                f"e.g. {free_name!r}, or overwrite it explicitly"
+            )
+        super().__init__(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +156,23 @@ def _name_problem(name: str) -> str | None:
     if name.split(".")[0].casefold() in _RESERVED_NAMES:
         return "it is a reserved device name on Windows"
     return None
+
+
+def next_free_name(root: str | os.PathLike[str], name: str) -> str:
+    """`name` if nothing in `root` has it yet, else the first free `name-2`, `name-3`, ...
+    ("my-run-2" goes on to "my-run-3", not "my-run-2-2"), cut to fit MAX_NAME_LEN."""
+    name, root = validate_name(name), Path(root)
+    if not atomic.exists(root / name):
+        return name
+    base, sep, digits = name.rpartition("-")
+    numbered = bool(sep and base and digits.isascii() and digits.isdigit())
+    base, n = (base, int(digits) + 1) if numbered else (name, 2)
+    while True:
+        suffix = f"-{n}"
+        candidate = base[: MAX_NAME_LEN - len(suffix)] + suffix
+        if not atomic.exists(root / candidate):
+            return candidate
+        n += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +275,23 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+_MAX_INT = 2**63  # JSON integers beyond int64 are no size, step or seed this code could use
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer. `type() is`, not isinstance: bool is an int to Python, but true is no step
+    count (and the histories' hundred thousand numbers are checked faster this way)."""
+    return type(value) is int and -_MAX_INT < value < _MAX_INT
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number: NaN is stored as null, so a NaN or Infinity literal was not written by dsmini."""
+    return (type(value) is float and math.isfinite(value)) or _is_int(value)
+
+
+_CORPUS_INTS = {"split_seed": None, "block_size": 1, "n_train": 0, "n_val": 0}  # field -> minimum
+
+
 def _corpus_problem(corpus: Any) -> str | None:
     """What is wrong with a corpus entry, naming the field, or None.
 
@@ -236,6 +299,13 @@ def _corpus_problem(corpus: Any) -> str | None:
     """
     if not isinstance(corpus, Mapping):
         return f"'corpus' must be an object, got {type(corpus).__name__}"
+    if "name" in corpus and not isinstance(corpus["name"], str):
+        return f"corpus field 'name' must be a string, got {corpus['name']!r:.80}"
+    for key, minimum in _CORPUS_INTS.items():
+        value = corpus.get(key, 0 if minimum is None else minimum)
+        if not _is_int(value) or (minimum is not None and value < minimum):
+            at_least = f" >= {minimum}" if minimum is not None else ""
+            return f"corpus field {key!r} must be an integer{at_least}, got {value!r:.80}"
     domains = corpus.get("domains", [])
     if not _is_str_list(domains) or len(set(domains)) != len(domains):
         return f"corpus field 'domains' must be a list of distinct strings, got {domains!r:.80}"
@@ -264,43 +334,319 @@ def _check_corpus(corpus: Any, where: Path | str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Validation of checkpoint.json
+#
+# A check takes (value, field path) and raises _Invalid naming the field; `_read_meta` turns it into
+# one CheckpointError naming the file too. Checks are built from a few constructors so that the
+# tables below read as the schema.
+
+Check = Callable[[Any, str], None]
+
+
+class _Invalid(Exception):
+    """A field of checkpoint.json is wrong; the message names it."""
+
+
+def _need(ok: bool, field: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise _Invalid(f"field {field!r} must be {expected}, got {value!r:.80}")
+
+
+def _integer(minimum: int = 0) -> Check:
+    return lambda value, field: _need(_is_int(value) and value >= minimum, field, f"an integer >= {minimum}", value)
+
+
+def _number(minimum: float | None = None) -> Check:
+    expected = "a finite number" + (f" >= {minimum}" if minimum is not None else "")
+    return lambda value, field: _need(
+        _is_number(value) and (minimum is None or value >= minimum), field, expected, value
+    )
+
+
+def _text(value: Any, field: str) -> None:
+    _need(isinstance(value, str), field, "a string", value)
+
+
+def _flag(value: Any, field: str) -> None:
+    _need(isinstance(value, bool), field, "true or false", value)
+
+
+def _nullable(check: Check) -> Check:
+    def nullable(value: Any, field: str) -> None:
+        if value is not None:
+            check(value, field)
+
+    return nullable
+
+
+def _list_of(check: Check) -> Check:
+    def list_of(value: Any, field: str) -> None:
+        _need(isinstance(value, list), field, "a list", value)
+        for i, item in enumerate(value):
+            check(item, f"{field}[{i}]")
+
+    return list_of
+
+
+def _object(known: Mapping[str, Check], required: Sequence[str] = ()) -> Check:
+    """An object whose `known` keys are checked; other keys are accepted (a newer writer's).
+    Its fields are named `<field>.<key>`, or `<key>` at the top level (field "")."""
+
+    def check(value: Any, field: str) -> None:
+        _need(isinstance(value, dict), field, "an object", value)
+        for key in required:
+            if key not in value:
+                raise _Invalid(f"field {_join(field, key)!r} is missing")
+        for key, check_value in known.items():
+            if key in value:
+                check_value(value[key], _join(field, key))
+
+    return check
+
+
+def _join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def _hint_matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a config field's annotation (int, float, str, bool, X | None, tuple)."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    if hint is float:
+        return _is_number(value)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_hint_matches(value, arg) for arg in args)
+    if typing.get_origin(hint) is tuple:  # JSON has no tuples: TrainConfig.betas is a list of 2
+        return isinstance(value, list) and len(value) == len(args) and all(map(_hint_matches, value, args))
+    return True  # a kind of field this does not know: left to the config's own validation
+
+
+def _config_fields(cls: type) -> Check:
+    """Each known field's JSON type against the dataclass annotation; ranges and unknown fields
+    are the config's own validation (`_parse_configs`)."""
+    hints = typing.get_type_hints(cls)
+
+    def check(value: Any, field: str) -> None:
+        _need(isinstance(value, dict), field, "an object", value)
+        for key, item in value.items():
+            if key in hints:
+                hint = hints[key]
+                _need(_hint_matches(item, hint), f"{field}.{key}", getattr(hint, "__name__", None) or str(hint), item)
+
+    return check
+
+
+def _corpus(value: Any, field: str) -> None:
+    problem = _corpus_problem(value)
+    if problem:
+        raise _Invalid(problem)
+
+
+def _char(value: Any, field: str) -> None:
+    _need(isinstance(value, str) and len(value) == 1, field, "a single character", value)
+
+
+def _timestamp(value: Any, field: str) -> None:
+    _text(value, field)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(
+            f"field {field!r} must be an ISO 8601 time (2025-01-31T12:00:00+00:00), got {value!r:.80}"
+        ) from None
+
+
+def _sha256_hex(value: Any, field: str) -> None:
+    _need(isinstance(value, str) and re.fullmatch("[0-9a-f]{64}", value) is not None, field, "64 hex digits", value)
+
+
+_FILE_ENTRY = _object({"sha256": _sha256_hex, "bytes": _integer()}, required=("sha256", "bytes"))
+
+
+def _files(value: Any, field: str) -> None:
+    _object({name: _FILE_ENTRY for name in (MODEL_FILE, OPTIMIZER_FILE)}, required=(MODEL_FILE,))(value, field)
+    unknown = sorted(set(value) - {MODEL_FILE, OPTIMIZER_FILE})
+    if unknown:
+        raise _Invalid(f"field {field!r} lists an unknown file {unknown[0]!r}")
+
+
+def _param_counts(value: Any, field: str) -> None:
+    _need(isinstance(value, dict), field, "an object", value)
+    if "main" not in value:
+        raise _Invalid(f"field {_join(field, 'main')!r} is missing")
+    for group, counts in value.items():
+        _object({"total": _integer(), "active": _integer()}, required=("total", "active"))(counts, f"{field}.{group}")
+        total, active = counts["total"], counts["active"]
+        _need(active <= total, f"{field}.{group}.active", f"<= total {total}", active)
+
+
+_TREE_TAGS = ("tensor", "dict", "list", "tuple", "float")
+
+
+def _tree(value: Any, field: str) -> None:
+    """A node of `_encode_tree`'s tagged tree: a plain JSON value or a one-key tagged object."""
+    if value is None or isinstance(value, (bool, str)) or _is_number(value):
+        return
+    _need(isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TREE_TAGS, field,
+          f"a number, string, null or an object with one key of {', '.join(_TREE_TAGS)}", value)
+    (tag, item), = value.items()
+    where = f"{field}.{tag}"
+    if tag == "tensor":
+        _text(item, where)
+    elif tag == "float":
+        _need(item in ("nan", "inf", "-inf"), where, "'nan', 'inf' or '-inf'", item)
+    elif tag == "dict":
+        _list_of(_tree_pair)(item, where)
+    else:
+        _list_of(_tree)(item, where)
+
+
+def _tree_pair(value: Any, field: str) -> None:
+    _need(isinstance(value, list) and len(value) == 2 and (isinstance(value[0], str) or _is_int(value[0])),
+          field, "a [key, value] pair with a string or integer key", value)
+    _tree(value[1], f"{field}[1]")
+
+
+def _optimizer(value: Any, field: str) -> None:
+    _object({"states": _object({}), "rng": _list_of(_text)}, required=("states", "rng"))(value, field)
+    for name, tree in value["states"].items():
+        _tree(tree, f"{field}.states.{name}")
+
+
+def _is_count(value: Any) -> bool:
+    return _is_int(value) and value >= 0
+
+
+def _is_amount(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _or_null(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or ok(value)
+
+
+def _all(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: type(value) is list and all(map(ok, value))
+
+
+def _amounts(value: Any) -> bool:
+    """A list of finite numbers >= 0, in a few C-speed passes: a history's expert loads are ~100K
+    numbers. The bounds come before isfinite, which cannot take a huge int; it catches NaN."""
+    return type(value) is list and set(map(type, value)) <= {int, float} and (
+        not value or (min(value) >= 0 and max(value) < _MAX_INT and all(map(math.isfinite, value)))
+    )
+
+
+# The StepMetrics fields (dsmini.train): what each row's value must be. A history has thousands of
+# rows, so these are plain predicates run over a whole column, not the field-naming checks above
+# (the first bad row is named afterwards). Other columns are accepted as they are.
+_HISTORY_COLUMNS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "step": (_is_count, "an integer >= 0"),
+    "loss": (_or_null(_is_number), "a finite number or null"),  # NaN losses are stored as null
+    "main_loss": (_or_null(_is_number), "a finite number or null"),
+    "mtp_losses": (_all(_or_null(_is_number)), "a list of numbers or nulls"),
+    "aux_loss": (_or_null(_is_number), "a finite number or null"),
+    "lr": (_or_null(_is_amount), "a number >= 0 or null"),
+    "grad_norm": (_or_null(_is_number), "a finite number or null"),
+    "tokens": (_is_count, "an integer >= 0"),
+    "tokens_per_sec": (_or_null(_is_amount), "a number >= 0 or null"),
+    "elapsed": (_or_null(_is_amount), "a number >= 0 or null"),
+    "expert_load": (_all(_amounts), "a list (per MoE layer) of lists of numbers >= 0"),
+    "dropped": (_amounts, "a list of numbers >= 0"),
+    "val_loss": (_or_null(_is_number), "a finite number or null"),
+    "samples": (_or_null(_all(lambda v: type(v) is str)), "null or a list of strings"),
+    # bits; a plug-in estimate can round to a hair below 0
+    "domain_mi": (_or_null(_all(_is_number)), "null or a list of numbers"),
+    "domain_mi_initial": (_or_null(_all(_is_number)), "null or a list of numbers"),
+}
+
+
+def _history(value: Any, field: str) -> None:
+    """One list per metric (see `_history_columns`), all as long as the history, each row's known
+    metrics of their type, and I(domain; expert) with its untrained contrast beside it."""
+    _need(isinstance(value, dict), field, "an object of metric columns", value)
+    lengths = {}
+    for key, column in value.items():
+        _need(type(column) is list, f"{field}.{key}", "a list (one value per step)", column)
+        lengths[key] = len(column)
+        ok, expected = _HISTORY_COLUMNS.get(key, (None, ""))
+        if ok is not None and not all(map(ok, column)):
+            row = next(i for i, item in enumerate(column) if not ok(item))
+            _need(False, f"{field}.{key}[{row}]", expected, column[row])
+    if len(set(lengths.values())) > 1:
+        raise _Invalid(f"field {field!r} has columns of different lengths: {lengths}")
+    mi, initial = value.get("domain_mi", ()), value.get("domain_mi_initial", ())
+    for i, row_mi in enumerate(mi):
+        row_initial = initial[i] if i < len(initial) else None
+        if row_mi is not None and (row_initial is None or len(row_initial) != len(row_mi)):
+            raise _Invalid(
+                f"field '{field}.domain_mi_initial[{i}]' must be a list as long as domain_mi[{i}], "
+                f"got {row_initial!r:.80}"
+            )
+
+
+_LOSS = _nullable(_number())  # NaN losses are stored as null
+_METRICS = _object({
+    "steps": _integer(),
+    "val_loss": _LOSS,
+    "best_val_loss": _LOSS,
+    "last_val_loss": _LOSS,
+    "train_seconds": _nullable(_number(0)),
+    "stop_reason": _nullable(_text),
+})
+
+# Every field dsmini writes (format and format_version are checked first, with their own messages).
+_META = _object(
+    {
+        "model_config": _config_fields(ModelConfig),
+        "train_config": _nullable(_config_fields(TrainConfig)),
+        "tokenizer": _object({"type": _text, "boundary_id": _integer(), "chars": _list_of(_char)},
+                             required=("type", "boundary_id", "chars")),
+        "corpus": _corpus,
+        "step": _integer(),
+        "history": _history,
+        "metrics": _METRICS,
+        "param_counts": _param_counts,
+        "created": _timestamp,
+        "dsmini_version": _text,
+        "torch_version": _text,
+        "files": _files,
+        "optimizer": _nullable(_optimizer),
+        "shipped": _flag,
+    },
+    required=("model_config", "tokenizer", "files"),
+)
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a parsed checkpoint.json, naming the field, or None."""
+    try:
+        _META(meta, "")
+    except _Invalid as err:
+        return str(err)
+    except RecursionError:
+        return "a field is nested too deeply"
+    has_state, lists_file = meta.get("optimizer") is not None, OPTIMIZER_FILE in meta["files"]
+    if has_state and not lists_file:
+        return f"field 'optimizer' holds optimizer state but 'files' does not list {OPTIMIZER_FILE}"
+    if lists_file and not has_state:
+        return f"field 'files' lists {OPTIMIZER_FILE} but 'optimizer' is null"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Files
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write and fsync, so a completed rename never points at data still in the page cache."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames and new entries in `path` durable (POSIX only; Windows cannot open dirs)."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    """Best-effort delete of a temp/old directory (cleanup must not hide the real error)."""
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _make_tmp(root: Path, name: str) -> Path:
-    """A fresh hidden directory inside `root` (same filesystem, so the final rename is atomic)."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-    tmp.chmod(0o755)  # mkdtemp makes it private (0700); a checkpoint is an ordinary directory
-    return tmp
 
 
 def _os_error(root: Path, err: OSError) -> CheckpointError:
@@ -361,9 +707,8 @@ def _history_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _history_rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    if not isinstance(columns, dict):
-        raise CheckpointError("checkpoint.json: 'history' must be an object of metric columns")
-    length = max((len(v) for v in columns.values()), default=0)
+    """Inverse of `_history_columns` (for checked columns: all of one length)."""
+    length = len(next(iter(columns.values()), []))
     return [{key: values[i] for key, values in columns.items()} for i in range(length)]
 
 
@@ -405,28 +750,40 @@ def _is_checkpoint_dir(path: Path) -> bool:
     return path.is_dir() and (path / META_FILE).is_file()
 
 
-def _place(tmp: Path, final: Path) -> None:
-    """Rename a complete temp checkpoint to its final name, replacing an old one safely.
+def _is_shipped(path: Path) -> bool:
+    """Whether the checkpoint at `path` says it ships with dsmini. An unreadable checkpoint.json
+    proves nothing: such a folder is replaced like any other (with overwrite=True)."""
+    try:
+        meta = json.loads((path / META_FILE).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(meta, dict) and meta.get("shipped") is True
 
-    POSIX cannot atomically swap two directories, so: old -> `.old-*`, new -> final, delete
-    old. If the second rename fails the old checkpoint is renamed back.
-    """
-    with _PLACE_LOCK:
-        old = None
-        if final.exists() or final.is_symlink():
-            if not _is_checkpoint_dir(final) or final.is_symlink():
-                raise CheckpointError(f"{final} exists and is not a dsmini checkpoint; not overwriting it")
-            old = final.with_name(f".old-{final.name}-{secrets.token_hex(4)}")
-            os.replace(final, old)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if old is not None:
-                os.replace(old, final)
-            raise
-        _fsync_dir(final.parent)
-    if old is not None:
-        _remove(old)
+
+def _replaceable(overwrite: bool) -> Callable[[Path], None]:
+    """The check before a save renames anything: refuse to replace a foreign directory, a shipped
+    checkpoint, or (without overwrite=True) any checkpoint."""
+
+    def check(final: Path) -> None:
+        if not atomic.exists(final):
+            return
+        if final.is_symlink() or not _is_checkpoint_dir(final):
+            raise CheckpointError(f"{final} exists and is not a dsmini checkpoint; not overwriting it")
+        shipped = _is_shipped(final)
+        if shipped or not overwrite:
+            raise CheckpointExistsError(final, next_free_name(final.parent, final.name), shipped)
+
+    return check
+
+
+def _without_shipped_flag(meta_data: bytes) -> bytes:
+    """checkpoint.json bytes for a copy: the copy is the user's own, not read-only. Unchanged
+    (byte for byte) when there is no flag."""
+    meta = json.loads(meta_data.decode("utf-8"))
+    if "shipped" not in meta:
+        return meta_data
+    del meta["shipped"]
+    return json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def save_checkpoint(
@@ -442,11 +799,14 @@ def save_checkpoint(
     step: int = 0,
     optimizer_states: Mapping[str, Any] | None = None,
     rng_states: Mapping[str, torch.Tensor] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write `<root>/<name>/` atomically and return its path.
 
     optimizer_states: e.g. `{"adamw": opt.state_dict()}`; rng_states: e.g.
     `{"batches": generator.get_state()}`. Both optional, both needed for an exact resume.
+    An existing `<name>` is replaced only with overwrite=True, and a shipped one never
+    (CheckpointExistsError, with a free name to offer).
     Everything is serialised in memory first, so a bad argument fails before touching disk.
     """
     name = validate_name(name)
@@ -463,35 +823,27 @@ def save_checkpoint(
     meta_data = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
     def fill(tmp: Path) -> None:
-        _write_file(tmp / MODEL_FILE, model_data)
+        atomic.write_file(tmp / MODEL_FILE, model_data)
         if optimizer is not None:
-            _write_file(tmp / OPTIMIZER_FILE, optimizer[0])
-        _write_file(tmp / META_FILE, meta_data)  # last: a dir with checkpoint.json is complete
+            atomic.write_file(tmp / OPTIMIZER_FILE, optimizer[0])
+        atomic.write_file(tmp / META_FILE, meta_data)
 
-    return _commit(root, name, fill)
+    return _commit(root, name, fill, overwrite)
 
 
-def _commit(root: Path, name: str, fill) -> Path:
-    """Atomic publish: `fill(tmp)` writes a hidden temp dir inside `root`, which is fsynced and
-    only then renamed to `<root>/<name>`; on any failure the temp dir is removed and an OSError
-    becomes a CheckpointError that says where and why."""
-    tmp = None
+def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool) -> Path:
+    """Publish through `dsmini.atomic`; an OSError becomes a CheckpointError that says where and why."""
     try:
-        tmp = _make_tmp(root, name)
-        fill(tmp)
-        _fsync_dir(tmp)
-        final = root / name
-        _place(tmp, final)
-        return final
+        return atomic.publish(root, name, fill, _replaceable(overwrite))
     except OSError as err:
         raise _os_error(root, err) from err
-    finally:
-        if tmp is not None and tmp.exists():
-            _remove(tmp)
 
 
-def copy_checkpoint(source: str | os.PathLike[str], root: str | os.PathLike[str], name: str) -> Path:
-    """Publish a byte-exact copy of the checkpoint at `source` as `<root>/<name>/`, atomically.
+def copy_checkpoint(
+    source: str | os.PathLike[str], root: str | os.PathLike[str], name: str, overwrite: bool = False
+) -> Path:
+    """Publish a copy of the checkpoint at `source` as `<root>/<name>/`, atomically; the data files
+    byte for byte, checkpoint.json without a shipped flag. Replaces like `save_checkpoint`.
 
     For a run kept in a private folder (a training job's) that the user saves under a name."""
     name = validate_name(name)
@@ -499,10 +851,11 @@ def copy_checkpoint(source: str | os.PathLike[str], root: str | os.PathLike[str]
     meta = _read_meta(source)
 
     def fill(tmp: Path) -> None:
-        for file_name in (*meta["files"], META_FILE):  # checkpoint.json last, as in save_checkpoint
-            _write_file(tmp / file_name, (source / file_name).read_bytes())
+        for file_name in meta["files"]:
+            atomic.write_file(tmp / file_name, (source / file_name).read_bytes())
+        atomic.write_file(tmp / META_FILE, _without_shipped_flag((source / META_FILE).read_bytes()))
 
-    return _commit(Path(root), name, fill)
+    return _commit(Path(root), name, fill, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,6 +879,7 @@ class Checkpoint:
     rng_states: dict[str, torch.Tensor] | None
     mtime: float  # of checkpoint.json: changes on every save, so a good cache key with path
     created: str
+    shipped: bool  # ships with dsmini: read-only
 
 
 def _refuse_file(path: Path) -> None:
@@ -556,44 +910,43 @@ def _checkpoint_dir(path: Path) -> Path:
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    """Parse checkpoint.json and check format, version and the data files' presence and sizes.
+    """Parse checkpoint.json, check every field, and the data files' presence and sizes.
 
-    Cheap (one small read, two stats): `list_checkpoints` relies on it for every entry.
+    Cheap (one small read, two stats, no tensors, no hashing): `scan_checkpoints` relies on it for
+    every entry.
     """
     meta_path = path / META_FILE
     try:
         meta = json.loads(meta_path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{meta_path} is not valid JSON: {err}") from None
+    except RecursionError:  # the parser's own limit: thousands of nested brackets
+        raise CheckpointError(f"{meta_path} is not valid JSON: nested too deeply") from None
     except OSError as err:
         raise CheckpointError(f"could not read {meta_path}: {err.strerror or err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{meta_path} is not a dsmini checkpoint (format {found!r}, expected {FORMAT!r})")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if not _is_int(version) or version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} is from another version of dsmini: format_version {version!r}, "
             f"this dsmini reads {FORMAT_VERSION}"
         )
-    files = meta.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files:
-        raise CheckpointError(f"{meta_path} does not list {MODEL_FILE} under 'files'")
-    for file_name, entry in files.items():
-        _check_size(path / file_name, entry)
+    problem = _meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{meta_path}: {problem}")
+    for file_name, entry in meta["files"].items():
+        _check_size(path / file_name, entry["bytes"])
     return meta
 
 
-def _check_size(file_path: Path, entry: Any) -> None:
-    if file_path.name not in KNOWN_FILES:
-        raise CheckpointError(f"{file_path.parent / META_FILE} lists an unknown file {file_path.name!r}")
-    if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)):
-        raise CheckpointError(f"{file_path.parent / META_FILE}: entry for {file_path.name} lacks sha256/bytes")
+def _check_size(file_path: Path, expected: int) -> None:
     if not file_path.is_file():
         raise CheckpointError(f"{file_path} is missing")
     size = file_path.stat().st_size
-    if size != entry["bytes"]:
-        raise CheckpointError(f"{file_path} is truncated or corrupt: {size} bytes, expected {entry['bytes']}")
+    if size != expected:
+        raise CheckpointError(f"{file_path} is truncated or corrupt: {size} bytes, expected {expected}")
 
 
 def _read_tensors(file_path: Path, entry: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -616,16 +969,18 @@ def _read_tensors(file_path: Path, entry: dict[str, Any]) -> dict[str, torch.Ten
 def _parse_configs(
     meta: dict[str, Any], meta_path: Path
 ) -> tuple[ModelConfig, TrainConfig | None, CharTokenizer]:
-    """Configs and tokenizer from JSON; their own ValueError text says which field is wrong."""
-    try:
-        cfg = ModelConfig.from_dict(meta["model_config"])
-        train = meta.get("train_config")
-        train_config = TrainConfig.from_dict(train) if train is not None else None
-        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
-    except KeyError as err:
-        raise CheckpointError(f"{meta_path} lacks {err}") from None
-    except (TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{meta_path} has an invalid configuration: {err}") from None
+    """Configs and tokenizer from checked JSON; their own ValueError text says which value is wrong."""
+    parsed = []
+    for field, parse in (
+        ("model_config", ModelConfig.from_dict),
+        ("train_config", lambda d: TrainConfig.from_dict(d) if d is not None else None),
+        ("tokenizer", CharTokenizer.from_dict),
+    ):
+        try:
+            parsed.append(parse(meta.get(field)))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{meta_path}: field {field!r} is an invalid configuration: {err}") from None
+    cfg, train_config, tokenizer = parsed
     if tokenizer.vocab_size != cfg.vocab_size:
         raise CheckpointError(
             f"{meta_path}: tokenizer has {tokenizer.vocab_size} tokens but model_config.vocab_size is {cfg.vocab_size}"
@@ -660,14 +1015,17 @@ def _load_optimizer(
     if optimizer is None:
         return None, None
     file_path = path / OPTIMIZER_FILE
-    if OPTIMIZER_FILE not in meta["files"]:
-        raise CheckpointError(f"{path / META_FILE} has optimizer state but does not list {OPTIMIZER_FILE}")
     tensors = _read_tensors(file_path, meta["files"][OPTIMIZER_FILE])
     try:
         rng = {name: tensors[f"rng/{name}"] for name in optimizer["rng"]}
         states = {name: _decode_tree(tree, tensors) for name, tree in optimizer["states"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{file_path} does not match the optimizer entry of {META_FILE}: {err!r}") from None
+    except KeyError as err:
+        raise CheckpointError(
+            f"{file_path} lacks the tensor {err} that the optimizer entry of {META_FILE} names"
+        ) from None
+    not_bytes = [name for name, state in rng.items() if state.dtype != torch.uint8]
+    if not_bytes:
+        raise CheckpointError(f"{file_path}: rng state {not_bytes[0]!r} is not a ByteTensor from Generator.get_state()")
     return (states or None), (rng or None)
 
 
@@ -676,10 +1034,16 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Load and verify a checkpoint directory; the model comes back in eval mode on `device`.
 
-    Verified: format and version, file sizes and sha256, configs, tensor names and shapes.
-    The optimizer file is read only with load_optimizer=True (the app never needs it).
+    Verified: every field of checkpoint.json, file sizes and sha256, configs, tensor names and
+    shapes. The optimizer file is read only with load_optimizer=True (the app never needs it).
+    A save of this name that a kill interrupted is completed or rolled back first (dsmini.atomic).
     """
-    path = _checkpoint_dir(Path(path))
+    path = Path(path)
+    atomic.recover(path.parent, path.name)
+    return _load_verified(_checkpoint_dir(path), device, load_optimizer)
+
+
+def _load_verified(path: Path, device: str | torch.device, load_optimizer: bool) -> Checkpoint:
     meta = _read_meta(path)
     meta_path = path / META_FILE
     cfg, train_config, tokenizer = _parse_configs(meta, meta_path)
@@ -693,10 +1057,10 @@ def load_checkpoint(
         tokenizer=tokenizer,
         model_config=cfg,
         train_config=train_config,
-        corpus=_check_corpus(meta.get("corpus") or {}, meta_path),
-        history=_history_rows(meta.get("history") or {}),
-        summary=meta.get("metrics") or {},
-        step=int(meta.get("step", 0)),
+        corpus=dict(meta.get("corpus", {})),
+        history=_history_rows(meta.get("history", {})),
+        summary=meta.get("metrics", {}),
+        step=meta.get("step", 0),
         param_counts=model.param_counts(),
         path=path,
         name=path.name,
@@ -704,6 +1068,7 @@ def load_checkpoint(
         rng_states=rng_states,
         mtime=meta_path.stat().st_mtime,
         created=meta.get("created", ""),
+        shipped=meta.get("shipped", False),
     )
 
 
@@ -761,51 +1126,81 @@ class CheckpointInfo:
     mtime: float
     created: str
     summary: dict[str, Any]
+    shipped: bool  # ships with dsmini: read-only, and what a new session opens on
+
+
+@dataclass(frozen=True)
+class BrokenCheckpoint:
+    """A folder under the checkpoints root that is not a usable checkpoint, and why."""
+
+    name: str
+    reason: str  # the CheckpointError message, paths relative to the root
+
+
+@dataclass(frozen=True)
+class CheckpointListing:
+    good: list[CheckpointInfo]  # sorted by name
+    broken: list[BrokenCheckpoint]  # sorted by name
 
 
 def _info(path: Path) -> CheckpointInfo:
     meta = _read_meta(path)
     _parse_configs(meta, path / META_FILE)
-    _check_corpus(meta.get("corpus") or {}, path / META_FILE)
-    summary = meta.get("metrics") or {}
-    main = (meta.get("param_counts") or {}).get("main", {})
+    summary = meta.get("metrics", {})
+    main = meta.get("param_counts", {}).get("main", {})
     val_loss = next((summary[k] for k in SUMMARY_VAL_LOSS_KEYS if summary.get(k) is not None), None)
     return CheckpointInfo(
         name=path.name,
         path=path,
-        corpus=(meta.get("corpus") or {}).get("name"),
-        params_total=int(main.get("total", 0)),
-        params_active=int(main.get("active", 0)),
+        corpus=meta.get("corpus", {}).get("name"),
+        params_total=main.get("total", 0),
+        params_active=main.get("active", 0),
         val_loss=val_loss,
-        step=int(meta.get("step", 0)),
+        step=meta.get("step", 0),
         mtime=(path / META_FILE).stat().st_mtime,
         created=meta.get("created", ""),
         summary=summary,
+        shipped=meta.get("shipped", False),
     )
 
 
-def list_checkpoints(
-    root: str | os.PathLike[str], errors: list[tuple[str, str]] | None = None
-) -> list[CheckpointInfo]:
-    """Checkpoints under `root`, sorted by name; a missing root is simply empty.
+def _by_name(name: str) -> tuple[str, str]:
+    return name.casefold(), name
 
-    Hidden entries (our `.tmp-*`/`.old-*` leftovers) and plain files are skipped silently;
-    a directory that is not a valid checkpoint is skipped and, if `errors` is given,
-    reported there as (name, message). Reads only checkpoint.json: no tensors, no hashing.
+
+def scan_checkpoints(root: str | os.PathLike[str]) -> CheckpointListing:
+    """The checkpoints under `root`, and the folders that are not one with the reason; a missing
+    root is simply empty.
+
+    Saves that a kill interrupted are completed or rolled back first (dsmini.atomic). Hidden
+    entries and plain files (a README) are skipped silently. Reads only checkpoint.json: no
+    tensors, no hashing. Raises only when `root` itself cannot be read.
     """
     root = Path(root)
     if not root.is_dir():
-        return []
-    infos = []
-    for entry in root.iterdir():
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
+        return CheckpointListing([], [])
+    atomic.recover(root)
+    try:
+        entries = [e for e in root.iterdir() if not e.name.startswith(".") and e.is_dir()]
+    except OSError as err:
+        raise CheckpointError(f"could not read the checkpoints folder {root}: {err.strerror or err}") from None
+    good, broken = [], []
+    for entry in entries:
         try:
-            infos.append(_info(_checkpoint_dir(entry)))
+            good.append(_info(_checkpoint_dir(entry)))
         except (CheckpointError, OSError) as err:
-            if errors is not None:
-                errors.append((entry.name, str(err)))
-    return sorted(infos, key=lambda i: (i.name.casefold(), i.name))
+            broken.append(BrokenCheckpoint(entry.name, str(err).replace(f"{root}{os.sep}", "")))
+        except Exception as err:  # a bug reading one folder must not hide the others; the log has it
+            log.exception("reading checkpoint %s failed", entry)
+            broken.append(BrokenCheckpoint(entry.name, f"unexpected {type(err).__name__}: {err}"))
+    return CheckpointListing(
+        sorted(good, key=lambda i: _by_name(i.name)), sorted(broken, key=lambda b: _by_name(b.name))
+    )
+
+
+def list_checkpoints(root: str | os.PathLike[str]) -> list[CheckpointInfo]:
+    """The good checkpoints of `scan_checkpoints(root)`, sorted by name."""
+    return scan_checkpoints(root).good
 
 
 # ---------------------------------------------------------------------------------------------
@@ -871,13 +1266,14 @@ def _unzip(data: bytes, target: Path, max_bytes: int) -> None:
 
 
 def load_checkpoint_zip(
-    data: bytes, root: str | os.PathLike[str], name: str, max_bytes: int = MAX_ZIP_BYTES
+    data: bytes, root: str | os.PathLike[str], name: str, max_bytes: int = MAX_ZIP_BYTES, overwrite: bool = False
 ) -> Path:
     """Unpack an uploaded checkpoint zip as `<root>/<name>/` after full validation; return its path.
 
     Member names are only compared against the three known file names, never used as paths.
-    The unpacked copy is checked with `load_checkpoint` (hashes, shapes, optimizer state)
-    inside a hidden temp dir and only then renamed into place, like a save.
+    The unpacked copy is checked like `load_checkpoint` (every field, hashes, shapes, optimizer
+    state) inside a hidden temp dir and only then renamed into place, like a save (and replaces
+    like one). An upload is the user's own: a shipped flag in it is dropped.
     """
     name = validate_name(name)
     root = Path(root)
@@ -885,8 +1281,10 @@ def load_checkpoint_zip(
     def fill(tmp: Path) -> None:
         _unzip(data, tmp, max_bytes)
         try:
-            load_checkpoint(tmp, load_optimizer=True)
+            _load_verified(tmp, "cpu", load_optimizer=True)
         except CheckpointError as err:  # name the upload, not our temp dir
             raise CheckpointError(f"uploaded checkpoint is invalid: {str(err).replace(str(tmp), 'upload')}") from None
+        meta_path = tmp / META_FILE
+        atomic.write_file(meta_path, _without_shipped_flag(meta_path.read_bytes()))
 
-    return _commit(root, name, fill)
+    return _commit(root, name, fill, overwrite)

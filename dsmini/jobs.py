@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, checkpoint_zip_bytes, copy_checkpoint, validate_name
+from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData
 from .train import Trainer
@@ -388,17 +388,21 @@ class TrainingJob:
             )
 
     # saving -------------------------------------------------------------------------------
-    def save(self, root: str | os.PathLike[str], name: str) -> Path:
+    def save(self, root: str | os.PathLike[str], name: str, overwrite: bool = False) -> Path:
         """Publish the run as a resumable checkpoint `<root>/<name>/` (atomically); return its path.
 
-        Only between runs. Every failure is a CheckpointError saying why; the weights stay with
-        this job, so `download_bytes()` still works when the checkpoints folder is full or read-only.
+        Only between runs. An existing `<name>` is replaced only with overwrite=True, a shipped one
+        never: CheckpointExistsError, whose `free_name` the page can offer. Every other failure is
+        a CheckpointError saying why; the weights stay with this job, so `download_bytes()` still
+        works when the checkpoints folder is full or read-only.
         """
         name = validate_name(name)
         with self._control:
             self._require_finished("save")
             try:
-                path = copy_checkpoint(self._weights, root, name)
+                path = copy_checkpoint(self._weights, root, name, overwrite=overwrite)
+            except CheckpointExistsError:
+                raise  # nothing failed: the name is taken, and the error says which one is free
             except CheckpointError as err:
                 raise CheckpointError(f"{err}; {_WEIGHTS_KEPT}") from err
             except OSError as err:  # copy_checkpoint wraps these already; in case one slips past it

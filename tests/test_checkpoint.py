@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import signal
-import tempfile
 import time
 import zipfile
 
@@ -16,6 +15,7 @@ import pytest
 import torch
 
 import dsmini.checkpoint as ckpt
+from dsmini import atomic
 from dsmini.checkpoint import (
     CheckpointError,
     checkpoint_zip_bytes,
@@ -23,6 +23,7 @@ from dsmini.checkpoint import (
     load_checkpoint,
     load_checkpoint_zip,
     save_checkpoint,
+    scan_checkpoints,
     validate_name,
 )
 from dsmini.config import TrainConfig, preset
@@ -155,8 +156,8 @@ def test_optimizer_and_rng_resume_exactly(tmp_path):
 # atomicity ------------------------------------------------------------------------------
 
 def failing_write(fail_on: str, err=errno.ENOSPC):
-    """A _write_file that writes half of `fail_on` and then fails like a full disk."""
-    real = ckpt._write_file
+    """An atomic.write_file that writes half of `fail_on` and then fails like a full disk."""
+    real = atomic.write_file
 
     def write(path, data):
         if path.name == fail_on:
@@ -171,11 +172,11 @@ def failing_write(fail_on: str, err=errno.ENOSPC):
 def test_failed_save_leaves_nothing_and_keeps_the_old_checkpoint(tmp_path, monkeypatch, fail_on):
     old = make_model(seed=1)
     save(tmp_path, "kept", old)
-    monkeypatch.setattr(ckpt, "_write_file", failing_write(fail_on))
+    monkeypatch.setattr(atomic, "write_file", failing_write(fail_on))
     with pytest.raises(CheckpointError, match="could not write checkpoint to .*No space left on device"):
         save(tmp_path, "fresh")
     with pytest.raises(CheckpointError, match="No space left"):
-        save(tmp_path, "kept", make_model(seed=2))
+        save(tmp_path, "kept", make_model(seed=2), overwrite=True)
     assert entries(tmp_path) == ["kept"]  # no "fresh", no .tmp-* dirs
     assert_same_state(old, load_checkpoint(tmp_path / "kept").model)
 
@@ -192,7 +193,7 @@ def test_failed_rename_restores_the_old_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(CheckpointError, match="Input/output error"):
-        save(tmp_path, "kept", make_model(seed=2))
+        save(tmp_path, "kept", make_model(seed=2), overwrite=True)
     assert entries(tmp_path) == ["kept"]
     assert_same_state(old, load_checkpoint(tmp_path / "kept").model)
 
@@ -204,10 +205,10 @@ def test_read_only_root_is_a_clear_error(tmp_path, monkeypatch):
     try:
         if os.access(root, os.W_OK):  # root ignores permissions: simulate the read-only mount
 
-            def mkdtemp(*args, **kwargs):
+            def mkdir(*args, **kwargs):
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-            monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+            monkeypatch.setattr(os, "mkdir", mkdir)
         with pytest.raises(CheckpointError, match=f"could not write checkpoint to {root}: "):
             save(root, "run")
         assert entries(root) == []
@@ -239,7 +240,7 @@ def test_kill_9_during_save_leaves_only_loadable_or_hidden_dirs(tmp_path):
     if pid == 0:  # child: overwrite checkpoints forever, pausing halfway through every file
         try:
             os.close(read_end)
-            real = ckpt._write_file
+            real = atomic.write_file
 
             def slow_write(path, data):
                 path.write_bytes(data[: len(data) // 2])
@@ -247,10 +248,10 @@ def test_kill_9_during_save_leaves_only_loadable_or_hidden_dirs(tmp_path):
                 time.sleep(0.05)
                 real(path, data)
 
-            ckpt._write_file = slow_write
+            atomic.write_file = slow_write
             while True:
-                save_checkpoint(tmp_path, "run", model, tok)
-                save_checkpoint(tmp_path, "other", model, tok)
+                save_checkpoint(tmp_path, "run", model, tok, overwrite=True)
+                save_checkpoint(tmp_path, "other", model, tok, overwrite=True)
         finally:
             os._exit(1)
     os.close(write_end)
@@ -265,9 +266,9 @@ def test_kill_9_during_save_leaves_only_loadable_or_hidden_dirs(tmp_path):
     for p in tmp_path.iterdir():
         if not p.name.startswith("."):
             assert_same_state(model, load_checkpoint(p).model)
-    errors = []
-    assert [i.name for i in list_checkpoints(tmp_path, errors)] == ["other", "run"]
-    assert errors == []
+    listing = scan_checkpoints(tmp_path)
+    assert [i.name for i in listing.good] == ["other", "run"] and listing.broken == []
+    assert entries(tmp_path) == ["other", "run"]  # the listing settled the interrupted save
 
 
 # refusals -------------------------------------------------------------------------------
@@ -412,10 +413,11 @@ def test_list_skips_broken_temp_and_foreign_entries(tmp_path):
     (tmp_path / ".tmp-x-123" / "model.safetensors").write_bytes(b"half")
     (tmp_path / "notes.txt").write_text("hello")
 
-    errors = []
-    infos = list_checkpoints(tmp_path, errors)
+    listing = scan_checkpoints(tmp_path)
+    infos = listing.good
     assert [i.name for i in infos] == ["a", "b"]
-    assert sorted(name for name, _ in errors) == ["c-bad-json", "d-truncated", "e-empty"]
+    assert [b.name for b in listing.broken] == ["c-bad-json", "d-truncated", "e-empty"]
+    assert listing.broken[0].reason.startswith("c-bad-json/checkpoint.json is not valid JSON")  # relative to the root
     b = infos[1]
     assert (b.corpus, b.val_loss, b.step, b.path) == ("en-names", 2.1, 50, tmp_path / "b")
     main = model.param_counts()["main"]
@@ -563,8 +565,8 @@ def test_bad_corpus_fields_are_rejected_naming_the_field(tmp_path, changes, fiel
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
     assert field in str(err.value) and "checkpoint.json" in str(err.value)
-    errors = []
-    assert list_checkpoints(tmp_path, errors) == [] and field in errors[0][1]
+    listing = scan_checkpoints(tmp_path)
+    assert listing.good == [] and field in listing.broken[0].reason
 
 
 def test_val_domains_must_be_labels_of_the_corpus(tmp_path):

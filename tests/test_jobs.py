@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import dsmini.checkpoint
 from dsmini.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_zip
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
@@ -225,14 +224,14 @@ def test_save_validates_name_and_survives_a_read_only_folder(make_job, tmp_path,
         job.save(tmp_path, "../escape")
 
     read_only = tmp_path / "read-only"
-    make_tmp = dsmini.checkpoint._make_tmp
+    mkdir = os.mkdir
 
-    def refuse(root, name):
-        if Path(root) == read_only:
+    def refuse(path, *args, **kwargs):  # the save's first write: its hidden temp folder (dsmini.atomic)
+        if Path(path).parent == read_only:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return make_tmp(root, name)
+        return mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(dsmini.checkpoint, "_make_tmp", refuse)
+    monkeypatch.setattr(os, "mkdir", refuse)
     with pytest.raises(CheckpointError, match="Read-only file system.*can be downloaded"):
         job.save(read_only, "run")
     assert job.snapshot().saved_path is None
