@@ -42,12 +42,19 @@ def main() -> None:
     page = st.navigation(pages)
     st.session_state["_shell"] = True  # pages check it: see ui.enter_page
 
-    with st.sidebar:
-        names = [info.name for info in ui.checkpoints()]
+    with st.sidebar, ui.guard():  # an unreadable checkpoints folder is a message here, not a traceback
+        listing = ui.checkpoint_listing()
+        names = [info.name for info in listing.good]
         if names:
+            choice = ui.checkpoint_choice(listing.good)
+            if st.session_state.get("checkpoint") != choice:  # a new session, or its pick was deleted
+                st.session_state["checkpoint"] = choice
             st.selectbox(ui.tr("ui.checkpoint"), names, key="checkpoint", help=ui.tr("ui.checkpoint_help"))
         else:
             st.caption(ui.tr("ui.no_checkpoint"))
+        if listing.broken:
+            details = "; ".join(f"{b.name}: {b.reason}" for b in listing.broken)
+            st.caption(ui.tr("ui.broken_checkpoints", n=len(listing.broken), details=details))
         st.caption(ui.tr("ui.device", device=ui.device_name()))
 
     page.run()

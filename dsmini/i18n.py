@@ -852,6 +852,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "nav.mtp": {"en": "MTP drafts", "ru": "MTP-черновики"},
     "nav.home": {"en": "Home", "ru": "Главная"},
     "nav.train": {"en": "Train", "ru": "Обучение"},
+    "ui.broken_checkpoints": {
+        "en": "Not listed, could not be read ({n}): {details}",
+        "ru": "Не показаны, не удалось прочитать ({n}): {details}",
+    },
     "ui.checkpoint": {"en": "Model (checkpoint)", "ru": "Модель (чекпойнт)"},
     "ui.checkpoint_help": {
         "en": "Shipped models and the runs saved on the Train page.",

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from dsmini.checkpoint import (
-    Checkpoint, CheckpointInfo, checkpoint_validation_set, list_checkpoints, load_checkpoint,
+    Checkpoint, CheckpointInfo, CheckpointListing, checkpoint_validation_set, load_checkpoint, scan_checkpoints,
 )
 from dsmini.data import Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
@@ -102,26 +102,46 @@ def prepared(name: str, upload: bytes | None, block_size: int, seed: int) -> Cor
     )
 
 
-def checkpoints() -> list[CheckpointInfo]:
-    """Every script run of every session asks (the sidebar picker); the answer changes only when
-    a checkpoint is saved, which changes the folder's mtime."""
+def checkpoint_listing() -> CheckpointListing:
+    """The checkpoints, and the folders that could not be read with why. Every script run of every
+    session asks (the sidebar picker); the answer changes only when a checkpoint is saved, which
+    changes the folder's mtime."""
     folder = Path(CHECKPOINTS)
     return _list(str(folder), folder.stat().st_mtime if folder.exists() else 0.0)
 
 
+def checkpoints() -> list[CheckpointInfo]:
+    """The readable checkpoints, sorted by name."""
+    return checkpoint_listing().good
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
-def _list(folder: str, mtime: float) -> list[CheckpointInfo]:
-    return list_checkpoints(folder)
+def _list(folder: str, mtime: float) -> CheckpointListing:
+    return scan_checkpoints(folder)
+
+
+DEFAULT_CHECKPOINTS = {"en": "en-names", "ru": "ru-names"}  # a new session opens on its language's shipped model
+
+
+def checkpoint_choice(infos: list[CheckpointInfo]) -> str | None:
+    """The session's pick while it is listed; else the shipped model of the UI's language, else any
+    shipped one, else the first (never just the alphabetically first: a student's run named
+    "a-test" must not become what every new session opens on); None when nothing is listed."""
+    names = [info.name for info in infos]
+    picked = st.session_state.get("checkpoint")
+    if picked in names:
+        return picked
+    shipped = [info.name for info in infos if info.shipped]
+    preferred = DEFAULT_CHECKPOINTS.get(lang())
+    return preferred if preferred in shipped else next(iter(shipped or names), None)
 
 
 def selected_checkpoint() -> Checkpoint | None:
     """The checkpoint picked in the sidebar, loaded once per process; None if there is none."""
     infos = {info.name: info for info in checkpoints()}
-    name = st.session_state.get("checkpoint")
-    if name not in infos:
-        if not infos:
-            return None
-        name = next(iter(infos))
+    name = checkpoint_choice(list(infos.values()))
+    if name is None:
+        return None
     info = infos[name]
     return _load(str(info.path), info.mtime)
 
