@@ -52,6 +52,13 @@ DEFAULT_MAX_CHARS = 200  # alphabet cap: a bigger one is almost surely not a lis
 MIN_NAMES = 2  # fewest names that still give a non-empty train and val split
 MAX_DOMAINS = 12  # more labels than a chart can tell apart by colour
 MAX_DOMAIN_LEN = 24  # labels are legend entries and axis ticks
+# Longest name the CLI and the app keep from a file (longer ones are dropped and counted): block_size
+# follows the longest name, and one 100,000-character line would otherwise make every encoded row
+# 100,001 positions long. The built-in corpora's longest name has 22 characters.
+MAX_NAME_LEN = 32
+# A line longer than this is dropped as too long before it is normalised, whatever max_len is: it is
+# no name, and NFC-normalising and encoding it only costs time and memory.
+MAX_LINE_LEN = 1_000
 
 
 class CorpusError(ValueError):
@@ -135,6 +142,7 @@ def normalise_labelled(
     collapsed to one space. Lowercasing happens before dedupe so "Anna" and "anna" merge.
     A name seen again under another label keeps its first label and is counted as
     conflicting, so an ambiguous name never silently takes whichever label came last.
+    Lines over MAX_LINE_LEN characters are counted too long without being cleaned.
     """
     raw = list(raw)
     labels = list(domains) if domains is not None else [None] * len(raw)
@@ -143,6 +151,9 @@ def normalise_labelled(
     first_label: dict[str, str | None] = {}
     counts = Counter()
     for line, label in zip(raw, labels):
+        if len(line) > MAX_LINE_LEN:
+            counts["too_long"] += 1
+            continue
         name = _clean(line)
         if not name:
             continue

@@ -122,14 +122,32 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+# Smallest sampling settings that are not greedy in disguise. Below them the draw is the argmax anyway
+# (a 0.1-nat logit gap over 0.001 is e^-100 of odds; the likeliest of <= 201 characters holds more
+# than 1e-6 of the mass), and far below them float32 breaks: logits / 1e-38 overflow to inf, and a
+# top_p of 1e-300 rounds to 0, which drops every character, so nothing is left to sample.
+MIN_TEMPERATURE = 1e-3
+MIN_TOP_P = 1e-6
+
+
 def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
     """Raise ValueError naming the first bad sampling argument."""
     if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(
+            f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}: smaller values sample as greedy "
+            f"does and overflow float32, got {temperature!r}"
+        )
     if not _is_int(top_k) or top_k < 0:
         raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
     if not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+    if top_p < MIN_TOP_P:
+        raise ValueError(
+            f"top_p must be at least {MIN_TOP_P:g}: a smaller one keeps only the likeliest character "
+            f"(use top_k 1) and rounds to 0 in float32, got {top_p!r}"
+        )
 
 
 def _encode_prefix(model: DSMini, tokenizer: CharTokenizer, prefix: str, max_len: int) -> list[int]:
@@ -151,8 +169,8 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
     """A private generator per call: seeded runs replay exactly and never touch the global RNG."""
     if seed is None:
         return None
-    if not _is_int(seed):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    if not _is_int(seed) or not -(2**63) <= seed < 2**64:  # the range torch's generators take
+        raise ValueError(f"seed must be an integer in [-2^63, 2^64) or None, got {seed!r}")
     return torch.Generator(device=device).manual_seed(seed)
 
 

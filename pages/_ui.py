@@ -16,7 +16,7 @@ import streamlit as st
 from dsmini.checkpoint import (
     Checkpoint, CheckpointInfo, CheckpointListing, checkpoint_validation_set, load_checkpoint, scan_checkpoints,
 )
-from dsmini.data import Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
@@ -27,7 +27,7 @@ from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
-MAX_UPLOAD_NAME_LEN = 32  # longer lines are dropped (and counted): the model's block size follows the longest name
+MAX_UPLOAD_NAME_LEN = MAX_NAME_LEN  # the CLI's cap too; longer lines are dropped (and counted): block size follows the longest name
 log = logging.getLogger("dsmini.app")
 
 
