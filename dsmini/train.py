@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .checkpoint import corpus_reference, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, corpus_reference, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device
@@ -143,10 +143,18 @@ class Trainer:
     def resume(cls, path, data: CorpusData, steps: int | None = None) -> "Trainer":
         """Continue a saved run exactly where it stopped (optionally with a new step budget)."""
         ckpt = load_checkpoint(path, load_optimizer=True)
+        train_cfg = None if steps is None or ckpt.train_config is None else dataclasses.replace(ckpt.train_config, steps=steps)
+        return cls.from_checkpoint(ckpt, data, train_cfg)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, data: CorpusData, train_cfg: TrainConfig | None = None) -> "Trainer":
+        """`resume` for a checkpoint loaded with load_optimizer=True, so a caller can compare it with
+        what it was given (the CLI refuses another corpus or conflicting flags) before going on.
+        `train_cfg` replaces the saved one (default: the saved one)."""
         if ckpt.train_config is None or ckpt.optimizer_states is None:
-            raise ValueError(f"{path} holds no optimizer state (saved for inference only); it cannot be resumed")
-        train_cfg = ckpt.train_config if steps is None else dataclasses.replace(ckpt.train_config, steps=steps)
-        trainer = cls(ckpt.model_config, train_cfg, data, model=ckpt.model, state=TrainState(ckpt.step, list(ckpt.history)))
+            raise ValueError(f"{ckpt.path} holds no optimizer state (saved for inference only); it cannot be resumed")
+        state = TrainState(ckpt.step, list(ckpt.history))
+        trainer = cls(ckpt.model_config, train_cfg or ckpt.train_config, data, model=ckpt.model, state=state)
         trainer.restore(ckpt.optimizer_states, ckpt.rng_states)
         return trainer
 
@@ -279,7 +287,7 @@ class Trainer:
             "stop_reason": self.state.stop_reason,
         }
 
-    def save(self, root, name: str, include_optimizer: bool = True):
+    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False):
         return save_checkpoint(
             root, name, self.model, self.data.tokenizer,
             train_config=self.cfg,
@@ -287,7 +295,13 @@ class Trainer:
             history=self.state.history, summary=self.summary(), step=self.state.step,
             optimizer_states={k: o.state_dict() for k, o in self.optimizers.items()} if include_optimizer else None,
             rng_states=self.rng_states() if include_optimizer else None,
+            overwrite=overwrite,
         )
+
+    def weights_are_finite(self) -> bool:
+        """Whether every parameter and buffer is finite. A diverged update (an lr far too high) can
+        leave NaN in the weights before any loss shows it; such weights must never be saved."""
+        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: CorpusData, stop=None) -> Iterator[StepMetrics]:
