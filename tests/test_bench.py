@@ -12,13 +12,31 @@ import pytest
 from dsmini.bench import main, render_markdown
 from dsmini.bench.archs import ARCHS, active_ffn_dim, arch_config
 from dsmini.bench.charts import chart_file
-from dsmini.bench.common import SECTIONS, interleaved
+from dsmini.bench.common import REPO_ROOT, SECTIONS, interleaved, quick_plan
 from dsmini.bench.quality import time_to_target, val_at
-from dsmini.bench.report import TITLES
+from dsmini.bench.report import DAMAGE_FLOOR, TITLES, _damage, render_section
+from dsmini.bench.specialisation import ABLATION_KINDS, ROUTERS, TOP_N, domain_data, router_verdict, shipped_ablation
+from dsmini.config import TrainConfig, preset
 from dsmini.model import DSMini
+from dsmini.train import Trainer
 
 NAMES = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира",
          "Нина", "Олег", "Петр", "Рита", "Семен", "Таня", "Ульяна", "Фаина"]
+
+
+def _checkpoints_with_tiny_ru_en(root):
+    """The shipped checkpoints (linked) and a tiny `ru-en-names` model trained here, so the
+    specialisation section's ablations run whether or not the shipped one exists yet."""
+    root.mkdir()
+    for name in ("en-names", "ru-names"):
+        (root / name).symlink_to(REPO_ROOT / "checkpoints" / name, target_is_directory=True)
+    data = domain_data()
+    cfg = preset("tiny", vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    trainer = Trainer(cfg, TrainConfig(steps=20, batch_size=16, eval_every=20, sample_every=0, device="cpu"), data)
+    for _ in trainer.run():
+        pass
+    trainer.save(root, "ru-en-names", include_optimizer=False)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +44,9 @@ def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     corpus = out / "toy.txt"
     corpus.write_text("\n".join(NAMES), encoding="utf-8")
-    code = main(["--quick", "--out", str(out), "--corpus", str(corpus), "--target", "en-names=3.5"])
+    checkpoints = _checkpoints_with_tiny_ru_en(out / "checkpoints")
+    code = main(["--quick", "--out", str(out), "--corpus", str(corpus), "--target", "en-names=3.5",
+                 "--checkpoints", str(checkpoints)])
     results = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     return code, out, results, str(corpus)
 
@@ -51,7 +71,7 @@ def test_markdown_has_all_sections_machine_and_charts(bench):
     assert meta["command"].startswith("python -m dsmini.bench --quick --out ")
     assert meta["command"] in text and meta["torch"] in text and meta["cpu"] in text
     assert meta["threads"] == 1 and meta["cores"] >= 1
-    for name in ("throughput", "quality-0", "quality-1", "decoding", "memory"):
+    for name in ("throughput", "quality-0", "quality-1", "decoding", "memory", "specialisation"):
         chart = out / chart_file(name)
         assert chart.exists() and "cdn.plot.ly" in chart.read_text(encoding="utf-8")[:5000]
         assert chart_file(name) in text
@@ -129,6 +149,78 @@ def test_app_pages_timed_without_failed_recipes(bench):
         assert r["calls"] and _finite_positive(r["total_ms"])
 
 
+def test_specialisation_router_runs(bench):
+    s = bench[2]["sections"]["specialisation"]["routers"]
+    routers = [router for router, _ in ROUTERS]
+    assert routers == ["sigmoid_bias", "softmax_topk", "noisy_topk"] and list(s["summary"]) == routers
+    assert len(s["seeds"]) >= 3
+    expected = [(router, seed) for router in routers for seed in s["seeds"]]
+    assert [(r["router"], r["seed"]) for r in s["runs"]] == expected
+    for r in s["runs"]:
+        assert r["aux_loss_coef"] == (0.0 if r["router"] == "sigmoid_bias" else 0.01)
+        assert r["steps_done"] == 20 and r["domains"] == ["en", "ru"] and r["layers"] == [1]  # tiny: layer 0 dense
+        assert 0.9 < r["mi_ceiling"] <= 1.0  # H(domain) of two near-balanced domains
+        assert all(0 <= mi <= r["mi_ceiling"] + 1e-9 for mi in r["mi"] + r["mi_initial"])
+        assert all(1 <= x <= 4 for x in r["imbalance"])  # max/mean load of 4 experts
+        assert _finite_positive(r["val_loss"], r["train_seconds"]) and r["val_loss"] < 8
+    for router, summary in s["summary"].items():
+        mine = [r for r in s["runs"] if r["router"] == router]
+        assert summary["best_mi"]["mean"] == pytest.approx(sum(max(r["mi"]) for r in mine) / len(mine))
+        for x in summary["mi"] + [summary["best_mi"], summary["val_loss"], summary["max_imbalance"]]:
+            assert x["min"] <= x["mean"] + 1e-12 and x["mean"] <= x["max"] + 1e-12
+    verdict = s["verdict"]
+    assert sorted(verdict["ranked"]) == sorted(routers) and verdict["top"] == verdict["ranked"][0]
+    assert list(verdict["separated"]) == verdict["ranked"][1:]
+    best = [s["summary"][r]["best_mi"]["mean"] for r in verdict["ranked"]]
+    assert best == sorted(best, reverse=True)
+
+
+def test_specialisation_ablation_rows(bench):
+    s = bench[2]["sections"]["specialisation"]["ablation"]
+    assert s["checkpoint"] == "ru-en-names" and s["domains"] == ["en", "ru"] and s["layers"] == [1]
+    assert [(r["kind"], r["domain"]) for r in s["rows"]] == [(k, d) for k in ABLATION_KINDS for d in ("en", "ru")]
+    for r in s["rows"]:
+        assert r["layers"] == [1] and len(r["experts"][0]) == TOP_N and all(0 <= e < 4 for e in r["experts"][0])
+        assert all(math.isfinite(v) for v in (r["delta_domain"], r["delta_other"], r["mean_on"], r["mean_off"]))
+        assert r["ratio"] == pytest.approx(r["delta_domain"] / max(r["delta_other"], DAMAGE_FLOOR))
+    assert all(0 <= mi <= 1 for mi in s["mi"] + s["mi_initial"])
+
+
+def test_specialisation_page_run(bench):
+    s = bench[2]["sections"]["specialisation"]["page_run"]
+    steps = [p["step"] for p in s["curve"]]
+    assert steps and steps == list(range(10, 10 * len(steps) + 1, 10)) and steps[-1] <= 30
+    seconds = [p["seconds"] for p in s["curve"]]
+    assert _finite_positive(s["build_seconds"], *seconds) and seconds == sorted(seconds)
+    assert all(0 <= mi <= 1 for p in s["curve"] for mi in p["mi"]) and all(0 <= mi <= 1 for mi in s["mi_initial"])
+    reached = s["reached"]
+    if reached is None:
+        assert steps[-1] == 30
+    else:
+        assert reached == s["curve"][-1] and max(m / m0 for m, m0 in zip(reached["mi"], s["mi_initial"])) >= 5
+
+
+def test_specialisation_report_and_headline(bench):
+    _, out, results, _ = bench
+    text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+    top = results["sections"]["specialisation"]["routers"]["verdict"]["top"]
+    assert f"**Most specialised: `{top}`**" in text and f"- Experts by language (`ru-en-names`): **`{top}`**" in text
+    for heading in ("### Router shoot-out", "### Ablation on the shipped checkpoint", "### Time to specialise"):
+        assert heading in text
+    assert "Start to specialised: **" in text and "(target <= 90 s: " in text
+
+
+def test_specialisation_skips_ablation_without_the_checkpoint(bench, tmp_path):
+    _, _, results, _ = bench
+    skipped = shipped_ablation(quick_plan(checkpoints=tmp_path))
+    assert skipped == {"skipped": f"no checkpoint at {tmp_path / 'ru-en-names'}: the ablations need the shipped "
+                                  "`ru-en-names` model"}
+    section = {**results["sections"]["specialisation"], "ablation": skipped}
+    text = render_section("specialisation", section, results["meta"]["plan"])
+    assert "Skipped: no checkpoint at" in text and "dropping a language" not in render_markdown(
+        {**results, "sections": {"specialisation": section}})
+
+
 # ---------------------------------------------------------------------------------------------
 # Pure pieces
 
@@ -157,7 +249,23 @@ def test_interleaved_takes_turns():
     assert order == ["a", "b"] * 3 and values == {"a": [1.0] * 3, "b": [2.0] * 3}
 
 
-@pytest.mark.parametrize("args", [["--sections", "nope"], ["--target", "en-names"], ["--threads", "0"]])
+def test_router_verdict_separates_by_seed_ranges():
+    def summary(mean, low, high):
+        return {"best_mi": {"mean": mean, "min": low, "max": high}}
+
+    verdict = router_verdict({"a": summary(0.3, 0.25, 0.35), "b": summary(0.4, 0.33, 0.5), "c": summary(0.1, 0.05, 0.2)})
+    assert verdict == {"ranked": ["b", "a", "c"], "top": "b", "separated": {"a": False, "c": True}, "clear": False}
+
+
+def test_damage_ratio_text_marks_a_floored_denominator():
+    row = {"domain": "ru", "ratio": 4.0, "delta_domain": 0.04, "delta_other": 0.01}
+    assert _damage(row) == "4.0x"
+    assert _damage({**row, "delta_other": -0.002, "ratio": 0.04 / DAMAGE_FLOOR}) == "> 40.0x"
+    assert _damage({**row, "delta_domain": 0.0005, "delta_other": 0.0}) == "neither hurt"
+
+
+@pytest.mark.parametrize("args", [["--sections", "nope"], ["--target", "en-names"], ["--threads", "0"],
+                                  ["--spec-steps", "0"]])
 def test_bad_arguments_are_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)

@@ -84,6 +84,28 @@ def memory_figure(section: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def specialisation_figure(section: dict[str, Any]) -> go.Figure:
+    """I(domain; expert) per MoE layer, a bar per router at its mean over seeds, whiskers to min and max,
+    and the untrained value as a dotted marker."""
+    traces = []
+    for router, r in section["routers"]["summary"].items():
+        layers = [f"layer {layer}" for layer in r["layers"]]
+        traces.append(go.Bar(
+            x=layers, y=[rounded(m["mean"]) for m in r["mi"]], name=router, offsetgroup=router,
+            error_y=dict(type="data", symmetric=False, array=[rounded(m["max"] - m["mean"]) for m in r["mi"]],
+                         arrayminus=[rounded(m["mean"] - m["min"]) for m in r["mi"]]),
+        ))
+        traces.append(go.Scatter(  # over its router's bar (scattermode "group")
+            x=layers, y=[rounded(m["mean"]) for m in r["mi_initial"]], mode="markers", offsetgroup=router,
+            name=f"{router}, untrained", marker=dict(symbol="line-ew-open", size=18, color="black"),
+        ))
+    fig = go.Figure(traces)
+    fig.update_layout(title=f"I(domain; expert) on {section['corpus']}, bits (mean, min–max over seeds)",
+                      barmode="group", scattermode="group", yaxis=dict(title="bits", rangemode="tozero"), height=420,
+                      **_LAYOUT)
+    return fig
+
+
 def figures(results: dict[str, Any]) -> dict[str, go.Figure]:
     """Every figure the results allow, by name (see `chart_file`); sections that failed have none."""
     ok = {k: v for k, v in results.get("sections", {}).items() if "error" not in v}
@@ -96,4 +118,6 @@ def figures(results: dict[str, Any]) -> dict[str, go.Figure]:
         out["decoding"] = decoding_figure(ok["decoding"])
     if "memory" in ok:
         out["memory"] = memory_figure(ok["memory"])
+    if "specialisation" in ok:
+        out["specialisation"] = specialisation_figure(ok["specialisation"])
     return out

@@ -20,17 +20,17 @@ from typing import Any, Callable
 
 import torch
 
-from . import decoding, memory, mtp, quality, responsiveness, throughput
+from . import decoding, memory, mtp, quality, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan
 from .machine import load_average, machine_info
 from .report import render_markdown, render_section
 
-# throughput first, while nothing else of ours has run; quality (parallel workers) last
-RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality")
+# throughput first, while nothing else of ours has run; the sections with parallel workers last
+RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation")
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "throughput": throughput.run, "quality": quality.run, "decoding": decoding.run,
-    "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run,
+    "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run, "specialisation": specialisation.run,
 }
 
 
@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ru-steps", type=int, default=None, help="quality: steps on ru-names (default 1000; quick 30)")
     p.add_argument("--target", action="append", default=[], metavar="CORPUS=LOSS",
                    help="quality: time-to-target threshold in nats/char (default en-names=2.1; others: dense + 5%%)")
-    p.add_argument("--workers", type=int, default=None, help="quality: runs at once, 1 thread each (default 2; quick 1)")
+    p.add_argument("--spec-steps", type=int, default=None,
+                   help="specialisation: training steps per router run (default 1000; quick 20)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="quality, specialisation: runs at once, 1 thread each (default 2; quick 1)")
     p.add_argument("--checkpoints", type=Path, default=None, help="folder of the shipped checkpoints")
     return p
 
@@ -68,10 +71,12 @@ def _targets(items: list[str], parser: argparse.ArgumentParser) -> dict[str, flo
 
 
 def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
-    given = {"steps": args.steps, "ru_steps": args.ru_steps, "workers": args.workers, "checkpoints": args.checkpoints}
-    for name in ("steps", "ru_steps", "workers"):
+    given = {"steps": args.steps, "ru_steps": args.ru_steps, "workers": args.workers, "checkpoints": args.checkpoints,
+             "shootout_steps": args.spec_steps}
+    flags = {"steps": "--steps", "ru_steps": "--ru-steps", "workers": "--workers", "shootout_steps": "--spec-steps"}
+    for name, flag in flags.items():
         if given[name] is not None and given[name] < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+            parser.error(f"{flag} must be >= 1")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
     plan = (quick_plan if args.quick else full_plan)(**{k: v for k, v in given.items() if v is not None})

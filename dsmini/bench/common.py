@@ -7,14 +7,16 @@ and the report can print exactly what was run.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
@@ -22,7 +24,7 @@ from ..checkpoint import Checkpoint
 from ..data import load_corpus, split_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app")
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation")
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,17 @@ class Plan:
     mtp_prefixes: int = 100
     spec_repeats: int = 3
     app_repeats: int = 3
-    app_checkpoints: tuple[str, ...] = ("en-names", "ru-names")
+    app_checkpoints: tuple[str, ...] = ("en-names", "ru-names", "ru-en-names")
     app_pages: tuple[str, ...] | None = None  # None: every page
     checkpoints: Path = REPO_ROOT / "checkpoints"
     pages: Path = REPO_ROOT / "pages"
     memory_presets: tuple[str, ...] = ("small", "medium")
+    # specialisation: the router shoot-out, the shipped model's ablations, the Train page's run
+    shootout_steps: int = 1000
+    shootout_seeds: tuple[int, ...] = (1337, 1338, 1339)
+    shootout_val_names: int = 600  # names routed for I(domain; expert), as the Experts page routes
+    page_steps: int = 600  # the Train page's defaults (pages/train.py `training_form`)
+    page_eval_every: int = 50
 
     def steps_for(self, corpus: str) -> int:
         return self.ru_steps if corpus == "ru-names" else self.steps
@@ -82,6 +90,7 @@ def quick_plan(**overrides: Any) -> Plan:
         prefix_lengths=(8, 24), decode_chars=4, repeats=1, batch_names=50,
         mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
         app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
+        shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
 
@@ -142,6 +151,37 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes
+
+Job = TypeVar("Job")
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def map_jobs(fn: Callable[[Job], dict[str, Any]], jobs: Sequence[Job], workers: int, progress: Progress,
+             note: Callable[[Job], str] = str) -> list[dict[str, Any]]:
+    """`fn(job)` for every job, results in job order: in this process, or in `workers` spawned
+    processes at a time with 1 torch thread each (fn and jobs must pickle)."""
+    if workers <= 1:
+        results = []
+        for job in jobs:
+            results.append(fn(job))
+            progress.step(note(job))
+        return results
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            progress.step(note(jobs[i]))
+    return results
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ machine with exactly one other, so times compare fairly, but they are slower tha
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..train import Trainer, evaluate
 from .archs import ARCHS, BASELINE, arch_config, describe
-from .common import Plan, Progress
+from .common import Plan, Progress, map_jobs
 from .throughput import corpus_data
 
 DROPOUT = {"en-names": 0.1}  # as the shipped en-names checkpoint; every other corpus trains without
@@ -60,7 +58,7 @@ def run(plan: Plan) -> dict[str, Any]:
         for arch in ARCHS
     ]
     progress = Progress("quality", len(jobs))
-    runs = run_jobs(jobs, plan.workers, progress)
+    runs = map_jobs(train_one, jobs, plan.workers, progress, lambda job: f"{job.corpus} {job.arch}")
     progress.close()
     corpora = {}
     for corpus in plan.corpora:
@@ -76,29 +74,6 @@ def run(plan: Plan) -> dict[str, Any]:
         "reference": REFERENCE,
         "corpora": corpora,
     }
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def run_jobs(jobs: list[QualityJob], workers: int, progress: Progress) -> list[dict[str, Any]]:
-    """Every job's result, in job order: in this process, or `workers` spawned processes at a time."""
-    if workers <= 1:
-        results = []
-        for job in jobs:
-            results.append(train_one(job))
-            progress.step(f"{job.corpus} {job.arch}")
-        return results
-    results: list[dict[str, Any] | None] = [None] * len(jobs)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        futures = {pool.submit(train_one, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            i = futures[future]
-            results[i] = future.result()
-            progress.step(f"{jobs[i].corpus} {jobs[i].arch}")
-    return results
 
 
 def train_one(job: QualityJob) -> dict[str, Any]:
