@@ -66,7 +66,7 @@ import torch
 from safetensors import SafetensorError
 
 from . import atomic
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, ResourceLimitError, TrainConfig, check_model_size
 from .data import CharTokenizer, Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
 from .model import DSMini
 
@@ -981,6 +981,10 @@ def _parse_configs(
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{meta_path}: field {field!r} is an invalid configuration: {err}") from None
     cfg, train_config, tokenizer = parsed
+    try:  # a crafted config must not allocate gigabytes before it is refused
+        check_model_size(cfg)
+    except ResourceLimitError as err:
+        raise CheckpointError(f"{meta_path}: field 'model_config' describes too big a model: {err}") from None
     if tokenizer.vocab_size != cfg.vocab_size:
         raise CheckpointError(
             f"{meta_path}: tokenizer has {tokenizer.vocab_size} tokens but model_config.vocab_size is {cfg.vocab_size}"

@@ -470,8 +470,9 @@ def estimate_sampling(model_cfg: ModelConfig, n: int) -> int:
     return (cache + step) * BYTES_PER_VALUE
 
 
-def _check_shape(cfg: ModelConfig) -> None:
-    """The limits that bound build time and parameter count, checked in order of cost to the user."""
+def check_model_size(cfg: ModelConfig) -> None:
+    """ResourceLimitError if building `cfg` would exceed a limit (build time, parameters); checked in
+    order of cost to the user, before anything is allocated: by training and by loading a checkpoint."""
     LIMITS["block_size"].check(cfg.block_size, "block_size")
     LIMITS["layers"].check(cfg.n_layers + cfg.mtp_depth, "n_layers + mtp_depth")
     if cfg.ffn_type == "moe":
@@ -481,7 +482,7 @@ def _check_shape(cfg: ModelConfig) -> None:
 
 def check_training(model_cfg: ModelConfig, train_cfg: TrainConfig, n_names: int) -> ResourceEstimate:
     """ResourceLimitError if training would exceed a limit; else the estimate. Fast: nothing is built."""
-    _check_shape(model_cfg)
+    check_model_size(model_cfg)
     LIMITS["samples"].check(train_cfg.n_samples, "n_samples")
     estimate = estimate_training(model_cfg, train_cfg.batch_size, n_names)
     sampling = estimate_sampling(model_cfg, train_cfg.n_samples)

@@ -189,6 +189,9 @@ CASES = [
     Case("model-config-unknown-field", setter("model_config", "turbo", value=1), REFUSED, "unknown ModelConfig fields"),
     Case("model-config-vocab-mismatch", setter("model_config", "vocab_size", value=20), REFUSED,
          "model_config.vocab_size is 20"),
+    Case("model-config-huge-block-size", setter("model_config", "block_size", value=10**9), REFUSED,
+         "too big a model: block_size is 1,000,000,000"),  # refused before a 10^9-position RoPE table is built
+    Case("model-config-huge-width", setter("model_config", "d_model", value=10**6), REFUSED, "too big a model"),
     Case("model-config-shape-mismatch", setter("model_config", "d_ff", value=40), AT_LOAD,
          "does not fit its model_config"),
     # train_config
