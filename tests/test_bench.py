@@ -10,6 +10,7 @@ import math
 import pytest
 
 from dsmini.bench import main, render_markdown
+from dsmini.bench.cli import raw_path
 from dsmini.bench.archs import ARCHS, active_ffn_dim, arch_config
 from dsmini.bench.charts import chart_file
 from dsmini.bench.common import REPO_ROOT, SECTIONS, interleaved, quick_plan
@@ -47,7 +48,7 @@ def bench(tmp_path_factory):
     checkpoints = _checkpoints_with_tiny_ru_en(out / "checkpoints")
     code = main(["--quick", "--out", str(out), "--corpus", str(corpus), "--target", "en-names=3.5",
                  "--checkpoints", str(checkpoints)])
-    results = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    results = json.loads(raw_path(out).read_text(encoding="utf-8"))
     return code, out, results, str(corpus)
 
 

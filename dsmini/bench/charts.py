@@ -1,7 +1,7 @@
 """Report figures: plain section results -> plotly go.Figure (pure, English: the report is).
 
-`figures(results)` names each figure by the file it is saved as, under `CHART_DIR` next to
-BENCHMARKS.md; `report` links the same names.
+`figures(results)` names each figure by the file it is saved as, under `CHART_DIR` (relative to the
+folder of BENCHMARKS.md); `report` links the same names.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 from ..charts.common import rounded
 from .archs import ARCH_BY_KEY
 
-CHART_DIR = "bench-charts"
+RESULTS_DIR = "dsmini/bench/results"  # raw numbers and charts, below the package: the top level stays as README lists it
+CHART_DIR = f"{RESULTS_DIR}/charts"
 ARCH_COLORS = {"dense": "#7f7f7f", "mla": "#1f77b4", "moe": "#ff7f0e", "full": "#9467bd"}
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.2))
 

@@ -1,10 +1,10 @@
 """The command line: run the chosen sections, print each one's tables, write the report files.
 
 Output, in `--out` (default: the current directory):
-    BENCHMARKS.md          tables, machine, command (rewritten after every section, so an
-                           interrupted run keeps what it measured)
-    bench.json             every raw number, per round
-    bench-charts/*.html    Plotly charts (plotly.js from its CDN, so each file stays small)
+    BENCHMARKS.md                          tables, machine, command (rewritten after every section,
+                                           so an interrupted run keeps what it measured)
+    dsmini/bench/results/bench.json        every raw number, per round
+    dsmini/bench/results/charts/*.html     Plotly charts (plotly.js from its CDN, so each file stays small)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from . import decoding, memory, mtp, quality, responsiveness, specialisation, throughput
-from .charts import CHART_DIR, chart_file, figures
+from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan
 from .machine import load_average, machine_info
 from .report import render_markdown, render_section
@@ -37,12 +37,13 @@ RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dsmini.bench",
-        description="Benchmark dsmini side by side with its baselines; writes BENCHMARKS.md and bench.json.",
+        description="Benchmark dsmini side by side with its baselines; writes BENCHMARKS.md and its raw numbers.",
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes, seconds in total (tests use it); numbers mean nothing")
     p.add_argument("--corpus", nargs="+", action="extend", default=[], metavar="NAME|PATH",
                    help="extra corpora for the quality section (built-in name or .txt, one name per line)")
-    p.add_argument("--out", default=".", help="folder for BENCHMARKS.md, bench.json and bench-charts/ (default: .)")
+    p.add_argument("--out", default=".", help=f"folder for BENCHMARKS.md, and {RESULTS_DIR}/ below it for bench.json "
+                   "and the charts (default: .)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=1, help="torch threads for everything but the thread sweep (default 1)")
     p.add_argument("--steps", type=int, default=None, help="quality: training steps per run (default 3000; quick 30)")
@@ -104,12 +105,17 @@ def run_section(name: str, plan: Plan) -> dict[str, Any]:
         return {"error": f"{type(err).__name__}: {err}"}
 
 
+def raw_path(out: Path) -> Path:
+    """Where a run into `out` writes bench.json."""
+    return out / RESULTS_DIR / "bench.json"
+
+
 def write_outputs(results: dict[str, Any], out: Path) -> None:
     """BENCHMARKS.md, bench.json and the charts, in section order."""
     results = {**results, "sections": {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}}
-    (out / "bench.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / CHART_DIR).mkdir(parents=True, exist_ok=True)
+    raw_path(out).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     charts = {out / chart_file(name): fig for name, fig in figures(results).items()}
-    (out / CHART_DIR).mkdir(exist_ok=True)
     for stale in set((out / CHART_DIR).glob("*.html")) - set(charts):  # from an earlier run with other sections
         stale.unlink()
     for path, fig in charts.items():
@@ -138,6 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         torch.set_num_threads(previous_threads)
     failed = [n for n, s in results["sections"].items() if "error" in s]
-    print(f"wrote {out / 'BENCHMARKS.md'} and {out / 'bench.json'} in {time.perf_counter() - start:.0f} s"
+    print(f"wrote {out / 'BENCHMARKS.md'} and {raw_path(out)} in {time.perf_counter() - start:.0f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .archs import ARCH_BY_KEY, BASELINE
-from .charts import chart_file
+from .charts import RESULTS_DIR, chart_file
 from ..probes.ablation import DAMAGE_FLOOR
 from .common import SECTIONS
 
@@ -472,7 +472,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     ])
     parts = [
         "# dsmini benchmarks",
-        f"Produced by `{meta['command']}` (raw numbers: `bench.json` beside this file). Run it again to refresh.",
+        f"Produced by `{meta['command']}` (raw numbers: `{RESULTS_DIR}/bench.json`). Run it again to refresh.",
     ]
     if plan["quick"]:
         parts.append("> **Quick mode**: tiny sizes that exercise every measurement in seconds; the numbers mean nothing.")
