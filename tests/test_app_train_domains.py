@@ -1,0 +1,67 @@
+"""AppTest for the Train page's live I(domain; expert) curve: a short run on the mixed corpus ru-en-names."""
+
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dsmini.jobs import set_max_concurrent_jobs
+from pages import _ui as ui
+
+APP = "../app.py"  # relative to this file
+N_MOE_LAYERS = 2  # the tiny preset with 3 layers: block 0 dense, blocks 1 and 2 MoE (and an MTP block)
+
+
+@pytest.fixture
+def at():
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def no_errors(app) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+def run_until(app, done, seconds: float) -> None:
+    """run_every fragments do not rerun by themselves in AppTest: rerun the page until `done(app)`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not done(app):
+        time.sleep(0.3)
+        app.run()
+
+
+def chart_titled(app, title: str) -> dict | None:
+    specs = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    return next((s for s in specs if s["layout"].get("title", {}).get("text") == title), None)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
+    set_max_concurrent_jobs(1)
+    at.session_state["lang"] = lang
+    at.run()
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    corpus = at.selectbox(key="train_corpus")
+    assert ui.t("train.corpus_mixed", lang, name="ru-en-names", domains="en / ru") in corpus.options
+    corpus.set_value("ru-en-names").run()
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.number_input(key="train_layers").set_value(3)
+    at.number_input(key="train_steps").set_value(100)  # a mixed corpus is evaluated every 10 steps
+    at.button(key="train_start").click().run()
+    no_errors(at)
+    run_until(at, lambda app: bool(app.get("download_button")), 90)  # finished actions: the run is over
+    no_errors(at)
+    assert ui.t("train.state_completed", lang, step=100, total=100) == at.get("progress")[0].proto.text
+
+    spec = chart_titled(at, ui.t("chart.domain_mi.title", lang))
+    assert spec is not None, "no I(domain; expert) chart"
+    *layers, untrained = spec["data"]
+    assert len(layers) == N_MOE_LAYERS and [line["x"] for line in layers] == [list(range(10, 101, 10))] * N_MOE_LAYERS
+    assert untrained["line"]["dash"] == "dash" and untrained["name"] == ui.t("chart.domain_mi.initial", lang)
+    assert all(0 <= bits <= 1 for line in spec["data"] for bits in line["y"])  # H(ru / en) <= 1 bit
+    prefix = ui.t("train.m_domain_ratio", lang, layer="#").split("#")[0]
+    ratio = next(m for m in at.metric if m.label.startswith(prefix))
+    assert ratio.value == "∞" or float(ratio.value.rstrip("×")) > 0
+    assert any(ui.t("domain.ru", lang) in c.value for c in at.caption)  # the caption names the domains
