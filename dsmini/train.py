@@ -23,6 +23,13 @@ from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device
 from .generate import generate
 from .model import DSMini
+from .probes.domains import domain_mi
+from .probes.experts import initial_model, route_names
+
+# Val names routed on eval steps for the live I(domain; expert) curve. The plug-in MI estimate's bias
+# is ~(D-1)(E-1) / (2 n ln 2) bits: < 0.005 bits for 2 domains, 8 experts and the ~1,400 tokens of
+# 200 names, far below the ~0.05 bits of an untrained router.
+DOMAIN_PROBE_NAMES = 200
 
 
 @dataclass
@@ -41,6 +48,10 @@ class StepMetrics:
     dropped: list[int]  # per MoE layer: assignments over capacity
     val_loss: float | None = None  # main loss on the fixed validation subset, on eval steps
     samples: list[str] | None = None  # names sampled on sample steps
+    # I(domain; expert) in bits per main MoE layer (layer order) over the first DOMAIN_PROBE_NAMES val names,
+    # on eval steps of a corpus with domains; None for unlabelled corpora and dense models
+    domain_mi: list[float] | None = None
+    domain_mi_initial: list[float] | None = None  # the same names through the same config untrained (constant)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +149,8 @@ class Trainer:
         self.batch_rng = torch.Generator().manual_seed(train_cfg.seed)
         self.state = state or TrainState()
         self._stop = threading.Event()
+        self._domain_names = self._domain_probe_names()
+        self._domain_mi_initial: list[float] | None = None  # on the first eval step: the job's child pays, not the page
 
     @classmethod
     def resume(cls, path, data: CorpusData, steps: int | None = None) -> "Trainer":
@@ -257,10 +270,34 @@ class Trainer:
         if step % cfg.eval_every == 0 or step == cfg.steps:
             metrics.val_loss = evaluate(self.model, self.data.val, limit=cfg.eval_batches * cfg.batch_size)
             self.model.train()
+            if self._domain_names is not None:
+                metrics.domain_mi = self._domain_mi(self.model)  # eval mode inside, train mode back
+                metrics.domain_mi_initial = self._initial_domain_mi()
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             names = generate(self.model, self.data.tokenizer, n=cfg.n_samples, seed=cfg.seed + step)
             metrics.samples = [g.text for g in names]
             self.model.train()
+
+    def _domain_probe_names(self) -> tuple[list[str], list[str]] | None:
+        """The fixed val names (and their domains) the live I(domain; expert) is measured on; None
+        when there is nothing to measure: no MoE layer, or fewer than two domains to tell apart."""
+        val = self.data.val
+        if self.model_cfg.n_moe_layers == 0 or not val.names or len(set(val.domains or ())) < 2:
+            return None
+        return val.names[:DOMAIN_PROBE_NAMES], val.domains[:DOMAIN_PROBE_NAMES]
+
+    def _domain_mi(self, model: DSMini) -> list[float]:
+        """I(domain; expert) per main MoE layer, in layer order. Eval mode, no autograd: no RNG is drawn."""
+        names, domains = self._domain_names
+        routed = route_names(model, self.data.tokenizer, names, max_names=len(names), domains=domains)
+        return [bits for _, bits in sorted(domain_mi(routed).items())]
+
+    def _initial_domain_mi(self) -> list[float]:
+        """The untrained contrast (the Experts page's: same config, seed-0 weights), computed once per
+        Trainer; `initial_model` seeds under fork_rng, so the training RNG stays where it was."""
+        if self._domain_mi_initial is None:
+            self._domain_mi_initial = self._domain_mi(initial_model(self.model_cfg))
+        return self._domain_mi_initial
 
     # checkpoints --------------------------------------------------------------------------
     def rng_states(self) -> dict[str, torch.Tensor]:

@@ -155,3 +155,96 @@ def test_mismatched_vocab_is_refused(data):
     model_cfg, train_cfg = configs(data)
     with pytest.raises(ValueError, match="vocab_size"):
         Trainer(dataclasses.replace(model_cfg, vocab_size=5), train_cfg, data)
+
+
+# Live I(domain; expert): measured on eval steps of a corpus with domains -------------------------------
+
+CYRILLIC = [
+    "анна", "борис", "вера", "глеб", "дарья", "егор", "жанна", "зоя", "иван", "кира", "лев", "мария",
+    "нина", "олег", "павел", "рита", "семён", "таня", "ульяна", "фёдор", "юлия", "яков", "инна", "денис",
+]
+
+
+def labelled_corpus(domains: bool = True):
+    """Latin ("en") and Cyrillic ("ru") names; the same split with or without the labels."""
+    labels = ["en"] * len(NAMES) + ["ru"] * len(CYRILLIC) if domains else None
+    return prepare_corpus(NAMES + CYRILLIC, block_size=8, seed=0, corpus_name="toy-mixed", val_frac=0.25,
+                          domains=labels)
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    data = labelled_corpus()
+    assert set(data.val.domains) == {"en", "ru"}  # both domains among the probed val names
+    return data
+
+
+def token_domain_entropy(split) -> float:
+    """H(domain) in bits over the input tokens (boundary + letters) of the split's names."""
+    tokens = {"en": 0, "ru": 0}
+    for name, domain in zip(split.names, split.domains):
+        tokens[domain] += len(name) + 1
+    total = sum(tokens.values())
+    return -sum(n / total * math.log2(n / total) for n in tokens.values() if n)
+
+
+def test_domain_mi_on_eval_steps_only(labelled):
+    from dsmini.probes.domains import domain_mi
+    from dsmini.probes.experts import initial_model, route_names
+
+    model_cfg, train_cfg = configs(labelled, steps=30, eval_every=10)
+    model_cfg = dataclasses.replace(model_cfg, n_layers=3)  # two main MoE layers
+    metrics = list(train(model_cfg, train_cfg, labelled))
+    measured = [m for m in metrics if m.domain_mi is not None]
+    assert [m.step for m in measured] == [10, 20, 30]
+    assert all(m.domain_mi_initial is None for m in metrics if m.domain_mi is None)
+    ceiling = token_domain_entropy(labelled.val)
+    for m in measured:
+        assert len(m.domain_mi) == len(m.domain_mi_initial) == model_cfg.n_moe_layers == 2
+        assert all(0 <= bits <= ceiling + 1e-9 for bits in m.domain_mi + m.domain_mi_initial)
+    assert measured[0].domain_mi_initial == measured[1].domain_mi_initial == measured[2].domain_mi_initial
+    assert measured[0].domain_mi != measured[2].domain_mi  # the trained router moved
+    # the untrained value is the Experts page's contrast: the same names through initial_model
+    untrained = route_names(initial_model(model_cfg), labelled.tokenizer, labelled.val.names,
+                            domains=labelled.val.domains)
+    assert measured[0].domain_mi_initial == pytest.approx(list(domain_mi(untrained).values()))
+
+
+def test_no_domain_mi_without_domains_or_experts(data, labelled):
+    model_cfg, train_cfg = configs(data, steps=10)
+    assert all(m.domain_mi is None and m.domain_mi_initial is None for m in train(model_cfg, train_cfg, data))
+    dense_cfg, train_cfg = configs(labelled, steps=10)
+    dense_cfg = dataclasses.replace(dense_cfg, ffn_type="dense")
+    assert all(m.domain_mi is None for m in train(dense_cfg, train_cfg, labelled))
+
+
+def test_domain_probe_draws_no_rng_and_leaves_train_mode(labelled):
+    """Same split, labels on vs off: the probe runs only with labels, and the noisy router's noise
+    (the global RNG) and the batches come out the same, so the losses are identical."""
+    unlabelled = labelled_corpus(domains=False)
+    assert unlabelled.train.names == labelled.train.names
+    model_cfg, train_cfg = configs(labelled, steps=12, eval_every=3)
+    model_cfg = dataclasses.replace(model_cfg, router="noisy_topk")
+    with_probe = Trainer(model_cfg, train_cfg, labelled)
+    losses = [m.loss for m in with_probe.run()]
+    assert with_probe.model.training
+    assert sum(h["domain_mi"] is not None for h in with_probe.state.history) == 4
+    assert losses == [m.loss for m in Trainer(model_cfg, train_cfg, unlabelled).run()]
+
+
+def test_resume_with_domain_mi_is_exact(labelled, tmp_path):
+    model_cfg, train_cfg = configs(labelled, steps=12, eval_every=4)
+    model_cfg = dataclasses.replace(model_cfg, router="noisy_topk")
+    straight = [m.to_dict() for m in Trainer(model_cfg, train_cfg, labelled).run()]
+
+    first = Trainer(model_cfg, train_cfg, labelled)
+    run = first.run()
+    for _ in range(5):
+        next(run)
+    first.save(tmp_path, "half")
+    resumed = Trainer.resume(tmp_path / "half", labelled)
+    list(resumed.run())
+    keys = ("loss", "domain_mi", "domain_mi_initial")
+    # the history went through checkpoint.json and back
+    assert [[h[k] for k in keys] for h in resumed.state.history] == [[h[k] for k in keys] for h in straight]
+    assert [h["step"] for h in straight if h["domain_mi"]] == [4, 8, 12]

@@ -1,4 +1,5 @@
-"""Expert load during training (from probes.training.expert_load_history)."""
+"""Expert load and I(domain; expert) during training (from probes.training.expert_load_history and
+domain_mi_history)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import plotly.graph_objects as go
 
 from ..i18n import t
 from .common import layer_label, message_figure, rounded
+from .experts import INITIAL_COLOR
 
 MAX_LINE_POINTS = 400  # imbalance curve: more points add bytes, not information
 
@@ -72,5 +74,31 @@ def imbalance_figure(load_history: dict[str, Any], lang: str = "en") -> go.Figur
         title=t("chart.imbalance.title", lang),
         xaxis=dict(title=t("chart.step", lang)), yaxis=dict(title=t("chart.imbalance.y", lang), rangemode="tozero"),
         height=300, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
+def domain_mi_curve(mi_history: dict[str, Any], lang: str = "en") -> go.Figure:
+    """I(domain; expert) per main MoE layer over the eval steps, against the same model untrained
+    (grey, dashed: the highest of its layers, so every trained line is read against the hardest bar)."""
+    steps = mi_history["steps"]
+    if not steps:
+        return message_figure(t("chart.domain_mi.no_steps", lang))
+    layers = mi_history["layers"] or [None] * len(mi_history["mi"])
+    names = [t("chart.moe_layer_n", lang, n=j + 1) if layer is None else layer_label(layer, None, lang)
+             for j, layer in enumerate(layers)]
+    fig = go.Figure([
+        go.Scatter(x=steps, y=[rounded(v) for v in values], mode="lines+markers", name=name)
+        for name, values in zip(names, mi_history["mi"])
+    ])
+    fig.add_trace(go.Scatter(
+        x=steps, y=[rounded(max(mi_history["initial"]))] * len(steps), mode="lines", name=t("chart.domain_mi.initial", lang),
+        line=dict(color=INITIAL_COLOR, dash="dash"),
+    ))
+    fig.update_layout(
+        title=t("chart.domain_mi.title", lang),
+        xaxis=dict(title=t("chart.step", lang)), yaxis=dict(title=t("chart.experts.bits", lang), rangemode="tozero"),
+        height=300, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.3),
+        uirevision="domain_mi",  # a live redraw keeps the user's zoom
     )
     return fig

@@ -1,4 +1,5 @@
-"""Training history -> what the live Train page plots: loss curves and expert load over time."""
+"""Training history -> what the live Train page plots: loss curves, expert load and I(domain; expert)
+over time."""
 
 from __future__ import annotations
 
@@ -64,3 +65,41 @@ def loss_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
             values.append(("aux", h.get("aux_loss")))
         rows += [(h["step"], series, float(v)) for series, v in values if v is not None and math.isfinite(v)]
     return pd.DataFrame(rows, columns=["step", "series", "value"])
+
+
+def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:
+    """I(domain; expert) per main MoE layer on the eval steps that measured it (`StepMetrics.domain_mi`).
+
+    Returns a dict:
+      steps     [step, ...] of the rows that carry domain_mi (none for unlabelled corpora, dense
+                models and histories older than the field)
+      mi        mi[j][s] bits, the j-th main MoE layer at steps[s]
+      initial   initial[j] bits, the same names through the same config untrained (the latest row's;
+                it is constant within a run)
+      best      index j of the layer with the highest MI at the latest eval, or None
+      ratio     mi[best][-1] / initial[best]: how many times the untrained value (inf from 0), or None
+      layers    block ids of the main MoE layers if `cfg` is given, else None
+    """
+    rows = [h for h in history if h.get("domain_mi")]
+    n_moe = len(rows[-1]["domain_mi"]) if rows else 0
+    layers = [i for i in moe_layer_ids(cfg) if i < cfg.n_layers] if cfg is not None else None
+    if layers is not None and rows and len(layers) != n_moe:
+        raise ValueError(f"history has I(domain; expert) for {n_moe} MoE layers but the config has {len(layers)}")
+    for h in rows:
+        if len(h["domain_mi"]) != n_moe or len(h["domain_mi_initial"]) != n_moe:
+            raise ValueError(f"step {h['step']} has I(domain; expert) for {len(h['domain_mi'])} MoE layers, not {n_moe}")
+    mi = [[float(h["domain_mi"][j]) for h in rows] for j in range(n_moe)]
+    initial = [float(v) for v in rows[-1]["domain_mi_initial"]] if rows else []
+    best = max(range(n_moe), key=lambda j: mi[j][-1]) if rows else None
+    return {
+        "steps": [h["step"] for h in rows],
+        "mi": mi,
+        "initial": initial,
+        "best": best,
+        "ratio": _times(mi[best][-1], initial[best]) if best is not None else None,
+        "layers": layers,
+    }
+
+
+def _times(value: float, base: float) -> float:
+    return value / base if base > 0 else math.inf
