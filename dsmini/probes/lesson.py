@@ -19,15 +19,16 @@ TEMPERATURE, SEED = 0.8, 0  # the Generate page's defaults: the same cache entry
 DROP_DOMAIN, DROP_TOP_N = "ru", 2  # step 4: the Experts page's one-click "top 2 of Russian" in every layer
 SHOOTOUT = ("ru-en-names", "ru-en-softmax", "ru-en-noisy")  # step 5: trained alike, only the router differs
 
-_COMMON = ("--preset small --steps {steps} --warmup-steps 100 --eval-every 250 --sample-every 1000 --threads 1 "
+_COMMON = ("--preset small --steps {steps} --warmup-steps 100 --eval-every {every} --sample-every 1000 --threads 1 "
            "--out checkpoints --name {name} --no-optimizer-state")
 _MIXED = "python -m dsmini train --corpus ru-en-names --router {router} --aux-loss-coef {aux} " + _COMMON
 # how each model the lesson uses was trained (checkpoints/README.md), for a teacher who deleted one
 TRAIN_COMMANDS = {
-    "ru-names": ("python -m dsmini train --corpus ru-names " + _COMMON).format(steps=3000, name="ru-names"),
-    "ru-en-names": _MIXED.format(router="sigmoid_bias", aux=0, steps=2000, name="ru-en-names"),
-    "ru-en-softmax": _MIXED.format(router="softmax_topk", aux=0.01, steps=2000, name="ru-en-softmax"),
-    "ru-en-noisy": _MIXED.format(router="noisy_topk", aux=0.01, steps=2000, name="ru-en-noisy"),
+    "ru-names": ("python -m dsmini train --corpus ru-names " + _COMMON).format(steps=3000, every=250, name="ru-names"),
+    # every 50 steps: its history is the domain curve step 6 shows
+    "ru-en-names": _MIXED.format(router="sigmoid_bias", aux=0, steps=2000, every=50, name="ru-en-names"),
+    "ru-en-softmax": _MIXED.format(router="softmax_topk", aux=0.01, steps=2000, every=250, name="ru-en-softmax"),
+    "ru-en-noisy": _MIXED.format(router="noisy_topk", aux=0.01, steps=2000, every=250, name="ru-en-noisy"),
 }
 
 
