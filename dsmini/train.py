@@ -28,7 +28,8 @@ from .probes.experts import initial_model, route_names
 
 # Val names routed on eval steps for the live I(domain; expert) curve. The plug-in MI estimate's bias
 # is ~(D-1)(E-1) / (2 n ln 2) bits: < 0.005 bits for 2 domains, 8 experts and the ~1,400 tokens of
-# 200 names, far below the ~0.05 bits of an untrained router.
+# 200 names, far below the ~0.05 bits of an untrained router. Cost (small preset, 2 CPU threads): ~50 ms
+# a probe, less than one train step (~60 ms): < 1% of a run that evaluates every 100 steps.
 DOMAIN_PROBE_NAMES = 200
 
 
@@ -281,10 +282,10 @@ class Trainer:
     def _domain_probe_names(self) -> tuple[list[str], list[str]] | None:
         """The fixed val names (and their domains) the live I(domain; expert) is measured on; None
         when there is nothing to measure: no MoE layer, or fewer than two domains to tell apart."""
-        val = self.data.val
-        if self.model_cfg.n_moe_layers == 0 or not val.names or len(set(val.domains or ())) < 2:
+        names, domains = self.data.val.names[:DOMAIN_PROBE_NAMES], (self.data.val.domains or [])[:DOMAIN_PROBE_NAMES]
+        if self.model_cfg.n_moe_layers == 0 or len(set(domains)) < 2:
             return None
-        return val.names[:DOMAIN_PROBE_NAMES], val.domains[:DOMAIN_PROBE_NAMES]
+        return names, domains
 
     def _domain_mi(self, model: DSMini) -> list[float]:
         """I(domain; expert) per main MoE layer, in layer order. Eval mode, no autograd: no RNG is drawn."""
@@ -297,7 +298,7 @@ class Trainer:
         Trainer; `initial_model` seeds under fork_rng, so the training RNG stays where it was."""
         if self._domain_mi_initial is None:
             self._domain_mi_initial = self._domain_mi(initial_model(self.model_cfg))
-        return self._domain_mi_initial
+        return list(self._domain_mi_initial)  # each step's metrics own their list
 
     # checkpoints --------------------------------------------------------------------------
     def rng_states(self) -> dict[str, torch.Tensor]:

@@ -13,11 +13,6 @@ from dsmini.jobs import TrainingJob
 from dsmini.probes import domain_mi_history, expert_load_history, loss_frame
 from pages import _ui as ui
 
-# On a mixed corpus the router splits the domains within the first ~20 steps (I(domain; expert) goes
-# from ~2x to ~10x the untrained value between steps 10 and 20), so such runs evaluate every 10 steps to
-# show that rise on the live curve: ~15% more run time. Other runs keep the sparser, cheaper cadence.
-EVAL_EVERY, EVAL_EVERY_MIXED = 50, 10
-
 ui.enter_page()
 
 st.title(ui.tr("train.title"))
@@ -99,14 +94,14 @@ def architecture_form():
     return name, over
 
 
-def training_form(mixed: bool) -> TrainConfig:
+def training_form() -> TrainConfig:
     c = st.columns(4)
     return TrainConfig(
         steps=int(c[0].number_input(ui.tr("train.steps"), 10, 20000, 600, 50, key="train_steps")),
         lr=c[1].number_input(ui.tr("train.lr"), 1e-5, 1e-1, 3e-3, format="%.4f", key="train_lr"),
         batch_size=int(c[2].number_input(ui.tr("train.batch"), 4, 512, 64, 4, key="train_batch")),
         optimizer=c[3].selectbox(ui.tr("train.optimizer"), OPTIMIZERS, key="train_opt", help=ui.tr("train.optimizer_help")),
-        eval_every=EVAL_EVERY_MIXED if mixed else EVAL_EVERY, sample_every=100, warmup_steps=50,
+        eval_every=50, sample_every=100, warmup_steps=50,
     )
 
 
@@ -195,7 +190,7 @@ with ui.guard():
         corpus, corpus_key = corpus_picker()
         show_stats(corpus)
         preset_name, overrides = architecture_form()
-        train_cfg = training_form(mixed=len(corpus.domain_counts) > 1)
+        train_cfg = training_form()
         if st.button(ui.tr("train.start"), type="primary", disabled=busy, key="train_start"):
             start(corpus_key, preset_name, overrides, train_cfg)
             st.rerun()

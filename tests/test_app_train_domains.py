@@ -48,7 +48,7 @@ def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     corpus.set_value("ru-en-names").run()
     at.selectbox(key="train_preset").set_value("tiny")
     at.number_input(key="train_layers").set_value(3)
-    at.number_input(key="train_steps").set_value(100)  # a mixed corpus is evaluated every 10 steps
+    at.number_input(key="train_steps").set_value(100)  # the page evaluates every 50 steps: two points
     at.button(key="train_start").click().run()
     no_errors(at)
     run_until(at, lambda app: bool(app.get("download_button")), 90)  # finished actions: the run is over
@@ -58,7 +58,7 @@ def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     spec = chart_titled(at, ui.t("chart.domain_mi.title", lang))
     assert spec is not None, "no I(domain; expert) chart"
     *layers, untrained = spec["data"]
-    assert len(layers) == N_MOE_LAYERS and [line["x"] for line in layers] == [list(range(10, 101, 10))] * N_MOE_LAYERS
+    assert len(layers) == N_MOE_LAYERS and [line["x"] for line in layers] == [[50, 100]] * N_MOE_LAYERS
     assert untrained["line"]["dash"] == "dash" and untrained["name"] == ui.t("chart.domain_mi.initial", lang)
     assert all(0 <= bits <= 1 for line in spec["data"] for bits in line["y"])  # H(ru / en) <= 1 bit
     prefix = ui.t("train.m_domain_ratio", lang, layer="#").split("#")[0]
