@@ -138,6 +138,13 @@ def _click(tab, key: str) -> None:
     settle(tab)
 
 
+def _at_step(tab, step: int) -> None:
+    """Wait for the lesson to show `step`: on a busy machine a click's rerun can start after `settle`
+    has already seen the previous run's idle state."""
+    tab.locator('[data-testid="stProgress"]', has_text=f"Step {step} of 7").wait_for(timeout=90_000)
+    settle(tab)
+
+
 def test_lesson_walks_every_step_and_opens_the_full_pages(page, server):
     """Next through the seven steps (each with its chart), one step-through press, Back once; then the
     last step's and the third step's buttons open the Experts page on their model and section."""
@@ -148,20 +155,21 @@ def test_lesson_walks_every_step_and_opens_the_full_pages(page, server):
     visit(page, server, "")
     visit(page, server, "lesson")
     for step, n_charts in expected.items():
-        assert f"Step {step} of 7" in page.locator('[data-testid="stProgress"]').inner_text()
+        _at_step(page, step)
         _charts_shown(page, n_charts)
         if step == 2:
-            before = page.locator('[data-testid="stMarkdown"]', has_text="|Крас").first.inner_text()
+            walked = page.locator('[data-testid="stMarkdown"]', has_text="|Крас").first
+            before = walked.inner_text()
             _click(page, "lesson_step_next")
-            after = page.locator('[data-testid="stMarkdown"]', has_text="|Крас").first.inner_text()
-            assert len(after) == len(before) + 1
+            page.wait_for_function("([el, n]) => el.innerText.length === n", arg=[walked.element_handle(),
+                                                                                   len(before) + 1], timeout=60_000)
             _charts_shown(page, 1)
         page.screenshot(path=ARTIFACTS / f"lesson-{step}.png", full_page=True)
         if step < 7:
             _click(page, "lesson_next")
     assert page.locator(".st-key-lesson_next button").is_disabled()
     _click(page, "lesson_back")
-    assert "Step 6 of 7" in page.locator('[data-testid="stProgress"]').inner_text()
+    _at_step(page, 6)
     _click(page, "lesson_next")
     _click(page, "lesson_open_7")
     assert page.url.endswith("/experts")
@@ -169,7 +177,7 @@ def test_lesson_walks_every_step_and_opens_the_full_pages(page, server):
     _charts_shown(page, 5)  # the letters view
     page.locator('[data-testid="stSidebarNav"] a[href$="/lesson"]').click()  # same session: the lesson kept its step
     settle(page)
-    assert "Step 7 of 7" in page.locator('[data-testid="stProgress"]').inner_text()
+    _at_step(page, 7)
     for _ in range(4):
         _click(page, "lesson_back")
     _click(page, "lesson_open_3")  # the Experts page ran before in this session: its section is set anew
