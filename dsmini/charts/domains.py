@@ -11,6 +11,7 @@ from .common import ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, on_s
 from .experts import INITIAL_COLOR
 
 ROW_PX = 34  # one domain row in the domain x expert maps
+MIN_HEIGHT = 300  # two domains still get a readable colour bar
 
 
 def domain_name(label: str, lang: str) -> str:
@@ -44,7 +45,7 @@ def relative_load_maps(panels: list[tuple[str, list[list[float]]]], domains: lis
         title=title,
         coloraxis=dict(colorscale="RdBu_r", cmin=0, cmid=1, cmax=rounded(top),
                        colorbar=dict(title=t("chart.domains.load", lang))),
-        height=150 + ROW_PX * len(rows), margin=dict(l=10, r=10, t=80, b=40),
+        height=max(MIN_HEIGHT, 150 + ROW_PX * len(rows)), margin=dict(l=10, r=10, t=80, b=40),
     )
     return go.Figure(data=data, layout=layout)
 
