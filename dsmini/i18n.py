@@ -1017,6 +1017,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "train.corpus_mixed": {"en": "{name} (mixed: {domains})", "ru": "{name} (смешанный: {domains})"},
     "train.d_model": {"en": "Width (d_model)", "ru": "Ширина (d_model)"},
+    "train.dismiss": {"en": "Dismiss", "ru": "Скрыть"},
     "train.domain_mi_caption": {
         "en": "How many bits the experts chosen for a name's letters reveal about its domain (0 = nothing); grey "
               "dashed = the same model untrained, so a line rising above it means the router has learned to send "
@@ -1075,7 +1076,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "train.routed": {"en": "Routed experts", "ru": "Маршрутизируемые эксперты"},
     "train.router": {"en": "Router", "ru": "Маршрутизатор"},
     "train.samples": {"en": "Latest samples:", "ru": "Последние примеры:"},
+    "train.run_gone": {
+        "en": "The run in this link is gone (unclaimed for an hour, or the server restarted): start a new one.",
+        "ru": "Запуска по этой ссылке больше нет (час без вкладки или перезапуск сервера): начните новый.",
+    },
     "train.save": {"en": "Save", "ru": "Сохранить"},
+    "train.save_as": {"en": "Save as {name}", "ru": "Сохранить как {name}"},
+    "train.save_exists": {
+        "en": "A model named {name} already exists. Save under a free name, or replace it (its weights are lost).",
+        "ru": "Модель с именем {name} уже есть. Сохраните под свободным именем или замените её (её веса пропадут).",
+    },
+    "train.save_failed": {"en": "Not saved: {error}", "ru": "Не сохранено: {error}"},
+    "train.save_replace": {"en": "Replace {name}", "ru": "Заменить {name}"},
+    "train.save_shipped": {
+        "en": "{name} ships with dsmini and cannot be replaced: save under a free name.",
+        "ru": "{name} входит в поставку dsmini, её нельзя заменить: сохраните под свободным именем.",
+    },
     "train.save_help": {
         "en": "Letters, digits, - _ . (no slashes); it appears in the sidebar model list.",
         "ru": "Буквы, цифры, - _ . (без слэшей); модель появится в списке слева.",
@@ -1099,6 +1115,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "train.stop": {"en": "Stop", "ru": "Остановить"},
     "train.title": {"en": "Train a model live", "ru": "Обучение модели в реальном времени"},
     "train.top_k": {"en": "Top-k experts", "ru": "Top-k экспертов"},
+    "train.unattended": {
+        "en": "Stopped: no browser tab showed this run for {seconds} s. Its weights are kept: save, download or continue.",
+        "ru": "Остановлено: ни одна вкладка не показывала этот запуск {seconds} с. Веса сохранены: сохраните, скачайте "
+              "или продолжите обучение.",
+    },
     "train.upload": {"en": "Text file, one name per line (UTF-8)", "ru": "Текстовый файл, одно имя в строке (UTF-8)"},
     "train.upload_help": {"en": "Up to 5 MB; at least 2 names.", "ru": "До 5 МБ; минимум 2 имени."},
     # charts: shared -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ the page polls `job.snapshot()` (an immutable copy taken under a lock) and calls
     job.stop(); job.join()        # "stopped": finishes the current step, weights consistent
     job.resume(500)               # 500 more steps on the same model and optimizer
     job.save("checkpoints", "my-run")   # or job.download_bytes() when the disk refuses
+    job.release()                 # stop, join, delete the private folder: the end of the job
 
 States: created -> queued -> running -> completed | stopped | failed, with "stopping" between
 a stop request and the end of the current step. `resume()` goes back to queued.
@@ -29,6 +30,11 @@ did 38 steps/s with 2 torch threads vs 28 with 1, but under contention (another 
 server) 2 threads each collapsed to a fraction of the 1-thread speed. So jobs train with 1 torch
 thread and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once; the rest wait,
 first come first served, in "queued".
+
+A run belongs to a browser tab, not to its websocket session: a reload (F5) ends the session and opens
+a new one. `JobRegistry` keeps every job by run id (the page puts it in the URL); a session leaving
+its run starts a grace period (`GRACE_S`) for a new session to claim it, after which the run stops and
+its weights stay downloadable for `KEEP_S`; then the job is released and its folder deleted.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import secrets
 import shutil
 import tempfile
 import threading
@@ -61,6 +68,11 @@ RESUMABLE_STATES = ("stopped", "completed")  # a failed run's trainer may be mid
 MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
 _WEIGHTS_KEPT = "the trained weights are kept with the run and can be downloaded"
 _POLL_S = 0.1  # how often the following thread checks for a stop request while the child trains
+# A child killed mid-run (out of memory, a crash) loses only what it trained since its last periodic save:
+# ~30 ms to write a small model every 30 s costs nothing, and a class never loses more than half a minute.
+AUTOSAVE_EVERY_S = 30.0
+GRACE_S = 120.0  # a reload reconnects in seconds; a closed laptop lid or a flaky classroom Wi-Fi may take a minute
+KEEP_S = 3600.0  # an unclaimed run's weights stay saveable this long (a lesson), then its folder is deleted
 
 # Children come from a fork server: a clean single-threaded process that imported dsmini, torch and
 # torch._dynamo (which torch.optim imports on first use, 2.3 s) once, so a tiny run takes 0.3 s instead of
@@ -224,6 +236,7 @@ class JobSnapshot:
     queue_position: int | None  # 1 = next to start; None unless queued
     saved_path: Path | None  # the last successful save()
     saved: bool  # saved_path holds the current weights
+    unattended: bool  # stopped because no browser tab claimed it within the grace period
 
     @property
     def active(self) -> bool:
@@ -268,6 +281,8 @@ class TrainingJob:
     snapshot_every: publish new metrics to snapshots at most every this many seconds (0 = every
     step), to batch the lock traffic of very fast runs. No metric is ever dropped: whatever
     is pending is published before the job reports how it ended.
+    autosave_every: the child saves the run to the private folder at most this often (seconds; 0 =
+    never), so a killed child leaves the weights of its last periodic save, not of the run's start.
     """
 
     def __init__(
@@ -278,20 +293,25 @@ class TrainingJob:
         *,
         threads: int = 1,
         snapshot_every: float = 0.0,
+        autosave_every: float = AUTOSAVE_EVERY_S,
     ):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         if snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0 seconds, got {snapshot_every}")
+        if autosave_every < 0:
+            raise ValueError(f"autosave_every must be >= 0 seconds, got {autosave_every}")
         trainer = Trainer(model_cfg, train_cfg, data)
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
-        self.threads, self.snapshot_every = threads, snapshot_every
+        self.threads, self.snapshot_every, self.autosave_every = threads, snapshot_every, autosave_every
         self._folder = tempfile.TemporaryDirectory(prefix="dsmini-job-")  # removed with the job
         try:
             self._weights = trainer.save(self._folder.name, "run-0")  # where the weights rest between runs
         except CheckpointError as err:
             raise CheckpointError(f"cannot start a training run: {err}") from err
         self._runs = 0
+        self._autosave: tuple[Path, int] | None = None  # the current run's last periodic save, and its step
+        self._released = False
         self._control = threading.Lock()  # one of start/resume/save/download at a time
         self._lock = threading.Lock()  # everything below: shared by the worker and snapshot()
         self._state = "created"
@@ -305,6 +325,7 @@ class TrainingJob:
         self._run_started: float | None = None  # monotonic start of the current run
         self._saved_path: Path | None = None
         self._saved_step: int | None = None
+        self._unattended = False
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -312,6 +333,7 @@ class TrainingJob:
     def start(self) -> None:
         """Launch the worker; the job is "queued" until a slot of the cap is free."""
         with self._control, self._lock:
+            self._require_open()
             if self._state != "created":
                 raise JobError(f"the job has already started (it is {self._state}); use resume() to train more")
             self._launch()
@@ -327,6 +349,7 @@ class TrainingJob:
         if extra_steps < 1:
             raise ValueError(f"extra_steps must be >= 1, got {extra_steps}")
         with self._control, self._lock:
+            self._require_open()
             if self._state not in RESUMABLE_STATES:
                 raise JobError(f"only a stopped or completed job can be resumed; this one is {self._state}")
             self.train_cfg = dataclasses.replace(self.train_cfg, steps=self._weights_step + extra_steps)
@@ -335,21 +358,22 @@ class TrainingJob:
 
     def _launch(self) -> None:
         """Start a worker thread for one run (call with `_lock` held)."""
-        self._state = "queued"
+        self._state, self._unattended = "queued", False
         self._stop_event = threading.Event()  # fresh per run: the previous stop must not end this one
         self._thread = threading.Thread(target=self._work, args=(self._stop_event,), name="dsmini-train", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, unattended: bool = False) -> None:
         """Ask the run to end after its current step, or to leave the queue; returns at once.
 
         The Trainer checks the flag between optimizer steps, so the weights are always those
-        of a finished step. A no-op on a job that is not queued or running.
+        of a finished step. A no-op on a job that is not queued or running. unattended: the
+        registry stops it because no tab came back for it (snapshots say so, for the page).
         """
         with self._lock:
             if self._state not in ("queued", "running"):
                 return
-            self._state = "stopping"
+            self._state, self._unattended = "stopping", unattended
             self._stop_event.set()
         _SLOTS.wake()  # a queued worker is waiting on the slots' condition, not on the event
 
@@ -362,9 +386,21 @@ class TrainingJob:
         return not thread.is_alive()
 
     def release(self, timeout: float | None = 10.0) -> bool:
-        """Stop and join: for the app's `on_release` when the browser session ends."""
+        """The end of the job: stop, join, and delete its private folder (save and download refuse
+        from then on). True if the worker ended; if it did not within `timeout`, the folder stays, as
+        the child may still be writing to it (the interpreter removes it at exit)."""
         self.stop()
-        return self.join(timeout)
+        if not self.join(timeout):
+            return False
+        with self._control:
+            self._released = True
+            self._folder.cleanup()
+        return True
+
+    @property
+    def folder(self) -> Path:
+        """The private folder where the weights rest between runs (gone after release())."""
+        return Path(self._folder.name)
 
     # reading ------------------------------------------------------------------------------
     def snapshot(self) -> JobSnapshot:
@@ -385,6 +421,7 @@ class TrainingJob:
                 queue_position=position if self._state == "queued" else None,
                 saved_path=self._saved_path,
                 saved=self._saved_path is not None and self._saved_step == self._weights_step,
+                unattended=self._unattended,
             )
 
     # saving -------------------------------------------------------------------------------
@@ -428,8 +465,13 @@ class TrainingJob:
                     f"could not package the checkpoint in a temporary folder: {err.strerror or err}"
                 ) from err
 
+    def _require_open(self) -> None:
+        if self._released:
+            raise JobError("this run was released: its weights are deleted")
+
     def _require_finished(self, action: str) -> None:
         with self._lock:
+            self._require_open()
             if self._state not in FINISHED_STATES:
                 raise JobError(
                     f"cannot {action} while the job is {self._state}: "
@@ -459,7 +501,8 @@ class TrainingJob:
     def _train(self, stop: threading.Event) -> tuple[str, str]:
         """One run in a child process: follow its metrics, pass on a stop request, adopt its end state."""
         self._runs += 1
-        end = Path(self._folder.name) / f"run-{self._runs}"
+        self._autosave = None
+        end = self.folder / f"run-{self._runs}"
         receive, send = _PROCESSES.Pipe(duplex=False)
         child_stop = _PROCESSES.Event()
         # CorpusData pickled by value here: multiprocessing would move its tensors to shared memory,
@@ -467,7 +510,7 @@ class TrainingJob:
         child = _PROCESSES.Process(
             target=_train_in_child, name="dsmini-train", daemon=True,
             args=(str(self._weights), str(end), self.train_cfg.steps, pickle.dumps(self.data), self.threads,
-                  send, child_stop),
+                  self.autosave_every, send, child_stop),
         )
         child.start()
         send.close()  # the child holds the only sending end now: its exit ends our recv() with EOFError
@@ -476,16 +519,24 @@ class TrainingJob:
         finally:
             receive.close()
             child.join()
-        if outcome is None:
-            shutil.rmtree(end, ignore_errors=True)
+        if outcome is None:  # died mid-run: fall back to its last periodic save, else to where it started
+            periodic = self._autosave is not None
+            self._adopt(*(self._autosave or (self._weights, self._weights_step)))
             return "failed", (
                 f"the training process ended unexpectedly (exit code {child.exitcode}); "
-                f"the weights are kept from step {self._weights_step}"
+                f"the weights are kept from step {self._weights_step}" + (", the last periodic save" if periodic else "")
             )
         kind, text, step = outcome  # the child saved the weights of its last finished step at `end`
-        previous, self._weights, self._weights_step = self._weights, end, step
-        shutil.rmtree(previous, ignore_errors=True)
+        self._adopt(end, step)
         return ("failed", text) if kind == "error" else _outcome(text)
+
+    def _adopt(self, weights: Path, step: int) -> None:
+        """Rest the job on `weights` and delete everything else in the folder: the previous run's
+        weights, periodic saves, and whatever a killed child left half-written."""
+        self._weights, self._weights_step = weights, step
+        for entry in self.folder.iterdir():
+            if entry != weights:
+                shutil.rmtree(entry, ignore_errors=True)
 
     def _follow(self, receive, stop: threading.Event, child_stop) -> tuple[str, str, int] | None:
         """Publish the child's metrics until it reports how the run ended; None if it died first."""
@@ -501,6 +552,10 @@ class TrainingJob:
                     kind, value = receive.recv()
                 except EOFError:
                     return None
+                if kind == "saved":  # written completely: the weights to keep if the child dies
+                    path, step = value
+                    self._autosave = Path(path), step
+                    continue
                 if kind != "step":
                     return kind, *value
                 pending.append(_frozen(value))
@@ -536,19 +591,120 @@ class TrainingJob:
             self._state, self._message = state, message
 
 
-def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int, send, stop) -> None:
-    """The child process: resume the run at `start`, send ("step", metrics) per optimizer step, save
-    the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
+# ---------------------------------------------------------------------------------------------
+# The registry: runs by id, outliving the sessions that show them
+
+
+@dataclass
+class _Entry:
+    job: TrainingJob
+    holders: set[str]  # the sessions showing the run
+    left_at: float | None = None  # monotonic time the last holder left; None while held
+
+
+class JobRegistry:
+    """Every job of the process by run id, so that a run outlives the websocket session that started it.
+
+    A holder (one browser session) holds at most one run. When the last holder of a run leaves, it
+    has `grace_s` to be claimed again (a reload claims it within seconds); unclaimed, it is stopped
+    (weights kept, still saveable by a tab that brings its id), and after `keep_s` it is released and
+    forgotten. The cap on concurrent training is the jobs' own (`_SLOTS`), untouched by this.
+    """
+
+    def __init__(self, grace_s: float = GRACE_S, keep_s: float = KEEP_S):
+        if not 0 <= grace_s <= keep_s:
+            raise ValueError(f"need 0 <= grace_s <= keep_s, got {grace_s} and {keep_s}")
+        self.grace_s, self.keep_s = grace_s, keep_s
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def add(self, job: TrainingJob, holder: str) -> str:
+        """Register `job` as `holder`'s run (it leaves any other); return the new run id."""
+        run_id = secrets.token_urlsafe(9)  # unguessable: a URL is the only key to someone's run
+        with self._lock:
+            left = self._drop_holder(holder)
+            self._entries[run_id] = _Entry(job, {holder})
+        self.sweep()
+        if left:
+            self._schedule_sweeps()
+        return run_id
+
+    def claim(self, run_id: str, holder: str) -> TrainingJob | None:
+        """`holder` shows run `run_id` from now on; None if there is no such run (any more)."""
+        self.sweep()
+        with self._lock:
+            entry = self._entries.get(run_id)
+            if entry is None:
+                return None
+            left = holder not in entry.holders and self._drop_holder(holder)
+            entry.holders.add(holder)
+            entry.left_at = None
+        if left:
+            self._schedule_sweeps()
+        return entry.job
+
+    def leave(self, holder: str) -> None:
+        """`holder` (a session that ended) shows nothing any more: its run's grace period may start."""
+        with self._lock:
+            left = self._drop_holder(holder)
+        if left:
+            self._schedule_sweeps()
+
+    def _drop_holder(self, holder: str) -> bool:
+        """Take `holder` off its run (call with `_lock` held); True if that run is unheld now."""
+        for entry in self._entries.values():
+            if holder in entry.holders:
+                entry.holders.discard(holder)
+                if not entry.holders:
+                    entry.left_at = time.monotonic()
+                    return True
+        return False
+
+    def _schedule_sweeps(self) -> None:
+        """A run was just left: sweep when its grace period and its keep time end, as no one may visit
+        the app again to trigger a sweep."""
+        for delay in (self.grace_s, self.keep_s):
+            timer = threading.Timer(delay + 0.05, self.sweep)
+            timer.daemon = True
+            timer.start()
+
+    def sweep(self) -> None:
+        """Stop the runs unclaimed for `grace_s`; release and forget those unclaimed for `keep_s`."""
+        now = time.monotonic()
+        with self._lock:
+            idle = {run_id: e for run_id, e in self._entries.items() if e.left_at is not None}
+            expired = [self._entries.pop(run_id).job for run_id, e in idle.items() if now - e.left_at >= self.keep_s]
+            overdue = [e.job for e in idle.values() if self.grace_s <= now - e.left_at < self.keep_s]
+        for job in overdue:  # outside the lock: a job's own locks are never taken under ours
+            job.stop(unattended=True)
+        for job in expired:
+            job.release()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int, autosave_every: float,
+                    send, stop) -> None:
+    """The child process: resume the run at `start`, send ("step", metrics) per optimizer step and
+    ("saved", (path, step)) after each periodic save (`<end>-at-<step>`, every `autosave_every` s),
+    save the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
     step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
     torch.set_num_threads(threads)
     trainer = Trainer.resume(start, pickle.loads(data), steps=steps)  # bytes the parent pickled, never a file
+    end_path = Path(end)
+    last_save = time.monotonic()
     try:
         for metrics in trainer.run(stop):
             send.send(("step", metrics.to_dict()))
+            if autosave_every and time.monotonic() - last_save >= autosave_every:
+                saved = trainer.save(end_path.parent, f"{end_path.name}-at-{trainer.step}")
+                send.send(("saved", (str(saved), trainer.step)))
+                last_save = time.monotonic()
         kind, text = "end", trainer.state.stop_reason
     except Exception as err:
         kind, text = "error", f"{type(err).__name__}: {err}"
-    end_path = Path(end)
     trainer.save(end_path.parent, end_path.name)
     send.send((kind, (text, trainer.step)))
     send.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import streamlit as st
@@ -20,7 +21,7 @@ from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
-from dsmini.jobs import TrainingJob, configure_torch_threads, prepare_for_training
+from dsmini.jobs import JobRegistry, TrainingJob, configure_torch_threads, prepare_for_training
 from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
 from dsmini.probes.experts import MAX_NAMES
 from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_analysis, router_shootout
@@ -206,16 +207,27 @@ def require_checkpoint() -> Checkpoint:
     return ckpt
 
 
-def _release_job(holder: dict) -> None:
-    job = holder.get("job")
-    if job is not None:
-        job.release()
+# A plain module global, not st.cache_resource: session_jobs' on_release runs outside any script run.
+# Python imports this module once per server process, so every session shares this one registry.
+_REGISTRY = JobRegistry()
 
 
-@st.cache_resource(scope="session", on_release=_release_job, show_spinner=False)
-def session_jobs() -> dict[str, TrainingJob | None]:
-    """This browser session's training run; stopped when the session ends (tab closed)."""
-    return {"job": None}
+def job_registry() -> JobRegistry:
+    """Every training run of the server by run id (the Train page keeps the id in the URL)."""
+    return _REGISTRY
+
+
+def _leave_run(session: dict) -> None:
+    job_registry().leave(session["holder"])
+
+
+@st.cache_resource(scope="session", on_release=_leave_run, show_spinner=False)
+def session_jobs() -> dict[str, TrainingJob | str | None]:
+    """This browser session's training run, its run id, and the session's holder id in the registry.
+
+    A session ending (tab closed, or reloaded: a reload is a new session) does not stop the run: the
+    registry gives it a grace period for a tab with its run id to claim it."""
+    return {"job": None, "run": None, "holder": secrets.token_hex(8)}
 
 
 def text_problem(tokenizer, text: str, max_len: int, page: str) -> str | None:

@@ -9,15 +9,32 @@ from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure
 from dsmini.charts.domains import domain_name
 from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
 from dsmini.data import CorpusError, corpus_stats, default_block_size, list_corpora, list_corpus_domains
-from dsmini.jobs import TrainingJob
+from dsmini.checkpoint import CheckpointExistsError
+from dsmini.jobs import GRACE_S, JobError, TrainingJob
 from dsmini.probes import domain_mi_history, expert_load_history, loss_frame
 from pages import _ui as ui
+
+SAVE_PROBLEM = "train_save_problem"  # session_state: why the last save failed, shown until the user acts
 
 ui.enter_page()
 
 st.title(ui.tr("train.title"))
 st.caption(ui.tr("train.intro"))
 jobs = ui.session_jobs()
+
+
+def claim_run_from_url() -> None:
+    """A reloaded or reopened tab is a new session that brings its run id in the URL: take the run back
+    from the registry. A session that has a run puts its id back in the URL (switching pages drops it)."""
+    run_id = st.query_params.get("run")
+    if jobs["job"] is not None:
+        st.query_params["run"] = jobs["run"]
+    elif run_id:
+        job = ui.job_registry().claim(run_id, jobs["holder"])
+        if job is None:  # released after an hour unclaimed, or the server restarted
+            st.info(ui.tr("train.run_gone"))
+        else:
+            jobs["job"], jobs["run"] = job, run_id
 
 
 def corpus_picker():
@@ -112,7 +129,9 @@ def start(corpus_key, preset_name, overrides, train_cfg) -> None:
     model_cfg = preset(preset_name, vocab_size=data.tokenizer.vocab_size, block_size=block_size, **overrides)
     job = TrainingJob(model_cfg, train_cfg, data)
     job.start()
-    jobs["job"] = job
+    jobs["job"], jobs["run"] = job, ui.job_registry().add(job, jobs["holder"])
+    st.query_params["run"] = jobs["run"]
+    st.session_state.pop(SAVE_PROBLEM, None)
 
 
 @st.fragment(run_every=1.0)
@@ -128,6 +147,8 @@ def live() -> None:
         st.info(ui.tr("train.queued", position=snap.queue_position or 1))
     if snap.message and snap.state == "failed":
         st.error(snap.message)
+    if snap.unattended:
+        st.warning(ui.tr("train.unattended", seconds=int(GRACE_S)))
     last = snap.last or {}
     c = st.columns(4)
     c[0].metric(ui.tr("train.m_loss"), f"{last['main_loss']:.3f}" if last else "-")
@@ -172,18 +193,48 @@ def finished_actions(job, snap) -> None:
     c1, c2 = st.columns([3, 1])
     name = c1.text_input(ui.tr("train.save_name"), key="train_save_name", help=ui.tr("train.save_help"))
     if c2.button(ui.tr("train.save"), key="train_save", type="primary"):
-        try:
-            st.session_state["train_saved"] = job.save(ui.CHECKPOINTS, name).name
-            st.rerun()  # the whole app, so the sidebar picker lists the new model
-        except ValueError as err:  # CheckpointError: bad name, disk full, read-only folder
-            st.error(str(err))
+        save_run(job, name)
+        st.rerun()  # the whole app: the sidebar picker lists the new model, save_problem() shows what went wrong
     if st.session_state.get("train_saved"):
         st.success(ui.tr("train.saved", name=st.session_state["train_saved"]))
     st.download_button(ui.tr("train.download"), data=lambda: job.download_bytes(name or "dsmini-run"),
                        file_name=f"{name or 'dsmini-run'}.zip", mime="application/zip", key="train_download")
 
 
+def save_run(job, name: str, overwrite: bool = False) -> None:
+    """Save, and keep the outcome in session_state: a message shown only in the run of the click would
+    vanish under the live panel's next redraw, a second later."""
+    st.session_state.pop(SAVE_PROBLEM, None)
+    st.session_state.pop("train_saved", None)
+    try:
+        st.session_state["train_saved"] = job.save(ui.CHECKPOINTS, name, overwrite=overwrite).name
+    except CheckpointExistsError as err:
+        st.session_state[SAVE_PROBLEM] = {"name": name, "free": err.free_name, "shipped": err.shipped}
+    except (ValueError, JobError) as err:  # CheckpointError: bad name, disk full, read-only folder; resumed meanwhile
+        st.session_state[SAVE_PROBLEM] = {"error": str(err)}
+
+
+def save_problem(job) -> None:
+    """Why the last save failed, outside the live panel so no redraw hides it, until the user acts: a taken
+    name offers the free one in one click, or replacing it explicitly (never a shipped one)."""
+    problem = st.session_state.get(SAVE_PROBLEM)
+    if not problem:
+        return
+    if "error" in problem:
+        st.error(ui.tr("train.save_failed", error=problem["error"]))
+    else:
+        st.warning(ui.tr("train.save_shipped" if problem["shipped"] else "train.save_exists", name=problem["name"]))
+        c = st.columns(3)
+        c[0].button(ui.tr("train.save_as", name=problem["free"]), on_click=save_run, args=(job, problem["free"]),
+                    key="train_save_free", type="primary")
+        if not problem["shipped"]:
+            c[1].button(ui.tr("train.save_replace", name=problem["name"]), on_click=save_run,
+                        args=(job, problem["name"], True), key="train_save_replace")
+    st.button(ui.tr("train.dismiss"), on_click=st.session_state.pop, args=(SAVE_PROBLEM, None), key="train_save_dismiss")
+
+
 with ui.guard():
+    claim_run_from_url()
     job = jobs["job"]
     busy = job is not None and job.snapshot().active
     with st.expander(ui.tr("train.setup"), expanded=not busy):
@@ -195,3 +246,5 @@ with ui.guard():
             start(corpus_key, preset_name, overrides, train_cfg)
             st.rerun()
     live()
+    if jobs["job"] is not None:
+        save_problem(jobs["job"])

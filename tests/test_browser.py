@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -184,3 +185,42 @@ def test_lesson_walks_every_step_and_opens_the_full_pages(page, server):
     assert page.url.endswith("/experts")
     assert page.locator(".st-key-checkpoint input").input_value() == "ru-en-names"
     _charts_shown(page, 2)  # the domains view: I(domain; expert) and the domain map
+
+
+def _training_step(tab) -> int:
+    """The step the live panel shows, once it shows a running run ("Training: step N/M")."""
+    bar = tab.locator('[data-testid="stProgress"]', has_text="Training: step")
+    bar.first.wait_for(timeout=60_000)
+    return int(bar.first.inner_text().split("step")[1].split("/")[0])
+
+
+def _training_step_above(tab, step: int, timeout_s: float = 60) -> int:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        now = _training_step(tab)
+        if now > step:
+            return now
+        tab.wait_for_timeout(500)
+    pytest.fail(f"the run stayed at step {step}")
+
+
+def test_a_reload_finds_the_run_still_training(page, server):
+    """F5 is a new websocket session: the run id in the URL brings the same run back, still training."""
+    visit(page, server, "")
+    visit(page, server, "train")
+    steps = page.locator(".st-key-train_steps input")
+    steps.fill("20000")
+    steps.press("Enter")
+    settle(page)
+    _click(page, "train_start")
+    before = _training_step_above(page, 0)
+    run_id = parse_qs(urlparse(page.url).query)["run"]
+    page.reload()
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    assert parse_qs(urlparse(page.url).query)["run"] == run_id
+    after = _training_step_above(page, before)  # the same run, further on: nothing restarted at step 0
+    _training_step_above(page, after)  # and it keeps going
+    assert parse_qs(urlparse(page.url).query)["run"] == run_id
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _click(page, "train_stop")  # leave the one training slot (DSMINI_MAX_JOBS=1) to the other tests
+    page.locator('[data-testid="stProgress"]', has_text="Stopped at step").wait_for(timeout=60_000)

@@ -248,8 +248,11 @@ def test_save_validates_name_and_survives_a_read_only_folder(make_job, tmp_path,
 
 
 def test_release_stops_a_running_job_and_joins_its_worker(make_job):
+    unused = make_job(steps=FOREVER)
+    assert unused.release() and unused.snapshot().state == "created"  # never started: nothing to stop
+    with pytest.raises(JobError, match="released"):  # but released is the end: its folder is gone
+        unused.start()
     job = make_job(steps=FOREVER)
-    assert job.release() and job.snapshot().state == "created"  # never started: nothing to do
     job.start()
     wait_until(lambda: job.snapshot().step >= 1)
     assert job.release(timeout=30)
