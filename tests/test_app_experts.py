@@ -207,19 +207,20 @@ def test_experts_page_domains_on_the_shipped_mixed_model(at, lang):
     assert all(gap(before) < gap(after) for before, after in zip(untrained, maps))
 
 
-def test_experts_page_drop_a_domains_top_experts_and_the_router_shootout(at):
-    open_page(at, "ru-en-names", "en")
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_experts_page_drop_a_domains_top_experts_and_the_router_shootout(at, lang):
+    open_page(at, "ru-en-names", lang)
     show(at, "ablation")
     at.button(key="experts_top_ru").click().run()
     no_errors(at)
     assert at.segmented_control(key="experts_kind").value == "drop"
-    damage = next(f for f in charts(at) if f["layout"]["title"]["text"] == t("chart.domains.damage_title", "en"))
+    damage = next(f for f in charts(at) if f["layout"]["title"]["text"] == t("chart.domains.damage_title", lang))
     bars = dict(zip(damage["layout"]["xaxis"]["ticktext"], traces(damage, "bar")[0]["y"]))
-    assert bars[t("domain.ru", "en")] > 5 * max(bars[t("domain.en", "en")], 0.001)  # Russian names hurt most
-    assert any(m.value.startswith(t("experts.damage_ratio", "en", domain="Russian", delta="#", others="", ratio="")
+    assert bars[t("domain.ru", lang)] > 5 * max(bars[t("domain.en", lang)], 0.001)  # Russian names hurt most
+    assert any(m.value.startswith(t("experts.damage_ratio", lang, domain=t("domain.ru", lang), delta="#", others="", ratio="")
                                   .split("#")[0]) for m in at.markdown)
     show(at, "routers")
     table = at.dataframe[0].value
-    assert list(table[t("chart.shootout.col_checkpoint", "en")]) == ["ru-en-names", "ru-en-noisy", "ru-en-softmax"]
+    assert list(table[t("chart.shootout.col_checkpoint", lang)]) == ["ru-en-names", "ru-en-noisy", "ru-en-softmax"]
     mi, maps, imbalance = charts(at)
     assert len(traces(mi, "bar")) == 3 and len(traces(maps, "heatmap")) == 3 and len(traces(imbalance, "bar")) == 3
