@@ -66,6 +66,7 @@ ACTIVE_STATES = ("queued", "running", "stopping")  # a worker owns the run
 FINISHED_STATES = ("stopped", "completed", "failed")  # weights at rest: save, download
 RESUMABLE_STATES = ("stopped", "completed")  # a failed run's trainer may be mid-step or NaN-bound
 MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
+GRACE_ENV = "DSMINI_RUN_GRACE_S"
 _WEIGHTS_KEPT = "the trained weights are kept with the run and can be downloaded"
 _POLL_S = 0.1  # how often the following thread checks for a stop request while the child trains
 # A child killed mid-run (out of memory, a crash) loses only what it trained since its last periodic save:
@@ -122,6 +123,21 @@ def max_concurrent_jobs() -> int:
     if n < 1:
         raise ValueError(f"{MAX_JOBS_ENV} must be a positive integer, got {raw!r}")
     return n
+
+
+def run_grace_s() -> float:
+    """How long a run nobody shows keeps training: $DSMINI_RUN_GRACE_S, else `GRACE_S`. 0 stops it with its
+    session at once, for a load test that measures the server going idle after its sessions close."""
+    raw = os.environ.get(GRACE_ENV)
+    if raw is None:
+        return GRACE_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= KEEP_S:
+        raise ValueError(f"{GRACE_ENV} must be a number of seconds from 0 to {KEEP_S:g}, got {raw!r}")
+    return seconds
 
 
 class _Slots:

@@ -21,7 +21,7 @@ from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
-from dsmini.jobs import JobRegistry, TrainingJob, configure_torch_threads, prepare_for_training
+from dsmini.jobs import JobRegistry, TrainingJob, configure_torch_threads, prepare_for_training, run_grace_s
 from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
 from dsmini.probes.experts import MAX_NAMES
 from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_analysis, router_shootout
@@ -209,7 +209,7 @@ def require_checkpoint() -> Checkpoint:
 
 # A plain module global, not st.cache_resource: session_jobs' on_release runs outside any script run.
 # Python imports this module once per server process, so every session shares this one registry.
-_REGISTRY = JobRegistry()
+_REGISTRY = JobRegistry(grace_s=run_grace_s())
 
 
 def job_registry() -> JobRegistry:

@@ -10,7 +10,7 @@ from dsmini.charts.domains import domain_name
 from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
 from dsmini.data import CorpusError, corpus_stats, default_block_size, list_corpora, list_corpus_domains
 from dsmini.checkpoint import CheckpointExistsError
-from dsmini.jobs import GRACE_S, JobError, TrainingJob
+from dsmini.jobs import JobError, TrainingJob
 from dsmini.probes import domain_mi_history, expert_load_history, loss_frame
 from pages import _ui as ui
 
@@ -148,7 +148,7 @@ def live() -> None:
     if snap.message and snap.state == "failed":
         st.error(snap.message)
     if snap.unattended:
-        st.warning(ui.tr("train.unattended", seconds=int(GRACE_S)))
+        st.warning(ui.tr("train.unattended", seconds=int(ui.job_registry().grace_s)))
     last = snap.last or {}
     c = st.columns(4)
     c[0].metric(ui.tr("train.m_loss"), f"{last['main_loss']:.3f}" if last else "-")

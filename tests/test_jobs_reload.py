@@ -11,7 +11,7 @@ import pytest
 from dsmini.checkpoint import load_checkpoint
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.jobs import JobError, JobRegistry, TrainingJob, set_max_concurrent_jobs
+from dsmini.jobs import GRACE_S, JobError, JobRegistry, TrainingJob, run_grace_s, set_max_concurrent_jobs
 
 NAMES = ["anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "olga"]
 FOREVER = 1_000_000  # such jobs end only by stop()
@@ -164,3 +164,14 @@ def test_a_holder_holds_one_run_and_the_cap_still_queues(make_job):
 def test_registry_refuses_a_grace_longer_than_it_keeps_runs():
     with pytest.raises(ValueError):
         JobRegistry(grace_s=10, keep_s=5)
+
+
+def test_grace_period_policy(monkeypatch):
+    monkeypatch.delenv("DSMINI_RUN_GRACE_S", raising=False)
+    assert run_grace_s() == GRACE_S == 120
+    monkeypatch.setenv("DSMINI_RUN_GRACE_S", "0")  # a load test: runs stop with their sessions
+    assert run_grace_s() == 0
+    for bad in ("-1", "soon", "1e9"):
+        monkeypatch.setenv("DSMINI_RUN_GRACE_S", bad)
+        with pytest.raises(ValueError, match="DSMINI_RUN_GRACE_S"):
+            run_grace_s()
