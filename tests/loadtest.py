@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 def start_server(port: int, max_jobs: int) -> subprocess.Popen:
-    env = {**os.environ, "DSMINI_MAX_JOBS": str(max_jobs)}
+    # grace 0: a run stops as its session ends (a classroom's run waits 120 s for a reload), so
+    # "idle after close" measures the server, not a run waiting to be reclaimed
+    env = {**os.environ, "DSMINI_MAX_JOBS": str(max_jobs), "DSMINI_RUN_GRACE_S": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
