@@ -1,6 +1,6 @@
 """dsmini: a mini DeepSeek (MLA + DeepSeekMoE + MTP) for names, and the pieces to explore it.
 
-The public API, re-exported; see DESIGN.md §1 for the data flow between these modules.
+The public API, re-exported; README.md (Layout) says where each module sits in the data flow.
 """
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 Pure functions: no streamlit, no torch, no model, so each figure is testable without a browser.
 Titles and axis labels come from `i18n.t`, so one builder serves English and Russian. Values
 are rounded to 3 decimals and maps kept small: the figure's JSON is what the browser downloads
-(DESIGN.md §4). Heatmaps are `go.Heatmap` (far cheaper than px.imshow). Characters sit on the
+on every rerun. Heatmaps are `go.Heatmap` (far cheaper than px.imshow). Characters sit on the
 x axis by *position* with the character as tick text, so the two "н" of "Анна" stay apart.
 """
 

@@ -2,7 +2,7 @@
 
 Every function returns plain Python data (lists, floats, a DataFrame), so charts and tests read
 it without torch. Nothing is cached here and nothing is written to the model: one loaded
-checkpoint serves every user of the app at once (DESIGN.md §4).
+checkpoint serves every user of the app at once (the app caches one model per checkpoint version).
 
 Axes: t positions (the boundary, then the name's characters), E routed experts, k chosen per token.
 """
