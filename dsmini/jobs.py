@@ -56,7 +56,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, check_training
 from .data import CorpusData
 from .train import Trainer
 
@@ -317,6 +317,8 @@ class TrainingJob:
             raise ValueError(f"snapshot_every must be >= 0 seconds, got {snapshot_every}")
         if autosave_every < 0:
             raise ValueError(f"autosave_every must be >= 0 seconds, got {autosave_every}")
+        # the same documented limits as the CLI, before a model is built: a shared server must not run out of memory
+        check_training(model_cfg, train_cfg, len(data.train.names))
         trainer = Trainer(model_cfg, train_cfg, data)
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.threads, self.snapshot_every, self.autosave_every = threads, snapshot_every, autosave_every

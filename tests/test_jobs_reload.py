@@ -175,3 +175,20 @@ def test_grace_period_policy(monkeypatch):
         monkeypatch.setenv("DSMINI_RUN_GRACE_S", bad)
         with pytest.raises(ValueError, match="DSMINI_RUN_GRACE_S"):
             run_grace_s()
+
+
+def test_a_run_over_the_documented_limits_is_refused_before_a_model_is_built(monkeypatch):
+    """The app's widgets allow the medium preset with 64 experts (~50M parameters): over DSMINI_MAX_PARAMS."""
+    from dsmini.config import ResourceLimitError, TrainConfig, preset
+    from dsmini.data import prepare_corpus
+    from dsmini.jobs import TrainingJob
+
+    data = prepare_corpus(["anna", "boris", "clara", "dmitri", "elena"], 8, 0)
+    big = preset("medium", vocab_size=data.tokenizer.vocab_size, block_size=8, n_routed_experts=64, d_model=256)
+    import importlib
+
+    built = []  # the module, not the `train` function that dsmini re-exports under the same name
+    monkeypatch.setattr(importlib.import_module("dsmini.train"), "DSMini", lambda cfg: built.append(cfg))
+    with pytest.raises(ResourceLimitError, match="DSMINI_MAX_PARAMS"):
+        TrainingJob(big, TrainConfig(steps=10), data)
+    assert built == []  # refused from the config alone
