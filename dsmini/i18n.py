@@ -310,6 +310,13 @@ STRINGS: dict[str, dict[str, str]] = {
     "experts.section_routers": {"en": "Router shoot-out", "ru": "Сравнение роутеров"},
     "experts.shared_off": {"en": "Shared expert off too", "ru": "Выключить и общего эксперта"},
     "experts.show_untrained": {"en": "Show the untrained model", "ru": "Показать необученную модель"},
+    "experts.open_mixed": {"en": "Open {model}", "ru": "Открыть {model}"},
+    "experts.try_mixed": {
+        "en": "This model was trained on one kind of name, so its experts can only split letters. On {model}, "
+              "trained on Russian and English names together, each language gets its own experts.",
+        "ru": "Эта модель обучена на одном виде имён, поэтому её эксперты могут делить только буквы. В модели "
+              "{model}, обученной на русских и английских именах вместе, у каждого языка свои эксперты.",
+    },
     "experts.top_n": {"en": "Top experts per domain", "ru": "Лучших экспертов домена"},
     "experts.top_of_domain": {"en": "Top experts of {domain}", "ru": "Лучшие эксперты: {domain}"},
     "experts.computing": {

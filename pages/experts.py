@@ -17,12 +17,14 @@ from dsmini.probes.ablation import (
     domain_top_experts,
 )
 from dsmini.probes.experts import INITIAL_SEED
+from dsmini.probes.lesson import SHOOTOUT
 from dsmini.probes.specialisation import ExpertAnalysis
 from pages import _ui as ui
 
 ui.enter_page()
 
 SECTIONS = ("domains", "letters", "ablation", "routers")
+MIXED_MODEL = SHOOTOUT[0]  # the shipped model whose names carry domains: where the headline finding is
 
 
 def domain_section(analysis: ExpertAnalysis, lang: str) -> None:
@@ -175,6 +177,11 @@ with ui.guard():
     st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.get("name", "?"),
                      tokens=analysis.routed.ids.numel()))
     # a default, not `default=`: the lesson opens this page on a chosen section through the same key
+    if analysis.domains is None and MIXED_MODEL in {info.name for info in ui.checkpoints()}:
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.info(ui.tr("experts.try_mixed", model=MIXED_MODEL))
+        c2.button(ui.tr("experts.open_mixed", model=MIXED_MODEL), key="experts_open_mixed", width="stretch",
+                  on_click=st.session_state.update, kwargs={"checkpoint": MIXED_MODEL, "experts_section": "domains"})
     st.session_state.setdefault("experts_section", "domains" if analysis.domains is not None else "letters")
     section = st.segmented_control(ui.tr("experts.section"), list(SECTIONS), required=True,
                                    format_func=lambda s: t(f"experts.section_{s}", lang), key="experts_section")

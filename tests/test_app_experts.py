@@ -77,9 +77,9 @@ def test_experts_page_letter_charts(at, checkpoint, lang):
     assert all(0 < bits <= 2 for bits in trained["y"] + initial["y"])  # ceiling log2(8 / 2) = 2 bits
     assert len(traces(profile, "bar")) == 2
     show(at, "domains")
-    assert not charts(at) and at.info[0].value == t("experts.no_domains", lang)
+    assert not charts(at) and at.info[-1].value == t("experts.no_domains", lang)
     show(at, "routers")
-    assert not charts(at) and at.info[0].value == t("experts.routers_none", lang, corpus=checkpoint)
+    assert not charts(at) and at.info[-1].value == t("experts.routers_none", lang, corpus=checkpoint)
 
 
 def test_experts_page_letter_widgets(at):
@@ -107,7 +107,7 @@ def test_experts_page_ablation_kinds(at, lang):
     """Reroute one expert, drop two, mask each token's favourite, the shared expert off: each reruns the names."""
     open_page(at, "en-names", lang)
     show(at, "ablation")
-    assert at.info[0].value == t("experts.pick_something", lang)  # nothing picked yet
+    assert at.info[-1].value == t("experts.pick_something", lang)  # nothing picked yet
     at.selectbox(key="experts_ablation_layer").set_value(2).run()
     at.segmented_control(key="experts_kind").set_value("reroute").run()
     at.pills(key="experts_off_2").set_value([3]).run()
@@ -224,3 +224,14 @@ def test_experts_page_drop_a_domains_top_experts_and_the_router_shootout(at, lan
     assert list(table[t("chart.shootout.col_checkpoint", lang)]) == ["ru-en-names", "ru-en-noisy", "ru-en-softmax"]
     mi, maps, imbalance = charts(at)
     assert len(traces(mi, "bar")) == 3 and len(traces(maps, "heatmap")) == 3 and len(traces(imbalance, "bar")) == 3
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_single_corpus_model_points_to_the_mixed_one(at, lang):
+    open_page(at, "en-names", lang)
+    assert at.info[0].value == t("experts.try_mixed", lang, model="ru-en-names")
+    at.button(key="experts_open_mixed").click().run()
+    no_errors(at)
+    assert at.session_state["checkpoint"] == "ru-en-names"
+    assert at.segmented_control(key="experts_section").value == "domains"
+    assert len(charts(at)) == 2 and not any(i.value == t("experts.try_mixed", lang, model="ru-en-names") for i in at.info)
