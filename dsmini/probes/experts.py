@@ -103,7 +103,7 @@ def route_names(
     batch_size: int = BATCH_SIZE,
     domains: Sequence[str] | None = None,
 ) -> RoutedTokens:
-    """Run the first `max_names` names through the model (with targets, so padding is not routed).
+    """Run the first `max_names` names through the model; keep what it did with their real tokens.
 
     Read-only: eval mode and no autograd for the call; `ablation` ({layer: ExpertAblation}) is
     passed to the forward, never written into the model. `domains`: one label per name (parallel
@@ -128,7 +128,9 @@ def route_names(
             rows = order[start : start + batch_size]
             span = int(lengths[rows].max())
             xb, yb = x[rows, :span], y[rows, :span]  # (b, s)
-            out = model(xb.to(device), yb.to(device), ablation=ablation)
+            # no targets: the MTP losses would be computed and thrown away. Padding is then routed too,
+            # but causal attention and per-token routing leave the real tokens as they are; only they are kept
+            out = model(xb.to(device), ablation=ablation)
             valid = yb != IGNORE_INDEX  # (b, s) real tokens, in the same order for every tensor below
             loss = F.cross_entropy(
                 out.logits.float().flatten(0, 1), yb.to(device).flatten(), ignore_index=IGNORE_INDEX, reduction="none"
