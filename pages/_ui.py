@@ -173,7 +173,7 @@ def expert_analysis_of(ckpt: Checkpoint) -> ExpertAnalysis:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _ablation(path: str, mtime: float, spec: AblationSpec, _ckpt: Checkpoint) -> AblationResult:
     analysis = expert_analysis_of(_ckpt)
-    return ablate(_ckpt.model, _ckpt.tokenizer, analysis.names, analysis.routed, spec, analysis.domain_labels)
+    return ablate(_ckpt.model, _ckpt.tokenizer, analysis.names, analysis.routed, spec, analysis.name_domains)
 
 
 def ablation_of(ckpt: Checkpoint, spec: AblationSpec) -> AblationResult:

@@ -22,7 +22,7 @@ from dsmini.model import DSMini
 from dsmini.moe import MoE
 from dsmini.probes.ablation import AblationSpec, ablate, ablation_effect, expert_mask
 from dsmini.probes.experts import (
-    POSITION_CATEGORIES, initial_model, joint_counts, letter_group, mutual_information, route_names,
+    POSITION_CATEGORIES, initial_model, joint_counts, mutual_information, route_names,
 )
 from dsmini.probes.specialisation import expert_analysis as analyse
 

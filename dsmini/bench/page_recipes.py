@@ -98,7 +98,7 @@ def experts(c: PageContext) -> None:
     c.call(domain_mi_figure, report, LANG)
     c.call(domain_map_figure, report, LANG)
     spec = c.call(domain_top_experts, report, report.domains[0], report.layers, 2)
-    result = c.call(ablate, model, tokenizer, analysis.names, analysis.routed, spec, analysis.domain_labels)
+    result = c.call(ablate, model, tokenizer, analysis.names, analysis.routed, spec, analysis.name_domains)
     c.call(domain_damage_figure, result, LANG)
     c.call(ablation_figure, result, LANG)
 

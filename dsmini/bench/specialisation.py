@@ -187,7 +187,7 @@ def shipped_ablation(plan: Plan) -> dict[str, Any]:
 def ablation_row(model: DSMini, tokenizer: CharTokenizer, analysis: ExpertAnalysis, domain: str, layers: list[int],
                  kind: str) -> dict[str, Any]:
     spec = domain_top_experts(analysis.domains, domain, layers, TOP_N, kind=kind)
-    result = ablate(model, tokenizer, analysis.names, analysis.routed, spec, analysis.domain_labels)
+    result = ablate(model, tokenizer, analysis.names, analysis.routed, spec, analysis.name_domains)
     return {"kind": kind, "domain": domain, "layers": list(layers), "experts": [list(e) for e in spec.experts],
             "delta_domain": result.domains.delta_of(domain), "delta_other": result.others_delta(domain),
             "ratio": result.damage_ratio(domain), "mean_on": result.mean_on, "mean_off": result.mean_off}

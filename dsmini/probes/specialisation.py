@@ -27,7 +27,7 @@ class ExpertAnalysis:
     """
 
     names: list[str]
-    domain_labels: list[str] | None
+    name_domains: list[str] | None  # the domain of each of `names` (not the distinct labels)
     routed: RoutedTokens
     initial: RoutedTokens | None
     letters: ExpertReport
@@ -44,7 +44,7 @@ def expert_analysis(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str
     initial = (route_names(initial_model(model.cfg), tokenizer, names, max_names=max_names, domains=domains)
                if routed.layers else None)
     by_domain = domain_report(routed, initial) if initial is not None and routed.domain is not None else None
-    return ExpertAnalysis(names=names, domain_labels=domains, routed=routed, initial=initial,
+    return ExpertAnalysis(names=names, name_domains=domains, routed=routed, initial=initial,
                           letters=expert_report(routed, tokenizer, initial), domains=by_domain)
 
 
