@@ -2,7 +2,7 @@
 
 Streamlit's own e2e recipe: start `streamlit run` on 127.0.0.1, wait for /_stcore/health, and
 after each action wait until the app reports `data-test-script-state="notRunning"`.
-Screenshots go to test-artifacts/ (the README's screenshots are taken the same way).
+Screenshots go to tests/artifacts/ (the README's screenshots are taken the same way).
 """
 
 import json
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # url path -> plotly charts expected once the page has run (before any click)
