@@ -1,10 +1,10 @@
 """Background training jobs: a run trained by a child process, so the UI can come and go around it.
 
-Streamlit stops a running script at its next `st.*` call whenever the user clicks anything
-(DESIGN §4), so a training loop inside the page would die on the first click. A `TrainingJob`
-hands the run to a child process instead, followed by a daemon thread in the app's process;
-the page polls `job.snapshot()` (an immutable copy taken under a lock) and calls `stop()`,
-`resume()`, `save()` from callbacks. Nothing here imports streamlit.
+Streamlit stops a running script at its next `st.*` call whenever the user clicks anything,
+so a training loop inside the page would die on the first click. A `TrainingJob` hands the run
+to a child process instead, followed by a daemon thread in the app's process; the page polls
+`job.snapshot()` (an immutable copy taken under a lock) and calls `stop()`, `resume()`, `save()`
+from callbacks. Nothing here imports streamlit.
 
     job = TrainingJob(model_cfg, train_cfg, data)
     job.start()                   # "queued" until a slot is free, then "running"
@@ -25,26 +25,16 @@ weights rest in a private checkpoint folder: each run resumes from it exactly (w
 optimizer, RNGs) and writes its end state back, so save, download and resume read a complete
 checkpoint, never a model mid-step.
 
-Concurrency policy (measured on a 2-core box, torch 2.13 CPU): a lone 400K-parameter MoE run
-did 38 steps/s with 2 torch threads vs 28 with 1, but under contention (another run, the
-server) 2 threads each collapsed to a fraction of the 1-thread speed. So jobs train with 1 torch
-thread and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once; the rest wait,
-first come first served, in "queued".
-
-A run belongs to a browser tab, not to its websocket session: a reload (F5) ends the session and opens
-a new one. `JobRegistry` keeps every job by run id (the page puts it in the URL); a session leaving
-its run starts a grace period (`GRACE_S`) for a new session to claim it, after which the run stops and
-its weights stay downloadable for `KEEP_S`; then the job is released and its folder deleted.
+The pieces around the job: `job_slots.py` caps how many jobs train at once (the rest wait in
+"queued"), `job_process.py` runs one run in its child, and `job_registry.py` keeps the jobs by run
+id, so that a run outlives the browser session that started it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
-import pickle
-import secrets
 import shutil
 import tempfile
 import threading
@@ -53,11 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
 from .config import ModelConfig, TrainConfig, check_training
 from .data import CorpusData
+from .job_process import ChildRun
+from .job_slots import SLOTS
 from .train import Trainer
 
 log = logging.getLogger(__name__)
@@ -65,171 +55,14 @@ log = logging.getLogger(__name__)
 ACTIVE_STATES = ("queued", "running", "stopping")  # a worker owns the run
 FINISHED_STATES = ("stopped", "completed", "failed")  # weights at rest: save, download
 RESUMABLE_STATES = ("stopped", "completed")  # a failed run's trainer may be mid-step or NaN-bound
-MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
-GRACE_ENV = "DSMINI_RUN_GRACE_S"
 _WEIGHTS_KEPT = "the trained weights are kept with the run and can be downloaded"
-_POLL_S = 0.1  # how often the following thread checks for a stop request while the child trains
 # A child killed mid-run (out of memory, a crash) loses only what it trained since its last periodic save:
 # ~30 ms to write a small model every 30 s costs nothing, and a class never loses more than half a minute.
 AUTOSAVE_EVERY_S = 30.0
-GRACE_S = 120.0  # a reload reconnects in seconds; a closed laptop lid or a flaky classroom Wi-Fi may take a minute
-KEEP_S = 3600.0  # an unclaimed run's weights stay saveable this long (a lesson), then its folder is deleted
-
-# Children come from a fork server: a clean single-threaded process that imported dsmini, torch and
-# torch._dynamo (which torch.optim imports on first use, 2.3 s) once, so a tiny run takes 0.3 s instead of
-# ~5 s in a fresh interpreter, and nothing is forked from the threaded app server. Where there is no fork
-# server (Windows), each run spawns a fresh interpreter. Either way the child re-imports the parent's
-# `__main__` as `__mp_main__`, so that must be safe to import (app.py does nothing then).
-if "forkserver" in multiprocessing.get_all_start_methods():
-    _PROCESSES = multiprocessing.get_context("forkserver")
-    _PROCESSES.set_forkserver_preload([__name__, "torch._dynamo"])
-else:
-    _PROCESSES = multiprocessing.get_context("spawn")
 
 
 class JobError(RuntimeError):
     """An action that the job's current state does not allow (e.g. save while running)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Process-wide policy: torch threads and the cap on concurrent jobs
-
-
-def configure_torch_threads(n: int = 1) -> None:
-    """Set torch's intra-op thread count for the whole process; call once at app startup.
-
-    `torch.set_num_threads` is process-wide, so the policy belongs to whoever knows what runs at
-    once (the app, for its page computations; each job's child process sets its own). 1 is the
-    right default under contention (see the module docstring).
-    """
-    if n < 1:
-        raise ValueError(f"torch threads must be >= 1, got {n}")
-    torch.set_num_threads(n)
-
-
-def max_concurrent_jobs() -> int:
-    """How many jobs may train at once: $DSMINI_MAX_JOBS, else max(1, cpu_count // 2).
-
-    Half the cores, because each job runs torch on 1 thread and the Streamlit server, the
-    page scripts and torch's own helper threads need the rest.
-    """
-    raw = os.environ.get(MAX_JOBS_ENV)
-    if raw is None:
-        return max(1, (os.cpu_count() or 1) // 2)
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{MAX_JOBS_ENV} must be a positive integer, got {raw!r}")
-    return n
-
-
-def run_grace_s() -> float:
-    """How long a run nobody shows keeps training: $DSMINI_RUN_GRACE_S, else `GRACE_S`. 0 stops it with its
-    session at once, for a load test that measures the server going idle after its sessions close."""
-    raw = os.environ.get(GRACE_ENV)
-    if raw is None:
-        return GRACE_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= KEEP_S:
-        raise ValueError(f"{GRACE_ENV} must be a number of seconds from 0 to {KEEP_S:g}, got {raw!r}")
-    return seconds
-
-
-class _Slots:
-    """A first-come-first-served counting semaphore that can be cancelled and resized.
-
-    Not a `threading.BoundedSemaphore`: a queued job must show its place in line and leave
-    the line at once when stopped (no polling), and tests must change the cap safely while
-    jobs hold slots. A job takes one slot per torch thread, at most the whole cap (so a big
-    job still runs, alone). The capacity is read lazily, so a bad $DSMINI_MAX_JOBS fails the
-    job with a message instead of breaking `import dsmini.jobs`.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._capacity: int | None = None
-        self._used = 0
-        self._line: list[object] = []  # waiting tickets, oldest first
-
-    def _cap(self) -> int:
-        if self._capacity is None:
-            self._capacity = max_concurrent_jobs()
-        return self._capacity
-
-    def resize(self, capacity: int | None) -> None:
-        """New cap (None: back to `max_concurrent_jobs()`); holders above it finish normally."""
-        with self._cond:
-            self._capacity = capacity
-            self._cond.notify_all()
-
-    def acquire(self, ticket: object, weight: int, cancel: threading.Event) -> int:
-        """Wait in arrival order for `weight` slots; return how many were taken (pass that to
-        `release`), or 0 if `cancel` was set first (the canceller calls `wake`)."""
-        with self._cond:
-            self._line.append(ticket)
-            try:
-                while not cancel.is_set():
-                    need = min(weight, self._cap())
-                    if self._line[0] is ticket and self._used + need <= self._cap():
-                        self._used += need
-                        return need
-                    self._cond.wait()
-                return 0
-            finally:
-                self._line.remove(ticket)
-                self._cond.notify_all()  # the next in line may now be first
-
-    def release(self, taken: int) -> None:
-        with self._cond:
-            self._used -= taken
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        """Make waiters re-check their cancel events."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def position(self, ticket: object) -> int | None:
-        """1-based place in line, or None if not waiting."""
-        with self._cond:
-            return self._line.index(ticket) + 1 if ticket in self._line else None
-
-
-_SLOTS = _Slots()
-
-
-def set_max_concurrent_jobs(n: int | None) -> None:
-    """Override the cap (slots: one per torch thread of a job) for this process, e.g. in
-    tests; None restores `max_concurrent_jobs()`. Safe while jobs run: lowering it only
-    makes new jobs wait longer.
-    """
-    if n is not None and n < 1:
-        raise ValueError(f"max concurrent jobs must be >= 1, got {n}")
-    _SLOTS.resize(n)
-
-
-def prepare_for_training() -> None:
-    """Pay training's one-time costs now, at app startup, not when a class presses Start together.
-
-    Starts the fork server (it imports torch in its own process, off this one's GIL), and imports
-    torch._dynamo here, which torch.optim imports when the first job builds its optimizer: 2.3 s
-    alone, 15 s with 30 sessions busy (BENCHMARKS, load test).
-    """
-    import torch._dynamo  # noqa: F401
-
-    if _PROCESSES.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-
-
-# ---------------------------------------------------------------------------------------------
-# The job
 
 
 @dataclass(frozen=True)
@@ -261,15 +94,6 @@ class JobSnapshot:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
-
-
-def _frozen(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Lists to tuples (nested), so a snapshot can share the values and copy only the dicts."""
-
-    def freeze(v: Any) -> Any:
-        return tuple(freeze(x) for x in v) if isinstance(v, list) else v
-
-    return {k: freeze(v) for k, v in metrics.items()}
 
 
 def _outcome(reason: str | None) -> tuple[str, str]:
@@ -328,7 +152,6 @@ class TrainingJob:
         except CheckpointError as err:
             raise CheckpointError(f"cannot start a training run: {err}") from err
         self._runs = 0
-        self._autosave: tuple[Path, int] | None = None  # the current run's last periodic save, and its step
         self._released = False
         self._control = threading.Lock()  # one of start/resume/save/download at a time
         self._lock = threading.Lock()  # everything below: shared by the worker and snapshot()
@@ -393,7 +216,7 @@ class TrainingJob:
                 return
             self._state, self._unattended = "stopping", unattended
             self._stop_event.set()
-        _SLOTS.wake()  # a queued worker is waiting on the slots' condition, not on the event
+        SLOTS.wake()  # a queued worker is waiting on the slots' condition, not on the event
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True if it has ended (or was never started)."""
@@ -423,7 +246,7 @@ class TrainingJob:
     # reading ------------------------------------------------------------------------------
     def snapshot(self) -> JobSnapshot:
         """A consistent copy of the progress, cheap enough to poll every second."""
-        position = _SLOTS.position(self)  # before taking our lock: never hold both
+        position = SLOTS.position(self)  # before taking our lock: never hold both
         with self._lock:
             running = time.monotonic() - self._run_started if self._run_started is not None else 0.0
             return JobSnapshot(
@@ -501,13 +324,13 @@ class TrainingJob:
         """Thread body: wait for a slot, train, record how it ended. Never dies silently."""
         state, message = "failed", "the training thread ended unexpectedly"
         try:
-            taken = _SLOTS.acquire(self, self.threads, stop)
+            taken = SLOTS.acquire(self, self.threads, stop)
             if taken:
                 try:
                     self._mark_running()
                     state, message = self._train(stop)
                 finally:
-                    _SLOTS.release(taken)
+                    SLOTS.release(taken)
             else:
                 state, message = "stopped", f"stopped while queued, at step {self._weights_step}"
         except Exception as err:  # the page shows the message; the log keeps the traceback
@@ -519,27 +342,12 @@ class TrainingJob:
     def _train(self, stop: threading.Event) -> tuple[str, str]:
         """One run in a child process: follow its metrics, pass on a stop request, adopt its end state."""
         self._runs += 1
-        self._autosave = None
         end = self.folder / f"run-{self._runs}"
-        receive, send = _PROCESSES.Pipe(duplex=False)
-        child_stop = _PROCESSES.Event()
-        # CorpusData pickled by value here: multiprocessing would move its tensors to shared memory,
-        # changing the cached corpus that other sessions' jobs read.
-        child = _PROCESSES.Process(
-            target=_train_in_child, name="dsmini-train", daemon=True,
-            args=(str(self._weights), str(end), self.train_cfg.steps, pickle.dumps(self.data), self.threads,
-                  self.autosave_every, send, child_stop),
-        )
-        child.start()
-        send.close()  # the child holds the only sending end now: its exit ends our recv() with EOFError
-        try:
-            outcome = self._follow(receive, stop, child_stop)
-        finally:
-            receive.close()
-            child.join()
+        child = ChildRun(self._weights, end, self.train_cfg.steps, self.data, self.threads, self.autosave_every)
+        outcome = child.run(stop, self._publish, self.snapshot_every)
         if outcome is None:  # died mid-run: fall back to its last periodic save, else to where it started
-            periodic = self._autosave is not None
-            self._adopt(*(self._autosave or (self._weights, self._weights_step)))
+            periodic = child.autosave is not None
+            self._adopt(*(child.autosave or (self._weights, self._weights_step)))
             return "failed", (
                 f"the training process ended unexpectedly (exit code {child.exitcode}); "
                 f"the weights are kept from step {self._weights_step}" + (", the last periodic save" if periodic else "")
@@ -555,33 +363,6 @@ class TrainingJob:
         for entry in self.folder.iterdir():
             if entry != weights:
                 shutil.rmtree(entry, ignore_errors=True)
-
-    def _follow(self, receive, stop: threading.Event, child_stop) -> tuple[str, str, int] | None:
-        """Publish the child's metrics until it reports how the run ended; None if it died first."""
-        pending: list[dict[str, Any]] = []
-        last_publish = time.monotonic()
-        try:
-            while True:
-                if stop.is_set():
-                    child_stop.set()
-                if not receive.poll(_POLL_S):
-                    continue
-                try:
-                    kind, value = receive.recv()
-                except EOFError:
-                    return None
-                if kind == "saved":  # written completely: the weights to keep if the child dies
-                    path, step = value
-                    self._autosave = Path(path), step
-                    continue
-                if kind != "step":
-                    return kind, *value
-                pending.append(_frozen(value))
-                if time.monotonic() - last_publish >= self.snapshot_every:
-                    self._publish(pending)
-                    pending, last_publish = [], time.monotonic()
-        finally:  # also when the child died: the steps that did happen are shown
-            self._publish(pending)
 
     def _mark_running(self) -> None:
         with self._lock:
@@ -607,122 +388,3 @@ class TrainingJob:
                 self._elapsed_before += time.monotonic() - self._run_started
                 self._run_started = None
             self._state, self._message = state, message
-
-
-# ---------------------------------------------------------------------------------------------
-# The registry: runs by id, outliving the sessions that show them
-
-
-@dataclass
-class _Entry:
-    job: TrainingJob
-    holders: set[str]  # the sessions showing the run
-    left_at: float | None = None  # monotonic time the last holder left; None while held
-
-
-class JobRegistry:
-    """Every job of the process by run id, so that a run outlives the websocket session that started it.
-
-    A holder (one browser session) holds at most one run. When the last holder of a run leaves, it
-    has `grace_s` to be claimed again (a reload claims it within seconds); unclaimed, it is stopped
-    (weights kept, still saveable by a tab that brings its id), and after `keep_s` it is released and
-    forgotten. The cap on concurrent training is the jobs' own (`_SLOTS`), untouched by this.
-    """
-
-    def __init__(self, grace_s: float = GRACE_S, keep_s: float = KEEP_S):
-        if not 0 <= grace_s <= keep_s:
-            raise ValueError(f"need 0 <= grace_s <= keep_s, got {grace_s} and {keep_s}")
-        self.grace_s, self.keep_s = grace_s, keep_s
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-
-    def add(self, job: TrainingJob, holder: str) -> str:
-        """Register `job` as `holder`'s run (it leaves any other); return the new run id."""
-        run_id = secrets.token_urlsafe(9)  # unguessable: a URL is the only key to someone's run
-        with self._lock:
-            left = self._drop_holder(holder)
-            self._entries[run_id] = _Entry(job, {holder})
-        self.sweep()
-        if left:
-            self._schedule_sweeps()
-        return run_id
-
-    def claim(self, run_id: str, holder: str) -> TrainingJob | None:
-        """`holder` shows run `run_id` from now on; None if there is no such run (any more)."""
-        self.sweep()
-        with self._lock:
-            entry = self._entries.get(run_id)
-            if entry is None:
-                return None
-            left = holder not in entry.holders and self._drop_holder(holder)
-            entry.holders.add(holder)
-            entry.left_at = None
-        if left:
-            self._schedule_sweeps()
-        return entry.job
-
-    def leave(self, holder: str) -> None:
-        """`holder` (a session that ended) shows nothing any more: its run's grace period may start."""
-        with self._lock:
-            left = self._drop_holder(holder)
-        if left:
-            self._schedule_sweeps()
-
-    def _drop_holder(self, holder: str) -> bool:
-        """Take `holder` off its run (call with `_lock` held); True if that run is unheld now."""
-        for entry in self._entries.values():
-            if holder in entry.holders:
-                entry.holders.discard(holder)
-                if not entry.holders:
-                    entry.left_at = time.monotonic()
-                    return True
-        return False
-
-    def _schedule_sweeps(self) -> None:
-        """A run was just left: sweep when its grace period and its keep time end, as no one may visit
-        the app again to trigger a sweep."""
-        for delay in (self.grace_s, self.keep_s):
-            timer = threading.Timer(delay + 0.05, self.sweep)
-            timer.daemon = True
-            timer.start()
-
-    def sweep(self) -> None:
-        """Stop the runs unclaimed for `grace_s`; release and forget those unclaimed for `keep_s`."""
-        now = time.monotonic()
-        with self._lock:
-            idle = {run_id: e for run_id, e in self._entries.items() if e.left_at is not None}
-            expired = [self._entries.pop(run_id).job for run_id, e in idle.items() if now - e.left_at >= self.keep_s]
-            overdue = [e.job for e in idle.values() if self.grace_s <= now - e.left_at < self.keep_s]
-        for job in overdue:  # outside the lock: a job's own locks are never taken under ours
-            job.stop(unattended=True)
-        for job in expired:
-            job.release()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-
-def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int, autosave_every: float,
-                    send, stop) -> None:
-    """The child process: resume the run at `start`, send ("step", metrics) per optimizer step and
-    ("saved", (path, step)) after each periodic save (`<end>-at-<step>`, every `autosave_every` s),
-    save the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
-    step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
-    torch.set_num_threads(threads)
-    trainer = Trainer.resume(start, pickle.loads(data), steps=steps)  # bytes the parent pickled, never a file
-    end_path = Path(end)
-    last_save = time.monotonic()
-    try:
-        for metrics in trainer.run(stop):
-            send.send(("step", metrics.to_dict()))
-            if autosave_every and time.monotonic() - last_save >= autosave_every:
-                saved = trainer.save(end_path.parent, f"{end_path.name}-at-{trainer.step}")
-                send.send(("saved", (str(saved), trainer.step)))
-                last_save = time.monotonic()
-        kind, text = "end", trainer.state.stop_reason
-    except Exception as err:
-        kind, text = "error", f"{type(err).__name__}: {err}"
-    trainer.save(end_path.parent, end_path.name)
-    send.send((kind, (text, trainer.step)))
-    send.close()

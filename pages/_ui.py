@@ -21,7 +21,10 @@ from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t
-from dsmini.jobs import JobRegistry, TrainingJob, configure_torch_threads, prepare_for_training, run_grace_s
+from dsmini.job_process import prepare_for_training
+from dsmini.job_registry import JobRegistry, run_grace_s
+from dsmini.job_slots import configure_torch_threads
+from dsmini.jobs import TrainingJob
 from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
 from dsmini.probes.experts import MAX_NAMES
 from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_analysis, router_shootout
@@ -51,8 +54,8 @@ def tr(key: str, **fmt) -> str:
 
 @st.cache_resource
 def _startup() -> str:
-    """Once per process: torch thread policy and training's one-time costs (see dsmini.jobs), and the
-    device in use."""
+    """Once per process: torch thread policy and training's one-time costs (see dsmini.job_slots and
+    dsmini.job_process), and the device in use."""
     configure_torch_threads()
     prepare_for_training()
     return str(pick_device())

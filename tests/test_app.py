@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dsmini.jobs import set_max_concurrent_jobs
+from dsmini.job_slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file

@@ -15,10 +15,12 @@ from dsmini.bench.archs import ARCHS, active_ffn_dim, arch_config
 from dsmini.bench.charts import chart_file
 from dsmini.bench.common import REPO_ROOT, SECTIONS, interleaved, quick_plan
 from dsmini.bench.quality import time_to_target, val_at
-from dsmini.bench.report import DAMAGE_FLOOR, TITLES, _damage, render_section
+from dsmini.bench.report import TITLES, render_section
+from dsmini.bench.report_specialisation import _damage
 from dsmini.bench.specialisation import ABLATION_KINDS, ROUTERS, TOP_N, domain_data, router_verdict, shipped_ablation
 from dsmini.config import TrainConfig, preset
 from dsmini.model import DSMini
+from dsmini.probes.ablation import DAMAGE_FLOOR
 from dsmini.train import Trainer
 
 NAMES = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира",

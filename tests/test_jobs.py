@@ -16,9 +16,8 @@ import torch
 from dsmini.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_zip
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.jobs import (
-    JobError, TrainingJob, configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs,
-)
+from dsmini.job_slots import configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs
+from dsmini.jobs import JobError, TrainingJob
 
 NAMES = [
     "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev",

@@ -11,7 +11,9 @@ import pytest
 from dsmini.checkpoint import load_checkpoint
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.jobs import GRACE_S, JobError, JobRegistry, TrainingJob, run_grace_s, set_max_concurrent_jobs
+from dsmini.job_registry import GRACE_S, JobRegistry, run_grace_s
+from dsmini.job_slots import set_max_concurrent_jobs
+from dsmini.jobs import JobError, TrainingJob
 
 NAMES = ["anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "olga"]
 FOREVER = 1_000_000  # such jobs end only by stop()

@@ -514,7 +514,8 @@ def test_next_free_name(tmp_path):
 
 
 def test_a_job_cannot_save_over_a_shipped_or_existing_checkpoint(tmp_path):
-    from dsmini.jobs import TrainingJob, set_max_concurrent_jobs
+    from dsmini.job_slots import set_max_concurrent_jobs
+    from dsmini.jobs import TrainingJob
 
     set_max_concurrent_jobs(8)  # never queued behind a run another test left stopping
     data = prepare_corpus(WORDS, 4, 42, corpus_name="toy")

@@ -1,0 +1,322 @@
+"""`python -m dsmini train`: check everything a run needs, then train, then save; the exit status says how it ended.
+
+Apart from the CLI's parser and dispatch (`__main__.py`) because this is where the CLI's promises
+about training are kept (see there): a new run or a resumed one is built only after the name,
+--out, every value, the limits and the corpus are checked; --resume refuses flags and a corpus
+that contradict the checkpoint, listing every conflict; a run that ends early saves the weights
+of its last finished step, never weights that are not finite, under the next free name if its
+own was taken meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .checkpoint import META_FILE, CheckpointError, CheckpointExistsError, list_checkpoints, load_checkpoint, validate_name
+from .config import PRESETS, ModelConfig, TrainConfig, check_learning_rate, check_training, preset
+from .data import MAX_NAME_LEN, Corpus, CorpusData, default_block_size, list_corpora, load_corpus, prepare_corpus
+from .train import Trainer
+
+# How a run ended, beside 0 (completed); `__main__` adds the statuses of a refused command and a closed pipe
+EXIT_STOPPED_EARLY = 1  # the run ended before its last step; the weights of its last good step are saved
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+# TrainConfig fields a resumed run may change: they decide what is reported and where it runs,
+# never which weights come out (evaluation and samples draw no training RNG)
+RESUME_MAY_CHANGE = ("steps", "eval_every", "eval_batches", "sample_every", "n_samples", "device")
+DEFAULT_PRESET = "small"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Check everything, then train and save. Nothing is written before the first step."""
+    _set_threads(args.threads)
+    name = validate_name(args.name if args.name is not None else Path(args.corpus).stem)
+    out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the checkpoint (and saves over it), --overwrite starts a new run over it: give one")
+    given = _overrides(args, TrainConfig)
+    check_learning_rate(dataclasses.replace(TrainConfig(), **given))  # every given value is checked here too
+    if not args.resume:
+        _check_new_target(out, name, args.overwrite)
+    _check_writable(out)
+    corpus = _training_corpus(args)
+    trainer = _resumed_trainer(args, out / name, corpus, given) if args.resume else _new_trainer(args, corpus, given)
+    _check_jsonable(trainer)
+    _print_plan(trainer, corpus, args.resume)
+    return _train_and_save(trainer, out, name, args)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= cores:
+        raise ValueError(f"--threads must be between 1 and {cores} (this machine's cores), got {threads}")
+    torch.set_num_threads(threads)
+
+
+def _overrides(args: argparse.Namespace, cls, skip=()) -> dict:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v is not None}
+
+
+def _check_new_target(out: Path, name: str, overwrite: bool) -> None:
+    """A new run may take a free name, or with --overwrite replace a checkpoint that is the user's."""
+    target = out / name
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
+        raise CheckpointError(
+            f"{target} already exists: give --resume to continue it, --overwrite to replace it, or another --name"
+        )
+    if target.is_symlink() or not (target / META_FILE).is_file():
+        raise CheckpointError(f"{target} exists and is not a dsmini checkpoint; not overwriting it")
+    if any(info.name == name and info.shipped for info in list_checkpoints(out)):
+        raise CheckpointError(f"{target} ships with dsmini and is read-only: give another --name")
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse an --out the checkpoint cannot be written to now, not after the run: create and remove a
+    file in it (or, while it does not exist, in the folder above it that will hold it)."""
+    probe = folder
+    while not (probe.exists() or probe.is_symlink()):  # a dangling link is no folder to write in
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CheckpointError(f"--out {folder}: {probe} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dsmini-probe-", dir=probe)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as err:
+        raise CheckpointError(f"--out {folder} is not writable: {err.strerror or err}") from None
+
+
+def _training_corpus(args: argparse.Namespace) -> Corpus:
+    """The corpus, with names from a file capped at MAX_NAME_LEN, the app's cap (the built-ins' longest has 22)."""
+    builtin = args.corpus in list_corpora()
+    return load_corpus(args.corpus, lowercase=args.lowercase, max_len=None if builtin else MAX_NAME_LEN)
+
+
+def _new_trainer(args: argparse.Namespace, corpus: Corpus, given: dict) -> Trainer:
+    train_cfg = dataclasses.replace(TrainConfig(), **given)
+    model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
+    block_size = model_over.pop("block_size") if "block_size" in model_over else default_block_size(corpus.names)
+    alphabet = len(set("".join(corpus.names)))  # names too long for block_size can only shrink it
+    model_cfg = preset(args.preset or DEFAULT_PRESET, vocab_size=alphabet + 1, block_size=block_size, **model_over)
+    check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
+    data = prepare_corpus(
+        corpus.names, block_size, train_cfg.split_seed, corpus_name=corpus.name,
+        domains=corpus.domains, builtin=corpus.builtin,
+    )
+    return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
+
+
+def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, given: dict) -> Trainer:
+    """The checkpoint's run, continued: refused when the corpus or a flag contradicts it, or when
+    there is nothing left to do."""
+    ckpt = load_checkpoint(path, load_optimizer=True)
+    if ckpt.shipped:
+        raise CheckpointError(f"{path} ships with dsmini and is read-only: it cannot be resumed")
+    if ckpt.train_config is None or ckpt.optimizer_states is None:
+        raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
+    saved = ckpt.train_config
+    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given)
+    if conflicts:
+        raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
+    steps = given.get("steps", saved.steps)
+    if steps <= ckpt.step:
+        why = f"--steps {steps} is not more than" if "steps" in given else "it has finished"
+        raise ValueError(
+            f"nothing to do: {why} the checkpoint's {ckpt.step} steps; with --resume, --steps is the total to "
+            f"reach, e.g. --steps {ckpt.step + saved.steps}"
+        )
+    changed = {key: value for key, value in given.items() if key in RESUME_MAY_CHANGE}
+    train_cfg = dataclasses.replace(saved, **{**changed, "steps": steps})
+    check_training(ckpt.model_config, train_cfg, len(corpus.names))
+    ref = ckpt.corpus
+    data = prepare_corpus(
+        corpus.names, ref.get("block_size", ckpt.model_config.block_size), ref.get("split_seed", saved.split_seed),
+        corpus_name=corpus.name, domains=corpus.domains, builtin=corpus.builtin,
+    )
+    conflicts = _corpus_conflicts(ckpt.corpus, ckpt.tokenizer.chars, corpus, data)
+    if conflicts:
+        raise ValueError(f"cannot resume {path} on this corpus: {'; '.join(conflicts)}")
+    return Trainer.from_checkpoint(ckpt, data, train_cfg)
+
+
+def _conflict(flag: str, saved, given) -> str:
+    return f"{flag}: {saved!r} (checkpoint) vs {given!r} (given)"
+
+
+def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict) -> list[str]:
+    """Each given flag whose value differs from the checkpoint's, as 'flag: saved vs given'."""
+    conflicts = []
+    model_given = _overrides(args, ModelConfig, skip=("vocab_size",))
+    for key, value in model_given.items():
+        if getattr(model, key) != value:
+            conflicts.append(_conflict(_flag(key), getattr(model, key), value))
+    if args.preset is not None:  # the preset's own sizes; vocab and block size come from the corpus
+        base = PRESETS[args.preset]
+        keys = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("vocab_size", "block_size", *model_given)]
+        differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}" for key in keys if getattr(base, key) != getattr(model, key)]
+        if differ:
+            conflicts.append(f"--preset {args.preset}: {', '.join(differ)} (checkpoint vs given)")
+    for key, value in given.items():
+        if key not in RESUME_MAY_CHANGE and getattr(train, key) != value:
+            conflicts.append(_conflict(_flag(key), getattr(train, key), value))
+    return conflicts
+
+
+def _flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _corpus_conflicts(ref: dict, chars: list[str], corpus: Corpus, data: CorpusData) -> list[str]:
+    """How the corpus given differs from the one the checkpoint was trained on: its name, its
+    alphabet (the tokenizer: same size is not enough, the ids would mean other letters), its
+    domains and its split (the stored validation names of a file, the split sizes)."""
+    conflicts = []
+    if ref.get("name") != corpus.name:
+        conflicts.append(_conflict("--corpus", ref.get("name"), corpus.name))
+    if data.tokenizer.chars != chars:
+        lost, new = sorted(set(chars) - set(data.tokenizer.chars)), sorted(set(data.tokenizer.chars) - set(chars))
+        conflicts.append(
+            f"alphabet: the checkpoint's has {len(chars)} characters, this corpus's {len(data.tokenizer.chars)}"
+            + (f"; only in the checkpoint's: {''.join(lost)[:40]}" if lost else "")
+            + (f"; only in this corpus: {''.join(new)[:40]}" if new else "")
+        )
+    if ref.get("domains", []) != data.domain_labels:
+        conflicts.append(_conflict("domains", ref.get("domains", []), data.domain_labels))
+    sizes = (ref.get("n_train"), ref.get("n_val"))
+    if sizes != (None, None) and sizes != (len(data.train.names), len(data.val.names)):
+        conflicts.append(_conflict("train/val names", sizes, (len(data.train.names), len(data.val.names))))
+    stored = ref.get("val_names")
+    if stored is not None and stored != data.val.names[: len(stored)]:
+        conflicts.append("validation names: not the checkpoint's (another file under the same name?)")
+    return conflicts
+
+
+def _check_jsonable(trainer: Trainer) -> None:
+    """The configs go into checkpoint.json at the end: fail now if they could not."""
+    try:
+        json.dumps([trainer.model_cfg.to_dict(), trainer.cfg.to_dict()], allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the configuration cannot be saved as JSON: {err}") from None
+
+
+def _print_plan(trainer: Trainer, corpus: Corpus, resumed: bool) -> None:
+    data, counts = trainer.data, trainer.model.param_counts()
+    dropped = corpus.dropped.describe()
+    print(
+        f"{corpus.name}: {len(data.train.names)} train / {len(data.val.names)} val names, "
+        f"{_domains_phrase(corpus.domain_counts)}alphabet {data.tokenizer.vocab_size - 1}"
+        + (f" (dropped {dropped})" if dropped else "")
+        + f"; model {counts['main']['total']:,} params ({counts['main']['active']:,} active) "
+        f"+ MTP {counts.get('mtp', {}).get('total', 0):,}"
+        + (f"; resuming at step {trainer.step} of {trainer.cfg.steps}" if resumed else ""),
+        file=sys.stderr,
+    )
+
+
+def _domains_phrase(counts: dict[str, int]) -> str:
+    """'domains en 5,163 / ru 4,998, ' for a labelled corpus, '' for an unlabelled one."""
+    if not counts:
+        return ""
+    return "domains " + " / ".join(f"{label} {n:,}" for label, n in counts.items()) + ", "
+
+
+def _train_and_save(trainer: Trainer, out: Path, name: str, args: argparse.Namespace) -> int:
+    """Run, then save the weights of the last finished step unless no step finished or they are not
+    finite; one line says how the run ended and where its weights are."""
+    first, started = trainer.step, time.perf_counter()
+    failure = _run(trainer)
+    reason = failure or trainer.state.stop_reason
+    code = _exit_code(reason)
+    if trainer.step == first:
+        print(f"error: {reason}; no step finished, nothing saved", file=sys.stderr)
+        return code
+    if not trainer.weights_are_finite():
+        print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr", file=sys.stderr)
+        return code
+    path = _save(trainer, out, name, overwrite=args.resume or args.overwrite, include_optimizer=not args.no_optimizer_state)
+    val = trainer.summary()["val_loss"]
+    print(
+        f"{reason}; {trainer.step} steps ({trainer.step - first} in {time.perf_counter() - started:.1f}s)"
+        + (f"; val loss {val:.4f} nats/char" if val is not None else "") + f"; saved {path}"
+        + (f" (continue it with --resume --name {path.name})" if code == EXIT_INTERRUPTED else "")
+    )
+    return code
+
+
+def _exit_code(reason: str) -> int:
+    if reason == "completed":
+        return 0
+    return EXIT_INTERRUPTED if reason.startswith("stopped on request") else EXIT_STOPPED_EARLY
+
+
+def _run(trainer: Trainer) -> str | None:
+    """Train with progress on stderr; why it broke off if an error did it (the trainer's own stops
+    are in `trainer.state.stop_reason`). A step computes its losses and gradients before it touches
+    the weights, so a run that broke off holds the weights of its last finished step."""
+    live = sys.stderr.isatty()  # a redrawn bar on a terminal, one line per evaluation in a log
+    try:
+        with _stop_on_interrupt(trainer):
+            for m in trainer.run():
+                if live or m.val_loss is not None:
+                    print(_progress(m, trainer.cfg.steps), end="" if live else "\n", file=sys.stderr, flush=True)
+                if m.samples:
+                    print(f"\n  samples: {', '.join(m.samples)}", file=sys.stderr)
+    except Exception as err:  # saved below like any other early end; the message goes with it
+        return f"training failed at step {trainer.step + 1}: {type(err).__name__}: {one_line(err)}"
+    finally:
+        print(file=sys.stderr)
+    return None
+
+
+def _progress(m, total: int, width: int = 30) -> str:
+    done = int(width * m.step / total)
+    val = f" val {m.val_loss:.3f}" if m.val_loss is not None else ""
+    return (
+        f"\r{m.elapsed:6.0f}s step {m.step:>6}/{total} [{'#' * done}{'.' * (width - done)}] "
+        f"loss {m.main_loss:.3f}{val} | {m.tokens_per_sec:,.0f} tok/s"
+    )
+
+
+@contextmanager
+def _stop_on_interrupt(trainer: Trainer):
+    """The first Ctrl-C finishes the current step and ends the run, which is then saved; a second one
+    quits at once, saving nothing."""
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        print("\ninterrupted: finishing this step, then saving (Ctrl-C again to quit without saving)", file=sys.stderr)
+        trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _save(trainer: Trainer, out: Path, name: str, overwrite: bool, include_optimizer: bool) -> Path:
+    """Save under `name`; if that name was taken while the run went on, under the next free one."""
+    try:
+        return trainer.save(out, name, include_optimizer=include_optimizer, overwrite=overwrite)
+    except CheckpointExistsError as err:
+        print(f"{err}; saving as {err.free_name!r} instead", file=sys.stderr)
+        return trainer.save(out, err.free_name, include_optimizer=include_optimizer)
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line, as the CLI prints every error."""
+    return " ".join(str(err).split()) or type(err).__name__

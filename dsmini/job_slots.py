@@ -1,0 +1,124 @@
+"""The process-wide policy of background training: torch threads, and the cap on jobs that train at once.
+
+One cap for the whole app process (`SLOTS`), not one per session, because every session's runs
+share the same cores: a `TrainingJob` takes its slots here before its child process starts.
+
+Concurrency policy (measured on a 2-core box, torch 2.13 CPU): a lone 400K-parameter MoE run
+did 38 steps/s with 2 torch threads vs 28 with 1, but under contention (another run, the
+server) 2 threads each collapsed to a fraction of the 1-thread speed. So jobs train with 1 torch
+thread and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once; the rest wait,
+first come first served, in "queued".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+
+MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
+
+
+def configure_torch_threads(n: int = 1) -> None:
+    """Set torch's intra-op thread count for the whole process; call once at app startup.
+
+    `torch.set_num_threads` is process-wide, so the policy belongs to whoever knows what runs at
+    once (the app, for its page computations; each job's child process sets its own). 1 is the
+    right default under contention (see the module docstring).
+    """
+    if n < 1:
+        raise ValueError(f"torch threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
+def max_concurrent_jobs() -> int:
+    """How many jobs may train at once: $DSMINI_MAX_JOBS, else max(1, cpu_count // 2).
+
+    Half the cores, because each job runs torch on 1 thread and the Streamlit server, the
+    page scripts and torch's own helper threads need the rest.
+    """
+    raw = os.environ.get(MAX_JOBS_ENV)
+    if raw is None:
+        return max(1, (os.cpu_count() or 1) // 2)
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{MAX_JOBS_ENV} must be a positive integer, got {raw!r}")
+    return n
+
+
+class _Slots:
+    """A first-come-first-served counting semaphore that can be cancelled and resized.
+
+    Not a `threading.BoundedSemaphore`: a queued job must show its place in line and leave
+    the line at once when stopped (no polling), and tests must change the cap safely while
+    jobs hold slots. A job takes one slot per torch thread, at most the whole cap (so a big
+    job still runs, alone). The capacity is read lazily, so a bad $DSMINI_MAX_JOBS fails the
+    job with a message instead of breaking `import dsmini.job_slots`.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._capacity: int | None = None
+        self._used = 0
+        self._line: list[object] = []  # waiting tickets, oldest first
+
+    def _cap(self) -> int:
+        if self._capacity is None:
+            self._capacity = max_concurrent_jobs()
+        return self._capacity
+
+    def resize(self, capacity: int | None) -> None:
+        """New cap (None: back to `max_concurrent_jobs()`); holders above it finish normally."""
+        with self._cond:
+            self._capacity = capacity
+            self._cond.notify_all()
+
+    def acquire(self, ticket: object, weight: int, cancel: threading.Event) -> int:
+        """Wait in arrival order for `weight` slots; return how many were taken (pass that to
+        `release`), or 0 if `cancel` was set first (the canceller calls `wake`)."""
+        with self._cond:
+            self._line.append(ticket)
+            try:
+                while not cancel.is_set():
+                    need = min(weight, self._cap())
+                    if self._line[0] is ticket and self._used + need <= self._cap():
+                        self._used += need
+                        return need
+                    self._cond.wait()
+                return 0
+            finally:
+                self._line.remove(ticket)
+                self._cond.notify_all()  # the next in line may now be first
+
+    def release(self, taken: int) -> None:
+        with self._cond:
+            self._used -= taken
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Make waiters re-check their cancel events."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def position(self, ticket: object) -> int | None:
+        """1-based place in line, or None if not waiting."""
+        with self._cond:
+            return self._line.index(ticket) + 1 if ticket in self._line else None
+
+
+SLOTS = _Slots()  # the process's one cap: every TrainingJob takes its slots here
+
+
+def set_max_concurrent_jobs(n: int | None) -> None:
+    """Override the cap (slots: one per torch thread of a job) for this process, e.g. in
+    tests; None restores `max_concurrent_jobs()`. Safe while jobs run: lowering it only
+    makes new jobs wait longer.
+    """
+    if n is not None and n < 1:
+        raise ValueError(f"max concurrent jobs must be >= 1, got {n}")
+    SLOTS.resize(n)
+
