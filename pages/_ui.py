@@ -11,28 +11,24 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import streamlit as st
 
-from dsmini.checkpoint import (
-    Checkpoint, CheckpointInfo, CheckpointListing, checkpoint_validation_set, load_checkpoint, scan_checkpoints,
-)
-from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
+from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
-from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.job_process import prepare_for_training
 from dsmini.job_registry import JobRegistry, run_grace_s
 from dsmini.job_slots import configure_torch_threads
 from dsmini.jobs import TrainingJob
-from dsmini.probes.ablation import AblationResult, AblationSpec, ablate
-from dsmini.probes.experts import MAX_NAMES
-from dsmini.probes.specialisation import ExpertAnalysis, RouterShootout, expert_analysis, router_shootout
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
 MAX_UPLOAD_NAME_LEN = MAX_NAME_LEN  # the CLI's cap too; longer lines are dropped (and counted): block size follows the longest name
 log = logging.getLogger("dsmini.app")
+Result = TypeVar("Result")
 
 
 def enter_page() -> None:
@@ -72,19 +68,29 @@ def _load(path: str, mtime: float) -> Checkpoint:
     return load_checkpoint(path)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _seeded_names(path: str, mtime: float, prefix: str, n: int, temperature: float, top_k: int, top_p: float,
-                  max_len: int | None, seed: int) -> list[str]:
-    ckpt = _load(path, mtime)
-    return [g.text for g in generate(ckpt.model, ckpt.tokenizer, prefix=prefix, n=n, temperature=temperature,
-                                     top_k=top_k, top_p=top_p, max_len=max_len, seed=seed)]
+def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:
+    """`view(*args, **given)` (a probe of dsmini.probes), once per process for every session: the
+    results are read-only, so all share one (Streamlit's cache_resource).
+
+    Keyed by the function, each checkpoint's path and mtime (a re-saved checkpoint is computed
+    again; a list of checkpoints keys each) and the other arguments: settings dataclasses, plain
+    values. `given` is left out of the key, so it may only hold what the keyed arguments already
+    determine: a result computed before (the checkpoint's analysis), passed so it is not redone.
+    """
+    return _computed(f"{view.__module__}.{view.__qualname__}", tuple(_key(arg) for arg in args), view, args, given)
 
 
-def seeded_names(ckpt: Checkpoint, prefix: str, n: int, temperature: float, seed: int, top_k: int = 0,
-                 top_p: float = 1.0, max_len: int | None = None) -> list[str]:
-    """Generated names ("" where a name came out empty). Seeded generation is a pure function of these
-    settings and the checkpoint version, so a class asking the same thing shares one computation."""
-    return _seeded_names(str(ckpt.path), ckpt.mtime, prefix, n, temperature, top_k, top_p, max_len, seed)
+def _key(arg: Any) -> Any:
+    if isinstance(arg, Checkpoint):
+        return str(arg.path), arg.mtime
+    if isinstance(arg, (list, tuple)):
+        return tuple(_key(item) for item in arg)
+    return arg
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _computed(name: str, key: tuple, _view: Callable, _args: tuple, _given: dict) -> Any:
+    return _view(*_args, **_given)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -148,51 +154,6 @@ def selected_checkpoint() -> Checkpoint | None:
         return None
     info = infos[name]
     return _load(str(info.path), info.mtime)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _validation_set(path: str, mtime: float, _ckpt: Checkpoint, max_names: int) -> LabelledNames:
-    return checkpoint_validation_set(_ckpt, max_names, load=lambda name: corpus(name, None))
-
-
-def validation_set(ckpt: Checkpoint, max_names: int = MAX_NAMES) -> LabelledNames:
-    """The checkpoint's validation names and domains (the head of its seeded split, or the names it
-    stored), shared by every page that routes them; CorpusError says why when they cannot be had."""
-    return _validation_set(str(ckpt.path), ckpt.mtime, ckpt, max_names)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _expert_analysis(path: str, mtime: float, _ckpt: Checkpoint) -> ExpertAnalysis:
-    labelled = validation_set(_ckpt)
-    return expert_analysis(_ckpt.model, _ckpt.tokenizer, labelled.names, labelled.domains)
-
-
-def expert_analysis_of(ckpt: Checkpoint) -> ExpertAnalysis:
-    """The validation names' routing, trained and untrained, counted by letter and domain: once per
-    checkpoint version, read-only, shared by every session (the Experts and Lesson pages)."""
-    return _expert_analysis(str(ckpt.path), ckpt.mtime, ckpt)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _ablation(path: str, mtime: float, spec: AblationSpec, _ckpt: Checkpoint) -> AblationResult:
-    analysis = expert_analysis_of(_ckpt)
-    return ablate(_ckpt.model, _ckpt.tokenizer, analysis.names, analysis.routed, spec, analysis.name_domains)
-
-
-def ablation_of(ckpt: Checkpoint, spec: AblationSpec) -> AblationResult:
-    """Loss per letter and domain, and names, with `spec` switched off; once per checkpoint version and spec."""
-    return _ablation(str(ckpt.path), ckpt.mtime, spec, ckpt)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _shootout(key: tuple, _ckpts: list[Checkpoint]) -> RouterShootout:
-    return router_shootout([(c.name, c, expert_analysis_of(c)) for c in _ckpts])
-
-
-def shootout_of(ckpts: list[Checkpoint]) -> RouterShootout:
-    """The router shoot-out of `ckpts`, in this order: once per set of checkpoint versions, shared by
-    every session (the Experts and Lesson pages)."""
-    return _shootout(tuple((str(c.path), c.mtime) for c in ckpts), ckpts)
 
 
 def load_by_name(name: str) -> Checkpoint:

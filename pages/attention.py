@@ -5,7 +5,7 @@ import unicodedata
 import streamlit as st
 
 from dsmini.charts.attention import attention_grid_figure, score_split_figure
-from dsmini.probes.attention import sample_name, trace_attention
+from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from pages import _ui as ui
 
 ui.enter_page()
@@ -26,7 +26,7 @@ with ui.guard():
     if problem:
         st.error(problem)
         st.stop()
-    trace = trace_attention(ckpt.model, tokenizer, name)
+    trace = ui.computed(attention_view, ckpt, AttentionSettings(name))
 
     st.subheader(ui.tr("attention.grid_title"))
     st.caption(ui.tr("attention.grid_caption"))

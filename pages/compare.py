@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from dsmini.charts.compare import compare_figure
-from dsmini.probes.compare import config_rows, fact_rows, model_facts, rows_frame
+from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, rows_frame
+from dsmini.probes.generation import GenerateSettings
 from pages import _ui as ui
 
 ui.enter_page()
@@ -23,13 +24,11 @@ def _height(rows: int) -> int:
     return 35 * (rows + 1) + 3
 
 
-def _names_column(col, ckpt, prefix: str, n: int, temperature: float, seed: int) -> None:
+def _names_column(col, ckpt, names: list[str] | None, prefix: str) -> None:
     """One model's names for the shared settings, or why this model cannot start with `prefix`."""
-    problem = ui.text_problem(ckpt.tokenizer, prefix, ckpt.model_config.block_size - 1, "cmp")
-    if problem:
-        col.warning(problem)
+    if names is None:
+        col.warning(ui.text_problem(ckpt.tokenizer, prefix, ckpt.model_config.block_size - 1, "cmp"))
     else:
-        names = ui.seeded_names(ckpt, prefix, n, temperature, seed)
         col.markdown("\n".join(f"1. **{name}**" if name else "1. —" for name in names))
 
 
@@ -50,28 +49,32 @@ with ui.guard():
     label_a, label_b = f"A: {name_a}", f"B: {name_b}"
     columns = (ui.tr("cmp.col_field"), label_a, label_b, ui.tr("cmp.col_differs"))
 
-    st.subheader(ui.tr("cmp.facts"))
-    facts_a, facts_b = model_facts(a), model_facts(b)
-    st.plotly_chart(compare_figure(facts_a, facts_b, label_a, label_b, ui.lang()), width="stretch", key="cmp_bars")
-    facts = fact_rows(facts_a, facts_b)
-    labels = {row.key: ui.tr(f"cmp.fact.{row.key}") for row in facts}
-    st.dataframe(_styled(rows_frame(facts, labels, columns)), hide_index=True, width="stretch", key="cmp_facts",
-                 height=_height(len(facts)))
-
-    st.subheader(ui.tr("cmp.config"))
-    config = config_rows(a.model_config, b.model_config)
-    st.caption(ui.tr("cmp.config_caption", n=sum(row.differs for row in config), total=len(config)))
-    if st.toggle(ui.tr("cmp.only_differing"), key="cmp_only_differing"):
-        config = [row for row in config if row.differs]
-    st.dataframe(_styled(rows_frame(config, {}, columns)), hide_index=True, width="stretch", key="cmp_config",
-                 height=_height(len(config)))
-
+    tables = st.container()  # drawn above the generation widgets, filled from the one view they feed
     st.subheader(ui.tr("cmp.generate"))
     g1, g2, g3, g4 = st.columns([2, 1, 1, 1])
-    prefix = g1.text_input(ui.tr("cmp.prefix"), key="cmp_prefix", max_chars=64)
-    n = int(g2.number_input(ui.tr("cmp.count"), 1, 30, 8, key="cmp_n"))
-    seed = int(g3.number_input(ui.tr("cmp.seed"), 0, 2**31 - 1, 0, key="cmp_seed"))
-    temperature = g4.slider(ui.tr("cmp.temperature"), 0.0, 2.0, 0.8, 0.05, key="cmp_temperature")
-    for col, label, ckpt in zip(st.columns(2), (label_a, label_b), (a, b)):
+    prefix = g1.text_input(ui.tr("cmp.prefix"), COMPARE_DEFAULTS.prefix, key="cmp_prefix", max_chars=64)
+    n = int(g2.number_input(ui.tr("cmp.count"), 1, 30, COMPARE_DEFAULTS.n, key="cmp_n"))
+    seed = int(g3.number_input(ui.tr("cmp.seed"), 0, 2**31 - 1, COMPARE_DEFAULTS.seed, key="cmp_seed"))
+    temperature = g4.slider(ui.tr("cmp.temperature"), 0.0, 2.0, COMPARE_DEFAULTS.temperature, 0.05,
+                            key="cmp_temperature")
+    view = ui.computed(compare_view, a, b, GenerateSettings(prefix, n, seed, temperature))
+
+    with tables:
+        st.subheader(ui.tr("cmp.facts"))
+        st.plotly_chart(compare_figure(*view.facts, label_a, label_b, ui.lang()), width="stretch", key="cmp_bars")
+        facts = view.fact_rows
+        labels = {row.key: ui.tr(f"cmp.fact.{row.key}") for row in facts}
+        st.dataframe(_styled(rows_frame(facts, labels, columns)), hide_index=True, width="stretch", key="cmp_facts",
+                     height=_height(len(facts)))
+
+        st.subheader(ui.tr("cmp.config"))
+        config = view.config_rows
+        st.caption(ui.tr("cmp.config_caption", n=sum(row.differs for row in config), total=len(config)))
+        if st.toggle(ui.tr("cmp.only_differing"), key="cmp_only_differing"):
+            config = [row for row in config if row.differs]
+        st.dataframe(_styled(rows_frame(config, {}, columns)), hide_index=True, width="stretch", key="cmp_config",
+                     height=_height(len(config)))
+
+    for col, label, ckpt, names in zip(st.columns(2), (label_a, label_b), (a, b), view.names):
         col.markdown(f"**{label}**")
-        _names_column(col, ckpt, prefix, n, temperature, seed)
+        _names_column(col, ckpt, names, prefix)

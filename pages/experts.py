@@ -18,7 +18,7 @@ from dsmini.probes.ablation import (
 )
 from dsmini.probes.experts import INITIAL_SEED
 from dsmini.probes.lesson import SHOOTOUT
-from dsmini.probes.specialisation import ExpertAnalysis
+from dsmini.probes.specialisation import ExpertAnalysis, ablation_view, experts_view, shootout_view
 from pages import _ui as ui
 
 ui.enter_page()
@@ -123,7 +123,7 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
     if kind != "mask_top" and not any(experts) and not shared_off:
         st.info(ui.tr("experts.pick_something"))
         return
-    result = ui.ablation_of(ckpt, spec)
+    result = ui.computed(ablation_view, ckpt, spec, analysis=analysis)
     m1, m2, m3 = st.columns(3)
     m1.metric(ui.tr("experts.m_loss_on"), f"{result.mean_on:.4f}")
     m2.metric(ui.tr("experts.m_loss_off"), f"{result.mean_off:.4f}", delta=f"{result.mean_off - result.mean_on:+.4f}",
@@ -154,7 +154,7 @@ def router_section(ckpt: Checkpoint, lang: str) -> None:
     if len(ckpts) < 2:
         st.info(ui.tr("experts.routers_none", corpus=ckpt.corpus.get("name", "?")))
         return
-    shootout = ui.shootout_of(ckpts)
+    shootout = ui.computed(shootout_view, ckpts, analyses=[ui.computed(experts_view, c) for c in ckpts])
     st.caption(ui.tr("experts.routers_intro", n=len(ckpts)))
     st.dataframe(shootout_table(shootout, lang), hide_index=True, width="stretch")
     for i, fig in enumerate(shootout_figures(shootout, lang)):
@@ -172,7 +172,7 @@ with ui.guard():
         st.stop()
     st.markdown(ui.tr("experts.intro", k=cfg.top_k, n=cfg.n_routed_experts))
     with st.spinner(ui.tr("experts.computing")):
-        analysis = ui.expert_analysis_of(ckpt)
+        analysis = ui.computed(experts_view, ckpt)
     lang = ui.lang()
     st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.get("name", "?"),
                      tokens=analysis.routed.ids.numel()))

@@ -7,11 +7,12 @@ from dsmini.charts import next_char_figure, next_char_heatmap, routing_figure
 from dsmini.charts.routing import expert_choice, step_candidates_figure, step_table
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
-from dsmini.probes import trace_name
+from dsmini.probes.generation import GenerateSettings, generate_view, name_trace
 from dsmini.probes.routing import DecodeStep, step_once
 from pages import _ui as ui
 
 ui.enter_page()
+DEFAULTS = GenerateSettings()
 
 
 def _walk(ckpt: Checkpoint, start: str) -> list[DecodeStep]:
@@ -84,16 +85,18 @@ with ui.guard():
     limit = ckpt.model_config.block_size - 1
     with st.form("gen_form"):
         c1, c2, c3 = st.columns([2, 1, 1])
-        prefix = c1.text_input(ui.tr("gen.prefix"), key="gen_prefix", help=ui.tr("gen.prefix_help"), max_chars=limit)
-        n = c2.number_input(ui.tr("gen.count"), 1, 50, 10, key="gen_n")
-        seed = c3.number_input(ui.tr("gen.seed"), 0, 2**31 - 1, 0, key="gen_seed")
+        prefix = c1.text_input(ui.tr("gen.prefix"), DEFAULTS.prefix, key="gen_prefix", help=ui.tr("gen.prefix_help"),
+                               max_chars=limit)
+        n = c2.number_input(ui.tr("gen.count"), 1, 50, DEFAULTS.n, key="gen_n")
+        seed = c3.number_input(ui.tr("gen.seed"), 0, 2**31 - 1, DEFAULTS.seed, key="gen_seed")
         c4, c5, c6, c7 = st.columns(4)
-        temperature = c4.slider(ui.tr("gen.temperature"), 0.0, 2.0, 0.8, 0.05, key="gen_temperature",
+        temperature = c4.slider(ui.tr("gen.temperature"), 0.0, 2.0, DEFAULTS.temperature, 0.05, key="gen_temperature",
                                 help=ui.tr("gen.temperature_help"))
-        top_k = c5.number_input(ui.tr("gen.top_k"), 0, ckpt.tokenizer.vocab_size, 0, key="gen_top_k",
+        top_k = c5.number_input(ui.tr("gen.top_k"), 0, ckpt.tokenizer.vocab_size, DEFAULTS.top_k, key="gen_top_k",
                                 help=ui.tr("gen.top_k_help"))
-        top_p = c6.slider(ui.tr("gen.top_p"), 0.05, 1.0, 1.0, 0.05, key="gen_top_p", help=ui.tr("gen.top_p_help"))
-        max_len = c7.number_input(ui.tr("gen.max_len"), 1, limit, limit, key="gen_max_len")
+        top_p = c6.slider(ui.tr("gen.top_p"), 0.05, 1.0, DEFAULTS.top_p, 0.05, key="gen_top_p",
+                          help=ui.tr("gen.top_p_help"))
+        max_len = c7.number_input(ui.tr("gen.max_len"), 1, limit, DEFAULTS.max_len or limit, key="gen_max_len")
         submitted = st.form_submit_button(ui.tr("gen.button"), type="primary")
 
     if submitted:
@@ -101,8 +104,10 @@ with ui.guard():
         if problem:
             st.error(problem)
             st.stop()
-        names = ui.seeded_names(ckpt, prefix, int(n), temperature, int(seed), int(top_k), top_p, int(max_len))
-        st.session_state["gen_names"] = [name for name in names if name]
+        # the model's own limit is the default (None): the same computation as the lesson's names
+        settings = GenerateSettings(prefix, int(n), int(seed), temperature, int(top_k), top_p,
+                                    None if max_len == limit else int(max_len))
+        st.session_state["gen_names"] = [name for name in ui.computed(generate_view, ckpt, settings).names if name]
         st.session_state["gen_for"] = ckpt.name
 
     names = st.session_state.get("gen_names") if st.session_state.get("gen_for") == ckpt.name else None
@@ -110,7 +115,7 @@ with ui.guard():
         st.markdown(" · ".join(f"**{name}**" for name in names))
         st.divider()
         picked = st.selectbox(ui.tr("gen.pick"), list(dict.fromkeys(names)), key="gen_pick")
-        trace = trace_name(ckpt.model, ckpt.tokenizer, picked)
+        trace = ui.computed(name_trace, ckpt, picked)
         st.subheader(ui.tr("gen.routing_title"))
         st.caption(ui.tr("gen.routing_caption"))
         st.plotly_chart(routing_figure(trace, ui.lang()), width="stretch", key="gen_routing")

@@ -4,30 +4,10 @@ length, the same at DeepSeek-V2/V3 size, and naive vs absorbed MLA decoding time
 import streamlit as st
 
 from dsmini.charts.cache import cache_growth_figure, cache_table, scale_table
-from dsmini.probes.attention import sample_name
-from dsmini.probes.cache import (
-    DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, attention_variants, cache_growth, measure_caches, scale_rows,
-    time_absorbed_decode,
-)
+from dsmini.probes.cache import EXTRAPOLATE_TO, kv_cache_view
 from pages import _ui as ui
 
 ui.enter_page()
-
-EXTRAPOLATE_TO = 1024  # characters: well past block_size, where a cache starts to matter
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _measure(path: str, mtime: float, _model):
-    """Real caches of every attention type, once per checkpoint (path + mtime; the model is not hashed)."""
-    variants, skipped = attention_variants(_model)
-    return measure_caches(_model, variants), cache_growth(variants, EXTRAPOLATE_TO), skipped
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _timing(path: str, mtime: float, prefixes: tuple[str, ...], _model, _tokenizer):
-    """Naive vs absorbed decode time, once per checkpoint: timing again would only add noise."""
-    return time_absorbed_decode(_model, _tokenizer, prefixes)
-
 
 st.title(ui.tr("kv.title"))
 st.caption(ui.tr("kv.intro"))
@@ -35,8 +15,8 @@ st.caption(ui.tr("kv.intro"))
 with ui.guard():
     ckpt = ui.require_checkpoint()
     cfg, lang = ckpt.model_config, ui.lang()
-    dims = CacheDims.from_config(cfg)
-    rows, growth, skipped = _measure(str(ckpt.path), ckpt.mtime, ckpt.model)
+    view = ui.computed(kv_cache_view, ckpt)
+    dims, rows = view.dims, view.rows
 
     st.subheader(ui.tr("kv.model_title"))
     st.caption(ui.tr(
@@ -49,26 +29,24 @@ with ui.guard():
         st.error(ui.tr("kv.match_bad", kinds=", ".join(mismatched)))
     else:
         st.success(ui.tr("kv.match_ok", n=len(rows)))
-    for kind, reason in skipped.items():
+    for kind, reason in view.skipped.items():
         st.info(ui.tr("kv.skipped", kind=kind.upper(), reason=reason))
 
     st.subheader(ui.tr("kv.growth_title"))
     st.caption(ui.tr("kv.growth_caption", max_len=EXTRAPOLATE_TO))
-    st.plotly_chart(cache_growth_figure(growth, cfg.attn_type, lang), width="stretch", key="kv_growth")
+    st.plotly_chart(cache_growth_figure(view.growth, cfg.attn_type, lang), width="stretch", key="kv_growth")
 
     st.subheader(ui.tr("kv.scale_title"))
     st.caption(ui.tr("kv.scale_caption"))
-    for label, big in (("kv.v2", DEEPSEEK_V2), ("kv.v3", DEEPSEEK_V3)):
-        st.markdown(f"**{ui.tr(label)}**")
-        st.dataframe(scale_table(scale_rows(big), big, lang), hide_index=True)
+    for label, big, big_rows in view.scale:
+        st.markdown(f"**{ui.tr(f'kv.{label}')}**")
+        st.dataframe(scale_table(big_rows, big, lang), hide_index=True)
 
     st.subheader(ui.tr("kv.absorb_title"))
     if cfg.attn_type != "mla":
         st.info(ui.tr("kv.not_mla", kind=cfg.attn_type.upper()))
         st.stop()
-    sample = sample_name(ckpt.tokenizer, cfg.block_size)
-    prefixes = tuple(dict.fromkeys(sample[:i] for i in range(3)))  # a few different greedy names
-    timing = _timing(str(ckpt.path), ckpt.mtime, prefixes, ckpt.model, ckpt.tokenizer)
+    timing = view.timing
     c1, c2, c3 = st.columns(3)
     c1.metric(ui.tr("kv.naive"), f"{timing.naive_ms_per_char:.2f}")
     c2.metric(ui.tr("kv.absorbed"), f"{timing.absorbed_ms_per_char:.2f}")
@@ -77,6 +55,6 @@ with ui.guard():
         st.success(ui.tr("kv.same_ok", diff=f"{timing.max_abs_diff:.1e}"))
     else:
         st.error(ui.tr("kv.same_bad", diff=f"{timing.max_abs_diff:.1e}"))
-    st.caption(ui.tr("kv.timing_note", names=len(prefixes), chars=timing.chars, repeats=timing.repeats))
+    st.caption(ui.tr("kv.timing_note", names=len(view.timing_prefixes), chars=timing.chars, repeats=timing.repeats))
     up_projected = cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim)  # what naive MLA rebuilds per position
     st.caption(ui.tr("kv.absorb_caption", d_c=cfg.kv_lora_rank, heads=up_projected))

@@ -11,10 +11,11 @@ from dsmini.charts.routing import expert_choice, step_candidates_figure
 from dsmini.charts.shootout import mi_by_router_figure, router_label
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
-from dsmini.probes import domain_mi_history, lesson as plan, trace_name
+from dsmini.probes import domain_mi_history, lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
+from dsmini.probes.generation import generate_view
 from dsmini.probes.routing import DecodeStep, step_once
-from dsmini.probes.specialisation import ExpertAnalysis
+from dsmini.probes.specialisation import ExpertAnalysis, ablation_view, experts_view, shootout_view
 from pages import _ui as ui
 
 ui.enter_page()
@@ -32,7 +33,7 @@ def _model(name: str) -> Checkpoint | None:
 
 def _analysis(ckpt: Checkpoint) -> ExpertAnalysis:
     with st.spinner(tr("experts.computing")):
-        return ui.expert_analysis_of(ckpt)
+        return ui.computed(experts_view, ckpt)
 
 
 def _open(step: int, page: str, label: str | None = None, **keys) -> None:
@@ -53,13 +54,14 @@ def _notice(text: str) -> None:
 
 
 def names_step(lang: str) -> None:
-    ckpt = _model("ru-names")
+    ckpt = _model(plan.NAMES_MODEL)
     if ckpt is None:
         return
-    names = ui.seeded_names(ckpt, plan.PREFIX, plan.N_NAMES, plan.TEMPERATURE, plan.SEED)
+    view = ui.computed(generate_view, ckpt, plan.NAMES)
+    names = view.names
     st.markdown(tr("lesson.s1.do", prefix=plan.PREFIX, name=names[0]))
     st.markdown(tr("lesson.s1.names", prefix=plan.PREFIX, names=" · ".join(f"**{n}**" for n in names)))
-    _chart(routing_figure(trace_name(ckpt.model, ckpt.tokenizer, names[0]), lang), 1)
+    _chart(routing_figure(view.trace, lang), 1)
     _notice(tr("lesson.s1.notice", k=ckpt.model_config.top_k, n=ckpt.model_config.n_routed_experts))
     _open(1, "generate", checkpoint=ckpt.name, gen_prefix=plan.PREFIX, gen_names=names, gen_for=ckpt.name)
 
@@ -87,7 +89,7 @@ def _reset() -> None:
 
 def decode_step(lang: str) -> None:
     st.markdown(tr("lesson.s2.do", button=tr("gen.step.next")))
-    ckpt = _model("ru-names")
+    ckpt = _model(plan.NAMES_MODEL)
     if ckpt is None:
         return
     steps = _walk(ckpt)  # the buttons' callbacks ran before this line: the walk includes this press
@@ -129,7 +131,7 @@ def ablation_step(lang: str) -> None:
         return
     report = _analysis(ckpt).domains
     spec = domain_top_experts(report, plan.DROP_DOMAIN, report.layers, plan.DROP_TOP_N)
-    result = ui.ablation_of(ckpt, spec)
+    result = ui.computed(ablation_view, ckpt, spec, analysis=_analysis(ckpt))
     _chart(domain_damage_figure(result, lang), 4)
     c1, c2 = st.columns(2)
     c1.markdown(f"**{tr('experts.names_on')}**  \n" + " · ".join(result.names_on))
@@ -150,7 +152,7 @@ def routers_step(lang: str) -> None:
     if any(ckpt is None for ckpt in ckpts):
         return
     with st.spinner(tr("experts.computing")):
-        shootout = ui.shootout_of(ckpts)
+        shootout = ui.computed(shootout_view, ckpts, analyses=[ui.computed(experts_view, c) for c in ckpts])
     _chart(mi_by_router_figure(shootout, lang), 5)
     run, layer = plan.clearest_router(shootout)
     _notice(tr("lesson.s5.notice", router=router_label(run.router, run.aux_loss_coef, lang), layer=layer,
@@ -176,7 +178,7 @@ def training_step(lang: str) -> None:
 
 def letters_step(lang: str) -> None:
     st.markdown(tr("lesson.s7.do"))
-    ckpt = _model("ru-names")
+    ckpt = _model(plan.NAMES_MODEL)
     if ckpt is None:
         return
     _chart(specialisation_figure(_analysis(ckpt).letters, lang), 7)

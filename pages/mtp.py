@@ -4,37 +4,11 @@ by position and by letter, one generation draft by draft, and the wall-clock spe
 import streamlit as st
 
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
-from dsmini.probes.mtp import (
-    acceptance_stats, alphabet_prefixes, check_mtp, draft_prefixes, draft_timeline, greedy_matches, run_drafts,
-    time_decoding,
-)
+from dsmini.probes.mtp import SPEED_REPEATS, MTPSettings, check_mtp, draft_timeline, mtp_speed, mtp_view
 from pages import _ui as ui
 
 ui.enter_page()
-REPEATS = 3  # timing sweeps; the median is reported
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _prefixes(_ckpt, path: str, mtime: float, n: int) -> list[str]:
-    """Prefixes from the checkpoint's own validation names (rebuilt, or stored with it for an upload)."""
-    return draft_prefixes(ui.validation_set(_ckpt, max_names=None).names, n, _ckpt.tokenizer)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _greedy(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...]):
-    """Greedy speculative names and how many equal plain greedy decoding's."""
-    results = run_drafts(_ckpt.model, _ckpt.tokenizer, prefixes)
-    return results, greedy_matches(_ckpt.model, _ckpt.tokenizer, prefixes, results)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _sampled(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...], temperature: float, seed: int):
-    return run_drafts(_ckpt.model, _ckpt.tokenizer, prefixes, temperature, seed)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _speed(_ckpt, path: str, mtime: float, prefixes: tuple[str, ...]):
-    return time_decoding(_ckpt.model, _ckpt.tokenizer, prefixes, REPEATS)
+DEFAULTS = MTPSettings()
 
 
 def _examples(prefixes: list[str], shown: int = 12) -> str:
@@ -53,24 +27,17 @@ with ui.guard():
         st.stop()
     key = (str(ckpt.path), ckpt.mtime)
     c1, c2, c3 = st.columns(3)
-    n = c1.slider(ui.tr("mtp.n_prefixes"), 4, 80, 12, 4, key="mtp_n", help=ui.tr("mtp.n_prefixes_help"))
-    temperature = c2.slider(ui.tr("mtp.temperature"), 0.05, 2.0, 0.8, 0.05, key="mtp_temperature",
+    n = c1.slider(ui.tr("mtp.n_prefixes"), 4, 80, DEFAULTS.n_prefixes, 4, key="mtp_n",
+                  help=ui.tr("mtp.n_prefixes_help"))
+    temperature = c2.slider(ui.tr("mtp.temperature"), 0.05, 2.0, DEFAULTS.temperature, 0.05, key="mtp_temperature",
                             help=ui.tr("mtp.temperature_help"))
-    seed = int(c3.number_input(ui.tr("mtp.seed"), 0, 2**31 - 1, 0, key="mtp_seed"))
+    seed = int(c3.number_input(ui.tr("mtp.seed"), 0, 2**31 - 1, DEFAULTS.seed, key="mtp_seed"))
 
+    with st.spinner(ui.tr("mtp.spinner", n=n)):
+        view = ui.computed(mtp_view, ckpt, MTPSettings(n, temperature, seed))
+    prefixes, greedy, sampled, matches = view.prefixes, view.greedy, view.sampled, view.matches
     corpus = ckpt.corpus or {}
-    try:
-        prefixes = _prefixes(ckpt, *key, n)
-        st.caption(ui.tr("mtp.source_val", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
-    except ValueError:  # a corpus whose names were not stored (an old upload checkpoint): not available here
-        prefixes = alphabet_prefixes(ckpt.tokenizer, n)
-        st.caption(ui.tr("mtp.source_alphabet", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
-    prefixes = tuple(prefixes)
-
-    with st.spinner(ui.tr("mtp.spinner", n=len(prefixes))):
-        greedy_results, matches = _greedy(ckpt, *key, prefixes)
-        sampled_results = _sampled(ckpt, *key, prefixes, temperature, seed)
-    greedy, sampled = acceptance_stats(greedy_results), acceptance_stats(sampled_results)
+    st.caption(ui.tr(f"mtp.source_{view.source}", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
 
     m = st.columns(5)
     for col, label, stats in ((m[0], ui.tr("mtp.m_greedy"), greedy),
@@ -99,17 +66,17 @@ with ui.guard():
     runs = {"greedy": ui.tr("mtp.run_greedy"), "sampled": ui.tr("mtp.run_sampled", temperature=temperature)}
     run = c2.segmented_control(ui.tr("mtp.timeline_run"), list(runs), format_func=runs.get, default="greedy",
                                key="mtp_run") or "greedy"
-    result = (greedy_results if run == "greedy" else sampled_results)[picked]
+    result = (view.greedy_runs if run == "greedy" else view.sampled_runs)[picked]
     st.plotly_chart(draft_timeline_figure(draft_timeline(result, ckpt.tokenizer), ui.lang()), width="stretch",
                     key="mtp_timeline")
 
     st.subheader(ui.tr("mtp.speed"))
-    st.caption(ui.tr("mtp.speed_caption", n=len(prefixes), repeats=REPEATS))
+    st.caption(ui.tr("mtp.speed_caption", n=len(prefixes), repeats=SPEED_REPEATS))
     if st.button(ui.tr("mtp.speed_button"), key="mtp_measure"):
         st.session_state["mtp_speed_for"] = (*key, prefixes)
     if st.session_state.get("mtp_speed_for") == (*key, prefixes):
-        with st.spinner(ui.tr("mtp.speed_spinner", repeats=REPEATS)):
-            speed = _speed(ckpt, *key, prefixes)
+        with st.spinner(ui.tr("mtp.speed_spinner", repeats=SPEED_REPEATS)):
+            speed = ui.computed(mtp_speed, ckpt, n)
         s1, s2, s3 = st.columns(3)
         s1.metric(ui.tr("mtp.m_spec_speed"), f"{speed.speculative_per_second:,.0f}")
         s2.metric(ui.tr("mtp.m_plain_speed"), f"{speed.plain_per_second:,.0f}")

@@ -8,10 +8,11 @@ import streamlit as st
 from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure
 from dsmini.charts.domains import domain_name
 from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
-from dsmini.data import CorpusError, corpus_stats, default_block_size, list_corpora, list_corpus_domains
+from dsmini.data import CorpusError, default_block_size, list_corpora, list_corpus_domains
 from dsmini.checkpoint import CheckpointExistsError
 from dsmini.jobs import JobError, TrainingJob
 from dsmini.probes import domain_mi_history, expert_load_history, loss_frame
+from dsmini.probes.training import corpus_view
 from pages import _ui as ui
 
 SAVE_PROBLEM = "train_save_problem"  # session_state: why the last save failed, shown until the user acts
@@ -68,14 +69,15 @@ def corpus_label(name: str, domains: list[str]) -> str:
 
 
 def show_stats(corpus) -> None:
-    stats = corpus_stats(corpus.names)
+    view = corpus_view(corpus)  # milliseconds: not worth a cache key over every name
+    stats = view.stats
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(ui.tr("train.n_names"), f"{stats.count:,}")
     c2.metric(ui.tr("train.alphabet"), len(stats.alphabet))
     c3.metric(ui.tr("train.mean_len"), f"{stats.mean_len:.1f}")
     c4.metric(ui.tr("train.max_len"), stats.max_len)
-    domains = " · ".join(f"{label} {n:,}" for label, n in corpus.domain_counts.items())
-    st.caption(ui.tr("train.examples", names=", ".join(corpus.names[:8])) + " · " + corpus.dropped.describe()
+    domains = " · ".join(f"{label} {n:,}" for label, n in view.domain_counts.items())
+    st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe()
                + (" · " + ui.tr("train.domains", domains=domains) if domains else ""))
     st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
 

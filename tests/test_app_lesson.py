@@ -14,6 +14,8 @@ from dsmini.charts.shootout import router_label
 from dsmini.i18n import t
 from dsmini.probes import lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
+from dsmini.probes.generation import generate_view
+from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file
@@ -65,7 +67,7 @@ def name_so_far(app, lang: str) -> str:
 
 
 def shipped_names() -> list[str]:
-    return ui.seeded_names(ui.load_by_name("ru-names"), plan.PREFIX, plan.N_NAMES, plan.TEMPERATURE, plan.SEED)
+    return ui.computed(generate_view, ui.load_by_name("ru-names"), plan.NAMES).names
 
 
 def check_step(app, step: int, lang: str) -> None:
@@ -94,15 +96,15 @@ def check_step(app, step: int, lang: str) -> None:
     elif step == 3:
         assert t("lesson.s3.do", lang) in text and notice(app, lang) == t("lesson.s3.notice", lang)
         domain_map, mi = figures
-        report = ui.expert_analysis_of(mixed).domains
+        report = ui.computed(experts_view, mixed).domains
         maps = traces(domain_map, "heatmap")
         assert len(maps) == len(report.layers)
         assert all(m["y"] == [domain_name(d, lang) for d in ("en", "ru")] and len(m["z"]) == 2 for m in maps)
         assert len(traces(mi, "bar")) == 2  # trained and untrained (grey)
     elif step == 4:
         assert t("lesson.s4.do", lang, n=plan.DROP_TOP_N) in text
-        report = ui.expert_analysis_of(mixed).domains
-        result = ui.ablation_of(mixed, domain_top_experts(report, "ru", report.layers, plan.DROP_TOP_N))
+        report = ui.computed(experts_view, mixed).domains
+        result = ui.computed(ablation_view, mixed, domain_top_experts(report, "ru", report.layers, plan.DROP_TOP_N))
         ratio = result.damage_ratio("ru")
         assert notice(app, lang) == (t("lesson.s4.notice", lang, ratio=f"{ratio:.1f}")
                                      if result.others_delta("ru") > DAMAGE_FLOOR else t("lesson.s4.notice_only", lang))
@@ -115,7 +117,7 @@ def check_step(app, step: int, lang: str) -> None:
         assert changed and all(f"**{name}**" in after for name in changed)  # bold: the names that changed
     elif step == 5:
         assert t("lesson.s5.do", lang) in text
-        shootout = ui.shootout_of([ui.load_by_name(name) for name in plan.SHOOTOUT])
+        shootout = ui.computed(shootout_view, [ui.load_by_name(name) for name in plan.SHOOTOUT])
         run, layer = plan.clearest_router(shootout)
         assert notice(app, lang) == t("lesson.s5.notice", lang, router=router_label(run.router, run.aux_loss_coef, lang),
                                       layer=layer, bits=f"{run.mi[layer]:.2f}", initial=f"{run.mi_initial[layer]:.2f}")
@@ -215,7 +217,7 @@ def test_lesson_open_buttons_land_on_the_page_with_its_model(at, step, title, ch
         assert at.text_input(key="gen_step_prefix").value == plan.PREFIX
         assert len(at.session_state["gen_steps"]) == 2 and len(name_so_far(at, "en")) == len("|" + plan.PREFIX) + 2
     elif step == 4:
-        report = ui.expert_analysis_of(ui.load_by_name("ru-en-names")).domains
+        report = ui.computed(experts_view, ui.load_by_name("ru-en-names")).domains
         spec = domain_top_experts(report, "ru", report.layers, plan.DROP_TOP_N)
         assert [tuple(at.pills(key=f"experts_off_{layer}").value) for layer in spec.layers] == list(spec.experts)
         assert at.get("plotly_chart")  # the ablation ran: the same one the lesson showed

@@ -143,12 +143,12 @@ def test_mtp_numbers(bench):
         assert _finite_positive(r["speedup"], r["greedy_ms_per_name"], r["speculative_ms_per_name"])
 
 
-def test_app_pages_timed_without_failed_recipes(bench):
+def test_app_pages_timed_without_failed_probes(bench):
     s = bench[2]["sections"]["app"]
     assert s["checkpoints"] == ["en-names"]
     for page, by_ckpt in s["pages"].items():
         r = by_ckpt["en-names"]
-        assert not [n for n in r["notes"] if "recipe failed" in n or "no recipe" in n], (page, r["notes"])
+        assert not [n for n in r["notes"] if "probe failed" in n or "no entry" in n], (page, r["notes"])
         assert r["calls"] and _finite_positive(r["total_ms"])
 
 

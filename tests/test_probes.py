@@ -1,14 +1,30 @@
-"""Probes: traces are plain data with the routing invariants, and tracing never touches the model."""
+"""Probes: traces are plain data with the routing invariants, and tracing never touches the model; each
+page's view (dsmini.probes.pages) on the shipped checkpoints."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from app import PAGES as APP_PAGES
+from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 from dsmini.config import preset
-from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
+from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError, load_corpus
 from dsmini.model import DSMini
 from dsmini.probes import expert_load_history, loss_frame, moe_layer_ids, trace_name
+from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
+from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
+from dsmini.probes.cache import (
+    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, kv_cache_view, scale_rows, values_per_token,
+)
+from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, model_facts
+from dsmini.probes.experts import MAX_NAMES
+from dsmini.probes.generation import GenerateSettings, HomeSettings, generate_view, home_names, home_view, name_trace
+from dsmini.probes.mtp import MTPSettings, acceptance_stats, mtp_view
+from dsmini.probes.pages import PAGES
+from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
+from dsmini.probes.training import corpus_view
 
 NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
@@ -116,3 +132,102 @@ def test_loss_frame():
     assert "aux" in set(frame["series"]) and not frame["value"].isna().any()
     assert frame[frame["series"] == "train"]["step"].tolist() == [1, 3]
     assert loss_frame([]).empty
+
+
+# ---------------------------------------------------------------------------------------------
+# The pages' views (dsmini.probes.pages), on the shipped checkpoints
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return {name: load_checkpoint(ROOT / "checkpoints" / name) for name in ("en-names", "ru-names", "ru-en-names")}
+
+
+def test_every_page_has_a_registry_entry():
+    stems = {p.stem for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_")}
+    assert set(PAGES) == stems == {name for name, _, _ in APP_PAGES}
+    for work in PAGES.values():
+        assert work.inputs in ("checkpoint", "pair", "corpus") and work.requires in (None, "moe", "mtp")
+
+
+def test_mtp_view_greedy_runs_all_match_plain_greedy(shipped):
+    ckpt, settings = shipped["en-names"], MTPSettings()
+    view = mtp_view(ckpt, settings)
+    assert view.source == "val" and len(view.prefixes) == settings.n_prefixes == len(set(view.prefixes))
+    assert view.matches == len(view.prefixes) == len(view.greedy_runs) == len(view.sampled_runs)
+    assert view.greedy == acceptance_stats(view.greedy_runs) and view.greedy.n_names == len(view.prefixes)
+    assert [r.text[: len(p)] for p, r in zip(view.prefixes, view.sampled_runs)] == list(view.prefixes)
+    assert mtp_view(ckpt, settings).sampled_runs == view.sampled_runs  # seeded: replays exactly
+
+
+def test_kv_cache_view_rows_match_the_formula(shipped):
+    ckpt = shipped["en-names"]
+    view = kv_cache_view(ckpt)
+    assert view.dims == CacheDims.from_config(ckpt.model_config)
+    assert [r.attn_type for r in view.rows] == [a for a in ATTN_ORDER if a not in view.skipped]
+    assert all(r.matches and r.measured == r.analytic for r in view.rows)
+    (loaded,) = [r for r in view.rows if r.loaded]
+    assert loaded.analytic == values_per_token(ckpt.model_config.attn_type, view.dims)
+    assert [g.attn_type for g in view.growth] == [r.attn_type for r in view.rows]
+    assert [(label, dims) for label, dims, _ in view.scale] == [("v2", DEEPSEEK_V2), ("v3", DEEPSEEK_V3)]
+    assert all(rows == scale_rows(dims) for _, dims, rows in view.scale)
+    assert view.timing is not None and view.timing.same_logits and 1 <= len(view.timing_prefixes) <= 3
+
+
+def test_generate_view_names_and_the_first_names_trace(shipped):
+    ckpt = shipped["ru-names"]
+    view = generate_view(ckpt, GenerateSettings(prefix="Крас", n=5))
+    assert len(view.names) == 5 and all(name.startswith("Крас") for name in view.names)
+    assert view.picked == view.names[0] and view.trace == name_trace(ckpt, view.picked)
+    assert len(view.trace.labels) == len(view.picked) + 1
+    assert generate_view(ckpt, GenerateSettings(prefix="Крас", n=5)).names == view.names  # seeded
+
+
+def test_home_view_is_the_checkpoints_card(shipped):
+    ckpt = shipped["en-names"]
+    card = home_view(ckpt)
+    assert (card.config, card.param_counts, card.corpus) == (ckpt.model_config, ckpt.param_counts, "en-names")
+    assert card.val_loss == ckpt.summary["val_loss"]
+    assert len(home_names(ckpt, HomeSettings(n=3))) == 3
+
+
+def test_attention_view_opens_on_the_sample_name(shipped):
+    ckpt = shipped["en-names"]
+    trace = attention_view(ckpt)
+    assert trace.name == sample_name(ckpt.tokenizer, ckpt.model_config.block_size)
+    assert attention_view(ckpt, AttentionSettings("Anna")).name == "Anna"
+    with pytest.raises(ValueError):
+        attention_view(ckpt, AttentionSettings("Жанна"))
+
+
+def test_compare_view_names_only_for_a_model_that_reads_the_prefix(shipped):
+    en, ru = shipped["en-names"], shipped["ru-names"]
+    view = compare_view(en, ru, GenerateSettings(prefix="Ж", n=3))
+    names_en, names_ru = view.names
+    assert names_en is None and len(names_ru) == 3 and all(n.startswith("Ж") for n in names_ru)
+    assert view.facts == (model_facts(en), model_facts(ru))
+    same = compare_view(en, en)
+    assert not any(row.differs for row in same.config_rows + same.fact_rows)
+    assert same.names[0] == same.names[1] and len(same.names[0]) == COMPARE_DEFAULTS.n
+
+
+def test_corpus_view_counts_the_picked_corpus():
+    corpus = load_corpus("ru-en-names")
+    view = corpus_view(corpus)
+    assert view.stats.count == len(corpus.names) and view.examples == corpus.names[:8]
+    assert set(view.domain_counts) == {"en", "ru"} and sum(view.domain_counts.values()) == len(corpus.names)
+
+
+def test_experts_views_reuse_one_analysis(shipped):
+    mixed = shipped["ru-en-names"]
+    analysis = experts_view(mixed)
+    labelled = checkpoint_validation_set(mixed, MAX_NAMES)
+    assert analysis.names == labelled.names and analysis.name_domains == labelled.domains
+    assert analysis.domains is not None and analysis.domains.domains == ["en", "ru"]
+    spec = domain_top_experts(analysis.domains, "ru", analysis.domains.layers, 2)
+    result = ablation_view(mixed, spec, analysis)
+    assert len(result.names_on) == len(result.names_off) == GENERATED_NAMES and result.damage_ratio("ru") > 1
+    shootout = shootout_view([mixed, mixed], [analysis, analysis])
+    assert [run.name for run in shootout.runs] == ["ru-en-names"] * 2 and shootout.has_domains

@@ -20,9 +20,6 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
-from ..checkpoint import Checkpoint
-from ..data import load_corpus, split_names
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation")
 
@@ -93,20 +90,6 @@ def quick_plan(**overrides: Any) -> Plan:
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
-
-
-def checkpoint_val_names(ckpt: Checkpoint) -> list[str]:
-    """A checkpoint's own val split, cut as `prepare_corpus` cut it at training time.
-
-    Only the names are needed, so the split is redone without encoding every split (200K names
-    for ru-names); the count saved in the checkpoint proves it is the same split.
-    """
-    info = ckpt.corpus
-    kept = [n for n in load_corpus(info["name"]).names if len(n) + 1 <= info["block_size"]]
-    val = split_names(kept, info["split_seed"]).val
-    if len(val) != info.get("n_val", len(val)):
-        raise ValueError(f"{ckpt.name}: recomputed val split has {len(val)} names, the checkpoint says {info['n_val']}")
-    return val
 
 
 # ---------------------------------------------------------------------------------------------

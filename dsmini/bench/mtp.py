@@ -4,16 +4,16 @@ On each shipped checkpoint, for the first `mtp_prefixes` names of its own val sp
 first two characters are the prefix; both decoders finish the name greedily (batch 1, KV cache).
 Greedy speculative decoding must return exactly plain greedy's tokens: checked for every prefix,
 and a mismatch fails the section. Wall-clock is the whole set of names, the two decoders taking
-turns, median over repeats.
+turns, median over repeats (`time_decoding`, what the MTP page's speed button runs).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..generate import generate, speculative_decode
-from .common import Plan, Progress, checkpoint_val_names, interleaved, median, timed
+from ..checkpoint import Checkpoint, checkpoint_validation_set, load_checkpoint
+from ..probes.mtp import greedy_matches, run_drafts, time_decoding
+from .common import Plan, Progress
 
 CHECKPOINTS = ("en-names", "ru-names")
 PREFIX_CHARS = 2
@@ -32,27 +32,19 @@ def run(plan: Plan) -> dict[str, Any]:
 
 
 def speculative_vs_greedy(ckpt: Checkpoint, plan: Plan) -> dict[str, Any]:
+    """The MTP page's probes (dsmini.probes.mtp) on the val names' first two characters."""
     if ckpt.model_config.mtp_depth < 1:
         return {"skipped": f"{ckpt.name} has no MTP module"}
     model, tokenizer = ckpt.model, ckpt.tokenizer
-    prefixes = [name[:PREFIX_CHARS] for name in checkpoint_val_names(ckpt)[: plan.mtp_prefixes]]
-
-    def greedy() -> list[list[int]]:
-        return [generate(model, tokenizer, p, n=1, temperature=0)[0].ids for p in prefixes]
-
-    def speculative():
-        return [speculative_decode(model, tokenizer, p) for p in prefixes]
-
-    specs = speculative()
-    plain = greedy()
-    mismatched = [p for p, s, g in zip(prefixes, specs, plain) if s.ids != g]
-    if mismatched:
-        raise AssertionError(f"{ckpt.name}: speculative decoding differs from greedy for prefixes {mismatched[:5]}")
-    seconds = interleaved({"greedy_s": lambda: timed(greedy)[0], "speculative_s": lambda: timed(speculative)[0]},
-                          plan.spec_repeats)
+    prefixes = [name[:PREFIX_CHARS] for name in checkpoint_validation_set(ckpt, plan.mtp_prefixes).names]
+    specs = run_drafts(model, tokenizer, prefixes)
+    matches = greedy_matches(model, tokenizer, prefixes, specs)
+    if matches != len(prefixes):
+        raise AssertionError(f"{ckpt.name}: speculative decoding differs from greedy for "
+                             f"{len(prefixes) - matches} of {len(prefixes)} prefixes")
+    speed = time_decoding(model, tokenizer, prefixes, plan.spec_repeats)
     proposed = sum(s.drafts_proposed for s in specs)
     generated = sum(s.generated_tokens for s in specs)
-    greedy_s, spec_s = median(seconds["greedy_s"]), median(seconds["speculative_s"])
     return {
         "prefixes": len(prefixes),
         "examples": [s.text for s in specs[:5]],
@@ -63,8 +55,7 @@ def speculative_vs_greedy(ckpt: Checkpoint, plan: Plan) -> dict[str, Any]:
         "generated_tokens": generated,
         "main_forward_passes": sum(s.main_forward_passes for s in specs),
         "chars_per_forward": generated / sum(s.main_forward_passes for s in specs),
-        "greedy_ms_per_name": 1000 * greedy_s / len(prefixes),
-        "speculative_ms_per_name": 1000 * spec_s / len(prefixes),
-        "speedup": greedy_s / spec_s,
-        "seconds_rounds": seconds,
+        "greedy_ms_per_name": 1000 * speed.plain_seconds / len(prefixes),
+        "speculative_ms_per_name": 1000 * speed.speculative_seconds / len(prefixes),
+        "speedup": speed.speedup,
     }

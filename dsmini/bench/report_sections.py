@@ -197,10 +197,10 @@ def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             rows.append([f"`pages/{page}.py`", ckpt, calls, _num(r["total_ms"], 0), ok])
             notes += [f"- `{page}` on {ckpt}: {note}" for note in r["notes"]]
     return "\n\n".join(p for p in [
-        f"Each page's main computation: the dsmini calls the page makes on first load with its widgets at their "
-        f"defaults (`dsmini/bench/page_recipes.py`), each timed directly, ms, median of {s['repeats']}. Widget "
-        f"layout and the browser are not included; the pages cache this work, so it is paid once per checkpoint. "
-        f"Budget: {s['budget_ms'] / 1000:.0f} s.",
+        f"Each page's main computation: its view (the probe the page caches, `dsmini/probes/pages.py`) with the "
+        f"page's default settings, then that view's figures, each timed directly, ms, median of {s['repeats']}. "
+        f"Widget layout and the browser are not included; the pages cache this work, so it is paid once per "
+        f"checkpoint and settings. Budget: {s['budget_ms'] / 1000:.0f} s.",
         _table(["page", "checkpoint", "functions (ms)", "total ms", f"< {s['budget_ms'] / 1000:.0f} s"], rows),
         "Notes:\n" + "\n".join(notes) if notes else "",
         f"Pages not run (`--quick`): {', '.join(s['not_run'])}." if s["not_run"] else "",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checkpoint import Checkpoint
 from ..data import CharTokenizer
 from ..generate import inference
 from ..model import DSMini
@@ -99,3 +100,17 @@ def sample_name(tokenizer: CharTokenizer, block_size: int, candidates: tuple[str
             return name
     letters = [c for c in tokenizer.chars if c.isalpha()] or tokenizer.chars
     return "".join(letters[: min(6, block_size - 1)])
+
+
+@dataclass(frozen=True)
+class AttentionSettings:
+    """The Attention page's name; None: `sample_name`, what the page opens on."""
+
+    name: str | None = None
+
+
+def attention_view(ckpt: Checkpoint, settings: AttentionSettings = AttentionSettings()) -> AttentionTrace:
+    """Every layer and head's map for the name (ValueError when the model cannot read it)."""
+    cfg = ckpt.model_config
+    name = sample_name(ckpt.tokenizer, cfg.block_size) if settings.name is None else settings.name
+    return trace_attention(ckpt.model, ckpt.tokenizer, name)

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import torch
 
 from ..attention import new_layer_cache
+from ..checkpoint import Checkpoint
 from ..config import ModelConfig
 from ..data import BOUNDARY_ID, CharTokenizer
 from ..generate import decode_one_token, inference, prefill
 from ..model import DSMini, ModelCache
+from .attention import sample_name
 
 ATTN_ORDER = ("mha", "gqa", "mqa", "mla")  # largest cache first, as Table 1 lists them
 BF16_BYTES = torch.finfo(torch.bfloat16).bits // 8
@@ -316,3 +318,50 @@ def time_absorbed_decode(
         runs += 1
     ms = {absorb: statistics.median(ts) * 1000 for absorb, ts in times.items()}
     return DecodeTiming(ms[False], ms[True], chars, runs, max_abs_diff, same)
+
+
+# ---------------------------------------------------------------------------------------------
+# The KV-cache page
+
+EXTRAPOLATE_TO = 1024  # characters: well past block_size, where a cache starts to matter
+DEEPSEEK_SIZES = (("v2", DEEPSEEK_V2), ("v3", DEEPSEEK_V3))  # the page's "at DeepSeek size" tables
+
+
+@dataclass(frozen=True)
+class KVCacheView:
+    """The page's tables and curves for one checkpoint.
+
+    rows: every attention type's cache, formula vs real tensors (the loaded type and random-init
+    twins); skipped: {attn_type: why no twin}; scale: (label, dims, rows) at DeepSeek's sizes;
+    timing: naive vs absorbed decoding over `timing_prefixes` (MLA only, else None).
+    """
+
+    dims: CacheDims
+    rows: list[CacheMeasurement]
+    growth: list[CacheGrowth]
+    skipped: dict[str, str]
+    scale: tuple[tuple[str, CacheDims, list[ScaleRow]], ...]
+    timing: DecodeTiming | None
+    timing_prefixes: tuple[str, ...]
+
+
+def absorb_prefixes(tokenizer: CharTokenizer, block_size: int) -> tuple[str, ...]:
+    """A few different greedy names: the sample name's first zero, one and two characters."""
+    sample = sample_name(tokenizer, block_size)
+    return tuple(dict.fromkeys(sample[:i] for i in range(3)))
+
+
+def kv_cache_view(ckpt: Checkpoint) -> KVCacheView:
+    model, cfg = ckpt.model, ckpt.model_config
+    variants, skipped = attention_variants(model)
+    mla = cfg.attn_type == "mla"
+    prefixes = absorb_prefixes(ckpt.tokenizer, cfg.block_size) if mla else ()
+    return KVCacheView(
+        dims=CacheDims.from_config(cfg),
+        rows=measure_caches(model, variants),
+        growth=cache_growth(variants, EXTRAPOLATE_TO),
+        skipped=skipped,
+        scale=tuple((label, dims, scale_rows(dims)) for label, dims in DEEPSEEK_SIZES),
+        timing=time_absorbed_decode(model, ckpt.tokenizer, prefixes) if mla else None,
+        timing_prefixes=prefixes,
+    )

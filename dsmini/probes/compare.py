@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..checkpoint import SUMMARY_VAL_LOSS_KEYS, Checkpoint
 from ..config import ModelConfig
+from .generation import GenerateSettings, generated_names
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,29 @@ def rows_frame(rows: list[CompareRow], labels: Mapping[str, str], columns: tuple
         ],
         columns=list(columns),
     )
+
+
+# The Compare page's shared generation settings (its widgets' defaults): the Generate page's, 8 names
+COMPARE_DEFAULTS = GenerateSettings(n=8)
+
+
+@dataclass(frozen=True)
+class CompareView:
+    facts: tuple[ModelFacts, ModelFacts]
+    fact_rows: list[CompareRow]
+    config_rows: list[CompareRow]
+    names: tuple[list[str] | None, list[str] | None]  # None: that model cannot start with the prefix
+
+
+def _names_of(ckpt: Checkpoint, settings: GenerateSettings) -> list[str] | None:
+    tokenizer, prefix = ckpt.tokenizer, settings.prefix
+    if tokenizer.unknown_chars(prefix) or len(prefix) > ckpt.model_config.block_size - 1:
+        return None
+    return generated_names(ckpt, settings)
+
+
+def compare_view(a: Checkpoint, b: Checkpoint, settings: GenerateSettings = COMPARE_DEFAULTS) -> CompareView:
+    """Checkpoints A and B side by side, and each one's names for the same settings."""
+    facts = (model_facts(a), model_facts(b))
+    return CompareView(facts, fact_rows(*facts), config_rows(a.model_config, b.model_config),
+                       (_names_of(a, settings), _names_of(b, settings)))

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .generation import GenerateSettings
 from .specialisation import RouterRun, RouterShootout
 
 PREFIX = "Крас"  # steps 1-2: the README's example, a prefix of many Russian surnames
-N_NAMES = 10  # step 1: as many as the Generate page makes by default, so its button shows the same names
-TEMPERATURE, SEED = 0.8, 0  # the Generate page's defaults: the same cache entry
+# step 1's names: the Generate page's defaults but the prefix, so its button shows the same names (one cache entry)
+NAMES = GenerateSettings(prefix=PREFIX)
+N_NAMES, TEMPERATURE, SEED = NAMES.n, NAMES.temperature, NAMES.seed
 DROP_DOMAIN, DROP_TOP_N = "ru", 2  # step 4: the Experts page's one-click "top 2 of Russian" in every layer
+NAMES_MODEL = "ru-names"  # steps 1-2 and 7
 SHOOTOUT = ("ru-en-names", "ru-en-softmax", "ru-en-noisy")  # step 5: trained alike, only the router differs
 
 _COMMON = ("--preset small --steps {steps} --warmup-steps 100 --eval-every {every} --sample-every 1000 --threads 1 "

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..checkpoint import Checkpoint, checkpoint_validation_set
 from ..data import BOUNDARY_SYMBOL, CharTokenizer
 from ..generate import SpecResult, generate, inference, speculative_decode
 from ..model import DSMini
@@ -257,3 +258,71 @@ def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[st
         plain_seconds=statistics.median(plain_times),
         repeats=repeats,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The MTP page
+
+
+SPEED_REPEATS = 3  # timing sweeps of the speed button; the median is reported
+
+
+@dataclass(frozen=True)
+class MTPSettings:
+    """The MTP page's widgets; the defaults are theirs."""
+
+    n_prefixes: int = 12
+    temperature: float = 0.8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MTPView:
+    """Greedy and sampled speculative runs over the same prefixes, and what they add up to.
+
+    source: "val" (prefixes of the checkpoint's validation names) or "alphabet" (its corpus is not
+    available, e.g. an old upload: single letters of its alphabet). matches: greedy speculative
+    names equal to plain greedy decoding's (all of them, or the drafting is broken).
+    """
+
+    prefixes: tuple[str, ...]
+    source: str
+    greedy_runs: list[SpecResult]
+    greedy: DraftStats
+    matches: int
+    sampled_runs: list[SpecResult]
+    sampled: DraftStats
+
+
+def mtp_prefixes(ckpt: Checkpoint, n: int) -> tuple[tuple[str, ...], str]:
+    """Up to `n` prefixes from the checkpoint's own validation names, and their source."""
+    try:
+        names = checkpoint_validation_set(ckpt).names
+    except ValueError:  # a corpus whose names were not stored (an old upload checkpoint)
+        return tuple(alphabet_prefixes(ckpt.tokenizer, n)), "alphabet"
+    return tuple(draft_prefixes(names, n, ckpt.tokenizer)), "val"
+
+
+def mtp_view(ckpt: Checkpoint, settings: MTPSettings = MTPSettings()) -> MTPView:
+    """Everything the MTP page shows on load; ValueError (`check_mtp`) for a model without MTP."""
+    model, tokenizer = ckpt.model, ckpt.tokenizer
+    check_mtp(model)
+    prefixes, source = mtp_prefixes(ckpt, settings.n_prefixes)
+    greedy_runs = run_drafts(model, tokenizer, prefixes)
+    sampled_runs = run_drafts(model, tokenizer, prefixes, settings.temperature, settings.seed)
+    return MTPView(
+        prefixes=prefixes,
+        source=source,
+        greedy_runs=greedy_runs,
+        greedy=acceptance_stats(greedy_runs),
+        matches=greedy_matches(model, tokenizer, prefixes, greedy_runs),
+        sampled_runs=sampled_runs,
+        sampled=acceptance_stats(sampled_runs),
+    )
+
+
+def mtp_speed(ckpt: Checkpoint, n_prefixes: int = MTPSettings().n_prefixes) -> SpeedReport:
+    """The speed button: greedy speculative vs plain greedy wall-clock over the view's prefixes
+    (which only `n_prefixes` decides: a new temperature keeps the measurement)."""
+    prefixes, _ = mtp_prefixes(ckpt, n_prefixes)
+    return time_decoding(ckpt.model, ckpt.tokenizer, prefixes, SPEED_REPEATS)

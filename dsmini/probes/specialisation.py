@@ -1,8 +1,9 @@
 """The Experts page's computation: route a checkpoint's validation names once, trained and untrained,
 and count them by letter and (when the corpus has them) by domain.
 
-`expert_analysis` is what the page caches per checkpoint version and the benchmark times; the
-ablations and the router shoot-out reuse its routing instead of routing the names again.
+`experts_view` (`expert_analysis` of a checkpoint's validation names) is what the page caches per
+checkpoint version and the benchmark times; the ablations and the router shoot-out take that
+analysis instead of routing the names again.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..checkpoint import Checkpoint
+from ..checkpoint import Checkpoint, checkpoint_validation_set
 from ..data import CharTokenizer
 from ..model import DSMini
+from .ablation import AblationResult, AblationSpec, ablate
 from .domains import DomainReport, domain_report
 from .experts import MAX_NAMES, ExpertReport, RoutedTokens, expert_report, initial_model, route_names
 
@@ -46,6 +48,20 @@ def expert_analysis(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str
     by_domain = domain_report(routed, initial) if initial is not None and routed.domain is not None else None
     return ExpertAnalysis(names=names, name_domains=domains, routed=routed, initial=initial,
                           letters=expert_report(routed, tokenizer, initial), domains=by_domain)
+
+
+def experts_view(ckpt: Checkpoint) -> ExpertAnalysis:
+    """The Experts page's analysis: the checkpoint's first MAX_NAMES validation names (CorpusError
+    when they cannot be had), routed trained and untrained."""
+    labelled = checkpoint_validation_set(ckpt, MAX_NAMES)
+    return expert_analysis(ckpt.model, ckpt.tokenizer, labelled.names, labelled.domains)
+
+
+def ablation_view(ckpt: Checkpoint, spec: AblationSpec, analysis: ExpertAnalysis | None = None) -> AblationResult:
+    """Loss per letter and domain, and names, with `spec` switched off; `analysis`: the checkpoint's
+    `experts_view`, when it was computed already."""
+    analysis = analysis or experts_view(ckpt)
+    return ablate(ckpt.model, ckpt.tokenizer, analysis.names, analysis.routed, spec, analysis.name_domains)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,3 +113,9 @@ def router_run(name: str, ckpt: Checkpoint, analysis: ExpertAnalysis) -> RouterR
 def router_shootout(entries: Sequence[tuple[str, Checkpoint, ExpertAnalysis]]) -> RouterShootout:
     """Checkpoints (name, checkpoint, its `expert_analysis`) side by side, in the order given."""
     return RouterShootout([router_run(name, ckpt, analysis) for name, ckpt, analysis in entries])
+
+
+def shootout_view(ckpts: Sequence[Checkpoint], analyses: Sequence[ExpertAnalysis] | None = None) -> RouterShootout:
+    """The shoot-out of `ckpts`, in this order; `analyses`: their `experts_view`s, when computed already."""
+    analyses = analyses or [experts_view(ckpt) for ckpt in ckpts]
+    return router_shootout([(ckpt.name, ckpt, analysis) for ckpt, analysis in zip(ckpts, analyses, strict=True)])

@@ -4,11 +4,13 @@ over time."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from ..config import ModelConfig
+from ..data import Corpus, CorpusStats, Dropped, corpus_stats
 from .routing import moe_layer_ids
 
 
@@ -103,3 +105,20 @@ def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = N
 
 def _times(value: float, base: float) -> float:
     return value / base if base > 0 else math.inf
+
+
+EXAMPLE_NAMES = 8  # names of the picked corpus the Train page shows
+
+
+@dataclass(frozen=True)
+class CorpusView:
+    """What the Train page says about the corpus picked: counts, a few names, what was dropped."""
+
+    stats: CorpusStats
+    examples: list[str]
+    dropped: Dropped
+    domain_counts: dict[str, int]  # {} when unlabelled
+
+
+def corpus_view(corpus: Corpus) -> CorpusView:
+    return CorpusView(corpus_stats(corpus.names), corpus.names[:EXAMPLE_NAMES], corpus.dropped, corpus.domain_counts)

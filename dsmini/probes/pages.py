@@ -1,0 +1,114 @@
+"""Every explorer page's work in one registry: page (its file's stem in pages/) -> the probe the page
+caches and lays out, with the page's default settings.
+
+One source for three readers: the pages build their widgets' defaults from these settings and call
+these views (through `pages/_ui.computed`), the benchmark (`dsmini/bench/responsiveness.py`) times
+exactly these calls, and a test checks that every file in pages/ has an entry. `charts` lists the
+figure calls of the page's default view, so the benchmark times those too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..charts import architecture_figure, next_char_figure, next_char_heatmap, routing_figure
+from ..charts.attention import attention_grid_figure, score_split_figure
+from ..charts.cache import cache_growth_figure, cache_table, scale_table
+from ..charts.compare import compare_figure
+from ..charts.domains import domain_map_figure, domain_mi_figure
+from ..charts.experts import (
+    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
+)
+from ..charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from ..checkpoint import Checkpoint
+from . import lesson
+from .attention import AttentionSettings, AttentionTrace, attention_view
+from .cache import KVCacheView, kv_cache_view
+from .compare import COMPARE_DEFAULTS, CompareView, compare_view
+from .generation import GenerateSettings, GenerateView, HomeSettings, HomeView, generate_view, home_names, home_view
+from .mtp import MTPSettings, MTPView, draft_timeline, mtp_speed, mtp_view
+from .specialisation import ExpertAnalysis, experts_view
+from .training import corpus_view
+
+LANG = "en"  # the charts the benchmark times
+Call = tuple[Callable[..., Any], tuple[Any, ...]]  # a function and its arguments
+
+
+@dataclass(frozen=True)
+class PageWork:
+    """`view(*inputs, settings)`: what a page computes on first load, its widgets at their defaults.
+
+    inputs: "checkpoint" (the one picked in the sidebar), "pair" (it and a second one: Compare) or
+    "corpus" (a corpus: the Train page's pick); model: the shipped checkpoint the page always uses
+    instead of the picked one (the Lesson); settings None: the view takes none. requires: "moe" or
+    "mtp" when the page only explains why a model without them has nothing to show.
+    charts(checkpoint, result, settings): the figure calls of the default view. on_demand: probes
+    behind a button, each with its default argument, called after the inputs.
+    """
+
+    view: Callable[..., Any]
+    settings: Any = None
+    inputs: str = "checkpoint"
+    model: str | None = None
+    requires: str | None = None
+    charts: Callable[[Checkpoint, Any, Any], list[Call]] | None = None
+    on_demand: tuple[Call, ...] = ()
+
+
+def _home_charts(ckpt: Checkpoint, view: HomeView, _) -> list[Call]:
+    return [(architecture_figure, (view.config, LANG))]
+
+
+def _generate_charts(ckpt: Checkpoint, view: GenerateView, _) -> list[Call]:
+    trace = view.trace
+    return [(routing_figure, (trace, LANG)), (next_char_heatmap, (trace, LANG)), (next_char_figure, (trace, 0, LANG))]
+
+
+def _experts_charts(ckpt: Checkpoint, analysis: ExpertAnalysis, _) -> list[Call]:
+    """The page opens on the domains when the names have them, else on the letters."""
+    if analysis.domains is not None:
+        return [(domain_mi_figure, (analysis.domains, LANG)), (domain_map_figure, (analysis.domains, LANG))]
+    letters = analysis.letters
+    return [(letter_expert_figure, (letters, "allk", LANG)), (position_expert_figure, (letters, "allk", LANG)),
+            (expert_load_figure, (letters, LANG)), (specialisation_figure, (letters, LANG)),
+            (expert_profile_figure, (letters.profiles[letters.layers[0]][0], LANG))]
+
+
+def _attention_charts(ckpt: Checkpoint, trace: AttentionTrace, _) -> list[Call]:
+    split = [(score_split_figure, (trace, 0, 0, LANG))] if trace.has_split else []
+    return [(attention_grid_figure, (trace, LANG)), *split]
+
+
+def _kv_cache_charts(ckpt: Checkpoint, view: KVCacheView, _) -> list[Call]:
+    return [(cache_table, (view.rows, view.dims, LANG)),
+            (cache_growth_figure, (view.growth, ckpt.model_config.attn_type, LANG)),
+            *[(scale_table, (rows, dims, LANG)) for _, dims, rows in view.scale]]
+
+
+def _mtp_charts(ckpt: Checkpoint, view: MTPView, settings: MTPSettings) -> list[Call]:
+    stats = (view.greedy, view.sampled, settings.temperature, LANG)
+    return [(acceptance_by_position_figure, stats), (acceptance_by_letter_figure, stats),
+            (draft_timeline_figure, (draft_timeline(view.greedy_runs[0], ckpt.tokenizer), LANG))]
+
+
+def _compare_charts(ckpt: Checkpoint, view: CompareView, _) -> list[Call]:
+    return [(compare_figure, (*view.facts, "A", "B", LANG))]
+
+
+def _lesson_charts(ckpt: Checkpoint, view: GenerateView, _) -> list[Call]:
+    return [(routing_figure, (view.trace, LANG))]
+
+
+PAGES: dict[str, PageWork] = {
+    "home": PageWork(home_view, charts=_home_charts, on_demand=((home_names, HomeSettings()),)),
+    "lesson": PageWork(generate_view, lesson.NAMES, model=lesson.NAMES_MODEL, charts=_lesson_charts),
+    "train": PageWork(corpus_view, inputs="corpus"),
+    "generate": PageWork(generate_view, GenerateSettings(), charts=_generate_charts),
+    "experts": PageWork(experts_view, requires="moe", charts=_experts_charts),
+    "attention": PageWork(attention_view, AttentionSettings(), charts=_attention_charts),
+    "kv_cache": PageWork(kv_cache_view, charts=_kv_cache_charts),
+    "mtp": PageWork(mtp_view, MTPSettings(), requires="mtp", charts=_mtp_charts,
+                    on_demand=((mtp_speed, MTPSettings().n_prefixes),)),
+    "compare": PageWork(compare_view, COMPARE_DEFAULTS, inputs="pair", charts=_compare_charts),
+}
