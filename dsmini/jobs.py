@@ -55,7 +55,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
+from .checkpoint import checkpoint_zip_bytes, copy_checkpoint
+from .checkpoint_errors import CheckpointError, CheckpointExistsError
+from .checkpoint_names import validate_name
 from .config import ModelConfig, TrainConfig, check_training
 from .data import CorpusData
 from .train import Trainer

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dsmini.checkpoint import (
-    Checkpoint, CheckpointInfo, CheckpointListing, checkpoint_validation_set, load_checkpoint, scan_checkpoints,
-)
+from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
+from dsmini.corpus_ref import checkpoint_validation_set
 from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.generate import generate
@@ -149,7 +148,7 @@ def selected_checkpoint() -> Checkpoint | None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _validation_set(path: str, mtime: float, _ckpt: Checkpoint, max_names: int) -> LabelledNames:
-    return checkpoint_validation_set(_ckpt, max_names, load=lambda name: corpus(name, None))
+    return checkpoint_validation_set(_ckpt.corpus, max_names, load=lambda name: corpus(name, None))
 
 
 def validation_set(ckpt: Checkpoint, max_names: int = MAX_NAMES) -> LabelledNames:

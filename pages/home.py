@@ -19,7 +19,7 @@ with ui.guard():
     st.subheader(ui.tr("home.card", name=ckpt.name))
     val = summary.get("val_loss")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(ui.tr("home.corpus"), (ckpt.corpus or {}).get("name", "?"))
+    c1.metric(ui.tr("home.corpus"), ckpt.corpus.name or "?")
     c2.metric(ui.tr("home.params"), f"{counts['main']['total']:,}", help=ui.tr("home.params_help"))
     c3.metric(ui.tr("home.active"), f"{counts['main']['active']:,}", help=ui.tr("home.active_help"))
     c4.metric(ui.tr("home.val_loss"), f"{val:.3f}" if val is not None else "-", help=ui.tr("home.val_loss_help"))

@@ -58,13 +58,13 @@ with ui.guard():
                             help=ui.tr("mtp.temperature_help"))
     seed = int(c3.number_input(ui.tr("mtp.seed"), 0, 2**31 - 1, 0, key="mtp_seed"))
 
-    corpus = ckpt.corpus or {}
+    corpus = ckpt.corpus.name or "?"
     try:
         prefixes = _prefixes(ckpt, *key, n)
-        st.caption(ui.tr("mtp.source_val", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
+        st.caption(ui.tr("mtp.source_val", corpus=corpus, examples=_examples(prefixes)))
     except ValueError:  # a corpus whose names were not stored (an old upload checkpoint): not available here
         prefixes = alphabet_prefixes(ckpt.tokenizer, n)
-        st.caption(ui.tr("mtp.source_alphabet", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
+        st.caption(ui.tr("mtp.source_alphabet", corpus=corpus, examples=_examples(prefixes)))
     prefixes = tuple(prefixes)
 
     with st.spinner(ui.tr("mtp.spinner", n=len(prefixes))):

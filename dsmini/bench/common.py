@@ -101,11 +101,11 @@ def checkpoint_val_names(ckpt: Checkpoint) -> list[str]:
     Only the names are needed, so the split is redone without encoding every split (200K names
     for ru-names); the count saved in the checkpoint proves it is the same split.
     """
-    info = ckpt.corpus
-    kept = [n for n in load_corpus(info["name"]).names if len(n) + 1 <= info["block_size"]]
-    val = split_names(kept, info["split_seed"]).val
-    if len(val) != info.get("n_val", len(val)):
-        raise ValueError(f"{ckpt.name}: recomputed val split has {len(val)} names, the checkpoint says {info['n_val']}")
+    ref = ckpt.corpus
+    kept = [n for n in load_corpus(ref.name).names if len(n) + 1 <= ref.block_size]
+    val = split_names(kept, ref.split_seed).val
+    if ref.n_val is not None and len(val) != ref.n_val:
+        raise ValueError(f"{ckpt.name}: recomputed val split has {len(val)} names, the checkpoint says {ref.n_val}")
     return val
 
 

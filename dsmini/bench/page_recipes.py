@@ -60,7 +60,7 @@ def train(c: PageContext) -> None:
     from ..data import corpus_stats
     from ..probes import expert_load_history, loss_frame
 
-    c.call(corpus_stats, c.corpus(c.ckpt.corpus["name"]).names)
+    c.call(corpus_stats, c.corpus(c.ckpt.corpus.name).names)
     c.call(loss_frame, c.ckpt.history)
     load = c.call(expert_load_history, c.ckpt.history, c.ckpt.model_config)
     if load["layers"]:
@@ -75,7 +75,7 @@ def experts(c: PageContext) -> None:
     from ..charts.experts import (
         expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
     )
-    from ..checkpoint import checkpoint_validation_set
+    from ..corpus_ref import checkpoint_validation_set
     from ..probes.ablation import ablate, domain_top_experts
     from ..probes.experts import MAX_NAMES
     from ..probes.specialisation import expert_analysis
@@ -84,7 +84,7 @@ def experts(c: PageContext) -> None:
     if cfg.n_moe_layers == 0:
         c.notes.append("no MoE layers: the page shows a message")
         return
-    labelled = c.call(checkpoint_validation_set, c.ckpt, MAX_NAMES, load=c.corpus)
+    labelled = c.call(checkpoint_validation_set, c.ckpt.corpus, MAX_NAMES, load=c.corpus)
     analysis = c.call(expert_analysis, model, tokenizer, labelled.names, labelled.domains)
     report = analysis.domains
     if report is None:
@@ -152,14 +152,14 @@ def mtp(c: PageContext) -> None:
         greedy_matches,
         run_drafts,
     )
-    from ..checkpoint import checkpoint_validation_set
+    from ..corpus_ref import checkpoint_validation_set
 
     model, tokenizer = c.ckpt.model, c.ckpt.tokenizer
     if c.ckpt.model_config.mtp_depth == 0:
         c.notes.append("no MTP module: the page shows a message")
         return
     c.call(check_mtp, model)
-    names = c.call(checkpoint_validation_set, c.ckpt, load=c.corpus).names
+    names = c.call(checkpoint_validation_set, c.ckpt.corpus, load=c.corpus).names
     prefixes = tuple(c.call(draft_prefixes, names, 12, tokenizer))
     greedy_runs = c.call(run_drafts, model, tokenizer, prefixes)
     c.call(greedy_matches, model, tokenizer, prefixes, greedy_runs)
