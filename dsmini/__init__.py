@@ -5,7 +5,8 @@ The public API, re-exported; README.md (Layout) says where each module sits in t
 
 __version__ = "0.1.0"
 
-from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint_errors import CheckpointError
 from .config import PRESETS, ModelConfig, TrainConfig, preset
 from .data import CharTokenizer, CorpusError, UnknownCharacterError, list_corpora, load_corpus, prepare_corpus
 from .device import pick_device

@@ -182,8 +182,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     val = summary.get("val_loss")
     lines = [
         f"checkpoint  {ckpt.path}",
-        f"corpus      {(ckpt.corpus or {}).get('name')}  (split seed {(ckpt.corpus or {}).get('split_seed')})",
-        f"domains     {', '.join(ckpt.corpus.get('domains') or ()) or '-'}",
+        f"corpus      {ckpt.corpus.name}  (split seed {ckpt.corpus.split_seed})",
+        f"domains     {', '.join(ckpt.corpus.domains or ()) or '-'}",
         f"steps       {ckpt.step}",
         f"val loss    {val:.4f} nats/char" if val is not None else "val loss    -",
         f"params      {counts['main']['total']:,} total, {counts['main']['active']:,} active per token"

@@ -23,8 +23,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import META_FILE, CheckpointError, CheckpointExistsError, list_checkpoints, load_checkpoint, validate_name
+from .checkpoint import list_checkpoints, load_checkpoint
+from .checkpoint_errors import CheckpointError, CheckpointExistsError
+from .checkpoint_files import META_FILE
+from .checkpoint_names import validate_name
 from .config import PRESETS, ModelConfig, TrainConfig, check_learning_rate, check_training, preset
+from .corpus_ref import CorpusRef
 from .data import MAX_NAME_LEN, Corpus, CorpusData, default_block_size, list_corpora, load_corpus, prepare_corpus
 from .train import Trainer
 
@@ -145,7 +149,9 @@ def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, given
     check_training(ckpt.model_config, train_cfg, len(corpus.names))
     ref = ckpt.corpus
     data = prepare_corpus(
-        corpus.names, ref.get("block_size", ckpt.model_config.block_size), ref.get("split_seed", saved.split_seed),
+        corpus.names,
+        ckpt.model_config.block_size if ref.block_size is None else ref.block_size,
+        saved.split_seed if ref.split_seed is None else ref.split_seed,
         corpus_name=corpus.name, domains=corpus.domains, builtin=corpus.builtin,
     )
     conflicts = _corpus_conflicts(ckpt.corpus, ckpt.tokenizer.chars, corpus, data)
@@ -181,13 +187,13 @@ def _flag(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def _corpus_conflicts(ref: dict, chars: list[str], corpus: Corpus, data: CorpusData) -> list[str]:
+def _corpus_conflicts(ref: CorpusRef, chars: list[str], corpus: Corpus, data: CorpusData) -> list[str]:
     """How the corpus given differs from the one the checkpoint was trained on: its name, its
     alphabet (the tokenizer: same size is not enough, the ids would mean other letters), its
     domains and its split (the stored validation names of a file, the split sizes)."""
     conflicts = []
-    if ref.get("name") != corpus.name:
-        conflicts.append(_conflict("--corpus", ref.get("name"), corpus.name))
+    if ref.name != corpus.name:
+        conflicts.append(_conflict("--corpus", ref.name, corpus.name))
     if data.tokenizer.chars != chars:
         lost, new = sorted(set(chars) - set(data.tokenizer.chars)), sorted(set(data.tokenizer.chars) - set(chars))
         conflicts.append(
@@ -195,13 +201,14 @@ def _corpus_conflicts(ref: dict, chars: list[str], corpus: Corpus, data: CorpusD
             + (f"; only in the checkpoint's: {''.join(lost)[:40]}" if lost else "")
             + (f"; only in this corpus: {''.join(new)[:40]}" if new else "")
         )
-    if ref.get("domains", []) != data.domain_labels:
-        conflicts.append(_conflict("domains", ref.get("domains", []), data.domain_labels))
-    sizes = (ref.get("n_train"), ref.get("n_val"))
+    domains = list(ref.domains or ())  # none recorded: saved before domains existed, unlabelled
+    if domains != data.domain_labels:
+        conflicts.append(_conflict("domains", domains, data.domain_labels))
+    sizes = (ref.n_train, ref.n_val)
     if sizes != (None, None) and sizes != (len(data.train.names), len(data.val.names)):
         conflicts.append(_conflict("train/val names", sizes, (len(data.train.names), len(data.val.names))))
-    stored = ref.get("val_names")
-    if stored is not None and stored != data.val.names[: len(stored)]:
+    stored = ref.val_names
+    if stored is not None and list(stored) != data.val.names[: len(stored)]:
         conflicts.append("validation names: not the checkpoint's (another file under the same name?)")
     return conflicts
 

@@ -43,7 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
+from .checkpoint import checkpoint_zip_bytes, copy_checkpoint
+from .checkpoint_errors import CheckpointError, CheckpointExistsError
+from .checkpoint_names import validate_name
 from .config import ModelConfig, TrainConfig, check_training
 from .data import CorpusData
 from .job_process import ChildRun

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 import torch
 
-from .checkpoint import Checkpoint, corpus_reference, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .corpus_ref import corpus_reference
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device

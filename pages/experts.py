@@ -148,11 +148,11 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
 
 def router_section(ckpt: Checkpoint, lang: str) -> None:
     """The checkpoints trained on this one's corpus, side by side (the router shoot-out)."""
-    infos = [info for info in ui.checkpoints() if info.corpus == ckpt.corpus.get("name")]
+    infos = [info for info in ui.checkpoints() if info.corpus == ckpt.corpus.name]
     ckpts = [ui.load_by_name(info.name) for info in infos]
     ckpts = [c for c in ckpts if c.model_config.n_moe_layers]
     if len(ckpts) < 2:
-        st.info(ui.tr("experts.routers_none", corpus=ckpt.corpus.get("name", "?")))
+        st.info(ui.tr("experts.routers_none", corpus=ckpt.corpus.name or "?"))
         return
     shootout = ui.computed(shootout_view, ckpts, analyses=[ui.computed(experts_view, c) for c in ckpts])
     st.caption(ui.tr("experts.routers_intro", n=len(ckpts)))
@@ -174,7 +174,7 @@ with ui.guard():
     with st.spinner(ui.tr("experts.computing")):
         analysis = ui.computed(experts_view, ckpt)
     lang = ui.lang()
-    st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.get("name", "?"),
+    st.caption(ui.tr("experts.sample", n=len(analysis.names), corpus=ckpt.corpus.name or "?",
                      tokens=analysis.routed.ids.numel()))
     # a default, not `default=`: the lesson opens this page on a chosen section through the same key
     if analysis.domains is None and MIXED_MODEL in {info.name for info in ui.checkpoints()}:

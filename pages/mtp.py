@@ -36,8 +36,7 @@ with ui.guard():
     with st.spinner(ui.tr("mtp.spinner", n=n)):
         view = ui.computed(mtp_view, ckpt, MTPSettings(n, temperature, seed))
     prefixes, greedy, sampled, matches = view.prefixes, view.greedy, view.sampled, view.matches
-    corpus = ckpt.corpus or {}
-    st.caption(ui.tr(f"mtp.source_{view.source}", corpus=corpus.get("name", "?"), examples=_examples(prefixes)))
+    st.caption(ui.tr(f"mtp.source_{view.source}", corpus=ckpt.corpus.name or "?", examples=_examples(prefixes)))
 
     m = st.columns(5)
     for col, label, stats in ((m[0], ui.tr("mtp.m_greedy"), greedy),

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import preset
+from dsmini.corpus_ref import CorpusRef
 from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.probes.experts import LETTER_GROUPS, letter_group
@@ -94,7 +95,7 @@ def test_experts_page_letter_widgets(at):
     figures = charts(at)
     assert len(figures) == N_LETTER_CHARTS
     assert figures[0]["layout"]["title"]["text"] == t("chart.experts.letters_title_top1", "en", k=2)
-    n_val = ckpt.corpus["n_val"]  # 516 < MAX_NAMES: all of them
+    n_val = ckpt.corpus.n_val  # 516 < MAX_NAMES: all of them
     sample = t("experts.sample", "en", n=n_val, corpus="en-names", tokens="#").split("#")[0]
     assert any(c.value.startswith(sample) for c in at.caption)
     assert figures[0]["layout"]["coloraxis"]["cmax"] == 1.0  # top-1: a letter can go wholly to one expert
@@ -138,7 +139,7 @@ def _save(root, name, corpus, **overrides):
     tokenizer = ui.load_by_name("en-names").tokenizer
     torch.manual_seed(0)
     model = DSMini(preset("tiny", vocab_size=tokenizer.vocab_size, block_size=12, **overrides))
-    save_checkpoint(root, name, model, tokenizer, corpus=corpus)
+    save_checkpoint(root, name, model, tokenizer, corpus=CorpusRef.from_json(corpus))
 
 
 def test_experts_page_dense_mha_and_missing_corpus(at, tmp_path, monkeypatch):

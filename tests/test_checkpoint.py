@@ -1,6 +1,7 @@
 """Checkpoints: exact round trip and resume, atomic writes (even under kill -9), clear refusals."""
 
 import copy
+import dataclasses
 import errno
 import io
 import json
@@ -10,22 +11,16 @@ import re
 import signal
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
-import dsmini.checkpoint as ckpt
-from dsmini import atomic
-from dsmini.checkpoint import (
-    CheckpointError,
-    checkpoint_zip_bytes,
-    list_checkpoints,
-    load_checkpoint,
-    load_checkpoint_zip,
-    save_checkpoint,
-    scan_checkpoints,
-    validate_name,
-)
+from dsmini import atomic, checkpoint_files, corpus_ref
+from dsmini.checkpoint import checkpoint_zip_bytes, list_checkpoints, load_checkpoint, save_checkpoint, scan_checkpoints
+from dsmini.checkpoint_errors import CheckpointError
+from dsmini.checkpoint_names import validate_name
+from dsmini.corpus_ref import CorpusRef
 from dsmini.config import TrainConfig, preset
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
@@ -90,7 +85,7 @@ def test_round_trip_weights_buffers_configs_and_logits(tmp_path):
     history = [{"step": 1, "loss": 3.2, "val_loss": float("nan")}, {"step": 2, "loss": 2.9, "val_loss": 2.8}]
     path = save(
         tmp_path, "Имена-v1.0", model, train_config=train_config, step=2, history=history,
-        corpus={"name": "ru-names", "split_seed": 42, "counts": {"train": 80, "val": 10}},
+        corpus=CorpusRef.from_json({"name": "ru-names", "split_seed": 42, "counts": {"train": 80, "val": 10}}),
         summary={"best_val_loss": 2.8, "last_val_loss": 2.8},
     )
     assert path == tmp_path / "Имена-v1.0"
@@ -104,7 +99,7 @@ def test_round_trip_weights_buffers_configs_and_logits(tmp_path):
     assert ck.tokenizer == tokenizer()
     assert ck.history == [{"step": 1, "loss": 3.2, "val_loss": None}, history[1]]  # NaN -> null
     assert ck.summary == {"best_val_loss": 2.8, "last_val_loss": 2.8}
-    assert ck.corpus["counts"] == {"train": 80, "val": 10}
+    assert ck.corpus.extra["counts"] == {"train": 80, "val": 10}
     assert (ck.step, ck.name, ck.path) == (2, "Имена-v1.0", path)
     assert ck.param_counts == model.param_counts()
     assert ck.optimizer_states is None and ck.rng_states is None
@@ -226,7 +221,7 @@ def test_non_checkpoint_directory_is_not_overwritten(tmp_path):
 
 def test_bad_metadata_fails_before_touching_disk(tmp_path):
     with pytest.raises(CheckpointError, match=r"corpus\['when'\] is a object"):
-        save(tmp_path, "run", corpus={"when": object()})
+        save(tmp_path, "run", corpus=CorpusRef.from_json({"when": object()}))
     assert not tmp_path.joinpath("run").exists() and entries(tmp_path) == []
 
 
@@ -305,7 +300,7 @@ def test_unreadable_safetensors_with_matching_hash(tmp_path):
     path = save(tmp_path)
     garbage = b"\xff" * 64
     (path / "model.safetensors").write_bytes(garbage)
-    edit_json(path, files={"model.safetensors": {"sha256": ckpt._sha256(garbage), "bytes": 64}})
+    edit_json(path, files={"model.safetensors": {"sha256": checkpoint_files.sha256(garbage), "bytes": 64}})
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_checkpoint(path)
 
@@ -402,7 +397,7 @@ def test_good_names():
 
 def test_list_skips_broken_temp_and_foreign_entries(tmp_path):
     model = make_model()
-    save(tmp_path, "b", model, corpus={"name": "en-names"}, summary={"best_val_loss": 2.1}, step=50)
+    save(tmp_path, "b", model, corpus=CorpusRef(name="en-names"), summary={"best_val_loss": 2.1}, step=50)
     save(tmp_path, "a", model)
     bad_json = save(tmp_path, "c-bad-json", model)
     (bad_json / "checkpoint.json").write_text("{")
@@ -427,7 +422,7 @@ def test_list_skips_broken_temp_and_foreign_entries(tmp_path):
     assert list_checkpoints(tmp_path / "missing") == []
 
 
-# zip download / upload ------------------------------------------------------------------
+# zip download ------------------------------------------------------------------------
 
 def test_zip_round_trip(tmp_path):
     model = make_model()
@@ -437,52 +432,15 @@ def test_zip_round_trip(tmp_path):
     data = checkpoint_zip_bytes(path)
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert sorted(names) == ["run/checkpoint.json", "run/model.safetensors", "run/optimizer.safetensors"]
-    copy = load_checkpoint_zip(data, tmp_path / "b", "копия")
-    assert copy == tmp_path / "b" / "копия" and entries(tmp_path / "b") == ["копия"]
-    ck = load_checkpoint(copy, load_optimizer=True)
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "b")
+    ck = load_checkpoint(tmp_path / "b" / "run", load_optimizer=True)
     assert_same_state(model, ck.model)
     assert ck.optimizer_states["adamw"]["param_groups"] == opt.state_dict()["param_groups"]
 
 
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for member, content in files.items():
-            zf.writestr(member, content)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    "members, why",
-    [
-        ({"../checkpoint.json": b"{}"}, "unsafe path"),
-        ({"/etc/checkpoint.json": b"{}"}, "unsafe path"),
-        ({"run/evil.py": b"import os"}, "not a checkpoint file"),
-        ({"a/b/checkpoint.json": b"{}"}, "not a checkpoint file"),
-        ({"checkpoint.json": b"{}"}, "needs checkpoint.json and model.safetensors"),
-        ({"checkpoint.json": b"x" * 600, "model.safetensors": b"x" * 600}, "more than"),
-    ],
-)
-def test_zip_upload_refusals(tmp_path, members, why):
-    with pytest.raises(CheckpointError, match=why):
-        load_checkpoint_zip(zip_of(members), tmp_path, "up", max_bytes=1000)
-    assert entries(tmp_path) == []
-
-
-def test_zip_upload_of_corrupt_checkpoint_or_non_zip(tmp_path):
-    path = save(tmp_path / "a", "run")
-    f = path / "model.safetensors"
-    f.write_bytes(f.read_bytes()[:-1] + b"!")
-    with pytest.raises(CheckpointError, match="uploaded checkpoint is invalid: upload/model.safetensors .*sha256"):
-        load_checkpoint_zip(checkpoint_zip_bytes(path), tmp_path / "b", "up")
-    assert entries(tmp_path / "b") == []
-    with pytest.raises(CheckpointError, match="not a readable checkpoint zip"):
-        load_checkpoint_zip(b"hello", tmp_path / "b", "up")
-
-
 # corpus reference: domains and stored validation names ----------------------------------
 
-from dsmini.checkpoint import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
+from dsmini.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
 from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set  # noqa: E402
 
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
@@ -497,52 +455,68 @@ def labelled_upload():
 def test_upload_reference_stores_val_names_and_domains(tmp_path):
     data = labelled_upload()
     ref = corpus_reference(data)
-    assert ref["domains"] == ["consonant", "vowel"]
-    assert (ref["val_names"], ref["val_domains"]) == (data.val.names, data.val.domains)
+    assert ref.domains == ("consonant", "vowel")
+    assert (ref.val_names, ref.val_domains) == (tuple(data.val.names), tuple(data.val.domains))
     ck = load_checkpoint(save(tmp_path, corpus=ref))
-    assert ck.corpus["domains"] == ["consonant", "vowel"]
-    assert checkpoint_validation_set(ck) == LabelledNames(data.val.names, data.val.domains)
-    assert checkpoint_validation_set(ck, 2) == LabelledNames(data.val.names[:2], data.val.domains[:2])
-    assert checkpoint_validation_set(ck.corpus, 2) == checkpoint_validation_set(ck, 2)  # the dict works too
+    assert ck.corpus.domains == ("consonant", "vowel")
+    assert checkpoint_validation_set(ck.corpus) == LabelledNames(data.val.names, data.val.domains)
+    assert checkpoint_validation_set(ck.corpus, 2) == LabelledNames(data.val.names[:2], data.val.domains[:2])
+    assert checkpoint_validation_set(ref, 2) == checkpoint_validation_set(ck.corpus, 2)  # as built, as loaded
 
 
 def test_stored_val_names_are_capped(tmp_path, monkeypatch):
     assert MAX_STORED_VAL_NAMES == 2_000
-    monkeypatch.setattr(ckpt, "MAX_STORED_VAL_NAMES", 3)
+    monkeypatch.setattr(corpus_ref, "MAX_STORED_VAL_NAMES", 3)
     data = prepare_corpus(WORDS, 4, 42, corpus_name="plain.txt")
     ref = corpus_reference(data)
-    assert ref["val_names"] == data.val.names[:3] and ref["val_domains"] is None and ref["domains"] == []
-    assert len(data.val.names) > 3 and ref["n_val"] == len(data.val.names)
-    assert checkpoint_validation_set(load_checkpoint(save(tmp_path, corpus=ref))) == LabelledNames(data.val.names[:3])
+    assert ref.val_names == tuple(data.val.names[:3]) and ref.val_domains is None and ref.domains == ()
+    assert len(data.val.names) > 3 and ref.n_val == len(data.val.names)
+    ck = load_checkpoint(save(tmp_path, corpus=ref))
+    assert checkpoint_validation_set(ck.corpus) == LabelledNames(data.val.names[:3])
 
 
 def test_builtin_reference_is_rebuilt_with_its_domains(tmp_path):
     corpus = load_corpus("ru-name-parts")
     data = prepare_corpus(corpus.names, 16, 42, "ru-name-parts", domains=corpus.domains, builtin=corpus.builtin)
     ref = corpus_reference(data)
-    assert "val_names" not in ref and ref["domains"] == ["first", "patronymic", "surname"]
+    assert ref.val_names is None and ref.domains == ("first", "patronymic", "surname")
     ck = load_checkpoint(save(tmp_path, corpus=ref))
-    assert checkpoint_validation_set(ck, 50) == LabelledNames(data.val.names[:50], data.val.domains[:50])
+    assert checkpoint_validation_set(ck.corpus, 50) == LabelledNames(data.val.names[:50], data.val.domains[:50])
     loads = []
-    checkpoint_validation_set(ck, 5, load=lambda name: loads.append(name) or corpus)  # the app's cached loader
+    checkpoint_validation_set(ck.corpus, 5, load=lambda name: loads.append(name) or corpus)  # the app's cached loader
     assert loads == ["ru-name-parts"]
     with pytest.raises(CorpusError, match="now has domains"):
-        checkpoint_validation_set({**ref, "domains": ["ru"]})
+        checkpoint_validation_set(dataclasses.replace(ref, domains=("ru",)))
 
 
 def test_old_reference_without_the_new_fields_still_loads(tmp_path):
     old = {"name": "en-names", "split_seed": 42, "block_size": 12, "n_train": 4131, "n_val": 516}
-    ck = load_checkpoint(save(tmp_path, corpus=old))
-    assert ck.corpus == old
+    ck = load_checkpoint(save(tmp_path, corpus=CorpusRef.from_json(old)))
+    assert ck.corpus.to_json() == old
     names = load_corpus("en-names").names
-    assert checkpoint_validation_set(ck, 10) == validation_set(names, 12, 42, 10) == LabelledNames(
+    assert checkpoint_validation_set(ck.corpus, 10) == validation_set(names, 12, 42, 10) == LabelledNames(
         validation_set(names, 12, 42).names[:10], None
     )
-    upload = load_checkpoint(save(tmp_path, "upload", corpus={**old, "name": "my-names"}))
+    upload = load_checkpoint(save(tmp_path, "upload", corpus=CorpusRef.from_json({**old, "name": "my-names"})))
     with pytest.raises(CorpusError, match="'my-names' cannot be rebuilt"):
-        checkpoint_validation_set(upload)
+        checkpoint_validation_set(upload.corpus)
     with pytest.raises(CorpusError, match="cannot be rebuilt"):
-        checkpoint_validation_set(load_checkpoint(save(tmp_path, "bare")))  # no corpus at all
+        checkpoint_validation_set(load_checkpoint(save(tmp_path, "bare")).corpus)  # no corpus at all
+
+
+def test_corpus_reference_reads_back_as_written(tmp_path):
+    """A reference loads back equal, keeps a newer writer's keys after its own, and every shipped
+    checkpoint's corpus entry is written back byte for byte."""
+    ref = corpus_reference(labelled_upload())
+    assert load_checkpoint(save(tmp_path, corpus=ref)).corpus == ref
+    plain = dataclasses.replace(ref, domains=(), val_domains=None, extra={"source_url": "file://names.txt"})
+    entry = load_checkpoint(save(tmp_path, "plain", corpus=plain)).corpus.to_json()
+    assert list(entry)[-2:] == ["val_domains", "source_url"] and entry["val_domains"] is None
+    assert load_checkpoint(save(tmp_path, "bare")).corpus == CorpusRef() and CorpusRef().to_json() == {}
+    for meta_path in sorted((Path(__file__).parent.parent / "checkpoints").glob("*/checkpoint.json")):
+        written = json.loads(meta_path.read_text(encoding="utf-8"))["corpus"]
+        again = CorpusRef.from_json(written).to_json()
+        assert json.dumps(again, ensure_ascii=False) == json.dumps(written, ensure_ascii=False), meta_path
 
 
 @pytest.mark.parametrize(
@@ -572,7 +546,7 @@ def test_bad_corpus_fields_are_rejected_naming_the_field(tmp_path, changes, fiel
 def test_val_domains_must_be_labels_of_the_corpus(tmp_path):
     ref = corpus_reference(labelled_upload())
     with pytest.raises(CheckpointError, match="not in 'domains'"):
-        save(tmp_path, corpus={**ref, "val_domains": ["other"] * len(ref["val_names"])})
+        save(tmp_path, corpus=dataclasses.replace(ref, val_domains=("other",) * len(ref.val_names)))
     assert entries(tmp_path) == []  # refused before touching disk
     with pytest.raises(CheckpointError, match="'corpus' must be an object"):
-        checkpoint_validation_set(["not", "a", "dict"])
+        CorpusRef.from_json(["not", "a", "dict"])

@@ -63,7 +63,8 @@ def test_corpora_lists_builtins(capsys):
 
 
 def test_train_on_a_labelled_file_keeps_its_domains(tmp_path, capsys):
-    from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
+    from dsmini.checkpoint import load_checkpoint
+    from dsmini.corpus_ref import checkpoint_validation_set
 
     lines = [f"{name}\t{'short' if len(name) <= 3 else 'long'}" for name in NAMES.split("\n")]
     corpus = tmp_path / "labelled.txt"
@@ -75,8 +76,8 @@ def test_train_on_a_labelled_file_keeps_its_domains(tmp_path, capsys):
     assert code == 0
     assert "domains long 10 / short 2" in capsys.readouterr().err
     ckpt = load_checkpoint(tmp_path / "labelled")
-    assert ckpt.corpus["domains"] == ["long", "short"]
-    val = checkpoint_validation_set(ckpt)  # stored: the file is not needed any more
+    assert ckpt.corpus.domains == ("long", "short")
+    val = checkpoint_validation_set(ckpt.corpus)  # stored: the file is not needed any more
     assert val.names and val.domains == ["short" if len(n) <= 3 else "long" for n in val.names]
     assert main(["info", "--checkpoint", str(tmp_path / "labelled")]) == 0
     assert "domains     long, short" in capsys.readouterr().out

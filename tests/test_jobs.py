@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_zip
+from dsmini.checkpoint import load_checkpoint
+from dsmini.checkpoint_errors import CheckpointError
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.job_slots import configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs
@@ -198,8 +199,8 @@ def test_nan_fails_with_reason_and_stays_downloadable(make_job, tmp_path):
     snap = job.snapshot()
     assert snap.state == "failed" and snap.step == 1 and steps_of(snap) == [1]
     assert "loss became nan at step 2" in snap.message and "weights kept from step 1" in snap.message
-    path = load_checkpoint_zip(job.download_bytes("nan-run"), tmp_path, "nan-run")
-    assert load_checkpoint(path).step == 1
+    zipfile.ZipFile(io.BytesIO(job.download_bytes("nan-run"))).extractall(tmp_path)
+    assert load_checkpoint(tmp_path / "nan-run").step == 1
 
 
 def test_a_killed_training_process_fails_the_job_and_keeps_the_weights(make_job, tmp_path):
@@ -238,8 +239,8 @@ def test_save_validates_name_and_survives_a_read_only_folder(make_job, tmp_path,
     data = job.download_bytes("run")
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert {"run/checkpoint.json", "run/model.safetensors"} <= set(zf.namelist())
-    restored = load_checkpoint_zip(data, tmp_path / "uploads", "run")
-    assert load_checkpoint(restored).step == 3
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "uploads")
+    assert load_checkpoint(tmp_path / "uploads" / "run").step == 3
 
     path = job.save(tmp_path / "checkpoints", "run")
     snap = job.snapshot()

@@ -45,7 +45,7 @@ def en():
 @pytest.fixture(scope="module")
 def en_prefixes(en):
     c = en.corpus
-    names = validation_names(load_corpus(c["name"]).names, c["block_size"], c["split_seed"])
+    names = validation_names(load_corpus(c.name).names, c.block_size, c.split_seed)
     return draft_prefixes(names, 8, en.tokenizer)
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from app import PAGES as APP_PAGES
-from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
+from dsmini.checkpoint import load_checkpoint
+from dsmini.corpus_ref import checkpoint_validation_set
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError, load_corpus
 from dsmini.model import DSMini
@@ -223,7 +224,7 @@ def test_corpus_view_counts_the_picked_corpus():
 def test_experts_views_reuse_one_analysis(shipped):
     mixed = shipped["ru-en-names"]
     analysis = experts_view(mixed)
-    labelled = checkpoint_validation_set(mixed, MAX_NAMES)
+    labelled = checkpoint_validation_set(mixed.corpus, MAX_NAMES)
     assert analysis.names == labelled.names and analysis.name_domains == labelled.domains
     assert analysis.domains is not None and analysis.domains.domains == ["en", "ru"]
     spec = domain_top_experts(analysis.domains, "ru", analysis.domains.layers, 2)

@@ -16,10 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 from app import PAGES
 from dsmini import atomic
-from dsmini.checkpoint import (
-    CheckpointError, CheckpointExistsError, copy_checkpoint, corpus_reference, checkpoint_zip_bytes,
-    load_checkpoint, load_checkpoint_zip, next_free_name, save_checkpoint, scan_checkpoints,
-)
+from dsmini.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint, scan_checkpoints
+from dsmini.checkpoint_errors import CheckpointError, CheckpointExistsError
+from dsmini.checkpoint_names import next_free_name
+from dsmini.corpus_ref import corpus_reference
 from dsmini.config import TrainConfig, preset
 from dsmini.data import CharTokenizer, prepare_corpus
 from dsmini.i18n import t
@@ -460,8 +460,6 @@ def test_a_shipped_checkpoint_cannot_be_replaced(tmp_path):
         assert err.value.shipped and err.value.free_name == "en-names-2"
         with pytest.raises(CheckpointExistsError, match="read-only"):
             copy_checkpoint(base_copy(tmp_path), tmp_path, "en-names", overwrite=overwrite)  # the jobs' publish path
-        with pytest.raises(CheckpointExistsError, match="read-only"):
-            load_checkpoint_zip(checkpoint_zip_bytes(tmp_path / "en-names"), tmp_path, "en-names", overwrite=overwrite)
     assert tree_digest(tmp_path / "en-names") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["en-names", "src"]
 
@@ -492,8 +490,6 @@ def test_copies_of_a_shipped_checkpoint_are_the_users_own(tmp_path):
     assert (copy / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
     meta, original = (json.loads((p / "checkpoint.json").read_text()) for p in (copy, shipped))
     assert original.pop("shipped") is True and meta == original  # only the flag differs
-    upload = load_checkpoint_zip(checkpoint_zip_bytes(shipped), tmp_path, "uploaded")
-    assert not load_checkpoint(upload).shipped
     copy_checkpoint(shipped, tmp_path, "mine", overwrite=True)  # the user's own: replaceable
 
 

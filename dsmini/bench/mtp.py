@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checkpoint import Checkpoint, checkpoint_validation_set, load_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..corpus_ref import checkpoint_validation_set
 from ..probes.mtp import greedy_matches, run_drafts, time_decoding
 from .common import Plan, Progress
 
@@ -36,7 +37,7 @@ def speculative_vs_greedy(ckpt: Checkpoint, plan: Plan) -> dict[str, Any]:
     if ckpt.model_config.mtp_depth < 1:
         return {"skipped": f"{ckpt.name} has no MTP module"}
     model, tokenizer = ckpt.model, ckpt.tokenizer
-    prefixes = [name[:PREFIX_CHARS] for name in checkpoint_validation_set(ckpt, plan.mtp_prefixes).names]
+    prefixes = [name[:PREFIX_CHARS] for name in checkpoint_validation_set(ckpt.corpus, plan.mtp_prefixes).names]
     specs = run_drafts(model, tokenizer, prefixes)
     matches = greedy_matches(model, tokenizer, prefixes, specs)
     if matches != len(prefixes):

@@ -72,7 +72,7 @@ def inputs(work: PageWork, ckpt: Checkpoint, shipped: dict[str, Checkpoint], cor
     if work.inputs == "pair":  # the picked checkpoint (A) beside another shipped one (B)
         return ckpt, next((other for name, other in shipped.items() if name != ckpt.name), ckpt)
     if work.inputs == "corpus":  # the Train page's pick: the corpus this checkpoint was trained on
-        return (corpus(ckpt.corpus["name"]),)
+        return (corpus(ckpt.corpus.name),)
     return (ckpt,)
 
 

@@ -21,7 +21,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..checkpoint import checkpoint_validation_set, load_checkpoint
+from ..checkpoint import load_checkpoint
+from ..corpus_ref import checkpoint_validation_set
 from ..config import TrainConfig, preset
 from ..data import CharTokenizer, CorpusData, default_block_size, load_corpus, prepare_corpus
 from ..model import DSMini
@@ -169,7 +170,7 @@ def shipped_ablation(plan: Plan) -> dict[str, Any]:
     if not path.exists():
         return {"skipped": f"no checkpoint at {path}: the ablations need the shipped `{CORPUS}` model"}
     ckpt = load_checkpoint(path)
-    labelled = checkpoint_validation_set(ckpt, plan.shootout_val_names)
+    labelled = checkpoint_validation_set(ckpt.corpus, plan.shootout_val_names)
     analysis = expert_analysis(ckpt.model, ckpt.tokenizer, labelled.names, labelled.domains, plan.shootout_val_names)
     report = analysis.domains
     if report is None:

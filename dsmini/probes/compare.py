@@ -51,7 +51,7 @@ def model_facts(ckpt: Checkpoint) -> ModelFacts:
     mtp = counts.get("mtp", {"total": 0, "active": 0})  # absent when mtp_depth = 0
     best = next((summary[k] for k in SUMMARY_VAL_LOSS_KEYS if summary.get(k) is not None), None)
     return ModelFacts(
-        corpus=(ckpt.corpus or {}).get("name"),
+        corpus=ckpt.corpus.name,
         steps=ckpt.step,
         params_main_total=counts["main"]["total"],
         params_main_active=counts["main"]["active"],

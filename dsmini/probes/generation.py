@@ -75,7 +75,7 @@ class HomeView:
 
 def home_view(ckpt: Checkpoint) -> HomeView:
     summary: dict[str, Any] = ckpt.summary or {}
-    return HomeView(ckpt.model_config, ckpt.param_counts, (ckpt.corpus or {}).get("name", "?"), summary.get("val_loss"))
+    return HomeView(ckpt.model_config, ckpt.param_counts, ckpt.corpus.name or "?", summary.get("val_loss"))
 
 
 def home_names(ckpt: Checkpoint, settings: HomeSettings = HomeSettings()) -> list[str]:

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..checkpoint import Checkpoint, checkpoint_validation_set
+from ..checkpoint import Checkpoint
+from ..corpus_ref import checkpoint_validation_set
 from ..data import BOUNDARY_SYMBOL, CharTokenizer
 from ..generate import SpecResult, generate, inference, speculative_decode
 from ..model import DSMini
@@ -297,7 +298,7 @@ class MTPView:
 def mtp_prefixes(ckpt: Checkpoint, n: int) -> tuple[tuple[str, ...], str]:
     """Up to `n` prefixes from the checkpoint's own validation names, and their source."""
     try:
-        names = checkpoint_validation_set(ckpt).names
+        names = checkpoint_validation_set(ckpt.corpus).names
     except ValueError:  # a corpus whose names were not stored (an old upload checkpoint)
         return tuple(alphabet_prefixes(ckpt.tokenizer, n)), "alphabet"
     return tuple(draft_prefixes(names, n, ckpt.tokenizer)), "val"

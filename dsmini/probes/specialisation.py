@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..checkpoint import Checkpoint, checkpoint_validation_set
+from ..checkpoint import Checkpoint
+from ..corpus_ref import checkpoint_validation_set
 from ..data import CharTokenizer
 from ..model import DSMini
 from .ablation import AblationResult, AblationSpec, ablate
@@ -53,7 +54,7 @@ def expert_analysis(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str
 def experts_view(ckpt: Checkpoint) -> ExpertAnalysis:
     """The Experts page's analysis: the checkpoint's first MAX_NAMES validation names (CorpusError
     when they cannot be had), routed trained and untrained."""
-    labelled = checkpoint_validation_set(ckpt, MAX_NAMES)
+    labelled = checkpoint_validation_set(ckpt.corpus, MAX_NAMES)
     return expert_analysis(ckpt.model, ckpt.tokenizer, labelled.names, labelled.domains)
 
 
