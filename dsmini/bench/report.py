@@ -15,7 +15,7 @@ from typing import Any
 from .archs import BASELINE
 from .charts import RESULTS_DIR
 from .common import SECTIONS
-from .report_format import _table
+from .report_format import md_table
 from .report_sections import app_md, decoding_md, memory_md, mtp_md, quality_md, throughput_md
 from .report_specialisation import specialisation_headline, specialisation_md
 
@@ -76,7 +76,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     meta, sections = results["meta"], results["sections"]
     plan = meta["plan"]
     load_end = meta.get("load_at_end")
-    machine = _table(["", ""], [
+    machine = md_table(["", ""], [
         ["CPU", f"{meta['cpu']} ({meta['cores']} logical cores)"],
         ["RAM", f"{meta['ram_gb']} GB" if meta["ram_gb"] else "–"],
         ["GPU", meta["gpu"] or "none (CPU only)"],

@@ -11,27 +11,27 @@ from .archs import ARCH_BY_KEY
 from .charts import chart_file
 
 
-def _num(x: float | None, digits: int = 2) -> str:
+def fmt_num(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
-def _int(x: float | None) -> str:
+def fmt_int(x: float | None) -> str:
     return "–" if x is None else f"{round(x):,}"
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _chart(name: str, what: str) -> str:
+def chart_link(name: str, what: str) -> str:
     return f"Chart: [{what}]({chart_file(name)}) (interactive Plotly HTML)."
 
 
-def _label(key: str) -> str:
+def arch_label(key: str) -> str:
     return ARCH_BY_KEY[key].label

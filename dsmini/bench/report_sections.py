@@ -10,19 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from .archs import BASELINE
-from .report_format import _chart, _int, _label, _num, _table, _verdict
+from .report_format import arch_label, chart_link, fmt_int, fmt_num, md_table, verdict
 
 
 def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     archs, moe, targets = s["archs"], s["moe_layer"], s["targets"]
     rows = [
-        [_label(k), a["attn_type"], a["ffn_type"], str(a["mtp_depth"]), _int(a["params_active_main"]),
-         _int(a["params_active_all"]), _int(a["params_total"]), _int(a["tokens_per_sec"]), f"{a['ratio']:.2f}x"]
+        [arch_label(k), a["attn_type"], a["ffn_type"], str(a["mtp_depth"]), fmt_int(a["params_active_main"]),
+         fmt_int(a["params_active_all"]), fmt_int(a["params_total"]), fmt_int(a["tokens_per_sec"]), f"{a['ratio']:.2f}x"]
         for k, a in archs.items()
     ]
     full = archs["full"]["ratio"]
     threads = s["thread_sweep"]["threads"]
-    thread_rows = [[n, _int(t["tokens_per_sec"]), f"{t['ratio']:.2f}x"] for n, t in threads.items()]
+    thread_rows = [[n, fmt_int(t["tokens_per_sec"]), f"{t['ratio']:.2f}x"] for n, t in threads.items()]
     return "\n\n".join([
         f"Training tokens/s counts real target tokens (padding excluded) over whole optimizer steps of "
         f"`Trainer.run` (forward, backward, clipping, AdamW, router-bias update): batches of "
@@ -33,26 +33,26 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"Matched active parameters: every dense FFN has hidden size (n_shared + top_k) x moe_inter_dim = "
         f"{archs[BASELINE]['active_ffn_dim']}, the experts one token runs through in an MoE layer. "
         f"`active (with MTP)` adds the MTP module, which the full model trains alongside.",
-        _table(["architecture", "attention", "FFN", "MTP", "active params", "active (with MTP)", "total params",
+        md_table(["architecture", "attention", "FFN", "MTP", "active params", "active (with MTP)", "total params",
                 "tokens/s", "vs dense"], rows),
         f"**Full model vs dense baseline: {full:.2f}x tokens/s** (target >= {targets['full_vs_dense']}: "
-        f"{_verdict(full >= targets['full_vs_dense'])}).",
-        _chart("throughput", "tokens/s per architecture"),
+        f"{verdict(full >= targets['full_vs_dense'])}).",
+        chart_link("throughput", "tokens/s per architecture"),
         "### MoE layer vs a dense FFN of equal active size",
         f"Forward + backward of one layer on the same ({moe['tokens']}, {moe['d_model']}) input, "
         f"{plan['layer_calls']} calls per round, median of {plan['rounds']} rounds.",
-        _table(["layer", "fwd+bwd ms", "forward ms"], [
-            [f"dense SwiGLU, hidden {moe['dense_hidden']}", _num(moe["dense_ms"], 3), _num(moe["dense_forward_ms"], 3)],
+        md_table(["layer", "fwd+bwd ms", "forward ms"], [
+            [f"dense SwiGLU, hidden {moe['dense_hidden']}", fmt_num(moe["dense_ms"], 3), fmt_num(moe["dense_forward_ms"], 3)],
             [f"MoE: {moe['n_shared_experts']} shared + {moe['n_routed_experts']} routed (top-{moe['top_k']}), "
-             f"hidden {moe['moe_inter_dim']} each", _num(moe["moe_ms"], 3), _num(moe["moe_forward_ms"], 3)],
+             f"hidden {moe['moe_inter_dim']} each", fmt_num(moe["moe_ms"], 3), fmt_num(moe["moe_forward_ms"], 3)],
         ]),
         f"**MoE layer overhead: {moe['ratio']:.2f}x** the dense FFN (target <= {targets['moe_overhead']}: "
-        f"{_verdict(moe['ratio'] <= targets['moe_overhead'])}). Where the MoE forward goes: router "
-        f"{_num(moe['router_forward_ms'], 3)} ms, shared expert {_num(moe['shared_forward_ms'], 3)} ms, "
+        f"{verdict(moe['ratio'] <= targets['moe_overhead'])}). Where the MoE forward goes: router "
+        f"{fmt_num(moe['router_forward_ms'], 3)} ms, shared expert {fmt_num(moe['shared_forward_ms'], 3)} ms, "
         f"routed experts (gather, {moe['n_routed_experts']} expert calls, scatter) "
-        f"{_num(moe['routed_forward_ms'], 3)} ms.",
+        f"{fmt_num(moe['routed_forward_ms'], 3)} ms.",
         "### Threads (full model)",
-        _table(["torch threads", "tokens/s", "vs 1 thread"], thread_rows),
+        md_table(["torch threads", "tokens/s", "vs 1 thread"], thread_rows),
     ])
 
 
@@ -64,18 +64,18 @@ def _quality_corpus_md(corpus: str, summary: dict[str, Any], index: int) -> str:
     for key, r in runs.items():
         ttt = r["time_to_target"]
         rows.append([
-            _label(key), str(r["steps_done"]), _num(r["final_val"], 3), _num(r["best_curve_val"], 3),
-            _num(r["val_at_budget"], 3), f"{ttt['seconds']:.1f} s (step {ttt['step']})" if ttt else "not reached",
-            _num(r["train_seconds"], 0), _int(r["tokens_per_sec"]),
+            arch_label(key), str(r["steps_done"]), fmt_num(r["final_val"], 3), fmt_num(r["best_curve_val"], 3),
+            fmt_num(r["val_at_budget"], 3), f"{ttt['seconds']:.1f} s (step {ttt['step']})" if ttt else "not reached",
+            fmt_num(r["train_seconds"], 0), fmt_int(r["tokens_per_sec"]),
         ])
     return "\n\n".join([
         f"### {corpus}",
         f"{first['n_train']:,} train / {first['n_val']:,} val names; curve points on {first['curve_val_names']:,} "
         f"val names; dropout {first['dropout']}. Equal-time budget: {summary['budget_seconds']:.0f} s (the "
-        f"fastest run's total). Target: {_num(target, 3)} nats/char.",
-        _table(["architecture", "steps", "val after steps (whole split)", "best on curve",
+        f"fastest run's total). Target: {fmt_num(target, 3)} nats/char.",
+        md_table(["architecture", "steps", "val after steps (whole split)", "best on curve",
                 f"val at {summary['budget_seconds']:.0f} s", "time to target", "train s", "tokens/s"], rows),
-        _chart(f"quality-{index}", f"{corpus} val loss vs training seconds"),
+        chart_link(f"quality-{index}", f"{corpus} val loss vs training seconds"),
     ])
 
 
@@ -119,16 +119,16 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
 
 def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     archs, lengths = s["archs"], s["prefix_lengths"]
-    rows = [[str(n)] + [f"{_num(c['cached_ms'][i], 3)} / {_num(c['uncached_ms'][i], 3)}" for c in archs.values()]
+    rows = [[str(n)] + [f"{fmt_num(c['cached_ms'][i], 3)} / {fmt_num(c['uncached_ms'][i], 3)}" for c in archs.values()]
             for i, n in enumerate(lengths)]
     growth = [
-        f"{_label(k)}: cached {c['cached_ms'][-1] / c['cached_ms'][0]:.2f}x, no cache "
+        f"{arch_label(k)}: cached {c['cached_ms'][-1] / c['cached_ms'][0]:.2f}x, no cache "
         f"{c['uncached_ms'][-1] / c['uncached_ms'][0]:.2f}x; cache speed-up at {lengths[-1]}: "
         f"{c['uncached_ms'][-1] / c['cached_ms'][-1]:.1f}x"
         for k, c in archs.items()
     ]
     mla = {k: c for k, c in archs.items() if "naive_cached_ms" in c}
-    mla_rows = [[str(n)] + [f"{_num(c['naive_cached_ms'][i], 3)} / {_num(c['cached_ms'][i], 3)}" for c in mla.values()]
+    mla_rows = [[str(n)] + [f"{fmt_num(c['naive_cached_ms'][i], 3)} / {fmt_num(c['cached_ms'][i], 3)}" for c in mla.values()]
                 for i, n in enumerate(lengths)]
     b = s["batched"]
     batched = (f"`generate(n={b['n']:,})` on the shipped `ru-names` checkpoint (sampling, temperature 1, one batch): "
@@ -139,11 +139,11 @@ def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"{s['block_size']}); each point times {s['decode_chars']} characters after the prefix, median of "
         f"{s['repeats']}. *Cached*: one `decode_one_token` per character (absorbed MLA), prefill not counted. "
         f"*No cache*: one forward over the whole sequence per character, as `greedy_without_cache` does.",
-        _table(["prefix chars"] + [f"{_label(k)}: cached / no cache" for k in archs], rows),
+        md_table(["prefix chars"] + [f"{arch_label(k)}: cached / no cache" for k in archs], rows),
         f"From {lengths[0]} to {lengths[-1]} prefix characters: " + "; ".join(growth) + ".",
-        _chart("decoding", "ms/char vs prefix length"),
+        chart_link("decoding", "ms/char vs prefix length"),
         "### MLA: naive vs absorbed attention (cached decode, ms/char)",
-        _table(["prefix chars"] + [f"{_label(k)}: naive / absorbed" for k in mla], mla_rows),
+        md_table(["prefix chars"] + [f"{arch_label(k)}: naive / absorbed" for k in mla], mla_rows),
         "### Batched generation",
         batched,
     ])
@@ -153,18 +153,18 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     rows, ratios = [], []
     for name, by_attn in s["presets"].items():
         for attn, r in by_attn.items():
-            rows.append([name, attn, str(r["n_layers"]), _int(r["values_per_token"]), _int(r["formula_values_per_token"]),
-                         _int(r["bytes_per_token"]), f"{r['vs_mha']:.1%}", "yes" if r["equal"] else "**NO**"])
+            rows.append([name, attn, str(r["n_layers"]), fmt_int(r["values_per_token"]), fmt_int(r["formula_values_per_token"]),
+                         fmt_int(r["bytes_per_token"]), f"{r['vs_mha']:.1%}", "yes" if r["equal"] else "**NO**"])
         ratios.append(f"preset `{name}`: **MLA/MHA = {by_attn['mla']['vs_mha']:.1%}**")
     ref = s["v2_reference"]
     return "\n\n".join([
         f"Measured: the tensors `model.new_cache({s['batch']}, max_len={s['max_len']})` allocates, per token. "
         f"Formula: `ModelConfig.cache_values_per_token()` (DeepSeek-V2 Table 1) x 4 bytes (fp32).",
-        _table(["preset", "attention", "layers", "values/token", "formula", "bytes/token", "vs MHA",
+        md_table(["preset", "attention", "layers", "values/token", "formula", "bytes/token", "vs MHA",
                 "measured == formula"], rows),
         "; ".join(ratios) + f". DeepSeek-V2 itself: {ref['mla_values']} vs {ref['mha_values']:,} values per layer "
         f"and token ({ref['mla_values'] / ref['mha_values']:.1%}).",
-        _chart("memory", "bytes/token per attention type"),
+        chart_link("memory", "bytes/token per attention type"),
     ])
 
 
@@ -175,7 +175,7 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             rows.append([name, r["skipped"]] + [""] * 6)
             continue
         rows.append([name, str(r["prefixes"]), f"{r['acceptance_rate']:.1%}", f"{r['chars_per_forward']:.2f}",
-                     _num(r["greedy_ms_per_name"]), _num(r["speculative_ms_per_name"]), f"{r['speedup']:.2f}x",
+                     fmt_num(r["greedy_ms_per_name"]), fmt_num(r["speculative_ms_per_name"]), f"{r['speedup']:.2f}x",
                      "yes (asserted)" if r["same_outputs"] else "**NO**"])
     return "\n\n".join([
         f"Greedy self-speculative decoding (`speculative_decode`: the depth-1 MTP head drafts the next-but-one "
@@ -183,7 +183,7 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"cache, on the first {plan['mtp_prefixes']} names of each checkpoint's val split, each cut to its first "
         f"{s['prefix_chars']} characters as the prefix. Wall-clock: the whole set, the two taking turns, median of "
         f"{s['repeats']}. Plain greedy makes 1 character per main-model forward pass.",
-        _table(["checkpoint", "names", "draft acceptance", "chars per main forward", "greedy ms/name",
+        md_table(["checkpoint", "names", "draft acceptance", "chars per main forward", "greedy ms/name",
                 "speculative ms/name", "speed-up", "same output as greedy"], rows),
     ])
 
@@ -194,14 +194,14 @@ def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         for ckpt, r in by_ckpt.items():
             calls = ", ".join(f"`{c['function']}` {c['ms']:.0f}" for c in r["calls"]) or "–"
             ok = {True: "yes", False: "**NO**", None: "–"}[r["within_budget"]]
-            rows.append([f"`pages/{page}.py`", ckpt, calls, _num(r["total_ms"], 0), ok])
+            rows.append([f"`pages/{page}.py`", ckpt, calls, fmt_num(r["total_ms"], 0), ok])
             notes += [f"- `{page}` on {ckpt}: {note}" for note in r["notes"]]
     return "\n\n".join(p for p in [
         f"Each page's main computation: its view (the probe the page caches, `dsmini/probes/pages.py`) with the "
         f"page's default settings, then that view's figures, each timed directly, ms, median of {s['repeats']}. "
         f"Widget layout and the browser are not included; the pages cache this work, so it is paid once per "
         f"checkpoint and settings. Budget: {s['budget_ms'] / 1000:.0f} s.",
-        _table(["page", "checkpoint", "functions (ms)", "total ms", f"< {s['budget_ms'] / 1000:.0f} s"], rows),
+        md_table(["page", "checkpoint", "functions (ms)", "total ms", f"< {s['budget_ms'] / 1000:.0f} s"], rows),
         "Notes:\n" + "\n".join(notes) if notes else "",
         f"Pages not run (`--quick`): {', '.join(s['not_run'])}." if s["not_run"] else "",
     ] if p)

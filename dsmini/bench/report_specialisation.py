@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..probes.ablation import DAMAGE_FLOOR
-from .report_format import _chart, _num, _table, _verdict
+from .report_format import chart_link, fmt_num, md_table, verdict
 
 
 def _spread(x: dict[str, float], digits: int = 3) -> str:
     """mean (min–max) over seeds."""
-    return f"{_num(x['mean'], digits)} ({_num(x['min'], digits)}–{_num(x['max'], digits)})"
+    return f"{fmt_num(x['mean'], digits)} ({fmt_num(x['min'], digits)}–{fmt_num(x['max'], digits)})"
 
 
 def _times(value: float, initial: float) -> str:
@@ -30,15 +30,15 @@ def _shootout_md(s: dict[str, Any], preset: str) -> str:
     summary, verdict = s["summary"], s["verdict"]
     layers = next(iter(summary.values()))["layers"]
     rows = [
-        [f"`{router}`", _num(r["aux_loss_coef"], 2)] + [_spread(x) for x in r["mi"]]
-        + [_spread(r["best_mi"]), _num(r["best_mi_initial"]["mean"], 3),
+        [f"`{router}`", fmt_num(r["aux_loss_coef"], 2)] + [_spread(x) for x in r["mi"]]
+        + [_spread(r["best_mi"]), fmt_num(r["best_mi_initial"]["mean"], 3),
            _times(r["best_mi"]["mean"], r["best_mi_initial"]["mean"]), _spread(r["val_loss"]),
-           _spread(r["max_imbalance"], 2), _num(r["train_seconds"]["mean"], 0)]
+           _spread(r["max_imbalance"], 2), fmt_num(r["train_seconds"]["mean"], 0)]
         for router, r in summary.items()
     ]
-    run_rows = [[f"`{r['router']}`", str(r["seed"]), " / ".join(_num(v, 3) for v in r["mi"]),
-                 " / ".join(_num(v, 3) for v in r["mi_initial"]), _num(r["val_loss"], 3),
-                 " / ".join(_num(v, 2) for v in r["imbalance"]), _num(r["train_seconds"], 0)] for r in s["runs"]]
+    run_rows = [[f"`{r['router']}`", str(r["seed"]), " / ".join(fmt_num(v, 3) for v in r["mi"]),
+                 " / ".join(fmt_num(v, 3) for v in r["mi_initial"]), fmt_num(r["val_loss"], 3),
+                 " / ".join(fmt_num(v, 2) for v in r["imbalance"]), fmt_num(r["train_seconds"], 0)] for r in s["runs"]]
     top, others = summary[verdict["top"]], [summary[r] for r in verdict["ranked"][1:]]
     how = " and ".join(f"`{r}` on every seed (its lowest seed above that router's highest)" if apart
                        else f"`{r}` on average only (their seeds' ranges overlap)"
@@ -54,12 +54,12 @@ def _shootout_md(s: dict[str, Any], preset: str) -> str:
         f"Imbalance: max / mean expert load on the routed names, the worst layer. Runs went {s['workers']} at a "
         f"time, 1 torch thread each; train s counts the steps only, and compares between runs only on a quiet "
         f"machine (see the load average above).",
-        _table(["router", "aux loss"] + [f"MI layer {layer}, bits" for layer in layers]
+        md_table(["router", "aux loss"] + [f"MI layer {layer}, bits" for layer in layers]
                + ["best layer MI", "untrained", "x untrained", "val loss", "max imbalance", "train s"], rows),
         f"**Most specialised: `{verdict['top']}`**, best-layer I(domain; expert) {_spread(top['best_mi'])} bits vs "
         + ", ".join(f"`{r}` {_spread(o['best_mi'])}" for r, o in zip(verdict["ranked"][1:], others))
         + f". It leads {how}.",
-        _table(["router", "seed", f"MI per layer ({_layers(layers)})", "untrained", "val loss", "imbalance per layer",
+        md_table(["router", "seed", f"MI per layer ({_layers(layers)})", "untrained", "val loss", "imbalance per layer",
                 "train s"], run_rows),
     ])
 
@@ -77,7 +77,7 @@ def _ablation_md(s: dict[str, Any]) -> str:
         return f"### Ablation on the shipped checkpoint\n\nSkipped: {s['skipped']}."
     every = s["layers"]
     rows = [[r["kind"], f"`{r['domain']}`", "all" if r["layers"] == every else _layers(r["layers"]),
-             "; ".join(_layers(e) for e in r["experts"]), _num(r["delta_domain"], 3), _num(r["delta_other"], 3),
+             "; ".join(_layers(e) for e in r["experts"]), fmt_num(r["delta_domain"], 3), fmt_num(r["delta_other"], 3),
              _damage(r)] for r in s["rows"]]
     overall = [f"{r['kind']} `{r['domain']}`: {_damage(r)}" for r in s["rows"] if r["layers"] == every]
     mi = ", ".join(f"layer {layer} {v:.3f} ({_times(v, v0)} untrained)"
@@ -85,13 +85,13 @@ def _ablation_md(s: dict[str, Any]) -> str:
     return "\n\n".join([
         "### Ablation on the shipped checkpoint",
         f"`checkpoints/{s['checkpoint']}` (router `{s['router']}`, {s['steps']:,} steps, val "
-        f"{_num(s['val_loss'], 3)}), its first {s['routed_names']} val names. I(domain; expert): {mi}. Each row "
+        f"{fmt_num(s['val_loss'], 3)}), its first {s['routed_names']} val names. I(domain; expert): {mi}. Each row "
         f"switches off domain D's top-{s['top_n']} experts by relative load in the given MoE layer(s) "
         f"(`domain_top_experts`) and reruns the same names: loss increase (nats/char) on D's names and on the other "
         f"domain's, and their ratio (`damage_ratio`: > 1 = it hurt D most; it counts the other domain's increase "
         f"as at least {DAMAGE_FLOOR} nats/char, and \"> \" marks where it did: a lower bound). *drop*: their output "
         f"is removed, nothing stands in; *reroute*: the router picks its next choices instead.",
-        _table(["kind", "domain D", "layers", "experts off", "Δ loss on D", "Δ loss on the other", "ratio"], rows),
+        md_table(["kind", "domain D", "layers", "experts off", "Δ loss on D", "Δ loss on the other", "ratio"], rows),
         "All MoE layers at once: " + "; ".join(overall) + ".",
         _reroute_vs_drop(s),
     ])
@@ -111,14 +111,14 @@ def _reroute_vs_drop(s: dict[str, Any]) -> str:
 
 
 def _page_run_md(s: dict[str, Any]) -> str:
-    rows = [[str(p["step"]), _num(p["seconds"], 1), _num(p["val"], 3), " / ".join(_num(v, 3) for v in p["mi"]),
+    rows = [[str(p["step"]), fmt_num(p["seconds"], 1), fmt_num(p["val"], 3), " / ".join(fmt_num(v, 3) for v in p["mi"]),
              f"{max(v / v0 if v0 > 0 else float('inf') for v, v0 in zip(p['mi'], s['mi_initial'])):.1f}x"]
             for p in s["curve"]]
     reached, t = s["reached"], s["train_config"]
     first = (f"; already at the first eval point, so perhaps sooner: the page measures every {s['eval_every']} "
              f"steps" if reached and reached["step"] == s["curve"][0]["step"] else "")
     outcome = (f"**{reached['seconds']:.1f} s (step {reached['step']})** (target <= {s['target_seconds']:.0f} s: "
-               f"{_verdict(reached['seconds'] <= s['target_seconds'])}{first})" if reached else
+               f"{verdict(reached['seconds'] <= s['target_seconds'])}{first})" if reached else
                f"**not within {s['steps']:,} steps** (target <= {s['target_seconds']:.0f} s: **MISSED**)")
     return "\n\n".join([
         "### Time to specialise (Train page defaults)",
@@ -129,10 +129,10 @@ def _page_run_md(s: dict[str, Any]) -> str:
         f"torch._dynamo already imported (the app does it at startup), in this process, not a job's child. At each "
         f"eval point the trainer measures I(domain; expert) on the first {s['routed_names']} val names for the "
         f"page's live curve (`StepMetrics.domain_mi`, in the clock too), against the same config untrained "
-        f"(`domain_mi_initial`: {' / '.join(_num(v, 3) for v in s['mi_initial'])} bits). Specialised: some layer "
+        f"(`domain_mi_initial`: {' / '.join(fmt_num(v, 3) for v in s['mi_initial'])} bits). Specialised: some layer "
         f">= {s['factor']:.0f}x its untrained value.",
         f"Start to specialised: {outcome}.",
-        _table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})", "best x untrained"],
+        md_table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})", "best x untrained"],
                rows),
     ])
 
@@ -145,7 +145,7 @@ def specialisation_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"value. Load average (1/5/15 min) {s['load_at_start']} at the section's start, {s['load_at_end']} at its end "
         f"({s['seconds'] / 60:.1f} min).",
         _shootout_md(s["routers"], s["preset"]),
-        _chart("specialisation", "I(domain; expert) per layer and router, min–max over seeds"),
+        chart_link("specialisation", "I(domain; expert) per layer and router, min–max over seeds"),
         _ablation_md(s["ablation"]),
         _page_run_md(s["page_run"]),
     ])
