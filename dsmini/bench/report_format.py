@@ -19,7 +19,7 @@ def fmt_int(x: float | None) -> str:
     return "–" if x is None else f"{round(x):,}"
 
 
-def verdict(ok: bool) -> str:
+def met_or_missed(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .archs import BASELINE
-from .report_format import arch_label, chart_link, fmt_int, fmt_num, md_table, verdict
+from .report_format import arch_label, chart_link, fmt_int, fmt_num, md_table, met_or_missed
 
 
 def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
@@ -36,7 +36,7 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         md_table(["architecture", "attention", "FFN", "MTP", "active params", "active (with MTP)", "total params",
                 "tokens/s", "vs dense"], rows),
         f"**Full model vs dense baseline: {full:.2f}x tokens/s** (target >= {targets['full_vs_dense']}: "
-        f"{verdict(full >= targets['full_vs_dense'])}).",
+        f"{met_or_missed(full >= targets['full_vs_dense'])}).",
         chart_link("throughput", "tokens/s per architecture"),
         "### MoE layer vs a dense FFN of equal active size",
         f"Forward + backward of one layer on the same ({moe['tokens']}, {moe['d_model']}) input, "
@@ -47,7 +47,7 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
              f"hidden {moe['moe_inter_dim']} each", fmt_num(moe["moe_ms"], 3), fmt_num(moe["moe_forward_ms"], 3)],
         ]),
         f"**MoE layer overhead: {moe['ratio']:.2f}x** the dense FFN (target <= {targets['moe_overhead']}: "
-        f"{verdict(moe['ratio'] <= targets['moe_overhead'])}). Where the MoE forward goes: router "
+        f"{met_or_missed(moe['ratio'] <= targets['moe_overhead'])}). Where the MoE forward goes: router "
         f"{fmt_num(moe['router_forward_ms'], 3)} ms, shared expert {fmt_num(moe['shared_forward_ms'], 3)} ms, "
         f"routed experts (gather, {moe['n_routed_experts']} expert calls, scatter) "
         f"{fmt_num(moe['routed_forward_ms'], 3)} ms.",

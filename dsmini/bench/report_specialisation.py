@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..probes.ablation import DAMAGE_FLOOR
-from .report_format import chart_link, fmt_num, md_table, verdict
+from .report_format import chart_link, fmt_num, md_table, met_or_missed
 
 
 def _spread(x: dict[str, float], digits: int = 3) -> str:
@@ -118,7 +118,7 @@ def _page_run_md(s: dict[str, Any]) -> str:
     first = (f"; already at the first eval point, so perhaps sooner: the page measures every {s['eval_every']} "
              f"steps" if reached and reached["step"] == s["curve"][0]["step"] else "")
     outcome = (f"**{reached['seconds']:.1f} s (step {reached['step']})** (target <= {s['target_seconds']:.0f} s: "
-               f"{verdict(reached['seconds'] <= s['target_seconds'])}{first})" if reached else
+               f"{met_or_missed(reached['seconds'] <= s['target_seconds'])}{first})" if reached else
                f"**not within {s['steps']:,} steps** (target <= {s['target_seconds']:.0f} s: **MISSED**)")
     return "\n\n".join([
         "### Time to specialise (Train page defaults)",
