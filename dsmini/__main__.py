@@ -32,21 +32,14 @@ from pathlib import Path
 
 import torch
 
+from .builtin_corpora import list_corpora, list_corpus_domains
 from .checkpoint import META_FILE, CheckpointError, CheckpointExistsError, list_checkpoints, load_checkpoint, validate_name
 from .config import (
     ATTN_TYPES, FFN_TYPES, LIMITS, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig, check_learning_rate,
     check_sampling, check_training, preset,
 )
-from .data import (
-    MAX_NAME_LEN,
-    Corpus,
-    CorpusData,
-    default_block_size,
-    list_corpora,
-    list_corpus_domains,
-    load_corpus,
-    prepare_corpus,
-)
+from .corpora import MAX_NAME_LEN, Corpus, load_corpus
+from .data import CorpusData, default_block_size, prepare_corpus
 from .generate import generate
 from .train import Trainer
 

@@ -66,8 +66,10 @@ import torch
 from safetensors import SafetensorError
 
 from . import atomic
+from .builtin_corpora import list_corpora
 from .config import ModelConfig, ResourceLimitError, TrainConfig, check_model_size
-from .data import CharTokenizer, Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
+from .corpora import Corpus, load_corpus
+from .data import CharTokenizer, CorpusData, CorpusError, LabelledNames, validation_set
 from .model import DSMini
 
 FORMAT = "dsmini-checkpoint"

@@ -17,7 +17,8 @@ import streamlit as st
 from dsmini.checkpoint import (
     Checkpoint, CheckpointInfo, CheckpointListing, checkpoint_validation_set, load_checkpoint, scan_checkpoints,
 )
-from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, LabelledNames, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
+from dsmini.data import CorpusData, LabelledNames, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.generate import generate
 from dsmini.i18n import t

@@ -483,7 +483,8 @@ def test_zip_upload_of_corrupt_checkpoint_or_non_zip(tmp_path):
 # corpus reference: domains and stored validation names ----------------------------------
 
 from dsmini.checkpoint import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
-from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set  # noqa: E402
+from dsmini.corpora import load_corpus  # noqa: E402
+from dsmini.data import CorpusError, LabelledNames, prepare_corpus, validation_set  # noqa: E402
 
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
 

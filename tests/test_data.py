@@ -1,4 +1,5 @@
-"""dsmini.data: built-in corpora, upload validation, splits, stats, tokenizer, batches."""
+"""dsmini.builtin_corpora, dsmini.corpora and dsmini.data: built-in corpora, upload validation, splits,
+stats, tokenizer, batches."""
 
 from __future__ import annotations
 
@@ -9,24 +10,25 @@ import random
 import pytest
 import torch
 
+from dsmini.builtin_corpora import list_corpora, ru_names
+from dsmini.corpora import (
+    corpus_from_bytes,
+    corpus_from_path,
+    load_corpus,
+    normalise_names,
+)
 from dsmini.data import (
     BOUNDARY_ID,
     IGNORE_INDEX,
     CharTokenizer,
     CorpusError,
     UnknownCharacterError,
-    corpus_from_bytes,
-    corpus_from_path,
     corpus_stats,
     count_target_tokens,
     default_block_size,
     encode_names,
     get_batch,
-    list_corpora,
-    load_corpus,
-    normalise_names,
     prepare_corpus,
-    ru_names,
     split_names,
 )
 
@@ -361,18 +363,16 @@ def test_prepare_corpus_needs_names_that_fit():
 
 # --- domains: labelled corpora ---------------------------------------------------------------
 
-from dsmini.data import (  # noqa: E402 (the domain API, kept beside its tests)
+from dsmini.builtin_corpora import list_corpus_domains  # noqa: E402 (the domain API, kept beside its tests)
+from dsmini.corpora import (  # noqa: E402
     MAX_DOMAIN_LEN,
     MAX_DOMAINS,
     Corpus,
     Dropped,
-    LabelledNames,
     count_domains,
-    list_corpus_domains,
     normalise_labelled,
-    validation_names,
-    validation_set,
 )
+from dsmini.data import LabelledNames, validation_names, validation_set  # noqa: E402
 
 # The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
 MIXED = {

@@ -15,7 +15,8 @@ from dsmini.charts.compare import compare_figure
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, preset
-from dsmini.data import BOUNDARY_ID, CharTokenizer, load_corpus, prepare_corpus
+from dsmini.corpora import load_corpus
+from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus
 from dsmini.generate import SpecResult, SpecStep, generate
 from dsmini.i18n import t
 from dsmini.model import DSMini

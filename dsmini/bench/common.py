@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import torch
 
 from ..checkpoint import Checkpoint
-from ..data import load_corpus, split_names
+from ..corpora import load_corpus
+from ..data import split_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..checkpoint import Checkpoint
-from ..data import Corpus
+from ..corpora import Corpus
 from ..generate import generate
 
 LANG = "en"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import load_corpus
+from ..corpora import load_corpus
 from .common import Plan, Progress, median, timed
 from .page_recipes import ON_DEMAND, RECIPES, PageContext
 
