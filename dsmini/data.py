@@ -13,6 +13,8 @@ A name is a sequence framed by one boundary token (id 0) on both sides: the mode
 `[B] c1 .. cn` and predicts `c1 .. cn [B]`, so "start of name" and "end of name" share one
 id and generation stops when the model emits it. The boundary is an id, never a character,
 so no name can collide with it; `BOUNDARY_SYMBOL` is only how it is drawn in the app.
+`CharTokenizer.frame` is the one place text becomes `[B] + ids` (training rows, generation
+prefixes, the probes' traces), and `nfc` the one normalisation every text goes through.
 
 A name may carry a domain label (its language, its part of a full name, its gender): the labels
 travel beside the names, one per name, through every step above, so the explorer can ask which
@@ -27,9 +29,12 @@ import random
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 BOUNDARY_ID = 0  # start-of-name and end-of-name token
 BOUNDARY_SYMBOL = "|"  # display only (charts, token labels); never encoded
@@ -56,7 +61,8 @@ class UnknownCharacterError(ValueError):
 def nfc(text: str) -> str:
     """Unicode NFC: a "й" typed as "и" + combining breve becomes the one character the corpus has.
 
-    Corpus cleaning goes through it, so a name typed either way is one name.
+    Corpus cleaning and every text a model reads (`CharTokenizer.frame`) go through it, so a name
+    typed either way meets the same ids.
     """
     return unicodedata.normalize("NFC", text)
 
@@ -193,11 +199,23 @@ class CharTokenizer:
         return list(dict.fromkeys(c for c in text if c not in self._ids))
 
     def encode(self, text: str) -> list[int]:
-        """Characters -> ids, no boundary tokens added (callers frame names themselves)."""
+        """Characters -> ids, no boundary token and no normalisation (`frame` adds both)."""
         try:
             return [self._ids[c] for c in text]
         except KeyError:
             raise UnknownCharacterError(self.unknown_chars(text)) from None
+
+    def frame(self, text: str) -> list[int]:
+        """`[B] + ids` of the NFC text: how a model reads a name, a prefix or a training row.
+
+        Raises UnknownCharacterError naming the characters without an id.
+        """
+        return [BOUNDARY_ID, *self.encode(nfc(text))]
+
+    def check_model(self, cfg: ModelConfig) -> None:
+        """ValueError unless a model of `cfg` has one embedding row per id of this tokenizer."""
+        if self.vocab_size != cfg.vocab_size:
+            raise ValueError(f"tokenizer vocab_size {self.vocab_size} does not match the model's {cfg.vocab_size}")
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> text; boundary tokens are skipped, so a framed name decodes to the name."""
@@ -250,10 +268,10 @@ def encode_names(
                 f"name {name!r} has {len(name)} characters; block_size {block_size} fits at "
                 f"most {block_size - 1} (one position is the boundary token)"
             )
-        ids = tokenizer.encode(name)
-        pad = block_size - len(ids) - 1
-        rows_x.append([BOUNDARY_ID, *ids] + [BOUNDARY_ID] * pad)
-        rows_y.append([*ids, BOUNDARY_ID] + [IGNORE_INDEX] * pad)
+        framed = tokenizer.frame(name)  # [B] c1 .. cn
+        pad = block_size - len(framed)
+        rows_x.append(framed + [BOUNDARY_ID] * pad)
+        rows_y.append(framed[1:] + [BOUNDARY_ID] + [IGNORE_INDEX] * pad)
     x = torch.tensor(rows_x, dtype=torch.long).view(len(names), block_size)  # (N, T)
     y = torch.tensor(rows_y, dtype=torch.long).view(len(names), block_size)  # (N, T)
     return x, y

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 
-from .data import BOUNDARY_ID, CharTokenizer
+from .data import BOUNDARY_ID, CharTokenizer, nfc
 from .model import DSMini, ModelCache, ModelOutput
 from .moe import ExpertAblation
 
@@ -151,18 +150,12 @@ def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> N
 
 
 def _encode_prefix(model: DSMini, tokenizer: CharTokenizer, prefix: str, max_len: int) -> list[int]:
-    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks.
-
-    NFC first, as the corpus was normalised: a "й" typed as "и" + combining breve is one character.
-    """
-    if tokenizer.vocab_size != model.cfg.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} tokens but the model was built for {model.cfg.vocab_size}"
-        )
-    prefix = unicodedata.normalize("NFC", prefix)
+    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks."""
+    tokenizer.check_model(model.cfg)
+    prefix = nfc(prefix)  # its length is what the model will read
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters; names here have at most {max_len}")
-    return [BOUNDARY_ID, *tokenizer.encode(prefix)]
+    return tokenizer.frame(prefix)
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:

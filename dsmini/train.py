@@ -135,10 +135,7 @@ class Trainer:
         state: TrainState | None = None,
     ):
         self.device = pick_device(train_cfg.device)
-        if model_cfg.vocab_size != data.tokenizer.vocab_size:
-            raise ValueError(
-                f"model vocab_size {model_cfg.vocab_size} != corpus alphabet + boundary {data.tokenizer.vocab_size}"
-            )
+        data.tokenizer.check_model(model_cfg)
         if model_cfg.block_size < data.block_size:
             raise ValueError(f"model block_size {model_cfg.block_size} < corpus block_size {data.block_size}")
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dsmini.builtin_corpora import list_corpora, ru_names
+from dsmini.config import preset
 from dsmini.corpora import (
     corpus_from_bytes,
     corpus_from_path,
@@ -28,6 +29,7 @@ from dsmini.data import (
     default_block_size,
     encode_names,
     get_batch,
+    nfc,
     prepare_corpus,
     split_names,
 )
@@ -301,6 +303,24 @@ def test_unknown_characters_are_named():
     assert isinstance(err.value, ValueError)
     with pytest.raises(ValueError):
         tok.decode([tok.vocab_size])
+
+
+def test_frame_is_nfc_ids_after_the_boundary():
+    tok = CharTokenizer.from_names(["Йод", "ёж"])
+    decomposed = "И\u0306од"  # "Й" typed as "И" + combining breve
+    assert nfc(decomposed) == "Йод"
+    assert tok.frame(decomposed) == tok.frame("Йод") == [BOUNDARY_ID, *tok.encode("Йод")]
+    assert tok.frame("") == [BOUNDARY_ID]
+    with pytest.raises(UnknownCharacterError) as err:
+        tok.frame("Zёж")
+    assert err.value.chars == ["Z"]
+
+
+def test_check_model_refuses_another_vocabulary():
+    tok = CharTokenizer.from_names(["Анна"])
+    tok.check_model(preset("tiny", vocab_size=tok.vocab_size))
+    with pytest.raises(ValueError, match="tokenizer vocab_size 4 does not match the model's 9"):
+        tok.check_model(preset("tiny", vocab_size=9))
 
 
 # --- tensors and batches ---------------------------------------------------------------------

@@ -70,6 +70,15 @@ def test_trace_rejects_bad_names(model, tok):
     assert len(trace_name(model, tok, "а" * 11).labels) == 12
 
 
+def test_trace_reads_nfc_and_refuses_another_tokenizer(model):
+    yod = CharTokenizer.from_names(["йод"])
+    yod_model = DSMini(preset("tiny", vocab_size=yod.vocab_size, block_size=12)).eval()
+    trace = trace_name(yod_model, yod, "и\u0306од")  # "й" typed as "и" + combining breve
+    assert trace.name == "йод" and trace.labels == [BOUNDARY_SYMBOL, "й", "о", "д"]
+    with pytest.raises(ValueError, match="tokenizer vocab_size"):
+        trace_name(model, yod, "йод")
+
+
 def test_trace_dense_model(tok):
     model = DSMini(preset("tiny", vocab_size=tok.vocab_size, block_size=12, ffn_type="dense"))
     trace = trace_name(model, tok, "mary")
