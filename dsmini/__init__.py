@@ -11,8 +11,9 @@ from .config import PRESETS, ModelConfig, TrainConfig, preset
 from .corpora import load_corpus
 from .data import CharTokenizer, CorpusError, UnknownCharacterError, prepare_corpus
 from .device import pick_device
-from .generate import generate, speculative_decode
+from .generate import generate
 from .model import DSMini, ModelOutput
+from .speculative import speculative_decode
 from .train import StepMetrics, Trainer, evaluate, train
 
 __all__ = [

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..generate import generate, speculative_decode
+from ..generate import generate
+from ..speculative import speculative_decode
 from .common import Plan, Progress, checkpoint_val_names, interleaved, median, timed
 
 CHECKPOINTS = ("en-names", "ru-names")
