@@ -5,13 +5,16 @@ The public API, re-exported; README.md (Layout) says where each module sits in t
 
 __version__ = "0.1.0"
 
+from .builtin_corpora import list_corpora
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .checkpoint_errors import CheckpointError
 from .config import PRESETS, ModelConfig, TrainConfig, preset
-from .data import CharTokenizer, CorpusError, UnknownCharacterError, list_corpora, load_corpus, prepare_corpus
+from .corpora import load_corpus
+from .data import CharTokenizer, CorpusError, UnknownCharacterError, prepare_corpus
 from .device import pick_device
-from .generate import generate, speculative_decode
+from .generate import generate
 from .model import DSMini, ModelOutput
+from .speculative import speculative_decode
 from .train import StepMetrics, Trainer, evaluate, train
 
 __all__ = [

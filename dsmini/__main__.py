@@ -27,10 +27,11 @@ import sys
 import types
 import typing
 
+from .builtin_corpora import list_corpora, list_corpus_domains
 from .checkpoint import load_checkpoint
 from .cli_train import DEFAULT_PRESET, EXIT_INTERRUPTED, cmd_train, one_line
 from .config import ATTN_TYPES, FFN_TYPES, LIMITS, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig, check_sampling
-from .data import MAX_NAME_LEN, list_corpora, list_corpus_domains
+from .corpora import MAX_NAME_LEN
 from .generate import generate
 
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written

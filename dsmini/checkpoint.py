@@ -84,10 +84,10 @@ def _metadata(
     optimizer_json: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The contents of checkpoint.json; refuses a tokenizer that does not fit the model."""
-    if tokenizer.vocab_size != model.cfg.vocab_size:
-        raise CheckpointError(
-            f"tokenizer vocab_size {tokenizer.vocab_size} does not match the model's {model.cfg.vocab_size}"
-        )
+    try:
+        tokenizer.check_model(model.cfg)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

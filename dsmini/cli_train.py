@@ -29,7 +29,9 @@ from .checkpoint_files import META_FILE
 from .checkpoint_names import validate_name
 from .config import PRESETS, ModelConfig, TrainConfig, check_learning_rate, check_training, preset
 from .corpus_ref import CorpusRef
-from .data import MAX_NAME_LEN, Corpus, CorpusData, default_block_size, list_corpora, load_corpus, prepare_corpus
+from .builtin_corpora import list_corpora
+from .corpora import MAX_NAME_LEN, Corpus, load_corpus
+from .data import CorpusData, default_block_size, prepare_corpus
 from .train import Trainer
 
 # How a run ended, beside 0 (completed); `__main__` adds the statuses of a refused command and a closed pipe

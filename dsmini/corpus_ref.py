@@ -21,7 +21,9 @@ from typing import Any, Callable
 
 from .checkpoint_errors import CheckpointError
 from .checkpoint_schema import corpus_problem, jsonable
-from .data import Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
+from .builtin_corpora import list_corpora
+from .corpora import Corpus, load_corpus
+from .data import CorpusData, CorpusError, LabelledNames, validation_set
 
 MAX_STORED_VAL_NAMES = 2_000  # ~20 KB of JSON; more than any probe page reads at once
 _NAME_LISTS = ("domains", "val_names", "val_domains")  # JSON lists, tuples here

@@ -1,8 +1,8 @@
-"""Generation: prefix -> names, with a KV cache, and self-speculative decoding with the MTP head.
+"""Generation: prefix -> names, with a KV cache (self-speculative decoding: `dsmini.speculative`).
 
 The habits of gpt-fast's `generate.py`: `prefill` runs the prompt once, `decode_one_token` feeds
-one token per row, `speculative_decode` drafts and verifies; a cache object is created per call
-and passed in, so one loaded model serves every user (nothing here writes to the model).
+one token per row; a cache object is created per call and passed in, so one loaded model serves
+every user (nothing here writes to the model).
 
 Sequence layout: a name is framed by the boundary token, `[B] c1 .. cn [B]`. The model reads
 `[B] prefix`, and a name ends when the model emits `[B]`. `max_len` counts characters of the
@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import unicodedata
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
-from .data import BOUNDARY_ID, CharTokenizer
+from .data import BOUNDARY_ID, CharTokenizer, nfc
 from .model import DSMini, ModelCache, ModelOutput
 from .moe import ExpertAblation
 
@@ -55,52 +54,6 @@ class Generated:
     ids: list[int]  # framed: [B] + characters, + [B] if finished; tokenizer.decode(ids) == text
     finished: bool  # the model ended the name (emitted [B]) rather than hitting max_len
     steps: list[StepDetail] | None = None  # one per generated token, when detail=True
-
-
-@dataclass(frozen=True)
-class SpecStep:
-    """One drafted token of speculative decoding: what the MTP head guessed, what the model chose."""
-
-    position: int  # index of the drafted token in `SpecResult.ids`
-    draft_id: int
-    draft: str
-    accepted: bool
-    chosen_id: int  # the token the main model kept at that position (== draft_id when accepted)
-    chosen: str
-
-
-@dataclass
-class SpecResult:
-    """One speculatively decoded name and how the drafting went."""
-
-    text: str
-    ids: list[int]  # framed, as in `Generated.ids`
-    finished: bool
-    generated_tokens: int  # tokens decided after the prefix: characters + the end token
-    main_forward_passes: int  # prefill included
-    timeline: list[SpecStep] = field(default_factory=list)  # one entry per drafted token
-
-    # counts are derived from the timeline, so the two can never disagree
-    @property
-    def drafts_proposed(self) -> int:
-        return len(self.timeline)
-
-    @property
-    def drafts_accepted(self) -> int:
-        return sum(step.accepted for step in self.timeline)
-
-    @property
-    def acceptance_rate(self) -> float:
-        """Accepted / proposed drafts; 0.0 when nothing was drafted."""
-        return self.drafts_accepted / self.drafts_proposed if self.drafts_proposed else 0.0
-
-    @property
-    def chars_per_forward(self) -> float:
-        """Generated tokens per main-model forward pass (prefill included).
-
-        Plain decoding makes at most one token per pass; each accepted draft adds one for free.
-        """
-        return self.generated_tokens / self.main_forward_passes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,18 +104,12 @@ def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> N
 
 
 def _encode_prefix(model: DSMini, tokenizer: CharTokenizer, prefix: str, max_len: int) -> list[int]:
-    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks.
-
-    NFC first, as the corpus was normalised: a "й" typed as "и" + combining breve is one character.
-    """
-    if tokenizer.vocab_size != model.cfg.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} tokens but the model was built for {model.cfg.vocab_size}"
-        )
-    prefix = unicodedata.normalize("NFC", prefix)
+    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks."""
+    tokenizer.check_model(model.cfg)
+    prefix = nfc(prefix)  # its length is what the model will read
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters; names here have at most {max_len}")
-    return [BOUNDARY_ID, *tokenizer.encode(prefix)]
+    return tokenizer.frame(prefix)
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
@@ -375,147 +322,3 @@ def greedy_without_cache(model: DSMini, ids: list[int], max_len: int | None = No
             idx = torch.tensor([row.ids], device=model.head.weight.device)  # (1, s) the whole sequence
             row.push(int(model(idx).logits[0, -1].argmax()))
     return row.ids
-
-
-# ---------------------------------------------------------------------------------------------
-# Self-speculative decoding with the depth-1 MTP head (DeepSeek-V3 §2.2)
-
-
-def draft_next(
-    model: DSMini, hidden: list[torch.Tensor], tokens: list[int], cache: ModelCache, absorb: bool = True
-) -> torch.Tensor:
-    """Feed the MTP head its pending pairs (h_i, t_{i+1}) in order; logits (1, V) of the last pair's t_{i+2}.
-
-    hidden: main states h_i, each (1, 1, d) or (1, s, d); tokens: the t_{i+1}, one per state.
-    `cache.mtp` then holds every pair once: the MTP block attends over all of them, as in training.
-    """
-    h = torch.cat(hidden, dim=1)  # (1, s, d)
-    idx = torch.tensor([tokens], device=h.device)  # (1, s)
-    return model.mtp_draft(h, idx, cache=cache, absorb=absorb)[:, -1]  # (1, V)
-
-
-def verify_draft(
-    p_logits: torch.Tensor,
-    q_logits: torch.Tensor,
-    draft: torch.Tensor,
-    temperature: float,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept or replace drafted tokens. Pure, batched: p_logits (b, V) are the main model's at the
-    draft's position, q_logits (b, V) the draft head's, draft (b,) the drafted ids.
-
-    Returns (accepted (b,) bool, token (b,)): the draft where accepted, else the main model's pick.
-    Either way `token` is distributed exactly as a token sampled from the main model alone.
-    """
-    if temperature == 0:
-        # greedy: the main model picks argmax p; the draft stands iff it is that very token
-        target = p_logits.argmax(dim=-1)
-        return target == draft, target
-    # Speculative sampling (Leviathan et al. 2023, Chen et al. 2023), p and q at the same temperature.
-    p = next_token_probs(p_logits, temperature)  # (b, V)
-    q = next_token_probs(q_logits, temperature)  # (b, V)
-    p_d = p.gather(-1, draft[:, None]).squeeze(-1)  # (b,)
-    q_d = q.gather(-1, draft[:, None]).squeeze(-1)  # (b,) > 0: the draft was drawn from q
-    # accept with probability min(1, p(d) / q(d)): u < p/q, written without the division
-    u = torch.rand(p_d.shape, generator=generator, device=p_d.device)
-    accepted = u * q_d < p_d
-    # on reject, draw from normalise(max(0, p - q)): the mass p has where q under-proposed.
-    # It is empty only when p == q, and then every draft is accepted; p keeps multinomial valid.
-    residual = (p - q).clamp_min(0.0)
-    residual = torch.where(residual.sum(dim=-1, keepdim=True) > 0, residual, p)
-    replacement = torch.multinomial(residual, 1, generator=generator).squeeze(-1)  # (b,)
-    return accepted, torch.where(accepted, draft, replacement)
-
-
-def speculative_decode(
-    model: DSMini,
-    tokenizer: CharTokenizer,
-    prefix: str = "",
-    max_len: int | None = None,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    absorb: bool = True,
-) -> SpecResult:
-    """One name, drafting each next-but-one token with the MTP head and verifying it in the same pass.
-
-    Each round, with x_n just chosen from the logits at n-1 (and h_{n-1} its hidden state):
-      1. draft:  the MTP head reads (h_{n-1}, x_n) and proposes d for x_{n+1};
-      2. verify: one main forward over [x_n, d] at positions n, n+1 gives p(x_{n+1}) at n and,
-                 if d stands, p(x_{n+2}) at n+1;
-      3. accept: x_{n+1} = d and x_{n+2} comes from position n+1: two tokens for one pass;
-         reject: x_{n+1} = the main model's own choice; position n+1 (computed on the wrong d)
-                 is cut from the cache and overwritten next round.
-    Greedy (temperature 0) output equals `generate(..., temperature=0)` token for token; sampled
-    output has the main model's distribution (see `verify_draft`).
-    """
-    max_len = resolve_max_len(model, max_len)
-    _check_sampling(temperature)
-    if not len(model.mtp):
-        raise ValueError("speculative decoding needs a model with an MTP module (mtp_depth >= 1)")
-    row = _Row(_encode_prefix(model, tokenizer, prefix, max_len), max_len)
-    n_start = len(row.ids)
-    device = model.head.weight.device
-    timeline: list[SpecStep] = []
-    with inference(model):
-        generator = _generator(seed, device)
-        cache = model.new_cache(1, max_len=max_len + 1, with_mtp=True)
-        out = prefill(model, torch.tensor([row.ids], device=device), cache, absorb)
-        passes = 1
-        # MTP pairs (h_i, x_{i+1}) not yet fed to the draft head: the prefix's, for now
-        pending_h, pending_x = [out.hidden[:, :-1]], row.ids[1:]
-        h_last = out.hidden[:, -1:]  # (1, 1, d) h_{n-1}
-        token = int(sample_next(out.logits[:, -1], temperature, generator=generator))  # x_n
-        while True:
-            row.push(token)
-            if row.done:
-                break
-            if row.n_chars == max_len:
-                # no room for a drafted character: one plain step decides between [B] and a cut
-                out = decode_one_token(model, torch.tensor([[token]], device=device), cache, absorb)
-                passes += 1
-                token = int(sample_next(out.logits[:, -1], temperature, generator=generator))
-                continue
-            # 1. draft x_{n+1} from (h_{n-1}, x_n)
-            pending_h.append(h_last)
-            pending_x.append(token)
-            q_logits = draft_next(model, pending_h, pending_x, cache, absorb)  # (1, V)
-            pending_h, pending_x = [], []
-            draft = sample_next(q_logits, temperature, generator=generator)  # (1,)
-            # 2. verify: x_n and the draft at positions n, n+1 in one pass
-            pair = torch.tensor([[token, int(draft)]], device=device)  # (1, 2)
-            out = model(pair, cache=cache, absorb=absorb)
-            passes += 1
-            accepted, chosen = verify_draft(out.logits[:, 0], q_logits, draft, temperature, generator)
-            accepted, chosen, drafted = bool(accepted), int(chosen), int(draft)
-            timeline.append(
-                SpecStep(
-                    position=len(row.ids),
-                    draft_id=drafted,
-                    draft=tokenizer.label(drafted),
-                    accepted=accepted,
-                    chosen_id=chosen,
-                    chosen=tokenizer.label(chosen),
-                )
-            )
-            if accepted:
-                # 3a. x_{n+1} = d is confirmed and already in the cache; position n+1 gives x_{n+2}
-                row.push(chosen)  # room was checked above, so it is kept
-                if row.done:
-                    break
-                pending_h.append(out.hidden[:, :1])  # pair (h_n, x_{n+1}) for the next draft
-                pending_x.append(chosen)
-                h_last = out.hidden[:, 1:]  # h_{n+1}
-                token = int(sample_next(out.logits[:, 1], temperature, generator=generator))  # bonus token
-            else:
-                # 3b. keep positions 0..n only; the next write lands where the rejected draft was
-                cache.truncate(len(row.ids))
-                h_last = out.hidden[:, :1]  # h_n does not depend on the draft (causal)
-                token = chosen
-    return SpecResult(
-        text=tokenizer.decode(row.ids),
-        ids=row.ids,
-        finished=row.finished,
-        generated_tokens=len(row.ids) - n_start,
-        main_forward_passes=passes,
-        timeline=timeline,
-    )

@@ -22,7 +22,7 @@ from .corpus_ref import corpus_reference
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device
-from .generate import generate
+from .generate import generate, inference
 from .model import DSMini
 from .probes.domains import domain_mi
 from .probes.experts import initial_model, route_names
@@ -106,21 +106,20 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
     return optimizers
 
 
-@torch.no_grad()
 def evaluate(model: DSMini, split: EncodedSplit, batch_size: int = 256, limit: int | None = None) -> float:
-    """Mean next-character cross-entropy (nats/char) over the split's real target tokens."""
-    was_training = model.training
-    model.eval()
+    """Mean next-character cross-entropy (nats/char) over the split's real target tokens.
+
+    Eval mode and no autograd inside; the caller's mode comes back (the trainer's: train mode)."""
     device = model.head.weight.device
     rows = len(split.x) if limit is None else min(limit, len(split.x))
     total, count = 0.0, 0
-    for start in range(0, rows, batch_size):
-        x = split.x[start : min(start + batch_size, rows)].to(device)
-        y = split.y[start : min(start + batch_size, rows)].to(device)
-        n = count_target_tokens(y)
-        total += model(x, y).main_loss.item() * n
-        count += n
-    model.train(was_training)
+    with inference(model):
+        for start in range(0, rows, batch_size):
+            x = split.x[start : min(start + batch_size, rows)].to(device)
+            y = split.y[start : min(start + batch_size, rows)].to(device)
+            n = count_target_tokens(y)
+            total += model(x, y).main_loss.item() * n
+            count += n
     return total / max(count, 1)
 
 
@@ -136,10 +135,7 @@ class Trainer:
         state: TrainState | None = None,
     ):
         self.device = pick_device(train_cfg.device)
-        if model_cfg.vocab_size != data.tokenizer.vocab_size:
-            raise ValueError(
-                f"model vocab_size {model_cfg.vocab_size} != corpus alphabet + boundary {data.tokenizer.vocab_size}"
-            )
+        data.tokenizer.check_model(model_cfg)
         if model_cfg.block_size < data.block_size:
             raise ValueError(f"model block_size {model_cfg.block_size} < corpus block_size {data.block_size}")
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data

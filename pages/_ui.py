@@ -16,7 +16,8 @@ from typing import Any, Callable, TypeVar
 import streamlit as st
 
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
-from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, corpus_from_bytes, load_corpus, prepare_corpus
+from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
+from dsmini.data import CorpusData, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.i18n import t
 from dsmini.job_process import prepare_for_training

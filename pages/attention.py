@@ -1,10 +1,9 @@
 """Attention: every layer × head map for a typed name; for MLA, each score split into content + position."""
 
-import unicodedata
-
 import streamlit as st
 
 from dsmini.charts.attention import attention_grid_figure, score_split_figure
+from dsmini.data import nfc
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from pages import _ui as ui
 
@@ -21,7 +20,7 @@ with ui.guard():
         ui.tr("attention.name"), sample_name(tokenizer, cfg.block_size), key=f"att_name_{ckpt.name}",
         help=ui.tr("attention.name_help", max_len=max_len),
     )
-    name = unicodedata.normalize("NFC", name)  # a "й" typed as "и" + breve is one character
+    name = nfc(name)  # a "й" typed as "и" + breve is one character
     problem = ui.text_problem(tokenizer, name, max_len, "attention")
     if problem:
         st.error(problem)

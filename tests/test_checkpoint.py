@@ -440,8 +440,9 @@ def test_zip_round_trip(tmp_path):
 
 # corpus reference: domains and stored validation names ----------------------------------
 
+from dsmini.corpora import load_corpus  # noqa: E402
 from dsmini.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
-from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set  # noqa: E402
+from dsmini.data import CorpusError, LabelledNames, prepare_corpus, validation_set  # noqa: E402
 
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
 

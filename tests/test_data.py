@@ -1,4 +1,5 @@
-"""dsmini.data: built-in corpora, upload validation, splits, stats, tokenizer, batches."""
+"""dsmini.builtin_corpora, dsmini.corpora and dsmini.data: built-in corpora, upload validation, splits,
+stats, tokenizer, batches."""
 
 from __future__ import annotations
 
@@ -9,24 +10,27 @@ import random
 import pytest
 import torch
 
+from dsmini.builtin_corpora import list_corpora, ru_names
+from dsmini.config import preset
+from dsmini.corpora import (
+    corpus_from_bytes,
+    corpus_from_path,
+    load_corpus,
+    normalise_names,
+)
 from dsmini.data import (
     BOUNDARY_ID,
     IGNORE_INDEX,
     CharTokenizer,
     CorpusError,
     UnknownCharacterError,
-    corpus_from_bytes,
-    corpus_from_path,
     corpus_stats,
     count_target_tokens,
     default_block_size,
     encode_names,
     get_batch,
-    list_corpora,
-    load_corpus,
-    normalise_names,
+    nfc,
     prepare_corpus,
-    ru_names,
     split_names,
 )
 
@@ -301,6 +305,24 @@ def test_unknown_characters_are_named():
         tok.decode([tok.vocab_size])
 
 
+def test_frame_is_nfc_ids_after_the_boundary():
+    tok = CharTokenizer.from_names(["Йод", "ёж"])
+    decomposed = "И\u0306од"  # "Й" typed as "И" + combining breve
+    assert nfc(decomposed) == "Йод"
+    assert tok.frame(decomposed) == tok.frame("Йод") == [BOUNDARY_ID, *tok.encode("Йод")]
+    assert tok.frame("") == [BOUNDARY_ID]
+    with pytest.raises(UnknownCharacterError) as err:
+        tok.frame("Zёж")
+    assert err.value.chars == ["Z"]
+
+
+def test_check_model_refuses_another_vocabulary():
+    tok = CharTokenizer.from_names(["Анна"])
+    tok.check_model(preset("tiny", vocab_size=tok.vocab_size))
+    with pytest.raises(ValueError, match="tokenizer vocab_size 4 does not match the model's 9"):
+        tok.check_model(preset("tiny", vocab_size=9))
+
+
 # --- tensors and batches ---------------------------------------------------------------------
 
 
@@ -361,18 +383,16 @@ def test_prepare_corpus_needs_names_that_fit():
 
 # --- domains: labelled corpora ---------------------------------------------------------------
 
-from dsmini.data import (  # noqa: E402 (the domain API, kept beside its tests)
+from dsmini.builtin_corpora import list_corpus_domains  # noqa: E402 (the domain API, kept beside its tests)
+from dsmini.corpora import (  # noqa: E402
     MAX_DOMAIN_LEN,
     MAX_DOMAINS,
     Corpus,
     Dropped,
-    LabelledNames,
     count_domains,
-    list_corpus_domains,
     normalise_labelled,
-    validation_names,
-    validation_set,
 )
+from dsmini.data import LabelledNames, validation_names, validation_set  # noqa: E402
 
 # The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
 MIXED = {

@@ -19,10 +19,9 @@ from dsmini.generate import (
     next_token_probs,
     prefill,
     sample_next,
-    speculative_decode,
-    verify_draft,
 )
 from dsmini.model import DSMini
+from dsmini.speculative import speculative_decode, verify_draft
 
 NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]
 TOK = CharTokenizer.from_names(NAMES)

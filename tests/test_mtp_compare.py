@@ -15,8 +15,9 @@ from dsmini.charts.compare import compare_figure
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, preset
-from dsmini.data import BOUNDARY_ID, CharTokenizer, load_corpus, prepare_corpus
-from dsmini.generate import SpecResult, SpecStep, generate
+from dsmini.corpora import load_corpus
+from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus
+from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.probes.compare import (
@@ -26,6 +27,7 @@ from dsmini.probes.mtp import (
     SOURCES, V3_ACCEPTANCE, Tally, acceptance_stats, alphabet_prefixes, draft_prefixes, draft_timeline,
     greedy_matches, run_drafts, time_decoding,
 )
+from dsmini.speculative import SpecResult, SpecStep
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]

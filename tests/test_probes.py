@@ -11,7 +11,8 @@ from app import PAGES as APP_PAGES
 from dsmini.checkpoint import load_checkpoint
 from dsmini.corpus_ref import checkpoint_validation_set
 from dsmini.config import preset
-from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError, load_corpus
+from dsmini.corpora import load_corpus
+from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
 from dsmini.model import DSMini
 from dsmini.probes import expert_load_history, loss_frame, moe_layer_ids, trace_name
 from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
@@ -85,6 +86,15 @@ def test_trace_rejects_bad_names(model, tok):
     with pytest.raises(ValueError, match="at most 11"):
         trace_name(model, tok, "а" * 12)
     assert len(trace_name(model, tok, "а" * 11).labels) == 12
+
+
+def test_trace_reads_nfc_and_refuses_another_tokenizer(model):
+    yod = CharTokenizer.from_names(["йод"])
+    yod_model = DSMini(preset("tiny", vocab_size=yod.vocab_size, block_size=12)).eval()
+    trace = trace_name(yod_model, yod, "и\u0306од")  # "й" typed as "и" + combining breve
+    assert trace.name == "йод" and trace.labels == [BOUNDARY_SYMBOL, "й", "о", "д"]
+    with pytest.raises(ValueError, match="tokenizer vocab_size"):
+        trace_name(model, yod, "йод")
 
 
 def test_trace_dense_model(tok):

@@ -38,7 +38,8 @@ from dsmini.config import (
     LIMITS, PRESETS, ModelConfig, ResourceLimitError, TrainConfig, check_sampling, check_training,
     count_params, estimate_training, preset,
 )
-from dsmini.data import MAX_LINE_LEN, MAX_NAME_LEN, CharTokenizer, load_corpus, normalise_names, prepare_corpus, split_names
+from dsmini.corpora import MAX_LINE_LEN, MAX_NAME_LEN, load_corpus, normalise_names
+from dsmini.data import CharTokenizer, prepare_corpus, split_names
 from dsmini.generate import generate
 from dsmini.model import DSMini
 from dsmini.train import Trainer

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from dsmini.checkpoint import list_checkpoints, load_checkpoint
-from dsmini.generate import generate, speculative_decode
+from dsmini.generate import generate
+from dsmini.speculative import speculative_decode
 
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = {"ru-names": re.compile(r"^[А-ЯЁ][а-яё-]+$"), "en-names": re.compile(r"^[A-Z][a-z]+$")}

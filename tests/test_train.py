@@ -9,7 +9,8 @@ import torch
 
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.train import Trainer, build_optimizers, lr_at, train
+from dsmini.model import DSMini
+from dsmini.train import Trainer, build_optimizers, evaluate, lr_at, train
 
 NAMES = [
     "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "nikita",
@@ -155,6 +156,17 @@ def test_mismatched_vocab_is_refused(data):
     model_cfg, train_cfg = configs(data)
     with pytest.raises(ValueError, match="vocab_size"):
         Trainer(dataclasses.replace(model_cfg, vocab_size=5), train_cfg, data)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_is_deterministic_and_gives_the_mode_back(data, training):
+    torch.manual_seed(0)
+    model_cfg, _ = configs(data)
+    model = DSMini(dataclasses.replace(model_cfg, router="noisy_topk", dropout=0.5)).train(training)
+    first = evaluate(model, data.val)
+    assert model.training == training
+    assert evaluate(model, data.val) == first  # eval mode: no router noise, no dropout
+    assert not any(p.grad is not None for p in model.parameters())
 
 
 # Live I(domain; expert): measured on eval steps of a corpus with domains -------------------------------

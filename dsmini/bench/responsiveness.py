@@ -17,7 +17,7 @@ from functools import lru_cache, partial
 from typing import Any, Callable
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import load_corpus
+from ..corpora import load_corpus
 from ..probes.pages import PAGES, PageWork
 from .common import Plan, Progress, median, timed
 

@@ -24,7 +24,8 @@ from typing import Any
 from ..checkpoint import load_checkpoint
 from ..corpus_ref import checkpoint_validation_set
 from ..config import TrainConfig, preset
-from ..data import CharTokenizer, CorpusData, default_block_size, load_corpus, prepare_corpus
+from ..corpora import load_corpus
+from ..data import CharTokenizer, CorpusData, default_block_size, prepare_corpus
 from ..model import DSMini
 from ..probes.ablation import ablate, domain_top_experts
 from ..probes.specialisation import ExpertAnalysis, expert_analysis

@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import torch
 
 from ..config import TrainConfig, preset
-from ..data import CorpusData, default_block_size, load_corpus, prepare_corpus
+from ..corpora import load_corpus
+from ..data import CorpusData, default_block_size, prepare_corpus
 from ..moe import Expert, MoE
 from ..train import StepMetrics, Trainer
 from .archs import ARCHS, BASELINE, active_ffn_dim, arch_config, describe

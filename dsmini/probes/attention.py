@@ -10,13 +10,12 @@ Axes: l layers, h heads, q query positions, k key positions (both: the boundary,
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import torch
 
 from ..checkpoint import Checkpoint
-from ..data import CharTokenizer
+from ..data import CharTokenizer, nfc
 from ..generate import inference
 from ..model import DSMini
 from .routing import _frame
@@ -76,7 +75,7 @@ def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> Atten
     Raises the tokenizer's UnknownCharacterError for characters outside the alphabet, and
     ValueError if the name does not fit the model's block_size.
     """
-    name = unicodedata.normalize("NFC", name)  # as the corpus was normalised
+    name = nfc(name)  # the name as the model reads it
     ids = _frame(model.cfg, tokenizer, name)
     with inference(model):
         out = model(torch.tensor([ids], device=model.head.weight.device), need_weights=True)

@@ -300,7 +300,7 @@ def time_absorbed_decode(
     """
     if model.cfg.attn_type != "mla":
         raise ValueError(f"absorbed decoding is an MLA path; this model uses {model.cfg.attn_type.upper()}")
-    starts = [[BOUNDARY_ID, *tokenizer.encode(p)] for p in prefixes]
+    starts = [tokenizer.frame(p) for p in prefixes]
     max_abs_diff, same = 0.0, True
     chars = 0
     for start in starts:

@@ -1,6 +1,6 @@
 """Which experts take which domain (e.g. Cyrillic vs Latin names): DeepSeek-V3's Fig. 9 measure.
 
-A domain is a label on each name (`data.Corpus.domains`). For one MoE layer, count every routed
+A domain is a label on each name (`corpora.Corpus.domains`). For one MoE layer, count every routed
 assignment of every input token by (its name's domain, the expert chosen), each of a token's k
 choices counting 1/k (`experts.joint_counts`). Then:
 

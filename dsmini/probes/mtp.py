@@ -3,7 +3,7 @@ after next survives the main model's check, where in a name and for which letter
 buys in main-model passes and in wall-clock time.
 
 Every function returns plain data (dataclasses of ints, floats and strings; `SpecResult` from
-`dsmini.generate`), so the page can cache it and charts and tests read it without torch. Nothing
+`dsmini.speculative`), so the page can cache it and charts and tests read it without torch. Nothing
 is written to the model: `speculative_decode` makes a fresh cache per name.
 
 Positions count as in `SpecResult.ids`: 0 is the opening boundary, 1 the first character of the
@@ -20,8 +20,9 @@ from typing import Sequence
 from ..checkpoint import Checkpoint
 from ..corpus_ref import checkpoint_validation_set
 from ..data import BOUNDARY_SYMBOL, CharTokenizer
-from ..generate import SpecResult, generate, inference, speculative_decode
+from ..generate import generate, inference
 from ..model import DSMini
+from ..speculative import SpecResult, speculative_decode
 
 V3_ACCEPTANCE = (0.85, 0.90)  # DeepSeek-V3 §5.4.3: acceptance of the second (MTP-drafted) token
 V3_SPEEDUP = 1.8  # and the decoding speed it bought, in tokens per second

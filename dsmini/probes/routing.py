@@ -9,13 +9,12 @@ Axes: t positions (the boundary, then the name's characters), E routed experts, 
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import torch
 
 from ..config import ModelConfig
-from ..data import BOUNDARY_ID, CharTokenizer
+from ..data import BOUNDARY_ID, CharTokenizer, nfc
 from ..generate import TOP_ALTERNATIVES, _check_sampling, _generator, inference, resolve_max_len, sample_next
 from ..model import DSMini, ModelOutput
 from ..moe import Routing
@@ -59,7 +58,7 @@ def trace_name(model: DSMini, tokenizer: CharTokenizer, name: str) -> NameTrace:
     ValueError if the name does not fit the model's block_size.
     """
     cfg = model.cfg
-    name = unicodedata.normalize("NFC", name)  # as the corpus was: "й" typed as two code points is one
+    name = nfc(name)  # the name as the model reads it
     ids = _frame(cfg, tokenizer, name)
     with inference(model):
         out = model(torch.tensor([ids], device=model.head.weight.device))
@@ -131,7 +130,7 @@ def step_once(
     cfg = model.cfg
     max_len = resolve_max_len(model, max_len)
     _check_sampling(temperature, top_k, top_p)
-    text = unicodedata.normalize("NFC", text)  # as trace_name: the corpus was NFC
+    text = nfc(text)  # its length is what the model reads
     if len(text) >= max_len:
         raise ValueError(f"text {text!r} has {len(text)} characters; names here have at most {max_len}")
     ids = _frame(cfg, tokenizer, text)
@@ -165,9 +164,8 @@ def step_once(
 
 def _frame(cfg: ModelConfig, tokenizer: CharTokenizer, name: str) -> list[int]:
     """`[B] name` as ids, checked against the model: same vocabulary, fits in block_size."""
-    if tokenizer.vocab_size != cfg.vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model was built for {cfg.vocab_size}")
-    ids = [BOUNDARY_ID, *tokenizer.encode(name)]
+    tokenizer.check_model(cfg)
+    ids = tokenizer.frame(name)
     if len(ids) > cfg.block_size:
         raise ValueError(f"name {name!r} has {len(name)} characters; this model reads at most {cfg.block_size - 1}")
     return ids

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from ..config import ModelConfig
-from ..data import Corpus, CorpusStats, Dropped, corpus_stats
+from ..corpora import Corpus, Dropped
+from ..data import CorpusStats, corpus_stats
 from .routing import moe_layer_ids
 
 
