@@ -5,7 +5,7 @@ given keep the preset's value.
 
 Nothing a user asked for is lost, and nothing they did not ask for is replaced:
 - everything a run needs is checked before step 1: the checkpoint name, that --out is writable,
-  every value (finite, in range), the resource limits of `config.LIMITS` (parameters, estimated
+  every value (finite, in range), the resource limits of `limits.LIMITS` (parameters, estimated
   memory, block size, layers, experts, names sampled), the corpus;
 - `train` never replaces an existing checkpoint unless told to (--resume continues it, --overwrite
   replaces it); --resume refuses another corpus or flags that contradict the checkpoint;
@@ -32,11 +32,9 @@ from pathlib import Path
 
 import torch
 
+from .cache import cache_values_per_token
 from .checkpoint import META_FILE, CheckpointError, CheckpointExistsError, list_checkpoints, load_checkpoint, validate_name
-from .config import (
-    ATTN_TYPES, FFN_TYPES, LIMITS, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig, check_learning_rate,
-    check_sampling, check_training, preset,
-)
+from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig, preset
 from .data import (
     MAX_NAME_LEN,
     Corpus,
@@ -48,6 +46,7 @@ from .data import (
     prepare_corpus,
 )
 from .generate import generate
+from .limits import LIMITS, check_learning_rate, check_sampling, check_training
 from .train import Trainer
 
 EXIT_STOPPED_EARLY = 1  # the run ended before its last step; the weights of its last good step are saved
@@ -491,7 +490,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"val loss    {val:.4f} nats/char" if val is not None else "val loss    -",
         f"params      {counts['main']['total']:,} total, {counts['main']['active']:,} active per token"
         f" (+ MTP {counts.get('mtp', {}).get('total', 0):,})",
-        f"attention   {cfg.attn_type}; KV cache {cfg.cache_values_per_token()} values/token",
+        f"attention   {cfg.attn_type}; KV cache {cache_values_per_token(cfg)} values/token",
         f"ffn         {cfg.ffn_type}"
         + (f": {cfg.n_shared_experts} shared + {cfg.n_routed_experts} routed, top-{cfg.top_k}, {cfg.router}"
            if cfg.ffn_type == "moe" else ""),

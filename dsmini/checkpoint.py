@@ -66,8 +66,9 @@ import torch
 from safetensors import SafetensorError
 
 from . import atomic
-from .config import ModelConfig, ResourceLimitError, TrainConfig, check_model_size
+from .config import ModelConfig, TrainConfig
 from .data import CharTokenizer, Corpus, CorpusData, CorpusError, LabelledNames, list_corpora, load_corpus, validation_set
+from .limits import ResourceLimitError, check_model_size
 from .model import DSMini
 
 FORMAT = "dsmini-checkpoint"

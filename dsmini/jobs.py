@@ -56,8 +56,9 @@ from typing import Any
 import torch
 
 from .checkpoint import CheckpointError, CheckpointExistsError, checkpoint_zip_bytes, copy_checkpoint, validate_name
-from .config import ModelConfig, TrainConfig, check_training
+from .config import ModelConfig, TrainConfig
 from .data import CorpusData
+from .limits import check_training
 from .train import Trainer
 
 log = logging.getLogger(__name__)

@@ -3,12 +3,10 @@ length, the same at DeepSeek-V2/V3 size, and naive vs absorbed MLA decoding time
 
 import streamlit as st
 
+from dsmini.cache import DEEPSEEK_V2, DEEPSEEK_V3, CacheDims
 from dsmini.charts.cache import cache_growth_figure, cache_table, scale_table
 from dsmini.probes.attention import sample_name
-from dsmini.probes.cache import (
-    DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, attention_variants, cache_growth, measure_caches, scale_rows,
-    time_absorbed_decode,
-)
+from dsmini.probes.cache import attention_variants, cache_growth, measure_caches, scale_rows, time_absorbed_decode
 from pages import _ui as ui
 
 ui.enter_page()

@@ -115,12 +115,10 @@ def attention(c: PageContext) -> None:
 
 
 def kv_cache(c: PageContext) -> None:
+    from ..cache import DEEPSEEK_V2, DEEPSEEK_V3, CacheDims
     from ..charts.cache import cache_growth_figure, cache_table, scale_table
     from ..probes.attention import sample_name
     from ..probes.cache import (
-        DEEPSEEK_V2,
-        DEEPSEEK_V3,
-        CacheDims,
         attention_variants,
         cache_growth,
         measure_caches,
