@@ -9,7 +9,7 @@ import torch
 from dsmini.cache import cache_values_per_token, check_cache, new_model_cache
 from dsmini.config import PRESETS, ModelConfig, preset
 from dsmini.model import DSMini
-from dsmini.moe import MoE, over_capacity
+from dsmini.moe import ExpertAblation, MoE, over_capacity
 from dsmini.options import ForwardOptions
 
 V = 24
@@ -150,7 +150,7 @@ def test_model_cache_allocation_checks_its_length_and_mtp():
 
 def test_mtp_depth_options_see_the_shifted_positions_without_attention_maps():
     valid = torch.tensor([[True, True, True, False]])
-    opts = ForwardOptions(need_weights=True, absorb=True, ablation={1: None}, valid=valid)
+    opts = ForwardOptions(need_weights=True, absorb=True, ablation={1: ExpertAblation(mask_top=1)}, valid=valid)
     depth2 = opts.for_mtp_depth(2)
     assert depth2.valid.tolist() == [[True, False]] and not depth2.need_weights
     assert depth2.absorb and depth2.ablation is opts.ablation
