@@ -5,7 +5,7 @@ given keep the preset's value.
 
 Nothing a user asked for is lost, and nothing they did not ask for is replaced:
 - everything a run needs is checked before step 1: the checkpoint name, that --out is writable,
-  every value (finite, in range), the resource limits of `config.LIMITS` (parameters, estimated
+  every value (finite, in range), the resource limits of `limits.LIMITS` (parameters, estimated
   memory, block size, layers, experts, names sampled), the corpus;
 - `train` never replaces an existing checkpoint unless told to (--resume continues it, --overwrite
   replaces it); --resume refuses another corpus or flags that contradict the checkpoint;
@@ -28,11 +28,13 @@ import types
 import typing
 
 from .builtin_corpora import list_corpora, list_corpus_domains
+from .cache import cache_values_per_token
 from .checkpoint import load_checkpoint
 from .cli_train import DEFAULT_PRESET, EXIT_INTERRUPTED, cmd_train, one_line
-from .config import ATTN_TYPES, FFN_TYPES, LIMITS, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig, check_sampling
+from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
 from .generate import generate
+from .limits import LIMITS, check_sampling
 
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written
 EXIT_CLOSED_PIPE = 141  # the reader went away (`| head`): 128 + SIGPIPE, as any Unix tool exits
@@ -189,7 +191,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"val loss    {val:.4f} nats/char" if val is not None else "val loss    -",
         f"params      {counts['main']['total']:,} total, {counts['main']['active']:,} active per token"
         f" (+ MTP {counts.get('mtp', {}).get('total', 0):,})",
-        f"attention   {cfg.attn_type}; KV cache {cfg.cache_values_per_token()} values/token",
+        f"attention   {cfg.attn_type}; KV cache {cache_values_per_token(cfg)} values/token",
         f"ffn         {cfg.ffn_type}"
         + (f": {cfg.n_shared_experts} shared + {cfg.n_routed_experts} routed, top-{cfg.top_k}, {cfg.router}"
            if cfg.ffn_type == "moe" else ""),

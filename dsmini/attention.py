@@ -1,11 +1,11 @@
-"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines, with KV caches.
+"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines.
 
 Axes: b batch, h query heads, g key/value heads, s query time, t key time (cached + new),
 d head dims, c kv_lora_rank (latent), r qk_rope_head_dim.
 
-Caches are plain tensors pre-allocated by the caller (`new_layer_cache`) and passed into
-`forward`; modules hold no state, so one loaded model can serve many users at once.
-MLA caches only the normalised latent `c_kv` (b, t, c) and the shared RoPE key `k_rope` (b, t, r).
+Each `forward` appends its new keys and values (MLA: only the normalised latent `c_kv` (b, t, c)
+and the shared RoPE key `k_rope` (b, t, r)) to the caller's cache, if one is given; the caches
+and why they live outside the modules are in dsmini.cache.
 """
 
 from __future__ import annotations
@@ -17,55 +17,10 @@ import torch.nn.functional as F
 from einops import einsum, rearrange, repeat
 from torch import nn
 
+from .cache import KVCache, LatentCache, append_positions
 from .config import ModelConfig
+from .options import ForwardOptions
 from .rope import apply_rope
-
-
-@dataclass
-class KVCache:
-    """MHA / GQA / MQA cache: keys and values for each key/value head."""
-
-    k: torch.Tensor  # (b, g, T, d)
-    v: torch.Tensor  # (b, g, T, d)
-    length: int = 0  # positions filled so far
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.k, self.v)
-
-
-@dataclass
-class LatentCache:
-    """MLA cache: the compressed joint key/value latent and the decoupled RoPE key, nothing else."""
-
-    c_kv: torch.Tensor  # (b, T, c)
-    k_rope: torch.Tensor  # (b, T, r)
-    length: int = 0
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.c_kv, self.k_rope)
-
-
-LayerCache = KVCache | LatentCache
-
-
-def new_layer_cache(cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> LayerCache:
-    """An empty cache for one attention layer of `cfg`'s type, for `max_len` positions."""
-    def zeros(*shape: int) -> torch.Tensor:
-        return torch.zeros(*shape, device=device, dtype=dtype)
-
-    if cfg.attn_type == "mla":
-        return LatentCache(zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim))
-    g, d = cfg.kv_heads, cfg.mha_head_dim
-    return KVCache(zeros(batch, g, max_len, d), zeros(batch, g, max_len, d))
-
-
-def _append(cache_tensor: torch.Tensor, new: torch.Tensor, start: int, time_dim: int) -> torch.Tensor:
-    """Write `new` at positions [start, start + s) and return the filled prefix [0, start + s)."""
-    s = new.size(time_dim)
-    if start + s > cache_tensor.size(time_dim):
-        raise ValueError(f"KV cache full: {start + s} positions needed, {cache_tensor.size(time_dim)} allocated")
-    cache_tensor.narrow(time_dim, start, s).copy_(new)
-    return cache_tensor.narrow(time_dim, 0, start + s)
 
 
 def causal_mask(s: int, t: int, device=None) -> torch.Tensor:
@@ -114,22 +69,24 @@ class MHA(nn.Module):
         self.wv = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x, cos, sin, cache: KVCache | None = None, need_weights: bool = False, absorb: bool = False):
+    def forward(self, x, cos, sin, cache: KVCache | None = None, opts: ForwardOptions = ForwardOptions()):
+        """x: (b, s, d_model) -> (b, s, d_model) and the AttnTrace when `opts.need_weights`; no
+        absorbed path (MHA has no latent), so `opts.absorb` changes nothing here."""
         q = rearrange(self.wq(x), "b s (h d) -> b h s d", h=self.n_heads)
         k = rearrange(self.wk(x), "b s (g d) -> b g s d", g=self.n_kv)
         v = rearrange(self.wv(x), "b s (g d) -> b g s d", g=self.n_kv)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
-            k = _append(cache.k, k, cache.length, time_dim=2)  # (b, g, t, d)
-            v = _append(cache.v, v, cache.length, time_dim=2)
+            k = append_positions(cache.k, k, cache.length, time_dim=2)  # (b, g, t, d)
+            v = append_positions(cache.v, v, cache.length, time_dim=2)
             cache.length = k.size(2)
         # each group of h / g query heads shares one key/value head
         k = repeat(k, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         v = repeat(v, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         dropout_p = self.dropout if self.training else 0.0
-        out, probs = attend(q, k, v, self.head_dim**-0.5, need_weights, dropout_p)
+        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p)
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
-        return y, (AttnTrace(probs) if need_weights else None)
+        return y, (AttnTrace(probs) if opts.need_weights else None)
 
 
 class MLA(nn.Module):
@@ -169,27 +126,27 @@ class MLA(nn.Module):
         w = rearrange(self.wkv_b.weight, "(h k) c -> h k c", h=self.n_heads)
         return w[:, : self.nope], w[:, self.nope :]
 
-    def forward(self, x, cos, sin, cache: LatentCache | None = None, need_weights: bool = False, absorb: bool = False):
+    def forward(self, x, cos, sin, cache: LatentCache | None = None, opts: ForwardOptions = ForwardOptions()):
         q_nope, q_rope = self._queries(x).split([self.nope, self.rope], dim=-1)  # (b, h, s, nope|r)
         q_rope = apply_rope(q_rope, cos, sin)
         c_kv, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.rope], dim=-1)  # (b, s, c), (b, s, r)
         c_kv = self.kv_norm(c_kv)
         k_rope = apply_rope(k_rope, cos, sin)  # one RoPE key per position, shared by all heads
         if cache is not None:
-            c_kv = _append(cache.c_kv, c_kv, cache.length, time_dim=1)  # (b, t, c)
-            k_rope = _append(cache.k_rope, k_rope, cache.length, time_dim=1)  # (b, t, r)
+            c_kv = append_positions(cache.c_kv, c_kv, cache.length, time_dim=1)  # (b, t, c)
+            k_rope = append_positions(cache.k_rope, k_rope, cache.length, time_dim=1)  # (b, t, r)
             cache.length = c_kv.size(1)
         w_uk, w_uv = self._up_weights()
         dropout_p = self.dropout if self.training else 0.0
         h = self.n_heads
-        if absorb:
+        if opts.absorb:
             # q_nope . (W_UK c) == (q_nope W_UK) . c: the query moves into latent space.
             q_latent = einsum(q_nope, w_uk, "b h s d, h d c -> b h s c")
             # Absorbed MLA is MQA over the latent: one key [c_kv; k_rope] and one value c_kv for all heads.
             q = torch.cat([q_latent, q_rope], dim=-1)  # (b, h, s, c + r)
             k = repeat(torch.cat([c_kv, k_rope], dim=-1), "b t e -> b h t e", h=h)
             v = repeat(c_kv, "b t c -> b h t c", h=h)
-            out_latent, probs = attend(q, k, v, self.scale, need_weights, dropout_p)  # (b, h, s, c)
+            out_latent, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)  # (b, h, s, c)
             out = einsum(out_latent, w_uv, "b h s c, h d c -> b h s d")  # W_UV applied after attention
         else:
             # Naive: up-project the latent into per-head keys and values, then ordinary attention.
@@ -197,9 +154,9 @@ class MLA(nn.Module):
             k_nope, v = kv.split([self.nope, self.v_dim], dim=-1)
             k = torch.cat([k_nope, repeat(k_rope, "b t r -> b h t r", h=h)], dim=-1)
             q = torch.cat([q_nope, q_rope], dim=-1)
-            out, probs = attend(q, k, v, self.scale, need_weights, dropout_p)  # (b, h, s, v)
+            out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)  # (b, h, s, v)
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
-        if not need_weights:
+        if not opts.need_weights:
             return y, None
         return y, self._trace(probs, q_nope, w_uk, c_kv, q_rope, k_rope)
 

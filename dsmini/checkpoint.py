@@ -50,9 +50,10 @@ from .checkpoint_files import (
 )
 from .checkpoint_names import replace_check, validate_name, without_shipped_flag
 from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem
-from .config import ModelConfig, ResourceLimitError, TrainConfig, check_model_size
+from .config import ModelConfig, TrainConfig
 from .corpus_ref import CorpusRef
 from .data import CharTokenizer
+from .limits import ResourceLimitError, check_model_size
 from .model import DSMini
 from .optimizer_state import decode_optimizer_state, encode_optimizer_state
 

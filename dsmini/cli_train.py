@@ -23,15 +23,16 @@ from pathlib import Path
 
 import torch
 
+from .builtin_corpora import list_corpora
 from .checkpoint import list_checkpoints, load_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
 from .checkpoint_names import validate_name
-from .config import PRESETS, ModelConfig, TrainConfig, check_learning_rate, check_training, preset
-from .corpus_ref import CorpusRef
-from .builtin_corpora import list_corpora
+from .config import PRESETS, ModelConfig, TrainConfig, preset
 from .corpora import MAX_NAME_LEN, Corpus, load_corpus
+from .corpus_ref import CorpusRef
 from .data import CorpusData, default_block_size, prepare_corpus
+from .limits import check_learning_rate, check_training
 from .train import Trainer
 
 # How a run ended, beside 0 (completed); `__main__` adds the statuses of a refused command and a closed pipe

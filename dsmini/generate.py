@@ -22,8 +22,9 @@ from typing import Iterator
 
 import torch
 
+from .cache import ModelCache
 from .data import BOUNDARY_ID, CharTokenizer, nfc
-from .model import DSMini, ModelCache, ModelOutput
+from .model import DSMini, ModelOutput
 from .moe import ExpertAblation
 
 TOP_ALTERNATIVES = 5  # alternatives listed per generated character when detail=True

@@ -46,10 +46,11 @@ from typing import Any
 from .checkpoint import checkpoint_zip_bytes, copy_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_names import validate_name
-from .config import ModelConfig, TrainConfig, check_training
+from .config import ModelConfig, TrainConfig
 from .data import CorpusData
 from .job_process import ChildRun
 from .job_slots import SLOTS
+from .limits import check_training
 from .train import Trainer
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttnTrace, LayerCache, build_attention, new_layer_cache
+from .attention import AttnTrace, build_attention
+from .cache import LayerCache, ModelCache, new_model_cache
 from .config import ModelConfig
+from .data import IGNORE_INDEX
 from .moe import Expert, ExpertAblation, MoE, Routing
+from .options import ForwardOptions
 from .rope import rope_angles
-
-IGNORE_INDEX = -1  # target id of padding positions
 
 
 class Block(nn.Module):
@@ -35,12 +36,12 @@ class Block(nn.Module):
         self.ffn = MoE(cfg, layer_id) if cfg.is_moe_layer(layer_id) else Expert(cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, cache=None, valid=None, need_weights=False, absorb=False, ablation=None):
-        a, trace = self.attn(self.attn_norm(x), cos, sin, cache, need_weights, absorb)
+    def forward(self, x, cos, sin, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()):
+        a, trace = self.attn(self.attn_norm(x), cos, sin, cache, opts)
         x = x + self.drop(a)
         routing = None
         if isinstance(self.ffn, MoE):
-            f, routing = self.ffn(self.ffn_norm(x), valid, ablation)
+            f, routing = self.ffn(self.ffn_norm(x), opts)
         else:
             f = self.ffn(self.ffn_norm(x))
         return x + self.drop(f), routing, trace
@@ -57,40 +58,13 @@ class MTP(nn.Module):
         self.block = Block(cfg, layer_id=cfg.n_layers + depth - 1)
         self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
 
-    def forward(self, h_prev, emb_next, cos, sin, cache=None, valid=None, absorb=False, ablation=None):
+    def forward(
+        self, h_prev, emb_next, cos, sin, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()
+    ):
         """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}."""
         x = self.eh_proj(torch.cat([self.hnorm(h_prev), self.enorm(emb_next)], dim=-1))  # (b, s, 2d) -> (b, s, d)
-        x, routing, _ = self.block(x, cos, sin, cache, valid, absorb=absorb, ablation=ablation)
+        x, routing, _ = self.block(x, cos, sin, cache, opts)
         return x, routing
-
-
-@dataclass
-class ModelCache:
-    """Per-call KV cache for the main layers, plus the depth-1 MTP block's cache for drafting."""
-
-    layers: list[LayerCache]
-    mtp: LayerCache | None = None
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length
-
-    def truncate(self, length: int) -> None:
-        """Forget main-model positions >= length (rejected speculative drafts)."""
-        for layer in self.layers:
-            layer.length = min(layer.length, length)
-
-    def numel(self) -> int:
-        """Values allocated in the main model's cache (the DeepSeek-V2 Table 1 quantity)."""
-        return sum(t.numel() for layer in self.layers for t in layer.tensors())
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for layer in self.layers for t in layer.tensors())
-
-    def values_per_token(self) -> int:
-        first = self.layers[0].tensors()[0]
-        batch, max_len = first.shape[0], first.shape[-2]
-        return self.numel() // (batch * max_len)
 
 
 @dataclass
@@ -130,15 +104,16 @@ class DSMini(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
 
+    @property
+    def has_mtp(self) -> bool:
+        """Whether an MTP module exists to train with and to draft with (mtp_depth >= 1)."""
+        return len(self.mtp) > 0
+
     # caches -----------------------------------------------------------------------------
     def new_cache(self, batch: int, max_len: int | None = None, with_mtp: bool = False) -> ModelCache:
-        max_len = self.cfg.block_size if max_len is None else max_len
-        if not 1 <= max_len <= self.cfg.block_size:
-            raise ValueError(f"cache max_len must be in [1, block_size={self.cfg.block_size}], got {max_len}")
-        device, dtype = self.head.weight.device, self.head.weight.dtype
-        layers = [new_layer_cache(self.cfg, batch, max_len, device, dtype) for _ in self.layers]
-        mtp = new_layer_cache(self.cfg, batch, max_len, device, dtype) if with_mtp and len(self.mtp) else None
-        return ModelCache(layers, mtp)
+        """`new_model_cache` on this model's device and dtype (see dsmini.cache)."""
+        weight = self.head.weight
+        return new_model_cache(self.cfg, batch, max_len, weight.device, weight.dtype, with_mtp)
 
     def _rope(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         if start + length > self.cfg.block_size:
@@ -159,20 +134,19 @@ class DSMini(nn.Module):
     ) -> ModelOutput:
         """idx: (b, s) token ids, continuing `cache` if given. targets: (b, s), -1 = ignore.
 
-        need_weights: also return attention probabilities per layer (slower; for the explorer).
-        absorb: MLA weight-absorbed path (for decoding); same numbers as the naive path.
-        ablation: {layer_id: ExpertAblation} experts switched off (explorer only; see dsmini.moe).
+        need_weights, absorb, ablation: the explorer's and the decoder's switches, handed to every
+        block as one `ForwardOptions` (see dsmini.options) together with the non-padding mask.
         MTP logits and losses are computed when targets are given (training and evaluation).
         """
         b, s = idx.shape
         cos, sin = self._rope(cache.length if cache is not None else 0, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
-        ablation = ablation or {}
+        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid)
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None
-            x, routing, trace = layer(x, cos, sin, layer_cache, valid, need_weights, absorb, ablation.get(i))
+            x, routing, trace = layer(x, cos, sin, layer_cache, opts)
             if routing is not None:
                 out.routing.append(routing)
             if trace is not None:
@@ -180,10 +154,10 @@ class DSMini(nn.Module):
         out.hidden = x
         out.logits = self.head(self.norm(x))  # (b, s, V)
         if targets is not None:
-            self._losses(out, idx, targets, valid, cos, sin, absorb, ablation)
+            self._losses(out, idx, targets, cos, sin, opts)
         return out
 
-    def _losses(self, out, idx, targets, valid, cos, sin, absorb, ablation) -> None:
+    def _losses(self, out, idx, targets, cos, sin, opts: ForwardOptions) -> None:
         out.main_loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
         h = out.hidden
         s = idx.size(1)
@@ -191,10 +165,8 @@ class DSMini(nn.Module):
             if s - k < 1:
                 break
             # position i combines h^{k-1}_i with embed(t_{i+k}) and predicts t_{i+k+1} = targets[i+k]
-            layer_id = self.cfg.n_layers + k - 1
             h, routing = mtp(
-                h[:, : s - k], self.embed(idx[:, k:]), cos[: s - k], sin[: s - k],
-                valid=valid[:, k:], absorb=absorb, ablation=ablation.get(layer_id),
+                h[:, : s - k], self.embed(idx[:, k:]), cos[: s - k], sin[: s - k], opts=opts.for_mtp_depth(k)
             )
             if routing is not None:
                 out.routing.append(routing)
@@ -213,11 +185,11 @@ class DSMini(nn.Module):
     ) -> torch.Tensor:
         """Depth-1 MTP logits for the token after next: hidden (b, s, d) main states at i,
         next_idx (b, s) tokens t_{i+1} -> (b, s, V) logits for t_{i+2}. Uses `cache.mtp`."""
-        if not len(self.mtp):
+        if not self.has_mtp:
             raise ValueError("this model has no MTP module (mtp_depth = 0)")
         mtp_cache = cache.mtp if cache is not None else None
         cos, sin = self._rope(mtp_cache.length if mtp_cache is not None else 0, next_idx.size(1))
-        h, _ = self.mtp[0](hidden, self.embed(next_idx), cos, sin, mtp_cache, absorb=absorb)
+        h, _ = self.mtp[0](hidden, self.embed(next_idx), cos, sin, mtp_cache, ForwardOptions(absorb=absorb))
         return self.head(self.mtp[0].norm(h))
 
     # bookkeeping --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from .config import ModelConfig
+from .options import ForwardOptions
 
 ABLATION_MODES = ("reroute", "drop")
 
@@ -190,14 +191,15 @@ class MoE(nn.Module):
         inter = cfg.n_shared_experts * cfg.moe_inter_dim
         self.shared_experts = Expert(cfg.d_model, inter) if inter else None
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, ablation: ExpertAblation | None = None):
-        """x: (b, t, d); valid: (b, t) bool (False = padding, not routed). Returns (y, Routing).
+    def forward(self, x: torch.Tensor, opts: ForwardOptions = ForwardOptions()):
+        """x: (b, t, d) -> (y, Routing). `opts.valid` (b, t) bool: False = padding, not routed.
 
-        `ablation` (explorer only) switches experts off; see `ExpertAblation`.
+        `opts.ablation[layer_id]` (explorer only) switches experts off; see `ExpertAblation`.
         """
         b, t, _ = x.shape
         flat = rearrange(x, "b t d -> (b t) d")
-        valid_flat = torch.ones(b * t, dtype=torch.bool, device=x.device) if valid is None else valid.flatten()
+        valid_flat = torch.ones(b * t, dtype=torch.bool, device=x.device) if opts.valid is None else opts.valid.flatten()
+        ablation = opts.ablation.get(self.layer_id)
         if ablation is not None:
             ablation.check(self.n_experts, self.top_k)
         weights, indices, probs = self.gate(flat, ablation)  # (n, k), (n, k), (n, E)

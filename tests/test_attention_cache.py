@@ -7,6 +7,9 @@ import pytest
 import torch
 from einops import einsum, rearrange
 
+from dsmini.cache import (
+    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, cache_values_per_token, values_per_layer, values_per_token,
+)
 from dsmini.charts.attention import attention_grid_figure, score_split_figure
 from dsmini.charts.cache import cache_growth_figure, cache_table, formula, scale_table
 from dsmini.config import ATTN_TYPES, preset
@@ -14,8 +17,7 @@ from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, CharTokenizer, UnknownChar
 from dsmini.model import DSMini
 from dsmini.probes.attention import sample_name, trace_attention
 from dsmini.probes.cache import (
-    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, attention_variants, cache_growth, greedy_through_cache,
-    measure_caches, scale_rows, time_absorbed_decode, values_per_layer, values_per_token,
+    attention_variants, cache_growth, greedy_through_cache, measure_caches, scale_rows, time_absorbed_decode,
 )
 from dsmini.rope import apply_rope
 
@@ -188,7 +190,7 @@ def test_analytic_equals_measured_cache_for_every_type(models, loaded):
     expected = {"mha": 2 * 2 * 16 * 2, "gqa": 2 * 1 * 16 * 2, "mqa": 2 * 16 * 2, "mla": (16 + 4) * 2}
     for row in rows:
         assert row.analytic == row.measured == expected[row.attn_type]
-        assert row.measured == variants[row.attn_type].cfg.cache_values_per_token()
+        assert row.measured == cache_values_per_token(variants[row.attn_type].cfg)
         assert row.matches and row.loaded == (row.attn_type == loaded)
         assert (row.bytes_fp32, row.bytes_bf16) == (4 * row.measured, 2 * row.measured)
     assert len({row.positions_used for row in rows}) == 1  # every type cached the same name
@@ -211,7 +213,7 @@ def test_cache_bytes_grow_linearly_with_length(models):
         assert s.measured_upto == BLOCK and s.lengths[:BLOCK] == list(range(1, BLOCK + 1))
         assert s.lengths[BLOCK:] == [16, 32, 64, 128, 256, 512, 1024]
         per_token = s.n_bytes[0]
-        assert per_token == 4 * variants[s.attn_type].cfg.cache_values_per_token()
+        assert per_token == 4 * cache_values_per_token(variants[s.attn_type].cfg)
         assert all(b == n * per_token for n, b in zip(s.lengths, s.n_bytes))
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dsmini import charts
+from dsmini.cache import cache_values_per_token
 from dsmini.charts.common import ACTUAL_COLOR
 from dsmini.charts.training import MAX_LINE_POINTS
 from dsmini.config import preset
@@ -71,7 +72,7 @@ def test_architecture_figure(overrides):
     if cfg.ffn_type == "moe":
         assert "1 shared + 8 routed" in texts and "top-2" in texts
     assert ("MTP ×" in texts) == (cfg.mtp_depth > 0)
-    assert str(cfg.cache_values_per_token()) in fig.layout.title.text
+    assert str(cache_values_per_token(cfg)) in fig.layout.title.text
     ru = charts.architecture_figure(cfg, lang="ru")
     assert t("chart.arch.title", "ru") in ru.layout.title.text
 

@@ -11,6 +11,7 @@ from dsmini.config import preset
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
 from dsmini.moe import MoE, ExpertAblation
+from dsmini.options import ForwardOptions
 from dsmini.probes.ablation import DAMAGE_FLOOR, AblationSpec, ablate, domain_top_experts, expert_mask
 from dsmini.probes.domains import domain_mi, domain_report, relative_load
 from dsmini.probes.experts import RoutedTokens, letter_group
@@ -104,7 +105,7 @@ def moe(model):
 
 def _moe(moe, x, ablation=None):
     with torch.no_grad():
-        return moe(x, ablation=ablation)
+        return moe(x, ForwardOptions(ablation={} if ablation is None else {moe.layer_id: ablation}))
 
 
 def test_drop_keeps_the_choice_and_removes_the_output_without_renormalising(moe):

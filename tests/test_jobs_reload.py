@@ -181,7 +181,8 @@ def test_grace_period_policy(monkeypatch):
 
 def test_a_run_over_the_documented_limits_is_refused_before_a_model_is_built(monkeypatch):
     """The app's widgets allow the medium preset with 64 experts (~50M parameters): over DSMINI_MAX_PARAMS."""
-    from dsmini.config import ResourceLimitError, TrainConfig, preset
+    from dsmini.config import TrainConfig, preset
+    from dsmini.limits import ResourceLimitError
     from dsmini.data import prepare_corpus
     from dsmini.jobs import TrainingJob
 

@@ -6,9 +6,11 @@ import math
 import pytest
 import torch
 
+from dsmini.cache import cache_values_per_token, check_cache, new_model_cache
 from dsmini.config import PRESETS, ModelConfig, preset
 from dsmini.model import DSMini
-from dsmini.moe import MoE, over_capacity
+from dsmini.moe import ExpertAblation, MoE, over_capacity
+from dsmini.options import ForwardOptions
 
 V = 24
 ATTN_TYPES = ["mla", "mha", "gqa", "mqa"]
@@ -119,10 +121,40 @@ def test_cache_size_matches_deepseek_v2_table_1(attn_type, per_layer):
     cfg = model.cfg
     cache = model.new_cache(batch=2, max_len=10)
     expected = per_layer(cfg) * cfg.n_layers
-    assert cfg.cache_values_per_token() == expected
+    assert cache_values_per_token(cfg) == expected
     assert cache.values_per_token() == expected
     assert cache.numel() == expected * 2 * 10
     assert cache.nbytes() == expected * 2 * 10 * 4  # float32
+
+
+def test_check_cache_weighs_a_real_cache_against_table_1():
+    cfg = tiny(attn_type="gqa")
+    fp32 = check_cache(new_model_cache(cfg, batch=2, max_len=10), cfg)
+    assert fp32.equal and fp32.formula_values == 2 * 2 * 8 * cfg.n_layers and fp32.formula_bytes == 4 * fp32.formula_values
+    bf16 = check_cache(new_model_cache(cfg, batch=1, dtype=torch.bfloat16), cfg)
+    assert bf16.equal and bf16.measured_bytes == 2 * bf16.measured_values
+    wrong = check_cache(new_model_cache(cfg, batch=2, max_len=10), tiny(attn_type="mqa"))  # a layout bug
+    assert not wrong.equal and wrong.measured_values == 2 * wrong.formula_values
+
+
+def test_model_cache_allocation_checks_its_length_and_mtp():
+    cfg = tiny(mtp_depth=0)
+    assert new_model_cache(cfg, batch=1, with_mtp=True).mtp is None  # nothing to draft with
+    assert new_model_cache(tiny(), batch=3, max_len=5, with_mtp=True).mtp is not None
+    assert new_model_cache(tiny(), batch=3, max_len=5).slots == 15
+    for bad in (0, cfg.block_size + 1):
+        with pytest.raises(ValueError, match="max_len"):
+            new_model_cache(cfg, batch=1, max_len=bad)
+    assert make().has_mtp and not make(mtp_depth=0).has_mtp
+
+
+def test_mtp_depth_options_see_the_shifted_positions_without_attention_maps():
+    valid = torch.tensor([[True, True, True, False]])
+    opts = ForwardOptions(need_weights=True, absorb=True, ablation={1: ExpertAblation(mask_top=1)}, valid=valid)
+    depth2 = opts.for_mtp_depth(2)
+    assert depth2.valid.tolist() == [[True, False]] and not depth2.need_weights
+    assert depth2.absorb and depth2.ablation is opts.ablation
+    assert ForwardOptions().for_mtp_depth(1).valid is None
 
 
 def test_mla_cache_holds_only_latent_and_shared_rope_key():
@@ -255,7 +287,7 @@ def test_capacity_in_layer_drops_and_counts():
 def test_padding_is_not_routed():
     moe = moe_layer().eval()
     valid = torch.tensor([[True] * 5 + [False] * 3])
-    _, routing = moe(torch.randn(1, 8, 32), valid)
+    _, routing = moe(torch.randn(1, 8, 32), ForwardOptions(valid=valid))
     assert routing.load.sum() == 5 * moe.top_k
 
 
@@ -288,6 +320,12 @@ def test_dense_layers_first_then_moe():
     kinds = [type(block.ffn).__name__ for block in model.layers]
     assert kinds == ["Expert", "Expert", "MoE"]
     assert type(make(ffn_type="dense").layers[-1].ffn).__name__ == "Expert"
+
+
+def test_moe_layer_ids_are_the_main_layers_after_the_dense_ones():
+    assert list(tiny(n_layers=3, n_dense_layers=2).moe_layer_ids) == [2]
+    assert tiny(n_layers=3, n_dense_layers=0).n_moe_layers == 3
+    assert list(tiny(ffn_type="dense").moe_layer_ids) == []
 
 
 # MTP --------------------------------------------------------------------------------------

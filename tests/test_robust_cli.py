@@ -31,15 +31,12 @@ from typing import Callable, NamedTuple
 import pytest
 import torch
 
-from dsmini import config
 from dsmini.__main__ import main
 from dsmini.checkpoint import load_checkpoint
-from dsmini.config import (
-    LIMITS, PRESETS, ModelConfig, ResourceLimitError, TrainConfig, check_sampling, check_training,
-    count_params, estimate_training, preset,
-)
+from dsmini.config import PRESETS, ModelConfig, TrainConfig, preset
 from dsmini.corpora import MAX_LINE_LEN, MAX_NAME_LEN, load_corpus, normalise_names
 from dsmini.data import CharTokenizer, prepare_corpus, split_names
+from dsmini.limits import LIMITS, ResourceLimitError, check_sampling, check_training, count_params, estimate_training
 from dsmini.generate import generate
 from dsmini.model import DSMini
 from dsmini.train import Trainer
@@ -621,4 +618,4 @@ def test_the_app_and_the_cli_cap_names_alike():
     from pages import _ui
 
     assert _ui.MAX_UPLOAD_NAME_LEN == MAX_NAME_LEN == 32
-    assert config.LIMITS["block_size"].default > MAX_NAME_LEN + 1  # a capped name always fits
+    assert LIMITS["block_size"].default > MAX_NAME_LEN + 1  # a capped name always fits

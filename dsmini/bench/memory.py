@@ -1,14 +1,15 @@
 """Section 4: KV-cache bytes per token, measured from the cache tensors and from the formula.
 
-Measured: `model.new_cache(batch, max_len)` allocates the real tensors; bytes / (batch * max_len).
-Formula: `ModelConfig.cache_values_per_token()` (DeepSeek-V2 Table 1) times the element size.
-The two must agree exactly; `equal` records it and the report shows any row where they do not.
+Measured: `model.new_cache(batch, max_len)` allocates the real tensors; `dsmini.cache.check_cache`
+weighs them per token against DeepSeek-V2 Table 1 times the element size. The two must agree
+exactly; `equal` records it and the report shows any row where they do not.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..cache import check_cache
 from ..config import ATTN_TYPES, preset
 from ..model import DSMini
 from .common import Plan
@@ -33,18 +34,14 @@ def cache_sizes(preset_name: str) -> dict[str, Any]:
 
 def measure(preset_name: str, attn_type: str) -> dict[str, Any]:
     cfg = preset(preset_name, attn_type=attn_type, block_size=MAX_LEN)
-    model = DSMini(cfg)
-    cache = model.new_cache(BATCH, max_len=MAX_LEN)
-    tokens = BATCH * MAX_LEN
-    element = model.head.weight.element_size()
-    measured_values = cache.numel() / tokens
-    formula_values = cfg.cache_values_per_token()
+    cache = DSMini(cfg).new_cache(BATCH, max_len=MAX_LEN)
+    check = check_cache(cache, cfg)
     return {
         "n_layers": cfg.n_layers,
-        "values_per_token": measured_values,
-        "formula_values_per_token": formula_values,
-        "bytes_per_token": cache.nbytes() / tokens,
-        "formula_bytes_per_token": formula_values * element,
-        "equal": measured_values == formula_values and cache.nbytes() == formula_values * element * tokens,
+        "values_per_token": check.measured_values,
+        "formula_values_per_token": check.formula_values,
+        "bytes_per_token": check.measured_bytes,
+        "formula_bytes_per_token": check.formula_bytes,
+        "equal": check.equal,
         "shapes": [[list(t.shape) for t in layer.tensors()] for layer in cache.layers[:1]],  # layer 0
     }

@@ -159,7 +159,7 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ref = s["v2_reference"]
     return "\n\n".join([
         f"Measured: the tensors `model.new_cache({s['batch']}, max_len={s['max_len']})` allocates, per token. "
-        f"Formula: `ModelConfig.cache_values_per_token()` (DeepSeek-V2 Table 1) x 4 bytes (fp32).",
+        f"Formula: `dsmini.cache.check_cache` (DeepSeek-V2 Table 1) x 4 bytes (fp32).",
         md_table(["preset", "attention", "layers", "values/token", "formula", "bytes/token", "vs MHA",
                 "measured == formula"], rows),
         "; ".join(ratios) + f". DeepSeek-V2 itself: {ref['mla_values']} vs {ref['mha_values']:,} values per layer "

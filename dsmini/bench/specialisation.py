@@ -223,6 +223,6 @@ def page_run(plan: Plan) -> dict[str, Any]:
             break
     return {"preset": plan.preset, "steps": plan.page_steps, "eval_every": plan.page_eval_every,
             "train_config": PAGE_TRAIN, "routed_names": min(DOMAIN_PROBE_NAMES, len(data.val.names)),
-            "router": cfg.router, "layers": [i for i in range(cfg.n_layers) if cfg.is_moe_layer(i)],
+            "router": cfg.router, "layers": list(cfg.moe_layer_ids),
             "mi_initial": initial, "factor": SPECIALISED, "target_seconds": TIME_TARGET_S, "build_seconds": built,
             "curve": curve, "reached": reached}

@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from ..cache import CacheDims, cache_values_per_token, values_per_layer
 from ..config import ModelConfig
 from ..i18n import t
 from .common import COLORS
@@ -48,7 +49,7 @@ def _attention_label(cfg: ModelConfig, lang: str) -> str:
     """The attention type with what it caches per token per layer (DeepSeek-V2 Table 1)."""
     if cfg.attn_type == "mla":
         return t("chart.arch.attn_mla", lang, heads=cfg.n_heads, kv=cfg.kv_lora_rank, rope=cfg.qk_rope_head_dim)
-    per_layer = cfg.cache_values_per_token() // cfg.n_layers
+    per_layer = values_per_layer(cfg.attn_type, CacheDims.from_config(cfg))
     return t(
         f"chart.arch.attn_{cfg.attn_type}", lang,
         heads=cfg.n_heads, dim=cfg.mha_head_dim, groups=cfg.kv_heads, cache=per_layer,
@@ -121,7 +122,7 @@ def architecture_figure(cfg: ModelConfig, lang: str = "en") -> go.Figure:
     c.arrow(right, 27, 76, 27)
     c.arrow(86, 27, 89, 27)
     _draw_mtp(c, cfg, right - 4, lang)
-    subtitle = t("chart.arch.subtitle", lang, values=cfg.cache_values_per_token(), layers=cfg.n_layers)
+    subtitle = t("chart.arch.subtitle", lang, values=cache_values_per_token(cfg), layers=cfg.n_layers)
     return go.Figure(layout=dict(
         shapes=c.shapes, annotations=c.notes,
         title=dict(text=f"{t('chart.arch.title', lang)}<br><sup>{subtitle}</sup>"),

@@ -12,8 +12,9 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..cache import CacheDims
 from ..i18n import t
-from ..probes.cache import CacheDims, CacheGrowth, CacheMeasurement, ScaleRow
+from ..probes.cache import CacheGrowth, CacheMeasurement, ScaleRow
 from .common import rounded
 
 COLORS = {"mha": "#d62728", "gqa": "#ff7f0e", "mqa": "#2ca02c", "mla": "#1f77b4"}

@@ -1,11 +1,6 @@
-"""KV-cache sizes per attention type, analytic (DeepSeek-V2 Table 1) and measured from real caches,
-and the time MLA's absorbed decode saves.
+"""KV-cache sizes per attention type, measured from real caches against DeepSeek-V2 Table 1 (the
+formula and the check are in dsmini.cache), and the time MLA's absorbed decode saves.
 
-Table 1, values cached per token and layer:
-    MHA  2 · n_h · d_h        every head keeps its own key and value
-    GQA  2 · n_g · d_h        n_g key/value groups shared by n_h / n_g query heads each
-    MQA  2 · d_h              one key/value head for all query heads
-    MLA  d_c + d_h^R          the joint latent c_kv and the decoupled RoPE key k_rope
 Measured sizes come from the caches of real greedy generations, so a bug in the cache layout
 shows up as a disagreement with the formula rather than as a wrong number on a slide.
 
@@ -21,60 +16,18 @@ from dataclasses import dataclass
 
 import torch
 
-from ..attention import new_layer_cache
+from ..cache import (
+    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, ModelCache, check_cache, new_model_cache, values_per_layer,
+    values_per_token,
+)
 from ..checkpoint import Checkpoint
-from ..config import ModelConfig
 from ..data import BOUNDARY_ID, CharTokenizer
 from ..generate import decode_one_token, inference, prefill
-from ..model import DSMini, ModelCache
+from ..model import DSMini
 from .attention import sample_name
 
-ATTN_ORDER = ("mha", "gqa", "mqa", "mla")  # largest cache first, as Table 1 lists them
 BF16_BYTES = torch.finfo(torch.bfloat16).bits // 8
 GB = 10**9  # decimal gigabytes, as memory is sold
-
-
-@dataclass(frozen=True)
-class CacheDims:
-    """The sizes Table 1 needs. The MHA family and MLA share n_layers and n_heads; d_h and n_g
-    only matter for the MHA family, d_c and d_h^R only for MLA."""
-
-    n_layers: int
-    n_heads: int
-    head_dim: int  # d_h of the MHA family
-    n_groups: int  # n_g of GQA
-    kv_lora_rank: int  # d_c
-    qk_rope_head_dim: int  # d_h^R
-
-    @classmethod
-    def from_config(cls, cfg: ModelConfig) -> CacheDims:
-        """An MLA config's MHA twin uses d_h = d_model / n_heads (unless head_dim is set) and the
-        config's n_kv_heads groups, exactly what `dataclasses.replace(cfg, attn_type=...)` builds."""
-        return cls(cfg.n_layers, cfg.n_heads, cfg.mha_head_dim, cfg.n_kv_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim)
-
-
-# DeepSeek-V2 (§2.1, Table 1; 60 layers, 128 heads x 128, d_c 512, d_h^R 64) and V3 (61 layers).
-# GQA with 8 groups is the common choice at this scale; V2 itself compares MLA to GQA with 2.25.
-DEEPSEEK_V2 = CacheDims(n_layers=60, n_heads=128, head_dim=128, n_groups=8, kv_lora_rank=512, qk_rope_head_dim=64)
-DEEPSEEK_V3 = dataclasses.replace(DEEPSEEK_V2, n_layers=61)
-
-
-def values_per_layer(attn_type: str, dims: CacheDims) -> int:
-    """Values one layer caches per token (DeepSeek-V2 Table 1)."""
-    per_layer = {
-        "mha": 2 * dims.n_heads * dims.head_dim,
-        "gqa": 2 * dims.n_groups * dims.head_dim,
-        "mqa": 2 * dims.head_dim,
-        "mla": dims.kv_lora_rank + dims.qk_rope_head_dim,
-    }
-    if attn_type not in per_layer:
-        raise ValueError(f"attn_type must be one of {ATTN_ORDER}, got {attn_type!r}")
-    return per_layer[attn_type]
-
-
-def values_per_token(attn_type: str, dims: CacheDims) -> int:
-    """Values the whole model caches per token: Table 1 per layer times l."""
-    return values_per_layer(attn_type, dims) * dims.n_layers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +75,7 @@ def greedy_through_cache(
     wall time of each forward pass (prefill, then one per fed token): one generated token each.
     """
     device = model.head.weight.device
-    capacity = cache.layers[0].tensors()[0].size(-2)  # positions allocated
+    capacity = cache.max_len
     ids = list(start)
     steps = []
     with inference(model):
@@ -149,19 +102,11 @@ class CacheMeasurement:
     attn_type: str
     loaded: bool  # the checkpoint's own type (the others are random-init twins)
     analytic: int  # values per token, Table 1
-    measured: int  # cache.numel() / (batch * max_len)
+    measured: int  # cache.numel() / (batch * max_len): whole when the layout is right (`matches` says)
     bytes_fp32: float  # cache.nbytes() / (batch * max_len), the float32 cache the model decoded with
     bytes_bf16: float  # the same cache allocated in bfloat16
     positions_used: int  # positions the generated name filled
-
-    @property
-    def matches(self) -> bool:
-        return self.analytic == self.measured
-
-
-def _bf16_bytes_per_token(cfg: ModelConfig, max_len: int) -> float:
-    layers = [new_layer_cache(cfg, 1, max_len, dtype=torch.bfloat16) for _ in range(cfg.n_layers)]
-    return ModelCache(layers).nbytes() / max_len
+    matches: bool  # values and bytes per token both equal Table 1's (`dsmini.cache.check_cache`)
 
 
 def measure_caches(model: DSMini, variants: dict[str, DSMini] | None = None) -> list[CacheMeasurement]:
@@ -175,17 +120,19 @@ def measure_caches(model: DSMini, variants: dict[str, DSMini] | None = None) -> 
     name, _ = greedy_through_cache(model, [BOUNDARY_ID], model.new_cache(batch=1))
     rows = []
     for attn_type, m in variants.items():
-        batch, max_len = 1, m.cfg.block_size
-        cache = m.new_cache(batch=batch, max_len=max_len)
+        cache = m.new_cache(batch=1)
         greedy_through_cache(m, [BOUNDARY_ID], cache, follow=name)
+        fp32 = check_cache(cache, m.cfg)
+        bf16 = check_cache(new_model_cache(m.cfg, 1, dtype=torch.bfloat16), m.cfg)
         rows.append(CacheMeasurement(
             attn_type=attn_type,
             loaded=m is model,
-            analytic=values_per_token(attn_type, CacheDims.from_config(m.cfg)),
-            measured=cache.numel() // (batch * max_len),
-            bytes_fp32=cache.nbytes() / (batch * max_len),
-            bytes_bf16=_bf16_bytes_per_token(m.cfg, max_len),
+            analytic=fp32.formula_values,
+            measured=int(fp32.measured_values),
+            bytes_fp32=fp32.measured_bytes,
+            bytes_bf16=bf16.measured_bytes,
             positions_used=cache.length,
+            matches=fp32.equal and bf16.equal,
         ))
     return rows
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..cache import cache_values_per_token
 from ..checkpoint import SUMMARY_VAL_LOSS_KEYS, Checkpoint
 from ..config import ModelConfig
 from .generation import GenerateSettings, generated_names
@@ -59,7 +60,7 @@ def model_facts(ckpt: Checkpoint) -> ModelFacts:
         params_mtp_active=mtp["active"],
         val_loss=summary.get("val_loss"),
         best_val_loss=best,
-        cache_values_per_token=ckpt.model_config.cache_values_per_token(),
+        cache_values_per_token=cache_values_per_token(ckpt.model_config),
         cache_bytes_per_token=ckpt.model.new_cache(1, max_len=1).nbytes(),  # batch 1, one position
     )
 

@@ -61,7 +61,7 @@ def alphabet_prefixes(tokenizer: CharTokenizer, n: int = 40) -> list[str]:
 
 def check_mtp(model: DSMini) -> None:
     """Raise a ValueError that says why when the model has no MTP head to draft with."""
-    if model.cfg.mtp_depth < 1 or not len(model.mtp):
+    if not model.has_mtp:
         raise ValueError(
             "this model has no MTP module (mtp_depth = 0): nothing drafts the character after next, "
             "so there is no acceptance to measure; train one with mtp_depth >= 1"

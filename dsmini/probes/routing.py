@@ -209,5 +209,5 @@ def _layer_route(r: Routing) -> tuple[list[list[int]], list[list[float]], list[l
 def moe_layer_ids(cfg: ModelConfig) -> list[int]:
     """Block ids of the MoE layers in `StepMetrics.expert_load` order: main layers, then MTP blocks
     (MTP depth k is block `n_layers + k - 1`)."""
-    blocks = range(cfg.n_layers + cfg.mtp_depth)
-    return [i for i in blocks if cfg.is_moe_layer(i)]
+    mtp_blocks = range(cfg.n_layers, cfg.n_layers + cfg.mtp_depth)
+    return [*cfg.moe_layer_ids, *(i for i in mtp_blocks if cfg.is_moe_layer(i))]

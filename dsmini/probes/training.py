@@ -85,7 +85,7 @@ def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = N
     """
     rows = [h for h in history if h.get("domain_mi")]
     n_moe = len(rows[-1]["domain_mi"]) if rows else 0
-    layers = [i for i in moe_layer_ids(cfg) if i < cfg.n_layers] if cfg is not None else None
+    layers = list(cfg.moe_layer_ids) if cfg is not None else None
     if layers is not None and rows and len(layers) != n_moe:
         raise ValueError(f"history has I(domain; expert) for {n_moe} MoE layers but the config has {len(layers)}")
     for h in rows:
