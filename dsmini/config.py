@@ -85,6 +85,13 @@ class ModelConfig:
         return range(self.n_dense_layers, self.n_layers) if self.ffn_type == "moe" else range(0)
 
     @property
+    def moe_block_ids(self) -> list[int]:
+        """Every block with an MoE FFN, in the order of `ModelOutput.routing` and
+        `StepMetrics.expert_load`: the main layers, then the MTP blocks (depth k is block n_layers + k - 1)."""
+        mtp_blocks = range(self.n_layers, self.n_layers + self.mtp_depth) if self.ffn_type == "moe" else range(0)
+        return [*self.moe_layer_ids, *mtp_blocks]
+
+    @property
     def n_moe_layers(self) -> int:
         return len(self.moe_layer_ids)
 

@@ -212,6 +212,17 @@ class CharTokenizer:
         """
         return [BOUNDARY_ID, *self.encode(nfc(text))]
 
+    def frame_for(self, cfg: ModelConfig, text: str, max_chars: int | None = None, what: str = "name") -> list[int]:
+        """`frame(text)` for a model of `cfg`: ValueError unless the model has this vocabulary and the
+        NFC text has at most `max_chars` characters (default: what block_size holds after [B]); the
+        message calls the text `what` ("name", "prefix")."""
+        self.check_model(cfg)
+        text = nfc(text)  # its length is what the model reads
+        limit = cfg.block_size - 1 if max_chars is None else max_chars
+        if len(text) > limit:
+            raise ValueError(f"{what} {text!r} has {len(text)} characters; names here have at most {limit}")
+        return self.frame(text)
+
     def check_model(self, cfg: ModelConfig) -> None:
         """ValueError unless a model of `cfg` has one embedding row per id of this tokenizer."""
         if self.vocab_size != cfg.vocab_size:

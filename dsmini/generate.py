@@ -23,7 +23,7 @@ from typing import Iterator
 import torch
 
 from .cache import ModelCache
-from .data import BOUNDARY_ID, CharTokenizer, nfc
+from .data import BOUNDARY_ID, CharTokenizer
 from .model import DSMini, ModelOutput
 from .moe import ExpertAblation
 
@@ -84,7 +84,7 @@ MIN_TEMPERATURE = 1e-3
 MIN_TOP_P = 1e-6
 
 
-def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
+def check_sampling_settings(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
     """Raise ValueError naming the first bad sampling argument."""
     if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
@@ -104,16 +104,7 @@ def _check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> N
         )
 
 
-def _encode_prefix(model: DSMini, tokenizer: CharTokenizer, prefix: str, max_len: int) -> list[int]:
-    """`[B] prefix` as ids. Raises the tokenizer's UnknownCharacterError for characters it lacks."""
-    tokenizer.check_model(model.cfg)
-    prefix = nfc(prefix)  # its length is what the model will read
-    if len(prefix) > max_len:
-        raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters; names here have at most {max_len}")
-    return tokenizer.frame(prefix)
-
-
-def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
     """A private generator per call: seeded runs replay exactly and never touch the global RNG."""
     if seed is None:
         return None
@@ -141,7 +132,7 @@ def inference(model: DSMini) -> Iterator[None]:
 
 
 @dataclass
-class _Row:
+class NameRow:
     """One name being generated: framed ids so far, and whether (and how) it is over."""
 
     ids: list[int]
@@ -279,13 +270,13 @@ def generate(
     max_len = resolve_max_len(model, max_len)
     if not _is_int(n) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    _check_sampling(temperature, top_k, top_p)
-    start = _encode_prefix(model, tokenizer, prefix, max_len)
+    check_sampling_settings(temperature, top_k, top_p)
+    start = tokenizer.frame_for(model.cfg, prefix, max_len, what="prefix")
     device = model.head.weight.device
-    rows = [_Row(list(start), max_len) for _ in range(n)]
+    rows = [NameRow(list(start), max_len) for _ in range(n)]
     steps: list[list[StepDetail]] = [[] for _ in range(n)]
     with inference(model):
-        generator = _generator(seed, device)
+        generator = seeded_generator(seed, device)
         cache = model.new_cache(n, max_len=max_len + 1)  # positions 0..max_len: [B] + max_len chars
         idx = torch.tensor(start, device=device).expand(n, -1)  # (b, s) every row shares the prefix
         logits = prefill(model, idx, cache, absorb, ablation).logits[:, -1]  # (b, V)
@@ -317,7 +308,7 @@ def greedy_without_cache(model: DSMini, ids: list[int], max_len: int | None = No
     max_len = resolve_max_len(model, max_len)
     if not ids or ids[0] != BOUNDARY_ID or len(ids) - 1 > max_len:
         raise ValueError(f"ids must be [{BOUNDARY_ID}] + at most {max_len} character ids, got {ids!r}")
-    row = _Row(list(ids), max_len)
+    row = NameRow(list(ids), max_len)
     with inference(model):
         while not row.done:
             idx = torch.tensor([row.ids], device=model.head.weight.device)  # (1, s) the whole sequence

@@ -17,16 +17,15 @@ import torch
 
 from .data import CharTokenizer
 from .generate import (
-    _check_sampling,
-    _encode_prefix,
-    _generator,
-    _Row,
+    NameRow,
+    check_sampling_settings,
     decode_one_token,
     inference,
     next_token_probs,
     prefill,
     resolve_max_len,
     sample_next,
+    seeded_generator,
 )
 from .model import DSMini, ModelCache
 
@@ -157,15 +156,15 @@ def speculative_decode(
     output has the main model's distribution (see `verify_draft`).
     """
     max_len = resolve_max_len(model, max_len)
-    _check_sampling(temperature)
-    if not len(model.mtp):
+    check_sampling_settings(temperature)
+    if not model.has_mtp:
         raise ValueError("speculative decoding needs a model with an MTP module (mtp_depth >= 1)")
-    row = _Row(_encode_prefix(model, tokenizer, prefix, max_len), max_len)
+    row = NameRow(tokenizer.frame_for(model.cfg, prefix, max_len, what="prefix"), max_len)
     n_start = len(row.ids)
     device = model.head.weight.device
     timeline: list[SpecStep] = []
     with inference(model):
-        generator = _generator(seed, device)
+        generator = seeded_generator(seed, device)
         cache = model.new_cache(1, max_len=max_len + 1, with_mtp=True)
         out = prefill(model, torch.tensor([row.ids], device=device), cache, absorb)
         token = int(sample_next(out.logits[:, -1], temperature, generator=generator))  # x_n after the prefix
@@ -193,7 +192,7 @@ def speculative_decode(
 def _round(
     model: DSMini,
     tokenizer: CharTokenizer,
-    row: _Row,
+    row: NameRow,
     pending: _PendingPairs,
     cache: ModelCache,
     temperature: float,

@@ -267,14 +267,12 @@ class Trainer:
         step, cfg = metrics.step, self.cfg
         if step % cfg.eval_every == 0 or step == cfg.steps:
             metrics.val_loss = evaluate(self.model, self.data.val, limit=cfg.eval_batches * cfg.batch_size)
-            self.model.train()
             if self._domain_names is not None:
                 metrics.domain_mi = self._domain_mi(self.model)  # eval mode inside, train mode back
                 metrics.domain_mi_initial = self._initial_domain_mi()
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             names = generate(self.model, self.data.tokenizer, n=cfg.n_samples, seed=cfg.seed + step)
             metrics.samples = [g.text for g in names]
-            self.model.train()
 
     def _domain_probe_names(self) -> tuple[list[str], list[str]] | None:
         """The fixed val names (and their domains) the live I(domain; expert) is measured on; None

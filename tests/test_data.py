@@ -323,6 +323,18 @@ def test_check_model_refuses_another_vocabulary():
         tok.check_model(preset("tiny", vocab_size=9))
 
 
+def test_frame_for_checks_the_model_and_the_length():
+    tok = CharTokenizer.from_names(["Йод", "ёж"])
+    cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=4)  # [B] + at most 3 characters
+    assert tok.frame_for(cfg, "И\u0306од") == tok.frame("Йод")  # NFC first: 3 characters, not 4
+    with pytest.raises(ValueError, match="name 'Йодё' has 4 characters; names here have at most 3"):
+        tok.frame_for(cfg, "Йодё")
+    with pytest.raises(ValueError, match="prefix 'Йо' has 2 characters; names here have at most 1"):
+        tok.frame_for(cfg, "Йо", max_chars=1, what="prefix")
+    with pytest.raises(ValueError, match="does not match the model's 9"):
+        tok.frame_for(preset("tiny", vocab_size=9), "Йод")
+
+
 # --- tensors and batches ---------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from dsmini.config import preset
 from dsmini.corpora import load_corpus
 from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
 from dsmini.model import DSMini
-from dsmini.probes import expert_load_history, loss_frame, moe_layer_ids, trace_name
+from dsmini.probes import expert_load_history, loss_frame, trace_name
 from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from dsmini.probes.cache import (
@@ -117,7 +117,7 @@ def _history(n_moe=2, n_exp=4, steps=3):
 
 def test_expert_load_history():
     cfg = preset("tiny")  # 1 MoE main layer (block 1) + the MTP block (block 2)
-    assert moe_layer_ids(cfg) == [1, 2]
+    assert cfg.moe_block_ids == [1, 2]
     load = expert_load_history(_history(), cfg)
     assert load["steps"] == [1, 2, 3] and load["layers"] == [1, 2] and load["n_layers"] == 2
     assert len(load["share"]) == 2 and all(len(layer) == 3 for layer in load["share"])

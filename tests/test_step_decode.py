@@ -17,7 +17,7 @@ from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, CharTokenizer, UnknownChar
 from dsmini.generate import next_token_probs
 from dsmini.i18n import t
 from dsmini.model import DSMini
-from dsmini.probes import moe_layer_ids, trace_name
+from dsmini.probes import trace_name
 from dsmini.probes.routing import STEP_CANDIDATES, step_once
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "александра"]
@@ -79,7 +79,7 @@ def test_greedy_is_the_argmax_of_the_full_distribution(model, tok, text):
 def test_experts_per_layer_for_the_last_character(model, tok):
     cfg = model.cfg
     step = step_once(model, tok, "олег", 1.0, 0, greedy=False)
-    main_moe = [i for i in moe_layer_ids(cfg) if i < cfg.n_layers]
+    main_moe = [i for i in cfg.moe_block_ids if i < cfg.n_layers]
     assert step.layers == main_moe == [1, 2]
     trace = trace_name(model, tok, "олег")
     for layer in step.layers:

@@ -1,7 +1,7 @@
 """Read-only traces of a model for the explorer: no gradients, no state, never mutate the model
 (one loaded checkpoint serves every user). One module per question the app asks."""
 
-from .routing import NameTrace, moe_layer_ids, trace_name
+from .routing import NameTrace, trace_name
 from .training import domain_mi_history, expert_load_history, loss_frame
 
-__all__ = ["NameTrace", "domain_mi_history", "expert_load_history", "loss_frame", "moe_layer_ids", "trace_name"]
+__all__ = ["NameTrace", "domain_mi_history", "expert_load_history", "loss_frame", "trace_name"]

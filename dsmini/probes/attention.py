@@ -18,7 +18,6 @@ from ..checkpoint import Checkpoint
 from ..data import CharTokenizer, nfc
 from ..generate import inference
 from ..model import DSMini
-from .routing import _frame
 
 # Shown when the page opens: the first one the model's alphabet can spell is used.
 SAMPLE_NAMES = ("Красоткина", "Annabelle")
@@ -76,7 +75,7 @@ def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> Atten
     ValueError if the name does not fit the model's block_size.
     """
     name = nfc(name)  # the name as the model reads it
-    ids = _frame(model.cfg, tokenizer, name)
+    ids = tokenizer.frame_for(model.cfg, name)
     with inference(model):
         out = model(torch.tensor([ids], device=model.head.weight.device), need_weights=True)
     traces = out.attn  # one AttnTrace per main layer; tensors (1, h, q, k)

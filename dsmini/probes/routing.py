@@ -15,7 +15,9 @@ import torch
 
 from ..config import ModelConfig
 from ..data import BOUNDARY_ID, CharTokenizer, nfc
-from ..generate import TOP_ALTERNATIVES, _check_sampling, _generator, inference, resolve_max_len, sample_next
+from ..generate import (
+    TOP_ALTERNATIVES, check_sampling_settings, inference, resolve_max_len, sample_next, seeded_generator,
+)
 from ..model import DSMini, ModelOutput
 from ..moe import Routing
 
@@ -59,7 +61,7 @@ def trace_name(model: DSMini, tokenizer: CharTokenizer, name: str) -> NameTrace:
     """
     cfg = model.cfg
     name = nfc(name)  # the name as the model reads it
-    ids = _frame(cfg, tokenizer, name)
+    ids = tokenizer.frame_for(cfg, name)
     with inference(model):
         out = model(torch.tensor([ids], device=model.head.weight.device))
         probs = out.logits[0].float().softmax(dim=-1)  # (t, V)
@@ -129,18 +131,18 @@ def step_once(
     """
     cfg = model.cfg
     max_len = resolve_max_len(model, max_len)
-    _check_sampling(temperature, top_k, top_p)
+    check_sampling_settings(temperature, top_k, top_p)
     text = nfc(text)  # its length is what the model reads
     if len(text) >= max_len:
         raise ValueError(f"text {text!r} has {len(text)} characters; names here have at most {max_len}")
-    ids = _frame(cfg, tokenizer, text)
+    ids = tokenizer.frame_for(cfg, text)
     device = model.head.weight.device
     with inference(model):
         out = model(torch.tensor([ids], device=device))
         logits = out.logits[:, -1]  # (1, V) what follows the last fed token
         probs = logits[0].float().softmax(dim=-1)  # (V,)
         # seed * block_size + i is one-to-one on (seed, i) because i < block_size
-        generator = None if greedy else _generator(seed * cfg.block_size + len(text), device)
+        generator = None if greedy else seeded_generator(seed * cfg.block_size + len(text), device)
         token = int(sample_next(logits, 0.0 if greedy else temperature, top_k, top_p, generator))
         top = probs.topk(min(STEP_CANDIDATES, probs.size(-1)))  # (k,)
         routes = _main_routes(out, cfg)
@@ -160,15 +162,6 @@ def step_once(
         ended=ended,
         finished=ended or len(new_text) == max_len,
     )
-
-
-def _frame(cfg: ModelConfig, tokenizer: CharTokenizer, name: str) -> list[int]:
-    """`[B] name` as ids, checked against the model: same vocabulary, fits in block_size."""
-    tokenizer.check_model(cfg)
-    ids = tokenizer.frame(name)
-    if len(ids) > cfg.block_size:
-        raise ValueError(f"name {name!r} has {len(name)} characters; this model reads at most {cfg.block_size - 1}")
-    return ids
 
 
 def _next_chars(
@@ -201,13 +194,3 @@ def _layer_route(r: Routing) -> tuple[list[list[int]], list[list[float]], list[l
     weights = r.weights[0].gather(-1, order).float().tolist()
     return experts, weights, r.probs[0].float().tolist()
 
-
-# ---------------------------------------------------------------------------------------------
-# Training history (StepMetrics.to_dict() rows)
-
-
-def moe_layer_ids(cfg: ModelConfig) -> list[int]:
-    """Block ids of the MoE layers in `StepMetrics.expert_load` order: main layers, then MTP blocks
-    (MTP depth k is block `n_layers + k - 1`)."""
-    mtp_blocks = range(cfg.n_layers, cfg.n_layers + cfg.mtp_depth)
-    return [*cfg.moe_layer_ids, *(i for i in mtp_blocks if cfg.is_moe_layer(i))]

@@ -12,7 +12,6 @@ import pandas as pd
 from ..config import ModelConfig
 from ..corpora import Corpus, Dropped
 from ..data import CorpusStats, corpus_stats
-from .routing import moe_layer_ids
 
 
 def expert_load_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:
@@ -23,13 +22,13 @@ def expert_load_history(history: list[dict[str, Any]], cfg: ModelConfig | None =
       share      share[j] is a steps x E matrix for the j-th MoE layer; each row sums to 1
       imbalance  imbalance[j][s] = max load / mean load: 1 is perfect balance, E is one expert
                  taking everything
-      layers     block ids of the MoE layers (see `moe_layer_ids`) if `cfg` is given, else None:
+      layers     block ids of the MoE layers (`ModelConfig.moe_block_ids`) if `cfg` is given, else None:
                  the history alone does not say which blocks its load lists belong to
       n_layers   cfg.n_layers (ids from there on are MTP blocks), or None
     """
     rows = [h for h in history if h.get("expert_load")]
     n_moe = len(rows[0]["expert_load"]) if rows else 0
-    layers = moe_layer_ids(cfg) if cfg is not None else None
+    layers = cfg.moe_block_ids if cfg is not None else None
     if layers is not None and rows and len(layers) != n_moe:
         raise ValueError(f"history has load for {n_moe} MoE layers but the config has {len(layers)}")
     share: list[list[list[float]]] = [[] for _ in range(n_moe)]
