@@ -357,16 +357,6 @@ def validation_set(
     return LabelledNames(splits.val[:max_names], val_domains)
 
 
-def validation_names(
-    names: Sequence[str],
-    block_size: int,
-    seed: int,
-    max_names: int | None = None,
-    domains: Sequence[str] | None = None,
-) -> list[str]:
-    """`validation_set(...).names`: for callers that need only the names."""
-    return validation_set(names, block_size, seed, max_names, domains).names
-
 
 def prepare_corpus(
     names: Sequence[str],

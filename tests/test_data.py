@@ -404,7 +404,7 @@ from dsmini.corpora import (  # noqa: E402
     count_domains,
     normalise_labelled,
 )
-from dsmini.data import LabelledNames, validation_names, validation_set  # noqa: E402
+from dsmini.data import LabelledNames, validation_set  # noqa: E402
 
 # The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
 MIXED = {
@@ -517,7 +517,7 @@ def test_unlabelled_split_is_unchanged(builtin):
     for seed in (0, 42):
         new = split_names(names, seed)
         assert (new.train, new.val, new.test) == _old_split(names, seed)
-    val = validation_names(names, 12, 42)  # what the shipped en-names checkpoint probes with
+    val = validation_set(names, 12, 42).names  # what the shipped en-names checkpoint probes with
     assert len(val) == 516 and val[:3] == ["Tyesha", "Roselle", "Francie"]
 
 
@@ -546,7 +546,6 @@ def test_prepare_corpus_and_validation_set_carry_domains():
     val = validation_set(names, 8, 3, domains=labels)
     assert val == LabelledNames(data.val.names, data.val.domains)
     assert validation_set(names, 8, 3, max_names=1, domains=labels) == LabelledNames(val.names[:1], val.domains[:1])
-    assert validation_names(names, 8, 3, domains=labels) == val.names
     plain = prepare_corpus(names, 8, 3)
     assert plain.val.names == data.val.names and plain.val.domains is None and plain.domain_labels == []
     assert validation_set(names, 8, 3) == LabelledNames(plain.val.names, None)

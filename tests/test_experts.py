@@ -6,7 +6,6 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from dsmini.data import validation_names
 import torch
 
 from dsmini.charts.domains import ablation_figure
@@ -15,7 +14,7 @@ from dsmini.charts.experts import (
     specialisation_figure,
 )
 from dsmini.config import preset
-from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus
+from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus, validation_set
 from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.model import DSMini
@@ -124,8 +123,8 @@ def test_validation_names_match_prepare_corpus():
     names = [a + b for a in "абвгдежзик" for b in "лмнопрстуф"]
     names.append("оченьдлинноеимя")  # too long for block_size 6: both must drop it before splitting
     data = prepare_corpus(names, block_size=6, seed=7)
-    assert validation_names(names, 6, 7) == data.val.names
-    assert validation_names(names, 6, 7, max_names=3) == data.val.names[:3]
+    assert validation_set(names, 6, 7).names == data.val.names
+    assert validation_set(names, 6, 7, max_names=3).names == data.val.names[:3]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from dsmini.data import validation_names
 import torch
 
 from dsmini.charts.compare import compare_figure
@@ -16,7 +15,7 @@ from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_positio
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, preset
 from dsmini.corpora import load_corpus
-from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus
+from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus, validation_set
 from dsmini.generate import generate
 from dsmini.i18n import t
 from dsmini.model import DSMini
@@ -47,7 +46,7 @@ def en():
 @pytest.fixture(scope="module")
 def en_prefixes(en):
     c = en.corpus
-    names = validation_names(load_corpus(c.name).names, c.block_size, c.split_seed)
+    names = validation_set(load_corpus(c.name).names, c.block_size, c.split_seed).names
     return draft_prefixes(names, 8, en.tokenizer)
 
 
@@ -67,8 +66,8 @@ def step(position: int, draft: str, accepted: bool, chosen: str | None = None) -
 
 def test_validation_names_are_the_val_split_of_prepare_corpus():
     names = load_corpus("en-names").names
-    assert validation_names(names, 12, 42) == prepare_corpus(names, 12, 42).val.names
-    short = validation_names(names, 6, 7)
+    assert validation_set(names, 12, 42).names == prepare_corpus(names, 12, 42).val.names
+    short = validation_set(names, 6, 7).names
     assert short == prepare_corpus(names, 6, 7).val.names and all(len(n) <= 5 for n in short)
 
 
