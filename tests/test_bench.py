@@ -48,7 +48,7 @@ def bench(tmp_path_factory):
     corpus = out / "toy.txt"
     corpus.write_text("\n".join(NAMES), encoding="utf-8")
     checkpoints = _checkpoints_with_tiny_ru_en(out / "checkpoints")
-    code = main(["--quick", "--out", str(out), "--corpus", str(corpus), "--target", "en-names=3.5",
+    code = main(["--quick", "--device", "cpu", "--out", str(out), "--corpus", str(corpus), "--target", "en-names=3.5",
                  "--checkpoints", str(checkpoints)])
     results = json.loads(raw_path(out).read_text(encoding="utf-8"))
     return code, out, results, str(corpus)
@@ -71,9 +71,11 @@ def test_markdown_has_all_sections_machine_and_charts(bench):
     for title in TITLES.values():
         assert f"## {title}" in text
     meta = results["meta"]
-    assert meta["command"].startswith("python -m dsmini.bench --quick --out ")
+    assert meta["command"].startswith("python -m dsmini.bench --quick --device cpu --out ")
     assert meta["command"] in text and meta["torch"] in text and meta["cpu"] in text
     assert meta["threads"] == 1 and meta["cores"] >= 1
+    assert meta["device"] == meta["plan"]["device"] == "cpu" and meta["device_name"] == meta["cpu"]
+    assert f"| models ran on | `cpu` ({meta['cpu']}) |" in text
     for name in ("throughput", "quality-0", "quality-1", "decoding", "memory", "specialisation"):
         chart = out / chart_file(name)
         assert chart.exists() and "cdn.plot.ly" in chart.read_text(encoding="utf-8")[:5000]
@@ -102,6 +104,7 @@ def test_quality_numbers_for_every_corpus(bench):
     s = results["sections"]["quality"]
     assert list(s["corpora"]) == ["en-names", toy]
     assert s["corpora"]["en-names"]["target"] == 3.5  # --target overrides the default 2.1
+    assert s["device"] == "cpu" and all(r["device"] == "cpu" for c in s["corpora"].values() for r in c["runs"].values())
     for summary in s["corpora"].values():
         assert _finite_positive(summary["budget_seconds"], summary["target"])
         for run in summary["runs"].values():
@@ -119,6 +122,7 @@ def test_decoding_numbers(bench):
         assert len(curve["cached_ms"]) == len(curve["uncached_ms"]) == len(s["prefix_lengths"])
         assert _finite_positive(*curve["cached_ms"], *curve["uncached_ms"])
     assert "naive_cached_ms" in s["archs"]["mla"] and "naive_cached_ms" not in s["archs"]["dense"]
+    assert s["device"] == "cpu"
     assert _finite_positive(s["batched"]["names_per_sec"], s["batched"]["chars_per_sec"])
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..device import pick_device
 from . import decoding, memory, mtp, quality, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help=f"folder for BENCHMARKS.md, and {RESULTS_DIR}/ below it for bench.json "
                    "and the charts (default: .)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu",
+                   help="where every section's models run (default cpu, so numbers compare with earlier runs; "
+                   "auto: CUDA, else MPS, else CPU); refused when not available")
     p.add_argument("--threads", type=int, default=1, help="torch threads for everything but the thread sweep (default 1)")
     p.add_argument("--steps", type=int, default=None, help="quality: training steps per run (default 3000; quick 30)")
     p.add_argument("--ru-steps", type=int, default=None, help="quality: steps on ru-names (default 1000; quick 30)")
@@ -80,12 +84,22 @@ def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             parser.error(f"{flag} must be >= 1")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    device = _device(args.device, parser)
     plan = (quick_plan if args.quick else full_plan)(**{k: v for k, v in given.items() if v is not None})
     return dataclasses.replace(
         plan,
+        device=device,
         corpora=tuple(dict.fromkeys([*plan.corpora, *args.corpus])),
         targets={**plan.targets, **_targets(args.target, parser)},
     )
+
+
+def _device(requested: str, parser: argparse.ArgumentParser) -> str:
+    """The device `--device` names, resolved ("auto" -> what is there); unavailable is a usage error."""
+    try:
+        return str(pick_device(requested))
+    except ValueError as err:  # the message, no traceback
+        parser.error(str(err))
 
 
 def _sections(text: str, parser: argparse.ArgumentParser) -> list[str]:
@@ -134,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)  # once; only the thread sweep changes it, and restores it
     start = time.perf_counter()
-    results: dict[str, Any] = {"meta": {**machine_info(argv, args.threads), "plan": plan.to_dict()}, "sections": {}}
+    meta = {**machine_info(argv, args.threads, plan.device), "plan": plan.to_dict()}
+    results: dict[str, Any] = {"meta": meta, "sections": {}}
     try:
         for name in (n for n in RUN_ORDER if n in chosen):
             results["sections"][name] = run_section(name, plan)

@@ -1,7 +1,9 @@
-"""Helpers every section shares: the plan (sizes for full and quick runs), timing, progress.
+"""Helpers every section shares: the plan (sizes for full and quick runs), timing, worker
+processes, progress.
 
 A `Plan` holds every size a section uses, so `--quick` is one switch, not a flag per section,
-and the report can print exactly what was run.
+and the report can print exactly what was run. `Plan.device` is where every model runs; the
+clocks here wait for that device's queued work (CUDA runs kernels asynchronously).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Plan:
 
     quick: bool
     preset: str  # model size of every architecture compared
+    device: str = "cpu"  # where every section's models run: "cpu", "cuda", "cuda:1", "mps" (resolved, never "auto")
     data_corpus: str = "en-names"  # batches for throughput (real names, real padding)
     batch_size: int = 64
     # throughput
@@ -100,11 +103,27 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """(seconds, result) of one call."""
-    start = time.perf_counter()
+def wait_for(device: str | torch.device) -> None:
+    """Block until `device` has run all its queued work. CUDA (and MPS) return from a kernel launch
+    before the kernel ran, so a clock read without this times the launches, not the work."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def clock(device: str | torch.device = "cpu") -> float:
+    """`time.perf_counter()` once `device` is idle: read it before and after the work timed."""
+    wait_for(device)
+    return time.perf_counter()
+
+
+def timed(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[float, Any]:
+    """(seconds, result) of one call, including the work it queued on `device`."""
+    start = clock(device)
     result = fn()
-    return time.perf_counter() - start, result
+    return clock(device) - start, result
 
 
 def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
@@ -146,6 +165,11 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch threads
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
 def map_jobs(fn: Callable[[Job], dict[str, Any]], jobs: Sequence[Job], workers: int, progress: Progress,
              note: Callable[[Job], str] = str) -> list[dict[str, Any]]:
     """`fn(job)` for every job, results in job order: in this process, or in `workers` spawned
@@ -157,8 +181,7 @@ def map_jobs(fn: Callable[[Job], dict[str, Any]], jobs: Sequence[Job], workers: 
             progress.step(note(job))
         return results
     results: list[dict[str, Any] | None] = [None] * len(jobs)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    with _pool(workers) as pool:
         futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             i = futures[future]

@@ -7,14 +7,15 @@ The per-character curves use a random-initialised model of each architecture wit
   - without: one forward over the whole sequence, naive attention, exactly the step
     `greedy_without_cache` repeats; run here for a fixed number of characters instead of stopping
     at the end-of-name token a random model may emit at any point.
-Batched names/s is `generate(n=...)` on the shipped ru-names checkpoint.
+Batched names/s is `generate(n=...)` on the shipped ru-names checkpoint. Everything runs on
+`plan.device` in fp32 (the models are tiny: nothing to gain from bf16 at batch 1), and every clock
+read waits for that device's queued work (`common.clock`).
 
 Axes: b batch (1 here), s new positions.
 """
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..checkpoint import load_checkpoint
 from ..generate import decode_one_token, generate, inference, prefill
 from ..model import DSMini
 from .archs import ARCHS, arch_config
-from .common import Plan, Progress, interleaved, median
+from .common import Plan, Progress, clock, interleaved, median
 
 VOCAB = 40  # a names-sized alphabet + the boundary token
 
@@ -35,7 +36,8 @@ def run(plan: Plan) -> dict[str, Any]:
     batched = batched_names(plan)
     progress.step("batched names")
     progress.close()
-    return {"decode_chars": plan.decode_chars, "repeats": plan.repeats, "prefix_lengths": list(plan.prefix_lengths),
+    return {"device": plan.device, "decode_chars": plan.decode_chars, "repeats": plan.repeats,
+            "prefix_lengths": list(plan.prefix_lengths),
             "block_size": _block_size(plan), "archs": curves, "batched": batched}
 
 
@@ -45,8 +47,8 @@ def _block_size(plan: Plan) -> int:
 
 
 def random_model(key: str, plan: Plan) -> DSMini:
-    torch.manual_seed(0)
-    return DSMini(arch_config(key, plan.preset, vocab_size=VOCAB, block_size=_block_size(plan))).eval()
+    torch.manual_seed(0)  # built on the CPU, then moved: the same weights on every device
+    return DSMini(arch_config(key, plan.preset, vocab_size=VOCAB, block_size=_block_size(plan))).to(plan.device).eval()
 
 
 def _prefix(length: int) -> list[int]:
@@ -57,24 +59,26 @@ def _prefix(length: int) -> list[int]:
 
 def cached_ms_per_char(model: DSMini, ids: list[int], n_chars: int, absorb: bool = True) -> float:
     """ms per greedy character with the KV cache, after a prefill of `ids`."""
+    device = model.head.weight.device
     with inference(model):
         cache = model.new_cache(1, max_len=len(ids) + n_chars)
-        logits = prefill(model, torch.tensor([ids]), cache, absorb).logits[:, -1]  # (1, V)
-        start = time.perf_counter()
+        logits = prefill(model, torch.tensor([ids], device=device), cache, absorb).logits[:, -1]  # (1, V)
+        start = clock(device)  # after the prefill's kernels: they are not counted
         for _ in range(n_chars):
             token = logits.argmax(dim=-1, keepdim=True)  # (1, 1)
             logits = decode_one_token(model, token, cache, absorb).logits[:, -1]
-        return 1000 * (time.perf_counter() - start) / n_chars
+        return 1000 * (clock(device) - start) / n_chars
 
 
 def uncached_ms_per_char(model: DSMini, ids: list[int], n_chars: int) -> float:
     """ms per greedy character re-running the whole sequence each step (`greedy_without_cache`'s step)."""
-    seq = list(ids)
+    seq, device = list(ids), model.head.weight.device
     with inference(model):
-        start = time.perf_counter()
+        start = clock(device)
         for _ in range(n_chars):
-            seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))  # (1, s) the whole sequence
-        return 1000 * (time.perf_counter() - start) / n_chars
+            logits = model(torch.tensor([seq], device=device)).logits  # (1, s, V) the whole sequence
+            seq.append(int(logits[0, -1].argmax()))
+        return 1000 * (clock(device) - start) / n_chars
 
 
 def prefix_curve(key: str, plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -104,13 +108,13 @@ def batched_names(plan: Plan) -> dict[str, Any]:
     path = plan.checkpoints / "ru-names"
     if not path.exists():
         return {"skipped": f"no checkpoint at {path}"}
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, device=plan.device)
     generate(ckpt.model, ckpt.tokenizer, n=8, seed=0)  # warm-up
     seconds, chars = [], []
     for repeat in range(plan.repeats):
-        start = time.perf_counter()
+        start = clock(plan.device)
         names = generate(ckpt.model, ckpt.tokenizer, n=plan.batch_names, seed=repeat)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock(plan.device) - start)
         chars.append(sum(len(g.text) for g in names))
     t = median(seconds)
     return {"checkpoint": "ru-names", "n": plan.batch_names, "seconds": t, "seconds_rounds": seconds,

@@ -1,4 +1,5 @@
-"""What the numbers were measured on: CPU, cores, RAM, load, versions, threads, command, commit."""
+"""What the numbers were measured on: CPU, cores, RAM, the device the models ran on, load,
+versions, threads, command, commit."""
 
 from __future__ import annotations
 
@@ -42,17 +43,31 @@ def load_average() -> list[float] | None:
         return None
 
 
-def machine_info(argv: list[str], threads: int) -> dict[str, Any]:
+def device_name(device: str, cpu: str) -> str:
+    """What `device` is: the GPU's name on CUDA, the CPU's model on the CPU."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    if kind == "mps":
+        return f"Apple MPS ({platform.machine()})"
+    return cpu
+
+
+def machine_info(argv: list[str], threads: int, device: str = "cpu") -> dict[str, Any]:
+    """`device`: where the sections' models ran (resolved, as in the Plan)."""
     mem_kb = _proc_field("/proc/meminfo", "MemTotal")
+    cpu = _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
     commit = _git("rev-parse", "--short", "HEAD")
     dirty = _git("status", "--porcelain")
     return {
         "command": "python -m dsmini.bench " + shlex.join(argv),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+        "cpu": cpu,
         "cores": os.cpu_count(),
         "ram_gb": round(int(mem_kb.split()[0]) / 2**20, 1) if mem_kb else None,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,  # present, used or not
+        "device": device,
+        "device_name": device_name(device, cpu),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": threads,

@@ -47,13 +47,14 @@ class QualityJob:
     curve_val_limit: int
     batch_size: int
     dropout: float
+    device: str = "cpu"
     seed: int = 1337
 
 
 def run(plan: Plan) -> dict[str, Any]:
     jobs = [
         QualityJob(corpus, arch.key, plan.preset, plan.steps_for(corpus), plan.eval_every, plan.curve_val_limit,
-                   plan.batch_size, DROPOUT.get(corpus, 0.0))
+                   plan.batch_size, DROPOUT.get(corpus, 0.0), plan.device)
         for corpus in plan.corpora
         for arch in ARCHS
     ]
@@ -71,6 +72,7 @@ def run(plan: Plan) -> dict[str, Any]:
         "curve_val_limit": plan.curve_val_limit,
         "batch_size": plan.batch_size,
         "preset": plan.preset,
+        "device": plan.device,
         "reference": REFERENCE,
         "corpora": corpora,
     }
@@ -83,7 +85,7 @@ def train_one(job: QualityJob) -> dict[str, Any]:
                       dropout=job.dropout)
     train_cfg = TrainConfig(
         steps=job.steps, batch_size=job.batch_size, warmup_steps=min(100, job.steps // 10),
-        eval_every=job.steps, sample_every=0, seed=job.seed, device="cpu",
+        eval_every=job.steps, sample_every=0, seed=job.seed, device=job.device,
     )
     trainer = Trainer(cfg, train_cfg, data)
     seconds, tokens, curve = 0.0, 0, []

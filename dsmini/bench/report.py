@@ -80,6 +80,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ["CPU", f"{meta['cpu']} ({meta['cores']} logical cores)"],
         ["RAM", f"{meta['ram_gb']} GB" if meta["ram_gb"] else "–"],
         ["GPU", meta["gpu"] or "none (CPU only)"],
+        ["models ran on", f"`{meta.get('device', 'cpu')}` ({meta.get('device_name') or meta['cpu']})"],
         ["software", f"Python {meta['python']}, torch {meta['torch']}, {meta['platform']}"],
         ["torch threads", str(meta["threads"])],
         ["load average (1/5/15 min)", f"{meta['load_at_start']} at start, {load_end} at end"],

@@ -101,6 +101,8 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"CPU with one other: seconds are comparable between runs but longer than a lone run's."
         if s["workers"] > 1 else f"Runs went one at a time with {s['threads_per_run']} torch thread(s)."
     )
+    device = s.get("device", "cpu")  # older results have no device: they all ran on the CPU
+    device = f" Models trained on `{device}`" + (" (bf16 autocast)." if device.startswith("cuda") else ".")
     ru = (f" `ru-names` trains {plan['ru_steps']:,} steps instead of {plan['steps']:,} to keep the full run under an hour."
           if "ru-names" in s["corpora"] and plan["ru_steps"] != plan["steps"] else "")
     parts = [
@@ -110,7 +112,7 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"last step. *Equal time*: each run's val curve (a point every {s['eval_every']} steps against training "
         f"seconds, evaluation excluded) read at the budget, the last point at or before it. *Time to target*: "
         f"training seconds until the curve first goes under the target (given, else the dense baseline's final "
-        f"val + 5%). {parallel}{ru}",
+        f"val + 5%). {parallel}{ru}{device}",
     ]
     parts += [_quality_corpus_md(c, summary, i) for i, (c, summary) in enumerate(s["corpora"].items())]
     parts.append(_reference_md(s))
@@ -136,7 +138,8 @@ def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
                f"batch, median of {len(b['seconds_rounds'])})." if "skipped" not in b else b["skipped"])
     return "\n\n".join([
         f"ms per generated character, greedy, batch 1, random-initialised `{plan['preset']}` models (block "
-        f"{s['block_size']}); each point times {s['decode_chars']} characters after the prefix, median of "
+        f"{s['block_size']}) on `{s.get('device', 'cpu')}` in fp32; each point times {s['decode_chars']} characters "
+        f"after the prefix (clock read once the device is idle), median of "
         f"{s['repeats']}. *Cached*: one `decode_one_token` per character (absorbed MLA), prefill not counted. "
         f"*No cache*: one forward over the whole sequence per character, as `greedy_without_cache` does.",
         md_table(["prefix chars"] + [f"{arch_label(k)}: cached / no cache" for k in archs], rows),
@@ -159,7 +162,8 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ref = s["v2_reference"]
     return "\n\n".join([
         f"Measured: the tensors `model.new_cache({s['batch']}, max_len={s['max_len']})` allocates, per token. "
-        f"Formula: `dsmini.cache.check_cache` (DeepSeek-V2 Table 1) x 4 bytes (fp32).",
+        f"Formula: `dsmini.cache.check_cache` (DeepSeek-V2 Table 1) x 4 bytes (fp32). Sizes, not speed: the same "
+        f"on every device.",
         md_table(["preset", "attention", "layers", "values/token", "formula", "bytes/token", "vs MHA",
                 "measured == formula"], rows),
         "; ".join(ratios) + f". DeepSeek-V2 itself: {ref['mla_values']} vs {ref['mha_values']:,} values per layer "

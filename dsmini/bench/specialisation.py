@@ -85,11 +85,12 @@ class RouterJob:
     steps: int
     batch_size: int
     val_names: int
+    device: str = "cpu"
 
 
 def router_shootout(plan: Plan, progress: Progress) -> dict[str, Any]:
-    jobs = [RouterJob(router, aux, seed, plan.preset, plan.shootout_steps, plan.batch_size, plan.shootout_val_names)
-            for router, aux in ROUTERS for seed in plan.shootout_seeds]
+    jobs = [RouterJob(router, aux, seed, plan.preset, plan.shootout_steps, plan.batch_size, plan.shootout_val_names,
+                      plan.device) for router, aux in ROUTERS for seed in plan.shootout_seeds]
     runs = map_jobs(train_router, jobs, plan.workers, progress, lambda job: f"{job.router} seed {job.seed}")
     summaries = {router: summarise_router([r for r in runs if r["router"] == router]) for router, _ in ROUTERS}
     return {"steps": plan.shootout_steps, "seeds": list(plan.shootout_seeds), "workers": plan.workers,
@@ -102,7 +103,8 @@ def train_router(job: RouterJob) -> dict[str, Any]:
     cfg = preset(job.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size, router=job.router,
                  aux_loss_coef=job.aux_loss_coef)
     train_cfg = TrainConfig(steps=job.steps, batch_size=job.batch_size, warmup_steps=min(100, job.steps // 10),
-                            eval_every=job.steps, sample_every=0, seed=job.seed, split_seed=SPLIT_SEED, device="cpu")
+                            eval_every=job.steps, sample_every=0, seed=job.seed, split_seed=SPLIT_SEED,
+                            device=job.device)
     trainer = Trainer(cfg, train_cfg, data)
     seconds = sum(m.tokens / m.tokens_per_sec for m in trainer.run())  # the steps only, evaluation excluded
     analysis = expert_analysis(trainer.model, data.tokenizer, data.val.names, data.val.domains, job.val_names)
@@ -170,7 +172,7 @@ def shipped_ablation(plan: Plan) -> dict[str, Any]:
     path = plan.checkpoints / CORPUS
     if not path.exists():
         return {"skipped": f"no checkpoint at {path}: the ablations need the shipped `{CORPUS}` model"}
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, device=plan.device)
     labelled = checkpoint_validation_set(ckpt.corpus, plan.shootout_val_names)
     analysis = expert_analysis(ckpt.model, ckpt.tokenizer, labelled.names, labelled.domains, plan.shootout_val_names)
     report = analysis.domains
@@ -209,7 +211,7 @@ def page_run(plan: Plan) -> dict[str, Any]:
     data = domain_data()
     cfg = preset(plan.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
     train_cfg = TrainConfig(steps=plan.page_steps, eval_every=plan.page_eval_every, split_seed=SPLIT_SEED,
-                            device="cpu", **PAGE_TRAIN)
+                            device=plan.device, **PAGE_TRAIN)
     trainer = Trainer(cfg, train_cfg, data)
     built = time.perf_counter() - start
     curve, initial, reached = [], [], None
