@@ -6,6 +6,7 @@ its numbers are sane (finite, positive, consistent), never how fast anything is.
 
 import json
 import math
+import threading
 
 import pytest
 
@@ -13,8 +14,8 @@ from dsmini.bench import main, render_markdown
 from dsmini.bench.cli import raw_path
 from dsmini.bench.archs import ARCHS, active_ffn_dim, arch_config
 from dsmini.bench.charts import chart_file
-from dsmini.bench.common import REPO_ROOT, SECTIONS, interleaved, quick_plan
-from dsmini.bench.quality import time_to_target, val_at
+from dsmini.bench.common import REPO_ROOT, SECTIONS, Progress, Rendezvous, interleaved, map_job_groups, quick_plan
+from dsmini.bench.quality import job_groups, keep_loaded, point_at, same_load, time_to_target, val_at
 from dsmini.bench.report import TITLES, render_section
 from dsmini.bench.report_specialisation import _damage
 from dsmini.bench.specialisation import ABLATION_KINDS, ROUTERS, TOP_N, domain_data, router_verdict, shipped_ablation
@@ -114,6 +115,37 @@ def test_quality_numbers_for_every_corpus(bench):
             assert run["final_val"] < 8  # well under ln(vocab) * 2: the loss is a real cross-entropy
     fastest = min(summary["runs"].values(), key=lambda r: r["train_seconds"])
     assert fastest["val_at_budget"] == fastest["curve"][-1]["val"]
+
+
+def test_quality_dense_vs_full_at_equal_wall_clock(bench):
+    """The issue's row: both at the same training seconds, and the seconds each took to reach the
+    dense baseline's final val loss, with the load they ran under and the verdict in the report."""
+    _, out, results, _ = bench
+    s = results["sections"]["quality"]
+    assert s["device"] == "cpu" and s["workers"] == 1
+    text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+    for corpus, summary in s["corpora"].items():
+        dense, full, c = summary["runs"]["dense"], summary["runs"]["full"], summary["dense_vs_full"]
+        assert c["seconds"] == min(dense["train_seconds"], full["train_seconds"]) > 0
+        for key, run in (("dense", dense), ("full", full)):
+            assert c["at_equal_time"][key] == point_at(run["curve"], c["seconds"])
+            assert run["load"]["group"] == [key] and run["load"]["ballast_steps"] == 0  # one worker: alone
+            assert run["load"]["train_start"] < run["load"]["train_end"] <= run["load"]["loaded_until"]
+        assert c["target"] == dense["curve"][-1]["val"] and c["target_names"] == dense["curve_val_names"]
+        reach = c["time_to_dense_final"]
+        first = next(p for p in dense["curve"] if p["val"] <= c["target"])  # dense always gets there
+        assert reach["dense"] == {"seconds": first["seconds"], "step": first["step"]}
+        under = [p for p in full["curve"] if p["val"] <= c["target"]]
+        assert reach["full"] == ({"seconds": under[0]["seconds"], "step": under[0]["step"]} if under else None)
+        assert c["full_first"] == bool(under and under[0]["seconds"] < first["seconds"])
+        assert c["load"] == {"kind": "alone", "group": []}
+        answer = "yes" if c["full_first"] else "no"
+        full_s = f"{reach['full']['seconds']:.1f} s" if reach["full"] else "not reached"
+        verdict = f"first: **{answer}** ({full_s} vs {reach['dense']['seconds']:.1f} s)"
+        assert f"**Full model gets there first: {answer}** ({full_s} vs {reach['dense']['seconds']:.1f} s)." in text
+        assert f"- `{corpus}`, equal wall-clock: val **{c['at_equal_time']['full']['val']:.3f}** (full)" in text
+        assert verdict + " (same load: alone)." in text
+    assert text.count("**Dense vs full at equal wall-clock**: both ran alone, one run at a time") == len(s["corpora"])
 
 
 def test_decoding_numbers(bench):
@@ -248,6 +280,80 @@ def test_val_curve_readers():
     assert val_at(curve, 25.0) == 2.2 and val_at(curve, 30.0) == 2.05 and val_at(curve, 5.0) is None
     assert time_to_target(curve, 2.1) == {"seconds": 30.0, "step": 300}
     assert time_to_target(curve, 2.0) is None
+    assert time_to_target(curve, 2.2) == {"seconds": 30.0, "step": 300}  # strictly under
+    assert time_to_target(curve, 2.2, inclusive=True) == {"seconds": 20.0, "step": 200}  # at or under
+    assert point_at(curve, 29.0) == curve[1] and point_at(curve, 9.9) is None
+
+
+def _run(arch, group, start, end, loaded, together=True):
+    return {"arch": arch, "load": {"group": group, "started_together": together, "train_start": start,
+                                   "train_end": end, "loaded_until": loaded, "ballast_steps": 0}}
+
+
+def test_same_load_from_the_runs_clock_times():
+    pair = ["dense", "full"]
+    assert same_load(_run("dense", ["dense"], 0, 10, 10), _run("full", ["full"], 11, 30, 30))["kind"] == "alone"
+    dense, full = _run("dense", pair, 100.0, 110.0, 130.5), _run("full", pair, 100.2, 130.0, 130.1)
+    assert same_load(dense, full) == {"kind": "concurrent", "group": pair, "start_gap_s": pytest.approx(0.2)}
+    stopped_early = _run("dense", pair, 100.0, 110.0, 115.0)  # full trained on alone after 115 s
+    assert same_load(stopped_early, full)["kind"] == "unequal"
+    assert same_load(_run("dense", pair, 100.0, 110.0, 130.5, together=False), full)["kind"] == "unequal"
+    assert same_load(_run("dense", pair, 90.0, 110.0, 130.5), full)["kind"] == "unequal"  # started 10 s apart
+
+
+@pytest.mark.parametrize("workers, expected", [
+    (1, [["dense"], ["full"], ["mla"], ["moe"]]),
+    (2, [["dense", "full"], ["mla", "moe"]]),
+    (3, [["dense", "full", "mla"], ["moe"]]),
+])
+def test_quality_groups_put_dense_and_full_together(tmp_path, workers, expected):
+    plan = quick_plan(workers=workers, corpora=("en-names", "ru-names"), device="cpu")
+    groups = job_groups(plan, tmp_path)
+    assert [[job.arch for job in group] for group in groups] == expected * 2
+    assert [group[0].corpus for group in groups] == ["en-names"] * len(expected) + ["ru-names"] * len(expected)
+    for group in groups:
+        members = tuple(job.arch for job in group)
+        for job in group:
+            assert job.device == "cpu"
+            assert job.meet == (None if len(group) == 1 else Rendezvous(job.meet.folder, members, job.arch))
+        assert len({job.meet.folder for job in group if job.meet}) <= 1  # one folder per group
+
+
+def test_rendezvous_starts_a_group_together_and_times_out_alone(tmp_path):
+    members = ("a", "b")
+    started = {}
+
+    def member(me):
+        started[me] = Rendezvous(str(tmp_path), members, me).wait("ready")
+
+    threads = [threading.Thread(target=member, args=(me,)) for me in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert started == {"a": True, "b": True}
+    alone = Rendezvous(str(tmp_path), ("a", "c"), "a", timeout_s=0.05)
+    assert alone.wait("done") is False and not alone.everyone("done")  # c never came; no hang
+
+
+def test_keep_loaded_trains_until_the_group_is_done(tmp_path):
+    data = domain_data()
+    cfg = preset("tiny", vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    train_cfg = TrainConfig(steps=5, batch_size=8, eval_every=5, sample_every=0, device="cpu")
+    assert keep_loaded(None, cfg, train_cfg, data) == 0
+    meet = Rendezvous(str(tmp_path), ("dense", "full"), "dense")
+    partner = threading.Timer(0.3, Rendezvous(str(tmp_path), ("dense", "full"), "full").arrive, args=("done",))
+    partner.start()
+    assert keep_loaded(meet, cfg, train_cfg, data) >= 1  # steps until the partner's "done", then it returns
+    partner.join()
+    assert keep_loaded(meet, cfg, train_cfg, data) == 0  # everyone already done: no ballast at all
+
+
+def test_map_job_groups_refuses_a_group_larger_than_the_workers():
+    with pytest.raises(ValueError, match="a group of 3 jobs cannot run at once on 2 workers"):
+        map_job_groups(str, [[1, 2, 3]], 2, Progress("test", 3))
+    assert map_job_groups(lambda job: {"job": job}, [[1, 2], [3]], 1, Progress("test", 3)) == [
+        {"job": 1}, {"job": 2}, {"job": 3}]
 
 
 def test_interleaved_takes_turns():

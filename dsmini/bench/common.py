@@ -190,6 +190,58 @@ def map_jobs(fn: Callable[[Job], dict[str, Any]], jobs: Sequence[Job], workers: 
     return results
 
 
+def map_job_groups(fn: Callable[[Job], dict[str, Any]], groups: Sequence[Sequence[Job]], workers: int,
+                   progress: Progress, note: Callable[[Job], str] = str) -> list[dict[str, Any]]:
+    """`fn(job)` for every job of every group, results in order. A group's jobs are handed to
+    the worker processes together and the next group waits until the whole group has finished,
+    so jobs of one group can meet at a `Rendezvous` (a group larger than `workers` never could)."""
+    if workers <= 1:
+        return map_jobs(fn, [job for group in groups for job in group], 1, progress, note)
+    if max(map(len, groups), default=0) > workers:
+        raise ValueError(f"a group of {max(map(len, groups))} jobs cannot run at once on {workers} workers")
+    results = []
+    with _pool(workers) as pool:
+        for group in groups:
+            futures = [pool.submit(fn, job) for job in group]
+            for job, future in zip(group, futures):
+                results.append(future.result())
+                progress.step(note(job))
+    return results
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Runs in separate processes that start together and keep the machine equally loaded until
+    the last of them has finished, so each one's seconds were measured under the same load.
+
+    The signals are empty files in a shared folder (`<stage>.<member>`): plain fields pickle into
+    a worker process and need no server. A member that never arrives (a crashed process) stops
+    the wait after `timeout_s` instead of hanging the benchmark.
+    """
+
+    folder: str
+    members: tuple[str, ...]
+    me: str
+    timeout_s: float = 3600.0
+
+    def arrive(self, stage: str) -> None:
+        (Path(self.folder) / f"{stage}.{self.me}").touch()
+
+    def everyone(self, stage: str) -> bool:
+        """Has every member arrived at `stage`?"""
+        return all((Path(self.folder) / f"{stage}.{member}").exists() for member in self.members)
+
+    def wait(self, stage: str, poll_s: float = 0.02) -> bool:
+        """Arrive at `stage` and wait for every other member; False if they did not come in time."""
+        self.arrive(stage)
+        deadline = time.monotonic() + self.timeout_s
+        while not self.everyone(stage):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Progress
 

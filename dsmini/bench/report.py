@@ -16,7 +16,7 @@ from .archs import BASELINE
 from .charts import RESULTS_DIR
 from .common import SECTIONS
 from .report_format import md_table
-from .report_sections import app_md, decoding_md, memory_md, mtp_md, quality_md, throughput_md
+from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
 from .report_specialisation import specialisation_headline, specialisation_md
 
 TITLES = {
@@ -57,6 +57,8 @@ def headline(sections: dict[str, Any]) -> list[str]:
             if full and base:
                 lines.append(f"`{corpus}`: val loss after {full['steps_done']:,} steps **{full['final_val']:.3f}** "
                              f"nats/char (full) vs {base['final_val']:.3f} (dense baseline).")
+            if summary.get("dense_vs_full"):
+                lines.append(f"`{corpus}`, equal wall-clock: {dense_vs_full_line(summary['dense_vs_full'])}")
     if "memory" in ok:
         small = ok["memory"]["presets"].get("small") or next(iter(ok["memory"]["presets"].values()))
         lines.append(f"MLA's KV cache is **{small['mla']['vs_mha']:.1%}** of MHA's per token.")

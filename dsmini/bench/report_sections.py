@@ -75,7 +75,61 @@ def _quality_corpus_md(corpus: str, summary: dict[str, Any], index: int) -> str:
         f"fastest run's total). Target: {fmt_num(target, 3)} nats/char.",
         md_table(["architecture", "steps", "val after steps (whole split)", "best on curve",
                 f"val at {summary['budget_seconds']:.0f} s", "time to target", "train s", "tokens/s"], rows),
+        _dense_vs_full_md(summary.get("dense_vs_full")),
         chart_link(f"quality-{index}", f"{corpus} val loss vs training seconds"),
+    ])
+
+
+def _load_text(load: dict[str, Any]) -> str:
+    if load["kind"] == "alone":
+        return "both ran alone, one run at a time, nothing else of this benchmark running"
+    group = ", ".join(f"`{k}`" for k in load["group"])
+    if load["kind"] == "concurrent":
+        return (f"both ran concurrently, in one group of {len(load['group'])} ({group}): started together "
+                f"({load['start_gap_s']:.2f} s apart) and each kept the machine loaded until the whole group had "
+                f"finished, so both trained under the same load from first step to last")
+    return f"**not under the same load**: the group ({group}) did not start together or did not stay loaded"
+
+
+def _reached(point: dict[str, Any] | None) -> str:
+    return f"{point['seconds']:.1f} s (step {point['step']:,})" if point else "not reached"
+
+
+def _first_answer(c: dict[str, Any]) -> tuple[str, str]:
+    """("yes" | "no", "(x s vs y s)"): did the full model reach the dense baseline's final val loss
+    in fewer training seconds than the dense baseline did? x is the full model's seconds, y dense's."""
+    reach = c["time_to_dense_final"]
+    full = f"{reach['full']['seconds']:.1f} s" if reach["full"] else "not reached"
+    return ("yes" if c["full_first"] else "no"), f"({full} vs {reach['dense']['seconds']:.1f} s)"
+
+
+def dense_vs_full_line(c: dict[str, Any]) -> str:
+    """The headline's bullet for one corpus."""
+    at = c["at_equal_time"]
+    full, dense = (fmt_num(at[k]["val"], 3) if at[k] else "–" for k in ("full", "dense"))
+    answer, times = _first_answer(c)
+    load = f"same load: {c['load']['kind']}" if c["load"]["kind"] != "unequal" else "**NOT the same load**"
+    return (f"val **{full}** (full) vs {dense} (dense) at {c['seconds']:.1f} training s; full model gets to the "
+            f"dense baseline's final {c['target']:.3f} first: **{answer}** {times} ({load}).")
+
+
+def _dense_vs_full_md(c: dict[str, Any] | None) -> str:
+    """The issue's row: dense vs full at equal wall-clock, and who reaches dense's final loss first."""
+    if c is None:
+        return ""
+    at, reach = c["at_equal_time"], c["time_to_dense_final"]
+    point = [f"{fmt_num(p['val'], 3)} (step {p['step']:,}, {p['seconds']:.1f} s)" if p else "no point yet"
+             for p in (at["dense"], at["full"])]
+    return "\n\n".join([
+        f"**Dense vs full at equal wall-clock**: {_load_text(c['load'])}. Both read at {c['seconds']:.1f} training s "
+        f"(the shorter run's total; each run's last curve point at or before it), and the training seconds until "
+        f"each curve first reaches the dense baseline's final val loss, {c['target']:.3f} (its last curve point, "
+        f"on the same {c['target_names']:,} val names as every point).",
+        md_table(["", arch_label(BASELINE), arch_label("full")], [
+            [f"val at {c['seconds']:.1f} s", *point],
+            [f"seconds to {c['target']:.3f}", _reached(reach["dense"]), _reached(reach["full"])],
+        ]),
+        "**Full model gets there first: {}** {}.".format(*_first_answer(c)),
     ])
 
 
@@ -97,8 +151,10 @@ def _reference_md(s: dict[str, Any]) -> str:
 
 def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     parallel = (
-        f"Runs went {s['workers']} at a time in worker processes with 1 torch thread each, so every run shared the "
-        f"CPU with one other: seconds are comparable between runs but longer than a lone run's."
+        f"Runs went {s['workers']} at a time in worker processes with 1 torch thread each, in groups per corpus (the "
+        f"dense baseline and the full model in the first): a group's runs start together and each keeps training, "
+        f"unrecorded, until the whole group has finished, so every run shared the machine with the same others from "
+        f"first step to last. Seconds compare between runs but are longer than a lone run's."
         if s["workers"] > 1 else f"Runs went one at a time with {s['threads_per_run']} torch thread(s)."
     )
     device = s.get("device", "cpu")  # older results have no device: they all ran on the CPU
