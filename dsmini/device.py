@@ -1,4 +1,4 @@
-"""Device choice: CUDA, then Apple MPS, then CPU; bf16 autocast on CUDA only."""
+"""Device choice: CUDA, then Apple MPS, then CPU; bf16 autocast on CUDA only; waiting for a device."""
 
 from __future__ import annotations
 
@@ -47,3 +47,13 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Block until `device` has run all its queued work. CUDA and MPS return from a kernel launch
+    before the kernel ran, so a clock read without this times the launches, not the work."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

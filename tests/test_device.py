@@ -16,9 +16,9 @@ import torch
 from dsmini.bench import main
 from dsmini.bench.archs import ARCHS, arch_config
 from dsmini.bench.cli import build_parser, plan_from_args
-from dsmini.bench.common import REPO_ROOT, clock, timed, wait_for
+from dsmini.bench.common import REPO_ROOT, clock, timed
 from dsmini.bench.machine import device_name
-from dsmini.device import autocast, pick_device
+from dsmini.device import autocast, pick_device, synchronize
 from dsmini.model import DSMini
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
@@ -67,7 +67,7 @@ def test_autocast_is_bf16_on_cuda_only():
 
 
 def test_clocks_wait_for_the_device_and_return_the_result():
-    wait_for("cpu")
+    synchronize("cpu")
     before = clock("cpu")
     seconds, result = timed(lambda: sum(range(1000)), "cpu")
     assert result == 499500 and seconds >= 0 and clock(torch.device("cpu")) >= before

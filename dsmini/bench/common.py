@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
+from ..device import synchronize
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation")
 
@@ -103,19 +105,10 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def wait_for(device: str | torch.device) -> None:
-    """Block until `device` has run all its queued work. CUDA (and MPS) return from a kernel launch
-    before the kernel ran, so a clock read without this times the launches, not the work."""
-    kind = torch.device(device).type
-    if kind == "cuda":
-        torch.cuda.synchronize(device)
-    elif kind == "mps":
-        torch.mps.synchronize()
-
-
 def clock(device: str | torch.device = "cpu") -> float:
-    """`time.perf_counter()` once `device` is idle: read it before and after the work timed."""
-    wait_for(device)
+    """`time.perf_counter()` once `device` is idle (`dsmini.device.synchronize`): read it before and
+    after the work timed."""
+    synchronize(device)
     return time.perf_counter()
 
 

@@ -29,9 +29,10 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data import CorpusData
+from ..device import synchronize
 from ..train import Trainer, evaluate
 from .archs import ARCHS, BASELINE, arch_config, describe
-from .common import Plan, Progress, Rendezvous, map_job_groups, wait_for
+from .common import Plan, Progress, Rendezvous, map_job_groups
 from .throughput import corpus_data
 
 DROPOUT = {"en-names": 0.1}  # as the shipped en-names checkpoint; every other corpus trains without
@@ -162,7 +163,7 @@ def _curve(trainer: Trainer, job: QualityJob, data: CorpusData) -> tuple[float, 
             # on CUDA the trainer reads its clock with the step's last kernels still queued; a later
             # step's clock waits for them, but here evaluation would, so they are counted now
             waited = time.perf_counter()
-            wait_for(trainer.device)
+            synchronize(trainer.device)
             seconds += time.perf_counter() - waited
             val = evaluate(trainer.model, data.val, limit=job.curve_val_limit)
             curve.append({"step": m.step, "seconds": seconds, "val": val})
