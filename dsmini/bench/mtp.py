@@ -25,7 +25,7 @@ from ..probes.mtp import greedy_matches, run_drafts, time_decoding
 from ..speculative import speculative_generate
 from .common import Plan, Progress
 
-CHECKPOINTS = ("en-names", "ru-names")
+CHECKPOINTS = ("en-names", "ru-names", "ru-en-names")
 PREFIX_CHARS = 2
 
 
