@@ -229,7 +229,7 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
 
 
 def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
-    rows = []
+    rows, costs, batched = [], [], []
     for name, r in s["checkpoints"].items():
         if "skipped" in r:
             rows.append([name, r["skipped"]] + [""] * 6)
@@ -237,15 +237,35 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         rows.append([name, str(r["prefixes"]), f"{r['acceptance_rate']:.1%}", f"{r['chars_per_forward']:.2f}",
                      fmt_num(r["greedy_ms_per_name"]), fmt_num(r["speculative_ms_per_name"]), f"{r['speedup']:.2f}x",
                      "yes (asserted)" if r["same_outputs"] else "**NO**"])
-    return "\n\n".join([
+        if "pass_costs" in r:
+            c = r["pass_costs"]
+            costs.append([name] + [fmt_num(c[k]) for k in ("prefill_ms", "main_pass_1_ms", "main_pass_2_ms", "mtp_step_ms")]
+                         + [f"{r['ceiling_speedup']:.2f}x", f"{r['bound_speedup']:.2f}x"])
+            batched.append([name, fmt_num(r["batched_greedy_ms_per_name"]), fmt_num(r["batched_speculative_ms_per_name"]),
+                            f"{r['batched_speedup']:.2f}x"])
+    parts = [
         f"Greedy self-speculative decoding (`speculative_decode`: the depth-1 MTP head drafts the next-but-one "
         f"character, the main model verifies it in the same pass) vs plain greedy `generate(n=1)`, both with the KV "
         f"cache, on the first {plan['mtp_prefixes']} names of each checkpoint's val split, each cut to its first "
         f"{s['prefix_chars']} characters as the prefix. Wall-clock: the whole set, the two taking turns, median of "
         f"{s['repeats']}. Plain greedy makes 1 character per main-model forward pass.",
         md_table(["checkpoint", "names", "draft acceptance", "chars per main forward", "greedy ms/name",
-                "speculative ms/name", "speed-up", "same output as greedy"], rows),
-    ])
+                  "speculative ms/name", "speed-up", "same output as greedy"], rows),
+    ]
+    if costs:
+        parts += [
+            "The ceiling at this size, batch 1, ms per pass (median of 5 rounds of 200 calls, the four in turns): a plain name costs its prefill "
+            "plus one 1-token pass per further character; a speculative one its prefill plus, per round, one 2-token "
+            "verify pass and one MTP step. *Ceiling*: those costs with the measured rounds; *bound*: the same rounds "
+            "if a verify pass cost a plain one and the MTP step nothing.",
+            md_table(["checkpoint", "prefill", "main pass, 1 token", "main pass, 2 tokens", "MTP step", "ceiling",
+                      "bound"], costs),
+            "All the names as one batch (`speculative_generate`, each row accepting its own drafts; greedy output "
+            "asserted equal to plain per row in tests/test_speculative.py) vs the same loop with drafting off, ms "
+            "per name:",
+            md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
+        ]
+    return "\n\n".join(parts)
 
 
 def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
