@@ -9,6 +9,7 @@ import torch
 
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
+from dsmini.job_slots import THREADS, configure_torch_threads
 from dsmini.model import DSMini
 from dsmini.train import Trainer, build_optimizers, evaluate, lr_at, train
 
@@ -307,3 +308,16 @@ def test_resume_with_domain_mi_is_exact(labelled, tmp_path):
     # the history went through checkpoint.json and back
     assert [[h[k] for k in keys] for h in resumed.state.history] == [[h[k] for k in keys] for h in straight]
     assert [h["step"] for h in straight if h["domain_mi"]] == [4, 8, 12]
+
+
+def test_thread_policy_per_role():
+    """Both roles default to the measured policy (dsmini/job_slots.py); an explicit count wins."""
+    previous = torch.get_num_threads()
+    try:
+        assert configure_torch_threads(role="training") == THREADS["training"] == torch.get_num_threads()
+        assert configure_torch_threads(role="server") == THREADS["server"] == torch.get_num_threads()
+        assert configure_torch_threads(2, role="training") == 2 == torch.get_num_threads()
+        with pytest.raises(ValueError, match="role"):
+            configure_torch_threads(role="page")
+    finally:
+        torch.set_num_threads(previous)
