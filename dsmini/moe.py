@@ -218,9 +218,10 @@ class MoE(nn.Module):
             keep, n_dropped = keep & ~dropped, int(dropped.sum())
         if keep is not None:
             weights = weights * keep
-        y, load = self._dispatch(flat, indices, weights, keep)
-        if self.shared_experts is not None and not (ablation is not None and ablation.shared_off):
-            y = y + self.shared_experts(flat)
+        shared_on = self.shared_experts is not None and not (ablation is not None and ablation.shared_off)
+        # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
+        base = self.shared_experts(flat) if shared_on else torch.zeros_like(flat)
+        y, load = self._dispatch(flat, indices, weights, keep, base)
         routing = Routing(
             layer=self.layer_id,
             indices=indices.view(b, t, -1),
@@ -243,8 +244,9 @@ class MoE(nn.Module):
             keep = running if keep is None else keep & running
         return keep
 
-    def _dispatch(self, flat, indices, weights, keep) -> tuple[torch.Tensor, torch.Tensor]:
-        """(y (n, d), load (E,)): each expert runs once, on one contiguous slice of its tokens.
+    def _dispatch(self, flat, indices, weights, keep, base) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base + routed outputs (n, d), load (E,)): each expert runs once, on one contiguous
+        slice of its tokens; `base` (n, d) is added to in place.
 
         Kept assignments are sorted by expert, so one gather lays every expert's tokens side by
         side; the experts run on their slices (`_run_experts`); one scatter adds each output row,
@@ -260,11 +262,10 @@ class MoE(nn.Module):
             assignment = assignment[torch.argsort(flat_expert[assignment], stable=True)]
         load = torch.bincount(flat_expert[assignment], minlength=self.n_experts)
         if assignment.numel() == 0:  # every assignment dropped (an ablation, or a batch of padding)
-            return torch.zeros_like(flat), load
+            return base, load
         token = assignment // self.top_k
         out = self._run_experts(flat[token], load)  # (a, d), rows in expert order
-        y = torch.zeros_like(flat).index_add_(0, token, out * weights.flatten()[assignment, None])
-        return y, load
+        return base.index_add_(0, token, out * weights.flatten()[assignment, None]), load
 
     def _run_experts(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).
