@@ -3,11 +3,23 @@
 One cap for the whole app process (`SLOTS`), not one per session, because every session's runs
 share the same cores: a `TrainingJob` takes its slots here before its child process starts.
 
-Concurrency policy (measured on a 2-core box, torch 2.13 CPU): a lone 400K-parameter MoE run
-did 38 steps/s with 2 torch threads vs 28 with 1, but under contention (another run, the
-server) 2 threads each collapsed to a fraction of the 1-thread speed. So jobs train with 1 torch
-thread and at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once; the rest wait,
-first come first served, in "queued".
+Thread policy (`THREADS`), measured on a 2-core box, torch 2.13 CPU (libgomp), preset small,
+en-names, batch 64: wall tokens/s at 2 torch threads vs 1, interleaved in one process, medians.
+
+- other core idle (load avg 0.6): dense 1.45x, MLA 1.43x, MHA+MoE 1.27x, full 1.29x (before the
+  trainer's fused AdamW and grouped experts: dense 1.34x, full 1.25x);
+- one busy process on the other core: dense 0.44x, full 0.30x;
+- the same with OMP_WAIT_POLICY=PASSIVE: dense 0.85x, full 0.74x; but passive waiting with the
+  core free (load avg 1.2) gave dense 0.51x, full 0.36x.
+
+So on an idle machine no architecture is slower with 2 threads, but 2 threads only pay while the
+second core stays free for the whole run: every parallel region of a step (thousands) waits for
+the thread that shares its core with anything else (a page computation, another job, the
+Streamlit server), and the run falls to a third of its 1-thread speed. The app cannot promise a
+free core, so both roles get 1 thread: the server for its page computations, each training child
+for its run; at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once, the rest wait,
+first come first served, in "queued". Whoever knows the machine is idle may still ask for more
+(the CLI's --threads; a job's `threads`, which then holds that many slots).
 """
 
 from __future__ import annotations
@@ -18,18 +30,25 @@ import threading
 import torch
 
 MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
+# torch threads per role when nobody asks for more: see the measurements in the module docstring
+THREADS = {"server": 1, "training": 1}
 
 
-def configure_torch_threads(n: int = 1) -> None:
-    """Set torch's intra-op thread count for the whole process; call once at app startup.
+def configure_torch_threads(n: int | None = None, role: str = "server") -> int:
+    """Set torch's intra-op thread count for the whole process; return it. Call once at startup:
+    the app's server process as "server" (its page computations), a job's child as "training".
 
     `torch.set_num_threads` is process-wide, so the policy belongs to whoever knows what runs at
-    once (the app, for its page computations; each job's child process sets its own). 1 is the
-    right default under contention (see the module docstring).
+    once. `n` overrides the role's default `THREADS[role]` (1 for both: the module docstring says
+    why).
     """
+    if role not in THREADS:
+        raise ValueError(f"role must be one of {sorted(THREADS)}, got {role!r}")
+    n = THREADS[role] if n is None else n
     if n < 1:
         raise ValueError(f"torch threads must be >= 1, got {n}")
     torch.set_num_threads(n)
+    return n
 
 
 def max_concurrent_jobs() -> int:

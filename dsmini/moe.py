@@ -21,6 +21,7 @@ rest) asks "how much does a token need its favourite experts?".
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ from .config import ModelConfig
 from .options import ForwardOptions
 
 ABLATION_MODES = ("reroute", "drop")
+# routed experts through grouped_mm where it fits (see MoE._run_experts); tests switch it off to compare
+GROUPED_EXPERTS = True
 
 
 @dataclass(frozen=True)
@@ -195,65 +198,117 @@ class MoE(nn.Module):
         """x: (b, t, d) -> (y, Routing). `opts.valid` (b, t) bool: False = padding, not routed.
 
         `opts.ablation[layer_id]` (explorer only) switches experts off; see `ExpertAblation`.
+        What nobody asked for costs nothing: no mask is built without padding or an ablation, no
+        capacity count without a capacity factor, no aux-loss indexing at aux_loss_coef 0.
         """
         b, t, _ = x.shape
         flat = rearrange(x, "b t d -> (b t) d")
-        valid_flat = torch.ones(b * t, dtype=torch.bool, device=x.device) if opts.valid is None else opts.valid.flatten()
+        valid_flat = None if opts.valid is None else opts.valid.flatten()
         ablation = opts.ablation.get(self.layer_id)
         if ablation is not None:
             ablation.check(self.n_experts, self.top_k)
         weights, indices, probs = self.gate(flat, ablation)  # (n, k), (n, k), (n, E)
-        keep = valid_flat[:, None].expand_as(indices)
-        silenced = None if ablation is None else ablation.output_blocked()
-        if silenced is not None:  # drop: chosen as usual, output removed, the other weights left as they are
-            keep = keep & ~silenced.to(indices.device)[indices]
-        dropped = torch.zeros_like(keep)
+        keep = self._kept(indices, valid_flat, ablation)  # (n, k) bool, or None: every assignment kept
+        dropped, n_dropped = None, 0
         if self.capacity_factor is not None and self.training:  # DeepSeek drops no tokens at inference
-            n_valid = int(valid_flat.sum())
+            keep = torch.ones_like(indices, dtype=torch.bool) if keep is None else keep
+            n_valid = flat.size(0) if valid_flat is None else int(valid_flat.sum())
             capacity = math.ceil(self.capacity_factor * n_valid * self.top_k / self.n_experts)
             dropped = over_capacity(indices, weights, keep, capacity, self.n_experts)
-            keep = keep & ~dropped
-        weights = weights * keep
-        y = self._dispatch(flat, indices, weights, keep)
-        if self.shared_experts is not None and not (ablation is not None and ablation.shared_off):
-            y = y + self.shared_experts(flat)
-        load = torch.bincount(indices[keep], minlength=self.n_experts)
+            keep, n_dropped = keep & ~dropped, int(dropped.sum())
+        if keep is not None:
+            weights = weights * keep
+        shared_on = self.shared_experts is not None and not (ablation is not None and ablation.shared_off)
+        # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
+        base = self.shared_experts(flat) if shared_on else torch.zeros_like(flat)
+        y, load = self._dispatch(flat, indices, weights, keep, base)
         routing = Routing(
             layer=self.layer_id,
             indices=indices.view(b, t, -1),
             weights=weights.view(b, t, -1),
             probs=probs.view(b, t, -1),
-            dropped=dropped.view(b, t, -1),
-            valid=valid_flat.view(b, t),
+            dropped=torch.zeros_like(indices, dtype=torch.bool).view(b, t, -1) if dropped is None else dropped.view(b, t, -1),
+            valid=torch.ones(b, t, dtype=torch.bool, device=x.device) if valid_flat is None else valid_flat.view(b, t),
             load=load,
-            n_dropped=int(dropped.sum()),
-            aux_loss=self._aux_loss(indices[valid_flat], probs[valid_flat]),
+            n_dropped=n_dropped,
+            aux_loss=self._aux_loss(indices, probs, valid_flat),
         )
         return rearrange(y, "(b t) d -> b t d", b=b), routing
 
-    def _dispatch(self, flat, indices, weights, keep) -> torch.Tensor:
-        """Each expert runs once, on one contiguous slice: no Python loop over tokens.
+    def _kept(self, indices, valid_flat, ablation: ExpertAblation | None) -> torch.Tensor | None:
+        """(n, k) bool: assignments that run (real tokens, not silenced); None when all of them do."""
+        keep = None if valid_flat is None else valid_flat[:, None].expand_as(indices)
+        silenced = None if ablation is None else ablation.output_blocked()
+        if silenced is not None:  # drop: chosen as usual, output removed, the other weights left as they are
+            running = ~silenced.to(indices.device)[indices]
+            keep = running if keep is None else keep & running
+        return keep
+
+    def _dispatch(self, flat, indices, weights, keep, base) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base + routed outputs (n, d), load (E,)): each expert runs once, on one contiguous
+        slice of its tokens; `base` (n, d) is added to in place.
 
         Kept assignments are sorted by expert, so one gather lays every expert's tokens side by
-        side; each expert runs on its slice (a loop over E experts, as DeepSeek-V3's MoE does);
-        one scatter adds each output row, scaled by its gate weight, back to its token. (A padded
-        (E, C, d) bmm was tried: it wastes E x the work whenever routing is skewed, as at init.)
+        side; the experts run on their slices (`_run_experts`); one scatter adds each output row,
+        scaled by its gate weight, back to its token. The per-expert counts that cut the slices are
+        the layer's load. (A padded (E, C, d) bmm was tried: it wastes E x the work whenever
+        routing is skewed, as at init.)
         """
-        token, slot = torch.nonzero(keep, as_tuple=True)  # (a,) kept assignments
-        if token.numel() == 0:  # every assignment dropped (an ablation, or a batch of padding)
-            return torch.zeros_like(flat)
-        expert = indices[token, slot]
-        order = torch.argsort(expert, stable=True)
-        token, slot = token[order], slot[order]
-        counts = torch.bincount(expert, minlength=self.n_experts).tolist()
-        segments = flat[token].split(counts)  # expert e's tokens, (count_e, d) each
-        out = torch.cat([self.experts[e](seg) for e, seg in enumerate(segments) if counts[e]])  # (a, d)
-        return torch.zeros_like(flat).index_add_(0, token, out * weights[token, slot, None])
+        flat_expert = indices.flatten()  # (n*k,) assignment a = token * k + slot
+        if keep is None:
+            assignment = torch.argsort(flat_expert, stable=True)
+        else:
+            assignment = keep.flatten().nonzero().squeeze(1)  # (a,) kept assignments
+            assignment = assignment[torch.argsort(flat_expert[assignment], stable=True)]
+        load = torch.bincount(flat_expert[assignment], minlength=self.n_experts)
+        if assignment.numel() == 0:  # every assignment dropped (an ablation, or a batch of padding)
+            return base, load
+        token = assignment // self.top_k
+        out = self._run_experts(flat[token], load)  # (a, d), rows in expert order
+        return base.index_add_(0, token, out * weights.flatten()[assignment, None]), load
 
-    def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """alpha * E * sum_i f_i * P_i; f_i = share of the n*k choices that picked expert i,
-        P_i = mean router probability of i. Equals alpha exactly when routing is uniform."""
-        if self.aux_coef == 0 or indices.numel() == 0:
+    def _run_experts(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).
+
+        On CPU one `grouped_mm` per projection runs every expert that got rows at once, on their
+        weights stacked per call (w1 and w3 side by side: one call for both): 2 grouped calls
+        instead of 3 x E matmuls, and fewer autograd nodes. Elsewhere a Python loop over the
+        experts, as DeepSeek-V3's MoE does: CUDA's grouped_mm wants bf16 on sm90+, and the loop
+        works everywhere. Both give the same outputs and gradients, and an expert without rows
+        gets no gradient on either (None, so AdamW leaves it alone) (tests/test_model.py).
+        """
+        sizes = counts.tolist()  # cuts the slices; on CPU reading it costs no device sync
+        if not self._grouped_mm_fits(rows):
+            segments = rows.split(sizes)  # expert e's tokens, (count_e, d) each
+            return torch.cat([expert(seg) for expert, seg in zip(self.experts, segments) if seg.numel()])
+        busy = [e for e, size in enumerate(sizes) if size]
+        ends = torch.tensor(list(itertools.accumulate(sizes[e] for e in busy)), dtype=torch.int32)
+        w13 = torch.cat([self._stacked("w1", busy), self._stacked("w3", busy)], dim=1)  # (E', 2h, d)
+        gate_up = F.grouped_mm(rows, w13.transpose(1, 2), offs=ends)  # (a, 2h)
+        gate, up = gate_up.chunk(2, dim=-1)
+        return F.grouped_mm(F.silu(gate) * up, self._stacked("w2", busy).transpose(1, 2), offs=ends)  # (a, d)
+
+    def _stacked(self, name: str, experts: list[int]) -> torch.Tensor:
+        """(E', out, in): projection `name` of the given routed experts (a copy; gradients flow back)."""
+        return torch.stack([getattr(self.experts[e], name).weight for e in experts])
+
+    def _grouped_mm_fits(self, rows: torch.Tensor) -> bool:
+        """Whether the grouped path runs: CPU fp32 with 16-byte-aligned rows (grouped_mm's rule)."""
+        row_floats = 16 // rows.element_size()
+        return (
+            GROUPED_EXPERTS and rows.device.type == "cpu" and rows.dtype == torch.float32
+            and rows.size(1) % row_floats == 0 and self.experts[0].w1.out_features % row_floats == 0
+        )
+
+    def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """alpha * E * sum_i f_i * P_i over the real tokens (`valid`; None: all); f_i = share of the
+        n*k choices that picked expert i, P_i = mean router probability of i. Equals alpha exactly
+        when routing is uniform."""
+        if self.aux_coef == 0:
+            return probs.new_zeros(())
+        if valid is not None:
+            indices, probs = indices[valid], probs[valid]
+        if indices.numel() == 0:
             return probs.new_zeros(())
         f = torch.bincount(indices.flatten(), minlength=self.n_experts).float() / indices.numel()
         p = probs.mean(dim=0)

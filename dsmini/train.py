@@ -84,8 +84,16 @@ def _is_muon_param(name: str, p: torch.nn.Parameter) -> bool:
     return p.ndim == 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
 
 
+# Devices whose fused AdamW kernel exists (one kernel for every parameter instead of ~10 ops
+# each: the full small model's step 4.2 -> 0.8 ms on CPU) and whose foreach clipping pays.
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """AdamW with decay groups (no decay on norms, biases, embeddings); optionally Muon."""
+    """AdamW with decay groups (no decay on norms, biases, embeddings); optionally Muon.
+
+    AdamW is fused where the model's device has the kernel (`FUSED_DEVICES`); same update rule,
+    so a run may resume from the other kind's state (`Trainer.restore`)."""
     muon, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
         if cfg.optimizer == "muon" and _is_muon_param(name, p):
@@ -95,8 +103,9 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
         else:
             no_decay.append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = model.head.weight.device.type in FUSED_DEVICES
     optimizers: dict[str, torch.optim.Optimizer] = {
-        "adamw": torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+        "adamw": torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
     }
     if muon:
         # match_rms_adamw scales Muon's update to AdamW's RMS, so one LR schedule serves both
@@ -104,6 +113,19 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
             muon, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
         )
     return optimizers
+
+
+def with_kernel_choice(state: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A saved optimizer state whose param groups take `optimizer`'s kernel switches (fused,
+    foreach). `load_state_dict` adopts the saved groups whole, so without this a state saved by
+    the unfused AdamW (older checkpoints, another device) would switch a fused run back, or a
+    fused state would ask for a kernel this device lacks; the moments and steps are the same."""
+    switches = ("fused", "foreach")
+    groups = [
+        {**saved, **{key: ours[key] for key in switches if key in ours}}
+        for saved, ours in zip(state["param_groups"], optimizer.param_groups)
+    ]
+    return {**state, "param_groups": groups}
 
 
 def evaluate(model: DSMini, split: EncodedSplit, batch_size: int = 256, limit: int | None = None) -> float:
@@ -144,6 +166,7 @@ class Trainer:
             model = DSMini(model_cfg)
         self.model = model.to(self.device).train()
         self.optimizers = build_optimizers(self.model, train_cfg)
+        self._params = list(self.model.parameters())  # walking the module tree each step costs ~0.2 ms
         self.batch_rng = torch.Generator().manual_seed(train_cfg.seed)
         self.state = state or TrainState()
         self._stop = threading.Event()
@@ -206,32 +229,30 @@ class Trainer:
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "main": 0.0, "aux": 0.0}
         mtp_sums = [0.0] * self.model_cfg.mtp_depth
-        loads: list[torch.Tensor] = []
-        dropped: list[int] = []
+        loads: torch.Tensor | None = None  # (L, E) summed over micro-batches, read once per step
+        dropped: list[int] | None = None
         tokens = 0
         for _ in range(cfg.grad_accum):
             x, y = get_batch(self.data.train.x, self.data.train.y, cfg.batch_size, self.batch_rng)
             x, y = x.to(self.device), y.to(self.device)
             with autocast(self.device):
                 out = model(x, y)
-            if not torch.isfinite(out.loss):
-                self.state.stop_reason = (
-                    f"loss became {out.loss.item()} at step {step + 1}; stopped, weights kept from step {step}"
-                )
+            # every loss of the micro-batch in one host transfer (one sync on a GPU, not one per loss)
+            loss, main, aux, *mtp = torch.stack([out.loss, out.main_loss, out.aux_loss, *out.mtp_losses]).tolist()
+            if not math.isfinite(loss):
+                self.state.stop_reason = f"loss became {loss} at step {step + 1}; stopped, weights kept from step {step}"
                 return None
             (out.loss / cfg.grad_accum).backward()
             tokens += count_target_tokens(y)
-            sums["loss"] += out.loss.item() / cfg.grad_accum
-            sums["main"] += out.main_loss.item() / cfg.grad_accum
-            sums["aux"] += out.aux_loss.item() / cfg.grad_accum
-            for k, mtp_loss in enumerate(out.mtp_losses):
-                mtp_sums[k] += mtp_loss.item() / cfg.grad_accum
-            if not loads:
-                loads = [r.load.clone() for r in out.routing]
-                dropped = [r.n_dropped for r in out.routing]
-            else:
-                loads = [a + r.load for a, r in zip(loads, out.routing)]
-                dropped = [a + r.n_dropped for a, r in zip(dropped, out.routing)]
+            sums["loss"] += loss / cfg.grad_accum
+            sums["main"] += main / cfg.grad_accum
+            sums["aux"] += aux / cfg.grad_accum
+            for k, mtp_loss in enumerate(mtp):
+                mtp_sums[k] += mtp_loss / cfg.grad_accum
+            step_loads = torch.stack([r.load for r in out.routing]) if out.routing else None
+            loads = step_loads if loads is None else loads + step_loads
+            step_dropped = [r.n_dropped for r in out.routing]
+            dropped = step_dropped if dropped is None else [a + b for a, b in zip(dropped, step_dropped)]
         grad_norm = self._clip_gradients()
         if not math.isfinite(grad_norm):
             self._zero_grad()
@@ -242,22 +263,25 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.step()
         self._zero_grad()
-        model.update_router_biases(loads)  # aux-loss-free balancing: once per optimizer step
+        if loads is not None:
+            model.update_router_biases(list(loads))  # aux-loss-free balancing: once per optimizer step
         self.state.step = step + 1
         elapsed = time.perf_counter() - t0
         metrics = StepMetrics(
             step=self.state.step, loss=sums["loss"], main_loss=sums["main"], mtp_losses=mtp_sums,
             aux_loss=sums["aux"], lr=lr, grad_norm=grad_norm, tokens=tokens,
             tokens_per_sec=tokens / max(elapsed, 1e-9), elapsed=time.perf_counter() - run_start,
-            expert_load=[load.tolist() for load in loads], dropped=dropped,
+            expert_load=[] if loads is None else loads.tolist(), dropped=dropped or [],
         )
         self._periodic(metrics)
         return metrics
 
     def _clip_gradients(self) -> float:
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        """Total gradient norm before clipping (one host sync); one foreach kernel per op where it pays."""
+        params = [p for p in self._params if p.grad is not None]
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        foreach = self.device.type in FUSED_DEVICES or None
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach))
 
     def _zero_grad(self) -> None:
         for opt in self.optimizers.values():
@@ -304,7 +328,7 @@ class Trainer:
         for name, state in (optimizer_states or {}).items():
             if name not in self.optimizers:
                 raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses {sorted(self.optimizers)}")
-            self.optimizers[name].load_state_dict(state)
+            self.optimizers[name].load_state_dict(with_kernel_choice(state, self.optimizers[name]))
         if rng_states:
             self.batch_rng.set_state(rng_states["batches"])
             torch.set_rng_state(rng_states["torch"])

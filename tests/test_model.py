@@ -315,6 +315,55 @@ def test_gradients_reach_every_expert_that_received_tokens():
             assert has_grad == bool(got_tokens)
 
 
+def _moe_outputs_and_grads(moe: MoE, x: torch.Tensor, opts: ForwardOptions):
+    """y, routing and every gradient (None where a parameter got none) of one fwd+bwd."""
+    moe.zero_grad(set_to_none=True)
+    xi = x.clone().requires_grad_()
+    y, routing = moe(xi, opts)
+    y.square().sum().backward()
+    grads = {name: None if p.grad is None else p.grad.clone() for name, p in moe.named_parameters()}
+    return y, routing, xi.grad, grads
+
+
+@pytest.mark.parametrize("capacity_factor", [None, 0.6])
+def test_grouped_experts_equal_the_per_expert_loop(monkeypatch, capacity_factor):
+    """The CPU grouped_mm path and the any-device loop: same outputs, loads and gradients, and an
+    expert that got no tokens has no gradient on either (so AdamW leaves it alone)."""
+    moe = moe_layer(capacity_factor=capacity_factor).train()
+    with torch.no_grad():
+        moe.gate.bias[3] = -10.0  # expert 3 is never chosen
+    x = torch.randn(3, 8, 32)
+    valid = torch.ones(3, 8, dtype=torch.bool)
+    valid[1, 5:] = valid[2, 2:] = False  # padding, as in a training batch
+    opts = ForwardOptions(valid=valid)
+    assert moe._grouped_mm_fits(x.flatten(0, 1))
+    grouped = _moe_outputs_and_grads(moe, x, opts)
+    monkeypatch.setattr("dsmini.moe.GROUPED_EXPERTS", False)
+    assert not moe._grouped_mm_fits(x.flatten(0, 1))
+    looped = _moe_outputs_and_grads(moe, x, opts)
+    torch.testing.assert_close(grouped[0], looped[0])
+    torch.testing.assert_close(grouped[1].load, looped[1].load)
+    assert grouped[1].load[3] == 0 and grouped[1].load.sum() == (valid.sum() * moe.top_k - grouped[1].n_dropped)
+    torch.testing.assert_close(grouped[2], looped[2])
+    for name, grad in grouped[3].items():
+        if name.startswith("experts.3."):
+            assert grad is None and looped[3][name] is None, name
+        else:
+            torch.testing.assert_close(grad, looped[3][name], msg=name)
+
+
+def test_no_padding_mask_routes_exactly_like_an_all_valid_mask():
+    """Without padding the layer skips building masks; the result must not change."""
+    moe = moe_layer(aux_loss_coef=0.1).train()
+    x = torch.randn(2, 8, 32)
+    y_none, r_none = moe(x)
+    y_all, r_all = moe(x, ForwardOptions(valid=torch.ones(2, 8, dtype=torch.bool)))
+    torch.testing.assert_close(y_none, y_all, rtol=0, atol=0)
+    torch.testing.assert_close(r_none.load, r_all.load)
+    torch.testing.assert_close(r_none.aux_loss, r_all.aux_loss)
+    assert r_none.valid.all() and not r_none.dropped.any() and r_none.n_dropped == 0
+
+
 def test_dense_layers_first_then_moe():
     model = make(n_layers=3, n_dense_layers=2)
     kinds = [type(block.ffn).__name__ for block in model.layers]

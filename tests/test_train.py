@@ -9,6 +9,7 @@ import torch
 
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
+from dsmini.job_slots import THREADS, configure_torch_threads
 from dsmini.model import DSMini
 from dsmini.train import Trainer, build_optimizers, evaluate, lr_at, train
 
@@ -74,6 +75,53 @@ def test_resume_continues_the_same_curve_exactly(data, tmp_path, router, optimiz
     tail = [m.loss for m in resumed.run()]
     assert head + tail == straight
     assert resumed.step == 12 and len(resumed.state.history) == 12
+
+
+def _unfused_adamw(trainer: Trainer) -> None:
+    """Swap the trainer's AdamW for the unfused one the app used before (same groups and settings)."""
+    fused = trainer.optimizers["adamw"]
+    groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in fused.param_groups]
+    trainer.optimizers["adamw"] = torch.optim.AdamW(groups, lr=fused.defaults["lr"], betas=fused.defaults["betas"])
+
+
+def test_adamw_is_fused_on_cpu_and_resumes_from_an_unfused_state(data, tmp_path):
+    """A state saved by the unfused AdamW (older checkpoints) resumes into the fused one: the
+    moments carry over, the run stays fused, and the curve follows the unfused run's closely."""
+    model_cfg, train_cfg = configs(data, steps=12)
+    assert all(g["fused"] for g in Trainer(model_cfg, train_cfg, data).optimizers["adamw"].param_groups)
+    unfused = Trainer(model_cfg, train_cfg, data)
+    _unfused_adamw(unfused)
+    straight = [m.loss for m in unfused.run()]
+
+    first = Trainer(model_cfg, train_cfg, data)
+    _unfused_adamw(first)
+    run = first.run()
+    head = [next(run).loss for _ in range(5)]
+    saved = first.save(tmp_path, "half")
+    resumed = Trainer.resume(saved, data)
+    adamw = resumed.optimizers["adamw"]
+    assert all(g["fused"] and not g["foreach"] for g in adamw.param_groups)
+    saved_state = first.optimizers["adamw"].state_dict()["state"]
+    for i, moments in adamw.state_dict()["state"].items():
+        torch.testing.assert_close(moments["exp_avg"], saved_state[i]["exp_avg"], rtol=0, atol=0)
+        assert float(moments["step"]) == 5
+    tail = [m.loss for m in resumed.run()]
+    assert head == straight[:5]
+    assert tail == pytest.approx(straight[5:], rel=1e-4)  # another kernel, the same update rule
+
+
+def test_metrics_read_once_per_step_match_the_model_outputs(data):
+    """The losses and loads gathered as tensors and read once per step are the per-layer numbers."""
+    model_cfg, train_cfg = configs(data, steps=2, grad_accum=2)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    (first, second) = list(trainer.run())
+    assert isinstance(first.expert_load[0][0], int) and isinstance(first.loss, float)
+    assert len(first.expert_load) == len(trainer.model.moe_layers()) == len(first.dropped)
+    assert first.dropped == [0] * len(first.dropped)
+    *main_loads, _ = first.expert_load  # both micro-batches' assignments, every real token top_k times
+    assert all(sum(load) == first.tokens * model_cfg.top_k for load in main_loads)
+    assert math.isclose(first.loss, first.main_loss + model_cfg.mtp_lambda * sum(first.mtp_losses) + first.aux_loss,
+                        rel_tol=1e-5)
 
 
 def test_stop_request_ends_cleanly(data):
@@ -260,3 +308,16 @@ def test_resume_with_domain_mi_is_exact(labelled, tmp_path):
     # the history went through checkpoint.json and back
     assert [[h[k] for k in keys] for h in resumed.state.history] == [[h[k] for k in keys] for h in straight]
     assert [h["step"] for h in straight if h["domain_mi"]] == [4, 8, 12]
+
+
+def test_thread_policy_per_role():
+    """Both roles default to the measured policy (dsmini/job_slots.py); an explicit count wins."""
+    previous = torch.get_num_threads()
+    try:
+        assert configure_torch_threads(role="training") == THREADS["training"] == torch.get_num_threads()
+        assert configure_torch_threads(role="server") == THREADS["server"] == torch.get_num_threads()
+        assert configure_torch_threads(2, role="training") == 2 == torch.get_num_threads()
+        with pytest.raises(ValueError, match="role"):
+            configure_torch_threads(role="page")
+    finally:
+        torch.set_num_threads(previous)

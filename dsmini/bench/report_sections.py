@@ -21,8 +21,14 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         for k, a in archs.items()
     ]
     full = archs["full"]["ratio"]
-    threads = s["thread_sweep"]["threads"]
-    thread_rows = [[n, fmt_int(t["tokens_per_sec"]), f"{t['ratio']:.2f}x"] for n, t in threads.items()]
+    sweep = s["thread_sweep"]
+    by_arch = sweep.get("by_arch", {sweep["arch"]: sweep["threads"]})  # older results: the full model only
+    counts = list(next(iter(by_arch.values())))
+    thread_rows = [
+        [arch_label(k), *(f"{fmt_int(t[n]['tokens_per_sec'])} ({t[n]['ratio']:.2f}x)" for n in counts)]
+        for k, t in by_arch.items()
+    ]
+    mtp = s.get("mtp_block")
     return "\n\n".join([
         f"Training tokens/s counts real target tokens (padding excluded) over whole optimizer steps of "
         f"`Trainer.run` (forward, backward, clipping, AdamW, router-bias update): batches of "
@@ -37,6 +43,10 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
                 "tokens/s", "vs dense"], rows),
         f"**Full model vs dense baseline: {full:.2f}x tokens/s** (target >= {targets['full_vs_dense']}: "
         f"{met_or_missed(full >= targets['full_vs_dense'])}).",
+        "" if mtp is None else
+        f"The MTP module (one more block, the shared head once more, its loss) takes "
+        f"{100 * mtp['share_of_full_step']:.0f}% of a full-model step: without it the same model trains "
+        f"{fmt_int(mtp['tokens_per_sec_without_mtp'])} tokens/s.",
         chart_link("throughput", "tokens/s per architecture"),
         "### MoE layer vs a dense FFN of equal active size",
         f"Forward + backward of one layer on the same ({moe['tokens']}, {moe['d_model']}) input, "
@@ -50,9 +60,12 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"{met_or_missed(moe['ratio'] <= targets['moe_overhead'])}). Where the MoE forward goes: router "
         f"{fmt_num(moe['router_forward_ms'], 3)} ms, shared expert {fmt_num(moe['shared_forward_ms'], 3)} ms, "
         f"routed experts (gather, {moe['n_routed_experts']} expert calls, scatter) "
-        f"{fmt_num(moe['routed_forward_ms'], 3)} ms.",
-        "### Threads (full model)",
-        md_table(["torch threads", "tokens/s", "vs 1 thread"], thread_rows),
+        f"{fmt_num(moe['routed_forward_ms'], 3)} ms"
+        + ("." if "experts_forward_ms" not in moe else
+           f", of which the experts' own SwiGLUs {fmt_num(moe['experts_forward_ms'], 3)} ms and the bookkeeping "
+           f"around them (sort, gather, weighted scatter, loads) {fmt_num(moe['bookkeeping_forward_ms'], 3)} ms."),
+        "### Threads",
+        md_table(["architecture", *(f"tokens/s at {n} thread(s) (vs 1)" for n in counts)], thread_rows),
     ])
 
 

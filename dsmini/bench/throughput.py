@@ -8,6 +8,7 @@ backward, clipping, AdamW, router-bias update). Every architecture trains on the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from typing import Any, Iterator
@@ -49,9 +50,11 @@ def corpus_data(name: str, seed: int = 42) -> CorpusData:
     return prepare_corpus(corpus.names, default_block_size(corpus.names), seed, corpus_name=corpus.name)
 
 
-def _training_loop(key: str, plan: Plan, data: CorpusData) -> tuple[Trainer, Iterator[StepMetrics]]:
-    """A trainer for architecture `key` and its running loop; every call draws the same batches."""
+def _training_loop(key: str, plan: Plan, data: CorpusData, **overrides: Any) -> tuple[Trainer, Iterator[StepMetrics]]:
+    """A trainer for architecture `key` (ModelConfig `overrides` on top) and its running loop;
+    every call draws the same batches."""
     cfg = arch_config(key, plan.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    cfg = dataclasses.replace(cfg, **overrides)
     steps = plan.warmup_steps + plan.rounds * plan.steps_per_round + 1
     # eval and sampling past the last step we take: the loop measured is pure training
     train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0, device="cpu")
@@ -75,12 +78,17 @@ def _ticking(measure, progress: Progress, note: str):
     return wrapped
 
 
+WITHOUT_MTP = "full_without_mtp"  # the full model minus its MTP module: what MTP costs a step
+
+
 def training_throughput(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, Any]:
-    """tokens/s of each architecture, and its ratio to the dense baseline round by round."""
+    """tokens/s of each architecture, and its ratio to the dense baseline round by round; also the
+    full model without its MTP module, in the same rounds, for the MTP block's share of a step."""
     loops, archs = {}, {}
     for arch in ARCHS:
         trainer, loops[arch.key] = _training_loop(arch.key, plan, data)
         archs[arch.key] = {"label": arch.label, **describe(trainer.model_cfg, trainer.model)}
+    loops[WITHOUT_MTP] = _training_loop("full", plan, data, mtp_depth=0)[1]
     for loop in loops.values():  # the first steps pay one-off costs (imports, allocator, caches)
         _tokens_per_sec(loop, plan.warmup_steps)
     if plan.warmup_steps:
@@ -89,18 +97,23 @@ def training_throughput(plan: Plan, data: CorpusData, progress: Progress) -> dic
     last = ARCHS[-1].key
     variants[last] = _ticking(variants[last], progress, "training steps")  # one tick per round
     per_round = interleaved(variants, plan.rounds)
+    without_mtp = per_round.pop(WITHOUT_MTP)
     for key, values in per_round.items():
         ratios = ratios_by_round(values, per_round[BASELINE])
         archs[key].update(tokens_per_sec=median(values), tokens_per_sec_rounds=values,
                           ratio=median(ratios), ratio_rounds=ratios)
-    return {"archs": archs}
+    # tokens/s is steps/s times the same tokens: 1 - full/without is the share of a full step MTP takes
+    shares = [1 - f / w for f, w in zip(per_round["full"], without_mtp, strict=True)]
+    mtp = {"tokens_per_sec_without_mtp": median(without_mtp), "share_of_full_step": median(shares), "share_rounds": shares}
+    return {"archs": archs, "mtp_block": mtp}
 
 
 def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[str, Any]:
     """Forward + backward of one MoE layer vs one dense SwiGLU of equal active size, same input.
 
-    Also a forward-only breakdown of the MoE layer (router, shared expert, routed experts) to
-    show where any overhead goes.
+    Also a forward-only breakdown of the MoE layer (router, shared expert, routed experts; of the
+    routed part, the experts' own SwiGLUs on rows already sorted vs the bookkeeping around them)
+    to show where any overhead goes.
     """
     cfg = preset(plan.preset)
     torch.manual_seed(0)
@@ -108,6 +121,7 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
     dense = Expert(cfg.d_model, active_ffn_dim(cfg)).train()
     x = torch.randn(plan.batch_size, block_size, cfg.d_model)  # (b, t, d) a training batch's worth
     flat = x.flatten(0, 1)  # (n, d)
+    rows, counts = _sorted_rows(moe, flat)
 
     def fwd_bwd(layer, returns_routing: bool) -> float:
         start = time.perf_counter()
@@ -131,6 +145,7 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
         "moe_forward_ms": partial(forward_ms, lambda: moe(x)),
         "router_forward_ms": partial(forward_ms, lambda: moe.gate(flat)),
         "shared_forward_ms": partial(forward_ms, lambda: moe.shared_experts(flat)),
+        "experts_forward_ms": partial(forward_ms, lambda: moe._run_experts(rows, counts)),
         "dense_forward_ms": partial(forward_ms, lambda: dense(x)),
     }
     for layer, returns_routing in ((moe, True), (dense, False)):  # warm-up
@@ -139,6 +154,8 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
     ratios = ratios_by_round(per_round["moe_ms"], per_round["dense_ms"])
     result = {key: median(values) for key, values in per_round.items()}
     result["routed_forward_ms"] = result["moe_forward_ms"] - result["router_forward_ms"] - result["shared_forward_ms"]
+    # sorting, gather, weighted scatter, loads and the Routing record: the routed part minus the experts' own work
+    result["bookkeeping_forward_ms"] = result["routed_forward_ms"] - result["experts_forward_ms"]
     return {
         "tokens": flat.size(0), "d_model": cfg.d_model, "dense_hidden": active_ffn_dim(cfg),
         "n_routed_experts": cfg.n_routed_experts, "top_k": cfg.top_k, "n_shared_experts": cfg.n_shared_experts,
@@ -147,26 +164,39 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
     }
 
 
+@torch.no_grad()
+def _sorted_rows(moe: MoE, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows sorted by expert, per-expert counts) as `MoE._dispatch` hands them to the experts."""
+    indices = moe.gate(flat)[1].flatten()
+    order = torch.argsort(indices, stable=True)
+    return flat[order // moe.top_k], torch.bincount(indices, minlength=moe.n_experts)
+
+
 def thread_sweep(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, Any]:
-    """The full model's training tokens/s at 1 thread vs all cores, alternating round by round."""
+    """Every architecture's training tokens/s at 1 thread vs all cores, alternating round by round
+    (`threads` is the full model's, `by_arch` all four). The app's thread policy rests on it
+    (dsmini/job_slots.py)."""
     threads = list(dict.fromkeys(plan.sweep_threads))
-    loops = {n: _training_loop("full", plan, data)[1] for n in threads}
+    loops = {(arch.key, n): _training_loop(arch.key, plan, data)[1] for arch in ARCHS for n in threads}
 
-    def measure(n: int) -> float:
-        with torch_threads(n):
-            return _tokens_per_sec(loops[n], plan.steps_per_round)
+    def measure(key: tuple[str, int]) -> float:
+        with torch_threads(key[1]):
+            return _tokens_per_sec(loops[key], plan.steps_per_round)
 
-    for n in threads:
-        with torch_threads(n):
-            _tokens_per_sec(loops[n], plan.warmup_steps)
-    variants = {n: partial(measure, n) for n in threads}
-    variants[threads[-1]] = _ticking(variants[threads[-1]], progress, "thread sweep")
+    for key in loops:
+        with torch_threads(key[1]):
+            _tokens_per_sec(loops[key], plan.warmup_steps)
+    variants = {key: partial(measure, key) for key in loops}
+    last = next(reversed(variants))
+    variants[last] = _ticking(variants[last], progress, "thread sweep")
     per_round = interleaved(variants, plan.rounds)
-    base = per_round[threads[0]]
-    return {
-        "arch": "full",
-        "threads": {
+
+    def by_threads(arch: str) -> dict[str, Any]:
+        base = per_round[(arch, threads[0])]
+        return {
             str(n): {"tokens_per_sec": median(v), "rounds": v, "ratio": median(ratios_by_round(v, base))}
-            for n, v in per_round.items()
-        },
-    }
+            for n, v in ((n, per_round[(arch, n)]) for n in threads)
+        }
+
+    by_arch = {arch.key: by_threads(arch.key) for arch in ARCHS}
+    return {"arch": "full", "threads": by_arch["full"], "by_arch": by_arch}
