@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from .data import CorpusData
+from .job_slots import configure_torch_threads
 from .train import Trainer
 
 _POLL_S = 0.1  # how often the following thread checks for a stop request while the child trains
@@ -129,7 +128,7 @@ def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int,
     ("saved", (path, step)) after each periodic save (`<end>-at-<step>`, every `autosave_every` s),
     save the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
     step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
-    torch.set_num_threads(threads)
+    configure_torch_threads(threads, role="training")
     trainer = Trainer.resume(start, pickle.loads(data), steps=steps)  # bytes the parent pickled, never a file
     end_path = Path(end)
     last_save = time.monotonic()

@@ -265,7 +265,8 @@ class MoE(nn.Module):
             return base, load
         token = assignment // self.top_k
         out = self._run_experts(flat[token], load)  # (a, d), rows in expert order
-        return base.index_add_(0, token, out * weights.flatten()[assignment, None]), load
+        # under bf16 autocast (CUDA) the experts' outputs are bf16 and `base` may be fp32: one dtype for index_add_
+        return base.index_add_(0, token, (out * weights.flatten()[assignment, None]).to(base.dtype)), load
 
     def _run_experts(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).

@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .corpus_ref import corpus_reference
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
-from .device import autocast, pick_device
+from .device import autocast, pick_device, synchronize
 from .generate import generate, inference
 from .model import DSMini
 from .probes.domains import domain_mi
@@ -266,6 +266,7 @@ class Trainer:
         if loads is not None:
             model.update_router_biases(list(loads))  # aux-loss-free balancing: once per optimizer step
         self.state.step = step + 1
+        synchronize(self.device)  # on a GPU the step's kernels are still queued: read the clock after them
         elapsed = time.perf_counter() - t0
         metrics = StepMetrics(
             step=self.state.step, loss=sums["loss"], main_loss=sums["main"], mtp_losses=mtp_sums,

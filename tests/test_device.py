@@ -101,14 +101,7 @@ def test_bench_device_flag_resolves_auto_and_defaults_to_cpu(capsys):
     assert exc.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
 
 
-MOE_UNDER_BF16 = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason="dsmini/moe.py MoE._dispatch: index_add_ of bf16 expert outputs into an fp32 buffer (fix: cast the "
-           "source to flat.dtype); remove this mark with the fix")
-
-
-@pytest.mark.parametrize("key", [pytest.param(a.key, marks=MOE_UNDER_BF16 if a.overrides["ffn_type"] == "moe" else ())
-                                 for a in ARCHS])
+@pytest.mark.parametrize("key", [a.key for a in ARCHS])
 def test_every_architecture_trains_under_bf16_autocast(key):
     """The trainer's step on CUDA (`dsmini.device.autocast`), with CPU autocast standing in for it."""
     torch.manual_seed(0)
