@@ -262,3 +262,23 @@ def test_cache_tables_and_growth_figure(models):
     assert solid.x[-1] == dashed.x[0] == BLOCK and dashed.x[-1] == 1024 and dashed.line.dash == "dash"
     assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
     assert fig.layout.shapes[0].x0 == BLOCK and fig.layout.annotations[0].x == pytest.approx(math.log10(BLOCK))
+
+
+def test_written_out_attention_equals_sdpa_where_sdpa_has_no_fused_cpu_kernel():
+    """MLA's query/key and value head sizes differ, so on a CPU `attend` writes the scores out
+    (softmax_last) instead of taking SDPA's slow unfused fallback: the same numbers, with and without a
+    cache (s < t), for one new query, and with the probabilities the explorer asks for."""
+    from dsmini.attention import attend, causal_mask, softmax_last
+
+    torch.manual_seed(0)
+    scores = torch.randn(3, 5, 7)
+    assert torch.allclose(softmax_last(scores), scores.softmax(dim=-1), atol=1e-6)
+    for s, t in ((6, 6), (2, 6), (1, 6)):
+        q, k, v = torch.randn(2, 4, s, 24), torch.randn(2, 4, t, 24), torch.randn(2, 4, t, 16)
+        mask = causal_mask(s, t)
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+        out, probs = attend(q, k, v, 0.3, need_weights=False)
+        assert probs is None and torch.allclose(out, expected, atol=1e-5)
+        out, probs = attend(q, k, v, 0.3, need_weights=True)
+        assert torch.allclose(out, expected, atol=1e-5)
+        assert torch.allclose(probs.sum(-1), torch.ones(2, 4, s)) and (probs[..., ~mask] == 0).all()
