@@ -55,7 +55,7 @@ def main() -> None:
         if listing.broken:
             details = "; ".join(f"{b.name}: {b.reason}" for b in listing.broken)
             st.caption(ui.tr("ui.broken_checkpoints", n=len(listing.broken), details=details))
-        st.caption(ui.tr("ui.device", device=ui.device_name()))
+        st.caption(ui.tr("ui.device", explorer=ui.EXPLORER_DEVICE, training=ui.device_name()))
 
     page.run()
 

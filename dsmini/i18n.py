@@ -868,7 +868,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Shipped models and the runs saved on the Train page.",
         "ru": "Готовые модели и запуски, сохранённые на странице «Обучение».",
     },
-    "ui.device": {"en": "Device: {device}", "ru": "Устройство: {device}"},
+    "ui.device": {"en": "Pages compute on {explorer}; training runs on {training}",
+                  "ru": "Страницы считаются на {explorer}; обучение идёт на {training}"},
     "ui.no_checkpoint": {
         "en": "No trained model yet: train one on the Train page.",
         "ru": "Обученных моделей пока нет: обучите модель на странице «Обучение».",

@@ -58,7 +58,13 @@ def _startup() -> str:
     return str(pick_device())
 
 
+# The explorer's models: tiny, one name or a few hundred at a time, shared read-only by every session;
+# on a CPU each call costs less than a GPU's launch and copy overhead would, so pages stay there.
+EXPLORER_DEVICE = "cpu"
+
+
 def device_name() -> str:
+    """Where training runs (TrainConfig.device "auto": CUDA, then MPS, then CPU)."""
     return _startup()
 
 
@@ -66,7 +72,7 @@ def device_name() -> str:
 def _load(path: str, mtime: float) -> Checkpoint:
     """Shared by every user and thread, so read-only: eval mode, caches made per call.
     Keyed by mtime so a re-saved checkpoint is reloaded."""
-    return load_checkpoint(path)
+    return load_checkpoint(path, device=EXPLORER_DEVICE)
 
 
 def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:

@@ -51,6 +51,8 @@ def test_home_shows_model_card_diagram_and_generates(at, lang):
 
 def test_sidebar_lists_shipped_checkpoints_and_switches(at):
     at.run()
+    # the sidebar says where pages compute and where training runs (no GPU here: both on the CPU)
+    assert ui.t("ui.device", "en", explorer="cpu", training="cpu") in [c.value for c in at.caption]
     picker = at.selectbox(key="checkpoint")
     assert {"en-names", "ru-names"} <= set(picker.options)
     picker.set_value("ru-names").run()
