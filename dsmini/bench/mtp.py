@@ -23,7 +23,7 @@ from ..generate import inference, prefill
 from ..model import DSMini
 from ..probes.mtp import greedy_matches, run_drafts, time_decoding
 from ..speculative import speculative_generate
-from .common import Plan, Progress
+from .common import Plan, Progress, clock
 
 CHECKPOINTS = ("en-names", "ru-names", "ru-en-names")
 PREFIX_CHARS = 2
@@ -34,7 +34,7 @@ def run(plan: Plan) -> dict[str, Any]:
     result = {}
     for name in CHECKPOINTS:
         path = plan.checkpoints / name
-        result[name] = speculative_vs_greedy(load_checkpoint(path), plan) if path.exists() else {
+        result[name] = speculative_vs_greedy(load_checkpoint(path, device=plan.device), plan) if path.exists() else {
             "skipped": f"no checkpoint at {path}"}
         progress.step(name)
     progress.close()
@@ -73,15 +73,16 @@ def speculative_vs_greedy(ckpt: Checkpoint, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, rounds: int = 5) -> dict[str, float]:
-    """Median ms per call of each function, timed in turns (A B C A B C ...) so load hits all alike."""
+def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, device, rounds: int = 5) -> dict[str, float]:
+    """Median ms per call of each function, timed in turns (A B C A B C ...) so load hits all alike;
+    the clock waits for `device` (a GPU queues its kernels)."""
     times: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(rounds):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            start = clock(device)
             for _ in range(calls):
                 fn()
-            times[key].append((time.perf_counter() - start) / calls)
+            times[key].append((clock(device) - start) / calls)
     return {key: 1000 * statistics.median(t) for key, t in times.items()}
 
 
@@ -105,7 +106,7 @@ def pass_costs(model: DSMini, calls: int = 200) -> dict[str, float]:
             prefill(model, tokens[:, :3], model.new_cache(1, with_mtp=True), absorb=True)
 
         return _interleaved_ms({"prefill_ms": fresh_prefill, "main_pass_1_ms": lambda: main(1),
-                                "main_pass_2_ms": lambda: main(2), "mtp_step_ms": mtp}, calls)
+                                "main_pass_2_ms": lambda: main(2), "mtp_step_ms": mtp}, calls, model.head.weight.device)
 
 
 def ceiling(costs: dict[str, float], names: int, generated: int, passes: int) -> dict[str, Any]:

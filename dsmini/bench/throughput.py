@@ -9,7 +9,6 @@ backward, clipping, AdamW, router-bias update). Every architecture trains on the
 from __future__ import annotations
 
 import dataclasses
-import time
 from functools import partial
 from typing import Any, Iterator
 
@@ -21,7 +20,7 @@ from ..data import CorpusData, default_block_size, prepare_corpus
 from ..moe import Expert, MoE
 from ..train import StepMetrics, Trainer
 from .archs import ARCHS, BASELINE, active_ffn_dim, arch_config, describe
-from .common import Plan, Progress, interleaved, median, ratios_by_round, torch_threads
+from .common import Plan, Progress, clock, interleaved, median, ratios_by_round, torch_threads
 
 FULL_VS_DENSE_TARGET = 0.7  # full model tokens/s >= 0.7x the dense baseline's
 MOE_OVERHEAD_TARGET = 1.3  # one MoE layer <= 1.3x a dense FFN of equal active size
@@ -57,16 +56,16 @@ def _training_loop(key: str, plan: Plan, data: CorpusData, **overrides: Any) -> 
     cfg = dataclasses.replace(cfg, **overrides)
     steps = plan.warmup_steps + plan.rounds * plan.steps_per_round + 1
     # eval and sampling past the last step we take: the loop measured is pure training
-    train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0, device="cpu")
+    train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0, device=plan.device)
     trainer = Trainer(cfg, train_cfg, data)
     return trainer, trainer.run()
 
 
-def _tokens_per_sec(loop: Iterator[StepMetrics], n_steps: int) -> float:
+def _tokens_per_sec(loop: Iterator[StepMetrics], n_steps: int, device: str) -> float:
     """Wall-clock real target tokens/s over the next `n_steps` optimizer steps of a running loop."""
-    start = time.perf_counter()
+    start = clock(device)
     tokens = sum(next(loop).tokens for _ in range(n_steps))
-    return tokens / (time.perf_counter() - start)
+    return tokens / (clock(device) - start)
 
 
 def _ticking(measure, progress: Progress, note: str):
@@ -90,10 +89,10 @@ def training_throughput(plan: Plan, data: CorpusData, progress: Progress) -> dic
         archs[arch.key] = {"label": arch.label, **describe(trainer.model_cfg, trainer.model)}
     loops[WITHOUT_MTP] = _training_loop("full", plan, data, mtp_depth=0)[1]
     for loop in loops.values():  # the first steps pay one-off costs (imports, allocator, caches)
-        _tokens_per_sec(loop, plan.warmup_steps)
+        _tokens_per_sec(loop, plan.warmup_steps, plan.device)
     if plan.warmup_steps:
         progress.step("warm-up")
-    variants = {key: partial(_tokens_per_sec, loop, plan.steps_per_round) for key, loop in loops.items()}
+    variants = {key: partial(_tokens_per_sec, loop, plan.steps_per_round, plan.device) for key, loop in loops.items()}
     last = ARCHS[-1].key
     variants[last] = _ticking(variants[last], progress, "training steps")  # one tick per round
     per_round = interleaved(variants, plan.rounds)
@@ -117,27 +116,27 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
     """
     cfg = preset(plan.preset)
     torch.manual_seed(0)
-    moe = MoE(cfg, layer_id=cfg.n_dense_layers).train()
-    dense = Expert(cfg.d_model, active_ffn_dim(cfg)).train()
-    x = torch.randn(plan.batch_size, block_size, cfg.d_model)  # (b, t, d) a training batch's worth
+    moe = MoE(cfg, layer_id=cfg.n_dense_layers).to(plan.device).train()
+    dense = Expert(cfg.d_model, active_ffn_dim(cfg)).to(plan.device).train()
+    x = torch.randn(plan.batch_size, block_size, cfg.d_model, device=plan.device)  # (b, t, d) a training batch's worth
     flat = x.flatten(0, 1)  # (n, d)
     rows, counts = _sorted_rows(moe, flat)
 
     def fwd_bwd(layer, returns_routing: bool) -> float:
-        start = time.perf_counter()
+        start = clock(plan.device)
         for _ in range(plan.layer_calls):
             xi = x.clone().requires_grad_()
             y = layer(xi)[0] if returns_routing else layer(xi)
             y.square().mean().backward()
             layer.zero_grad(set_to_none=True)
-        return 1000 * (time.perf_counter() - start) / plan.layer_calls
+        return 1000 * (clock(plan.device) - start) / plan.layer_calls
 
     @torch.no_grad()
     def forward_ms(fn) -> float:
-        start = time.perf_counter()
+        start = clock(plan.device)
         for _ in range(plan.layer_calls):
             fn()
-        return 1000 * (time.perf_counter() - start) / plan.layer_calls
+        return 1000 * (clock(plan.device) - start) / plan.layer_calls
 
     variants = {
         "dense_ms": partial(fwd_bwd, dense, False),
@@ -181,11 +180,11 @@ def thread_sweep(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, 
 
     def measure(key: tuple[str, int]) -> float:
         with torch_threads(key[1]):
-            return _tokens_per_sec(loops[key], plan.steps_per_round)
+            return _tokens_per_sec(loops[key], plan.steps_per_round, plan.device)
 
     for key in loops:
         with torch_threads(key[1]):
-            _tokens_per_sec(loops[key], plan.warmup_steps)
+            _tokens_per_sec(loops[key], plan.warmup_steps, plan.device)
     variants = {key: partial(measure, key) for key in loops}
     last = next(reversed(variants))
     variants[last] = _ticking(variants[last], progress, "thread sweep")
