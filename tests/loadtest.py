@@ -1,6 +1,7 @@
 """Classroom load test: N simultaneous sessions against a real `streamlit run` server on 127.0.0.1.
 
     python -m tests.loadtest --sessions 30 --trainers 5 --benchmarks BENCHMARKS.md
+    python -m tests.loadtest --url http://host:8501 --sessions 30   # a deployment that is already running
 
 Each session is a browserless websocket client (tests/st_client.py) speaking the browser's protocol, so
 the figures are the server's: it opens the app, generates names from a prefix, visits every page;
@@ -9,7 +10,9 @@ every second) for `--watch` seconds, and keep it running while they browse. We t
 (request -> script finished), count errors (an exception or error message on a page, a missing widget,
 a run slower than `--timeout`, a dropped connection), sample the server's RSS and CPU, and check that
 the server goes quiet once every session has closed (their training runs stop with their sessions).
-Only 127.0.0.1 is contacted; the test is bounded in sessions and time and stops by itself.
+Only 127.0.0.1 is contacted unless `--url` names a running deployment (then nothing is started, and the
+server's CPU and memory, which it cannot see, are not reported); the test is bounded in sessions and time
+and stops by itself.
 """
 
 from __future__ import annotations
@@ -179,9 +182,15 @@ def secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
 
+def amount(value: float | None, spec: str, unit: str) -> str:
+    """`value` formatted with `spec` and its unit; "-" for what a remote deployment does not show."""
+    return "-" if value is None else f"{value:{spec}} {unit}"
+
+
 async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, watch_s: float,
-                server_pid: int) -> dict:
-    """Run the class, then check that every process goes quiet; the figures as a dict (see markdown())."""
+                server_pid: int | None) -> dict:
+    """Run the class, then check that every process goes quiet; the figures as a dict (see markdown()).
+    `server_pid` None: a deployment this machine cannot look into, so only the sessions' figures."""
     rec = Recorder()
     rss: list[float] = []  # the server process
     tree_rss: list[float] = []  # with the fork server and the training processes
@@ -194,14 +203,18 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
 
     async with StreamlitClient(url, 120) as warm:  # the first run imports torch, loads models: no user waits for it
         await warm.run(page="")
-    sampler = asyncio.create_task(sample_rss())
-    cpu_start, started = cpu_seconds(server_pid), time.perf_counter()
+    local = server_pid is not None
+    sampler = asyncio.create_task(sample_rss()) if local else None
+    cpu_start, started = cpu_seconds(server_pid) if local else None, time.perf_counter()
     await asyncio.gather(*(session(url, i, i < trainers, rec, timeout_s, ramp_s, watch_s) for i in range(sessions)))
-    wall, cpu_busy = time.perf_counter() - started, cpu_seconds(server_pid) - cpu_start
-    sampler.cancel()
-    # Every session has closed: their training runs must stop with them, so every process goes quiet.
-    await asyncio.sleep(2.0)
-    cpu_after_close = await tree_cpu_seconds_over(server_pid, IDLE_WINDOW_S)
+    wall = time.perf_counter() - started
+    cpu_busy = cpu_seconds(server_pid) - cpu_start if local else None
+    cpu_after_close = None
+    if local:
+        sampler.cancel()
+        # Every session has closed: their training runs must stop with them, so every process goes quiet.
+        await asyncio.sleep(2.0)
+        cpu_after_close = await tree_cpu_seconds_over(server_pid, IDLE_WINDOW_S)
     page_runs = [s for step, values in rec.latencies.items() if step != "live-run poll" for s in values]
     return {
         "sessions": sessions, "trainers": trainers, "ramp_s": ramp_s, "watch_s": watch_s,
@@ -219,17 +232,20 @@ def markdown(result: dict, command: str) -> str:
     pages, polls = result["page_runs"], result["polls"]
     rows = [f"| {step} | {q['n']} | {secs(q['p50_s'])} | {secs(q['p95_s'])} | {secs(q['max_s'])} |"
             for step, q in result["steps"].items()]
+    cap = f"`DSMINI_MAX_JOBS={result['max_jobs']}` here" if result["max_jobs"] else "as the deployment sets it"
     return "\n".join([
         SECTION_START,
         "## Classroom load test",
         "",
-        f"`{command}`: {result['sessions']} simultaneous sessions against one `streamlit run` server on "
-        f"127.0.0.1 (this 2-core CPU), starting {result['ramp_s']} s apart. Each session is a websocket client "
+        f"`{command}`: {result['sessions']} simultaneous sessions against "
+        + (f"the deployment at {result['url']}" if result.get("url") else
+           "one `streamlit run` server on 127.0.0.1 (this 2-core CPU)")
+        + f", starting {result['ramp_s']} s apart. Each session is a websocket client "
         "speaking the browser's protocol (`tests/st_client.py`, no rendering, so the times are the server's): "
         f"it opens the app, generates names from a prefix and visits {', '.join(BROWSED_PAGES)} and home. "
         f"{result['trainers']} of them first start the default live training run and watch it for "
         f"{result['watch_s']:.0f} s (the live chart reruns every second), then browse while it trains; the "
-        f"global cap (`DSMINI_MAX_JOBS={result['max_jobs']}` here) queues the other runs. A page run is one "
+        f"global cap ({cap}) queues the other runs. A page run is one "
         "script run, from the request to the server's `script_finished`.",
         "",
         "| page runs | errors | p50 page run | p95 page run | max | live-chart polls p50 / p95 | wall time | "
@@ -238,9 +254,9 @@ def markdown(result: dict, command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {pages['n']} | {result['errors']} | {secs(pages['p50_s'])} | {secs(pages['p95_s'])} | "
         f"{secs(pages['max_s'])} | {secs(polls['p50_s'])} / {secs(polls['p95_s'])} ({polls['n']}) | "
-        f"{result['wall_s']:.1f} s | {result['server_cpu_s']:.0f} s | {result['server_rss_mb_start']:.0f} → "
-        f"{result['server_rss_mb_max']:.0f} MB | {result['all_processes_rss_mb_max']:.0f} MB | "
-        f"{result['cpu_s_after_close']:.2f} s |",
+        f"{result['wall_s']:.1f} s | {amount(result['server_cpu_s'], '.0f', 's')} | "
+        f"{amount(result['server_rss_mb_start'], '.0f', 'MB')} → {amount(result['server_rss_mb_max'], '.0f', 'MB')} | "
+        f"{amount(result['all_processes_rss_mb_max'], '.0f', 'MB')} | {amount(result['cpu_s_after_close'], '.2f', 's')} |",
         "",
         "| step | runs | p50 | p95 | max |",
         "|---|---|---|---|---|",
@@ -268,21 +284,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--watch", type=float, default=30.0, help="seconds a trainer watches its live run")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one script run may take")
     parser.add_argument("--ramp", type=float, default=0.2, help="seconds between session starts")
-    parser.add_argument("--max-jobs", type=int, default=1, help="DSMINI_MAX_JOBS for the server")
+    parser.add_argument("--max-jobs", type=int, default=1, help="DSMINI_MAX_JOBS for the server it starts")
+    parser.add_argument("--url", help="a running deployment (http://host:port, e.g. a proxy in front of several "
+                                      "app processes) instead of a server started here")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--benchmarks", type=Path, help="update this BENCHMARKS.md's load-test section")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 100 or not 0 <= args.trainers <= args.sessions or not 0 < args.watch <= 600:
         parser.error("need 1 <= sessions <= 100, 0 <= trainers <= sessions and 0 < watch <= 600")
-    port = free_port()
-    server = start_server(port, args.max_jobs)
-    try:
-        result = asyncio.run(drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout,
-                                   args.ramp, args.watch, server.pid))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    result["max_jobs"] = args.max_jobs
+    if args.url is not None and not re.fullmatch(r"https?://[^/\s]+/?", args.url):
+        parser.error(f"--url must be http://host:port or https://host:port, got {args.url!r}")
+    if args.url:
+        result = asyncio.run(drive(args.url.rstrip("/"), args.sessions, args.trainers, args.timeout, args.ramp,
+                                   args.watch, server_pid=None))
+    else:
+        port = free_port()
+        server = start_server(port, args.max_jobs)
+        try:
+            result = asyncio.run(drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout,
+                                       args.ramp, args.watch, server.pid))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    result["url"], result["max_jobs"] = args.url, None if args.url else args.max_jobs
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -9,6 +9,7 @@ Widgets are found by their `key` (Streamlit ends a keyed widget's id with `-<key
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -56,7 +57,7 @@ class StreamlitClient:
     """One browser tab's worth of session: `async with StreamlitClient(url) as app: await app.run(page="")`."""
 
     def __init__(self, http_url: str, timeout_s: float = 120.0):
-        self.url = http_url.replace("http://", "ws://", 1).rstrip("/") + "/_stcore/stream"
+        self.url = re.sub(r"^http", "ws", http_url).rstrip("/") + "/_stcore/stream"  # https -> wss too
         self.timeout_s = timeout_s
         self.page_hashes: dict[str, str] = {}  # url path ("" = home) -> page_script_hash, from the app's navigation
         self.fragment_intervals: dict[str, float] = {}  # fragment id -> seconds, from st.fragment(run_every=...)

@@ -5,6 +5,8 @@ The full run is `python -m tests.loadtest --sessions 30 --trainers 5 --benchmark
 
 import asyncio
 
+import pytest
+
 from tests.loadtest import BROWSED_PAGES, free_port, main, start_server
 from tests.st_client import StreamlitClient, text, trigger
 
@@ -45,3 +47,29 @@ def test_the_client_sees_what_a_user_would():
     assert names.problems == [] and picked.options and all(n.startswith("Ma") for n in picked.options)
     assert bad.find("selectbox", "gen_pick") is None  # refused, with the reason as an error message
     assert len(bad.problems) == 1 and "'Ж'" in bad.problems[0]
+
+
+def test_url_drives_a_running_deployment_and_reports_only_what_it_can_see(tmp_path):
+    """`--url` aims the class at a server it did not start (a proxy in front of several app processes, say):
+    the sessions' figures as before; the server's CPU and memory, out of its sight, are "-"."""
+    port = free_port()
+    server = start_server(port, max_jobs=1)
+    try:
+        result = main(["--url", f"http://127.0.0.1:{port}/", "--sessions", "2", "--trainers", "0", "--timeout", "90",
+                       "--benchmarks", str(tmp_path / "BENCHMARKS.md")])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["page_runs"]["n"] == 2 * (4 + len(BROWSED_PAGES))  # open, generate page, names, pages, home and result["polls"]["n"] == 0
+    assert result["url"] == f"http://127.0.0.1:{port}/" and result["max_jobs"] is None
+    assert result["server_cpu_s"] is None and result["server_rss_mb_max"] is None and result["cpu_s_after_close"] is None
+    section = (tmp_path / "BENCHMARKS.md").read_text()
+    assert f"against the deployment at http://127.0.0.1:{port}/" in section and "as the deployment sets it" in section
+
+
+def test_url_must_be_an_http_address():
+    for bad in ("127.0.0.1:8501", "ftp://host", "http://host/path"):
+        with pytest.raises(SystemExit) as stop:
+            main(["--url", bad])
+        assert stop.value.code == 2
