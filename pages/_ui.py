@@ -6,10 +6,12 @@ data and charts live in `dsmini/` and know nothing of Streamlit.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -98,6 +100,42 @@ def _key(arg: Any) -> Any:
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _computed(name: str, key: tuple, _view: Callable, _args: tuple, _given: dict) -> Any:
     return _view(*_args, **_given)
+
+
+_FIGURES: collections.OrderedDict[tuple, tuple[Any, tuple, dict]] = collections.OrderedDict()
+_FIGURES_LOCK = threading.Lock()
+MAX_FIGURES = 512  # a figure is tens of kB: at most tens of MB, however many sessions ask
+
+
+def figure(chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+    """`chart(*args, **kwargs)` once per process for the same inputs, shared by every session.
+
+    A page's figure is a pure function of its view, which `computed` shares across sessions, and
+    building one costs 5-45 ms: a class of 100 would pay it 100 times. Hashable inputs (language,
+    layer, a frozen config) are keyed by value, the rest (a view's parts) by identity; an entry keeps
+    its inputs alive, so an identity is never reused while it is cached. Pages never modify a figure.
+    Only call it with inputs every session shares: a per-session object would never be found again.
+    """
+    key = (chart.__module__, chart.__qualname__, tuple(map(_figure_key, args)),
+           tuple((name, _figure_key(value)) for name, value in sorted(kwargs.items())))
+    with _FIGURES_LOCK:
+        if key in _FIGURES:
+            _FIGURES.move_to_end(key)
+            return _FIGURES[key][0]
+    built = chart(*args, **kwargs)  # outside the lock: two sessions may both build it once, nothing worse
+    with _FIGURES_LOCK:
+        _FIGURES[key] = (built, args, kwargs)
+        while len(_FIGURES) > MAX_FIGURES:
+            _FIGURES.popitem(last=False)
+    return built
+
+
+def _figure_key(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:  # a view's lists and dataclasses with tensors: the shared object itself
+        return ("id", id(value))
+    return ("value", type(value).__qualname__, value)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

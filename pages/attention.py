@@ -29,7 +29,7 @@ with ui.guard():
 
     st.subheader(ui.tr("attention.grid_title"))
     st.caption(ui.tr("attention.grid_caption"))
-    st.plotly_chart(attention_grid_figure(trace, ui.lang()), width="stretch", key="att_grid")
+    st.plotly_chart(ui.figure(attention_grid_figure, trace, ui.lang()), width="stretch", key="att_grid")
 
     st.subheader(ui.tr("attention.split_title"))
     if not trace.has_split:
@@ -39,4 +39,4 @@ with ui.guard():
     layer = c1.selectbox(ui.tr("attention.layer"), range(trace.n_layers), key=f"att_layer_{ckpt.name}")
     head = c2.selectbox(ui.tr("attention.head"), range(trace.n_heads), key=f"att_head_{ckpt.name}")
     st.caption(ui.tr("attention.split_caption"))
-    st.plotly_chart(score_split_figure(trace, layer, head, ui.lang()), width="stretch", key="att_split")
+    st.plotly_chart(ui.figure(score_split_figure, trace, layer, head, ui.lang()), width="stretch", key="att_split")

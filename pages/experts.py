@@ -38,10 +38,11 @@ def domain_section(analysis: ExpertAnalysis, lang: str) -> None:
     m2.metric(ui.tr("experts.m_domain_mi_initial"), f"{report.mi_initial[layer]:.3f}")
     ratio = report.mi_ratio(layer)
     m3.metric(ui.tr("experts.m_domain_ratio"), "∞" if ratio == float("inf") else f"{ratio:.1f}×")
-    st.plotly_chart(domain_mi_figure(report, lang), width="stretch", key="experts_domain_mi")
+    st.plotly_chart(ui.figure(domain_mi_figure, report, lang), width="stretch", key="experts_domain_mi")
     st.caption(ui.tr("experts.domain_mi_caption", ceiling=round(report.mi_ceiling, 2), seed=INITIAL_SEED))
     untrained = st.toggle(ui.tr("experts.show_untrained"), key="experts_domain_untrained")
-    st.plotly_chart(domain_map_figure(report, lang, initial=untrained), width="stretch", key="experts_domain_map")
+    st.plotly_chart(ui.figure(domain_map_figure, report, lang, initial=untrained), width="stretch",
+                    key="experts_domain_map")
     st.caption(ui.tr("experts.domain_map_caption", k=report.top_k, n=report.n_experts))
 
 
@@ -51,19 +52,19 @@ def letter_section(analysis: ExpertAnalysis, lang: str) -> None:
                                 format_func=lambda v: t(f"experts.view_{v}", lang), key="experts_view")
     st.subheader(ui.tr("experts.letters_title"))
     st.caption(ui.tr("experts.letters_caption"))
-    st.plotly_chart(letter_expert_figure(report, view, lang), width="stretch", key="experts_letters")
+    st.plotly_chart(ui.figure(letter_expert_figure, report, view, lang), width="stretch", key="experts_letters")
     st.subheader(ui.tr("experts.positions_title"))
     st.caption(ui.tr("experts.positions_caption"))
-    st.plotly_chart(position_expert_figure(report, view, lang), width="stretch", key="experts_positions")
+    st.plotly_chart(ui.figure(position_expert_figure, report, view, lang), width="stretch", key="experts_positions")
     c1, c2 = st.columns(2)
     with c1:
         st.subheader(ui.tr("experts.load_title"))
         st.caption(ui.tr("experts.load_caption", dropped=sum(report.n_dropped.values())))
-        st.plotly_chart(expert_load_figure(report, lang), width="stretch", key="experts_load")
+        st.plotly_chart(ui.figure(expert_load_figure, report, lang), width="stretch", key="experts_load")
     with c2:
         st.subheader(ui.tr("experts.mi_title"))
         st.caption(ui.tr("experts.mi_caption", ceiling=round(report.mi_ceiling, 3), seed=INITIAL_SEED))
-        st.plotly_chart(specialisation_figure(report, lang), width="stretch", key="experts_mi")
+        st.plotly_chart(ui.figure(specialisation_figure, report, lang), width="stretch", key="experts_mi")
     st.subheader(ui.tr("experts.pick_title"))
     c1, c2 = st.columns([1, 3])
     layer = c1.selectbox(ui.tr("experts.layer"), report.layers, key="experts_layer",
@@ -71,7 +72,7 @@ def letter_section(analysis: ExpertAnalysis, lang: str) -> None:
     expert = c2.pills(ui.tr("experts.expert"), list(range(report.n_experts)), default=0, required=True,
                       key="experts_expert")
     st.caption(ui.tr("experts.pick_caption", k=report.top_k))
-    st.plotly_chart(expert_profile_figure(report.profiles[layer][expert], lang), width="stretch",
+    st.plotly_chart(ui.figure(expert_profile_figure, report.profiles[layer][expert], lang), width="stretch",
                     key="experts_profile")
 
 
@@ -131,12 +132,12 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
     m3.metric(ui.tr("experts.m_share"), f"{result.share_before:.1%}")
     if result.domains.labels:
         worst = result.domains.labels[0]
-        st.plotly_chart(domain_damage_figure(result, lang), width="stretch", key="experts_damage")
+        st.plotly_chart(ui.figure(domain_damage_figure, result, lang), width="stretch", key="experts_damage")
         if len(result.domains.labels) > 1:
             st.markdown(ui.tr("experts.damage_ratio", domain=domain_name(worst, lang),
                               delta=f"{result.domains.delta_of(worst):+.3f}",
                               others=f"{result.others_delta(worst):+.3f}", ratio=f"{result.damage_ratio(worst):.0f}"))
-    st.plotly_chart(ablation_figure(result, lang), width="stretch", key="experts_ablation")
+    st.plotly_chart(ui.figure(ablation_figure, result, lang), width="stretch", key="experts_ablation")
     st.caption(ui.tr("experts.ablation_caption", n=len(analysis.names), min=MIN_LETTER_TOKENS))
     c1, c2 = st.columns(2)
     c1.markdown(f"**{ui.tr('experts.names_on')}**  \n" + " · ".join(result.names_on))

@@ -118,12 +118,12 @@ with ui.guard():
         trace = ui.computed(name_trace, ckpt, picked)
         st.subheader(ui.tr("gen.routing_title"))
         st.caption(ui.tr("gen.routing_caption"))
-        st.plotly_chart(routing_figure(trace, ui.lang()), width="stretch", key="gen_routing")
+        st.plotly_chart(ui.figure(routing_figure, trace, ui.lang()), width="stretch", key="gen_routing")
         st.subheader(ui.tr("gen.next_title"))
-        st.plotly_chart(next_char_heatmap(trace, ui.lang()), width="stretch", key="gen_next_heatmap")
+        st.plotly_chart(ui.figure(next_char_heatmap, trace, ui.lang()), width="stretch", key="gen_next_heatmap")
         options = list(range(len(trace.labels)))
         position = st.select_slider(ui.tr("gen.position"), options=options, key=f"gen_position_{picked}",
                                     format_func=lambda i: f"{i}: {trace.labels[i]}")
-        st.plotly_chart(next_char_figure(trace, position, ui.lang()), width="stretch", key="gen_next_bar")
+        st.plotly_chart(ui.figure(next_char_figure, trace, position, ui.lang()), width="stretch", key="gen_next_bar")
 
     _step_through(ckpt, temperature, int(seed), int(top_k), top_p, int(max_len))

@@ -15,7 +15,7 @@ with ui.guard():
     ckpt = ui.require_checkpoint()
     card = ui.computed(home_view, ckpt)
     counts = card.param_counts
-    st.plotly_chart(architecture_figure(card.config, ui.lang()), width="stretch", key="architecture")
+    st.plotly_chart(ui.figure(architecture_figure, card.config, ui.lang()), width="stretch", key="architecture")
 
     st.subheader(ui.tr("home.card", name=ckpt.name))
     val = card.val_loss

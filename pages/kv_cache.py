@@ -34,7 +34,7 @@ with ui.guard():
 
     st.subheader(ui.tr("kv.growth_title"))
     st.caption(ui.tr("kv.growth_caption", max_len=EXTRAPOLATE_TO))
-    st.plotly_chart(cache_growth_figure(view.growth, cfg.attn_type, lang), width="stretch", key="kv_growth")
+    st.plotly_chart(ui.figure(cache_growth_figure, view.growth, cfg.attn_type, lang), width="stretch", key="kv_growth")
 
     st.subheader(ui.tr("kv.scale_title"))
     st.caption(ui.tr("kv.scale_caption"))

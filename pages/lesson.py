@@ -119,7 +119,7 @@ def domains_step(lang: str) -> None:
         return
     report = _analysis(ckpt).domains
     _chart(domain_map_figure(report, lang), 3)
-    st.plotly_chart(domain_mi_figure(report, lang), width="stretch", key="lesson_chart_3_mi")
+    st.plotly_chart(ui.figure(domain_mi_figure, report, lang), width="stretch", key="lesson_chart_3_mi")
     _notice(tr("lesson.s3.notice"))
     _open(3, "experts", checkpoint=ckpt.name, experts_section="domains")
 

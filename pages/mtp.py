@@ -51,11 +51,11 @@ with ui.guard():
     m[4].metric(ui.tr("mtp.m_identical"), f"{mark} ({matches}/{len(prefixes)})", help=ui.tr("mtp.m_identical_help"))
 
     st.subheader(ui.tr("mtp.by_position"))
-    st.plotly_chart(acceptance_by_position_figure(greedy, sampled, temperature, ui.lang()), width="stretch",
+    st.plotly_chart(ui.figure(acceptance_by_position_figure, greedy, sampled, temperature, ui.lang()), width="stretch",
                     key="mtp_by_position")
     st.subheader(ui.tr("mtp.by_letter"))
     st.caption(ui.tr("mtp.by_letter_caption"))
-    st.plotly_chart(acceptance_by_letter_figure(greedy, sampled, temperature, ui.lang()), width="stretch",
+    st.plotly_chart(ui.figure(acceptance_by_letter_figure, greedy, sampled, temperature, ui.lang()), width="stretch",
                     key="mtp_by_letter")
 
     st.subheader(ui.tr("mtp.timeline"))

@@ -144,3 +144,23 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     no_errors(at)
     assert at.button(key="train_resume")  # finished actions are offered
     assert ui.t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text
+
+
+def test_figures_are_built_once_for_every_session_that_shows_them():
+    """ui.figure: the same chart of the same shared inputs is one object, whoever asks; other inputs
+    (a language, a per-session object) get their own; the cache stays bounded."""
+    built = []
+
+    def chart(view, lang, initial=False):
+        built.append((lang, initial))
+        return {"lang": lang}
+
+    view = {"shared": [1, 2]}  # unhashable, like a view's parts: keyed by identity
+    first = ui.figure(chart, view, "en")
+    assert ui.figure(chart, view, "en") is first and built == [("en", False)]
+    assert ui.figure(chart, view, "ru") is not first and ui.figure(chart, view, "en", initial=True) is not first
+    assert ui.figure(chart, {"shared": [1, 2]}, "en") is not first  # an equal copy is another object
+    assert len(built) == 4
+    for i in range(ui.MAX_FIGURES + 10):
+        ui.figure(chart, view, f"lang{i}")
+    assert len(ui._FIGURES) == ui.MAX_FIGURES
