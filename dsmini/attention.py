@@ -87,13 +87,13 @@ class MHA(nn.Module):
         self.wv = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x, cos, sin, cache: KVCache | None = None, opts: ForwardOptions = ForwardOptions()):
+    def forward(self, x, rope, cache: KVCache | None = None, opts: ForwardOptions = ForwardOptions()):
         """x: (b, s, d_model) -> (b, s, d_model) and the AttnTrace when `opts.need_weights`; no
         absorbed path (MHA has no latent), so `opts.absorb` changes nothing here."""
         q = rearrange(self.wq(x), "b s (h d) -> b h s d", h=self.n_heads)
         k = rearrange(self.wk(x), "b s (g d) -> b g s d", g=self.n_kv)
         v = rearrange(self.wv(x), "b s (g d) -> b g s d", g=self.n_kv)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:
             k = append_positions(cache.k, k, cache.length, time_dim=2)  # (b, g, t, d)
             v = append_positions(cache.v, v, cache.length, time_dim=2)
@@ -144,12 +144,12 @@ class MLA(nn.Module):
         w = rearrange(self.wkv_b.weight, "(h k) c -> h k c", h=self.n_heads)
         return w[:, : self.nope], w[:, self.nope :]
 
-    def forward(self, x, cos, sin, cache: LatentCache | None = None, opts: ForwardOptions = ForwardOptions()):
+    def forward(self, x, rope, cache: LatentCache | None = None, opts: ForwardOptions = ForwardOptions()):
         q_nope, q_rope = self._queries(x).split([self.nope, self.rope], dim=-1)  # (b, h, s, nope|r)
-        q_rope = apply_rope(q_rope, cos, sin)
+        q_rope = apply_rope(q_rope, rope)
         c_kv, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.rope], dim=-1)  # (b, s, c), (b, s, r)
         c_kv = self.kv_norm(c_kv)
-        k_rope = apply_rope(k_rope, cos, sin)  # one RoPE key per position, shared by all heads
+        k_rope = apply_rope(k_rope, rope)  # one RoPE key per position, shared by all heads
         if cache is not None:
             c_kv = append_positions(cache.c_kv, c_kv, cache.length, time_dim=1)  # (b, t, c)
             k_rope = append_positions(cache.k_rope, k_rope, cache.length, time_dim=1)  # (b, t, r)

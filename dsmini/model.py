@@ -36,8 +36,8 @@ class Block(nn.Module):
         self.ffn = MoE(cfg, layer_id) if cfg.is_moe_layer(layer_id) else Expert(cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()):
-        a, trace = self.attn(self.attn_norm(x), cos, sin, cache, opts)
+    def forward(self, x, rope, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()):
+        a, trace = self.attn(self.attn_norm(x), rope, cache, opts)
         x = x + self.drop(a)
         routing = None
         if isinstance(self.ffn, MoE):
@@ -59,11 +59,11 @@ class MTP(nn.Module):
         self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
 
     def forward(
-        self, h_prev, emb_next, cos, sin, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()
+        self, h_prev, emb_next, rope, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()
     ):
         """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}."""
         x = self.eh_proj(torch.cat([self.hnorm(h_prev), self.enorm(emb_next)], dim=-1))  # (b, s, 2d) -> (b, s, d)
-        x, routing, _ = self.block(x, cos, sin, cache, opts)
+        x, routing, _ = self.block(x, rope, cache, opts)
         return x, routing
 
 
@@ -91,9 +91,7 @@ class DSMini(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.mtp = nn.ModuleList(MTP(cfg, k) for k in range(1, cfg.mtp_depth + 1))
         rope_dim = cfg.qk_rope_head_dim if cfg.attn_type == "mla" else cfg.mha_head_dim
-        cos, sin = rope_angles(rope_dim, cfg.block_size, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_rotations", rope_angles(rope_dim, cfg.block_size, cfg.rope_theta), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("wo.weight", "w2.weight")):
@@ -115,12 +113,12 @@ class DSMini(nn.Module):
         weight = self.head.weight
         return new_model_cache(self.cfg, batch, max_len, weight.device, weight.dtype, with_mtp)
 
-    def _rope(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(self, start: int, length: int) -> torch.Tensor:
         if start + length > self.cfg.block_size:
             raise ValueError(
                 f"sequence of {start + length} positions is longer than block_size {self.cfg.block_size}"
             )
-        return self.rope_cos[start : start + length], self.rope_sin[start : start + length]
+        return self.rope_rotations[start : start + length]
 
     # forward ----------------------------------------------------------------------------
     def forward(
@@ -139,14 +137,14 @@ class DSMini(nn.Module):
         MTP logits and losses are computed when targets are given (training and evaluation).
         """
         b, s = idx.shape
-        cos, sin = self._rope(cache.length if cache is not None else 0, s)
+        rope = self._rope(cache.length if cache is not None else 0, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
         opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid)
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None
-            x, routing, trace = layer(x, cos, sin, layer_cache, opts)
+            x, routing, trace = layer(x, rope, layer_cache, opts)
             if routing is not None:
                 out.routing.append(routing)
             if trace is not None:
@@ -154,10 +152,10 @@ class DSMini(nn.Module):
         out.hidden = x
         out.logits = self.head(self.norm(x))  # (b, s, V)
         if targets is not None:
-            self._losses(out, idx, targets, cos, sin, opts)
+            self._losses(out, idx, targets, rope, opts)
         return out
 
-    def _losses(self, out, idx, targets, cos, sin, opts: ForwardOptions) -> None:
+    def _losses(self, out, idx, targets, rope, opts: ForwardOptions) -> None:
         out.main_loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
         h = out.hidden
         s = idx.size(1)
@@ -166,7 +164,7 @@ class DSMini(nn.Module):
                 break
             # position i combines h^{k-1}_i with embed(t_{i+k}) and predicts t_{i+k+1} = targets[i+k]
             h, routing = mtp(
-                h[:, : s - k], self.embed(idx[:, k:]), cos[: s - k], sin[: s - k], opts=opts.for_mtp_depth(k)
+                h[:, : s - k], self.embed(idx[:, k:]), rope[: s - k], opts=opts.for_mtp_depth(k)
             )
             if routing is not None:
                 out.routing.append(routing)
@@ -188,8 +186,8 @@ class DSMini(nn.Module):
         if not self.has_mtp:
             raise ValueError("this model has no MTP module (mtp_depth = 0)")
         mtp_cache = cache.mtp if cache is not None else None
-        cos, sin = self._rope(mtp_cache.length if mtp_cache is not None else 0, next_idx.size(1))
-        h, _ = self.mtp[0](hidden, self.embed(next_idx), cos, sin, mtp_cache, ForwardOptions(absorb=absorb))
+        rope = self._rope(mtp_cache.length if mtp_cache is not None else 0, next_idx.size(1))
+        h, _ = self.mtp[0](hidden, self.embed(next_idx), rope, mtp_cache, ForwardOptions(absorb=absorb))
         return self.head(self.mtp[0].norm(h))
 
     # bookkeeping --------------------------------------------------------------------------

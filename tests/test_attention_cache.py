@@ -70,8 +70,8 @@ def _layer0_scores(model: DSMini, ids: list[int]) -> torch.Tensor:
         c_kv, k_rope = attn.wkv_a(x).split([cfg.kv_lora_rank, cfg.qk_rope_head_dim], dim=-1)
         kv = rearrange(attn.wkv_b(attn.kv_norm(c_kv)), "b t (h k) -> b h t k", h=cfg.n_heads)
         k_nope = kv[..., : cfg.qk_nope_head_dim]
-        cos, sin = model.rope_cos[: len(ids)], model.rope_sin[: len(ids)]
-        q_rope, k_rope = apply_rope(q_rope, cos, sin), apply_rope(k_rope, cos, sin)
+        rotations = model.rope_rotations[: len(ids)]
+        q_rope, k_rope = apply_rope(q_rope, rotations), apply_rope(k_rope, rotations)
         content = einsum(q_nope, k_nope, "b h s d, b h t d -> b h s t")
         position = einsum(q_rope, k_rope, "b h s r, b t r -> b h s t")
     return (content + position)[0] * cfg.qk_head_dim**-0.5

@@ -483,3 +483,22 @@ def test_param_counts_equal_hand_computation():
     assert counts["main"]["active"] == main_total - 2 * expert
     assert counts["all"]["total"] == main_total + counts["mtp"]["total"]
     assert counts["all"]["total"] == sum(p.numel() for p in DSMini(cfg).parameters())
+
+
+def test_rope_rotates_each_pair_by_its_angle_and_scores_depend_on_offset_only():
+    from dsmini.rope import apply_rope, rope_angles
+
+    rotations = rope_angles(dim=8, max_len=10, theta=100.0)  # (t, p, 2)
+    x = torch.randn(2, 3, 10, 12)[..., 4:]  # a non-contiguous slice, as MLA's split makes
+    out = apply_rope(x, rotations)
+    cos, sin = rotations[..., 0], rotations[..., 1]
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    assert torch.allclose(out[..., 0::2], x0 * cos - x1 * sin, atol=1e-6)
+    assert torch.allclose(out[..., 1::2], x0 * sin + x1 * cos, atol=1e-6)
+    q, k = torch.randn(8), torch.randn(8)
+    scores = [  # q at position i + 3 against k at position i: the same for every i
+        (apply_rope(q.expand(10, 8), rotations)[i + 3] * apply_rope(k.expand(10, 8), rotations)[i]).sum()
+        for i in range(7)
+    ]
+    assert torch.allclose(torch.stack(scores), scores[0].expand(7), atol=1e-5)
+    assert apply_rope(x.bfloat16(), rotations).dtype == torch.bfloat16
