@@ -385,3 +385,27 @@ def test_bad_arguments_are_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
+
+
+def test_recipe_sweep_rows_best_points_and_report(bench):
+    from dsmini.bench.recipe import RECIPES, RecipeJob
+
+    _, out, results, _ = bench
+    s = results["sections"]["recipe"]
+    runs = s["corpora"]["en-names"]["runs"]
+    assert list(runs) == ["shipped", "dropout_0.2"]  # the quick plan's two recipes, in RECIPES order
+    assert runs["shipped"]["dropout"] == 0.1 and runs["dropout_0.2"]["dropout"] == 0.2
+    for r in runs.values():
+        vals = [p["val"] for p in r["curve"]]
+        assert [p["step"] for p in r["curve"]] == [10, 20]
+        assert r["best_val"] == min(vals) and r["final_val"] == vals[-1] and _finite_positive(*vals)
+        assert r["best_vs_shipped"] == pytest.approx(r["best_val"] - runs["shipped"]["best_val"])
+    assert s["corpora"]["en-names"]["winner"] == min(runs, key=lambda k: runs[k]["best_val"])
+    text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "## 8. The training recipe, swept" in text and "| `dropout_0.2`" in text
+    assert "- Training recipe sweep: `en-names` best val" in text
+    # a recipe's own steps set its warm-up and its schedule; the others keep the shipped ones
+    longer = next(r for r in RECIPES if r.key == "steps_6000")
+    cfg = RecipeJob("ru-names", longer, 3000, 250, "small").train_config()
+    assert (cfg.steps, cfg.warmup_steps, cfg.lr) == (6000, 100, TrainConfig().lr)
+    assert RecipeJob("ru-names", RECIPES[0], 3000, 250, "small").dropout() == 0.0

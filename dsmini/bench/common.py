@@ -25,7 +25,7 @@ import torch
 from ..device import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation")
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ class Plan:
     shootout_val_names: int = 600  # names routed for I(domain; expert), as the Experts page routes
     page_steps: int = 600  # the Train page's defaults (pages/train.py `training_form`)
     page_eval_every: int = 50
+    # recipe: the default training recipe swept (dsmini/bench/recipe.py)
+    recipe_corpora: tuple[str, ...] = ("en-names", "ru-names")
+    recipe_steps: int = 3000  # the shipped checkpoints' steps; a recipe may change it
+    recipe_eval_every: int = 250
+    recipes: tuple[str, ...] | None = None  # None: every recipe
 
     def steps_for(self, corpus: str) -> int:
         return self.ru_steps if corpus == "ru-names" else self.steps
@@ -93,6 +98,7 @@ def quick_plan(**overrides: Any) -> Plan:
         mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
         app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
+        recipe_corpora=("en-names",), recipe_steps=20, recipe_eval_every=10, recipes=("shipped", "dropout_0.2"),
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
 
