@@ -1,4 +1,5 @@
-"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines.
+"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines; the sparse
+types built on MLA (DSA, MoBA, log-linear) extend `MLA` in dsmini.sparse_attention.
 
 Axes: b batch, h query heads, g key/value heads, s query time, t key time (cached + new),
 d head dims, c kv_lora_rank (latent), r qk_rope_head_dim.
@@ -18,7 +19,7 @@ from einops import einsum, rearrange, repeat
 from torch import nn
 
 from .cache import KVCache, LatentCache, append_positions
-from .config import ModelConfig
+from .config import SPARSE_ATTN_TYPES, ModelConfig
 from .options import ForwardOptions
 from .rope import apply_rope
 
@@ -36,6 +37,11 @@ class AttnTrace:
     probs: torch.Tensor  # (b, h, s, t) attention probabilities
     scores_nope: torch.Tensor | None = None  # MLA: content part of each scaled score; NaN where masked
     scores_rope: torch.Tensor | None = None  # MLA: position (decoupled RoPE) part; NaN where masked
+    # sparse types: what each query was allowed to see, (b, h or 1, s, t) bool (None: every earlier
+    # position, the causal mask); probs are exactly 0 where it is False
+    allowed: torch.Tensor | None = None
+    # loglinear: the Fenwick level of each (query, key) pair, (s, t) int, -1 for a later key
+    levels: torch.Tensor | None = None
 
 
 def softmax_last(scores: torch.Tensor) -> torch.Tensor:
@@ -145,14 +151,15 @@ class MLA(nn.Module):
         return w[:, : self.nope], w[:, self.nope :]
 
     def forward(self, x, rope, cache: LatentCache | None = None, opts: ForwardOptions = ForwardOptions()):
+        start = cache.length if cache is not None else 0  # position of x's first token
         q_nope, q_rope = self._queries(x).split([self.nope, self.rope], dim=-1)  # (b, h, s, nope|r)
         q_rope = apply_rope(q_rope, rope)
         c_kv, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.rope], dim=-1)  # (b, s, c), (b, s, r)
         c_kv = self.kv_norm(c_kv)
         k_rope = apply_rope(k_rope, rope)  # one RoPE key per position, shared by all heads
         if cache is not None:
-            c_kv = append_positions(cache.c_kv, c_kv, cache.length, time_dim=1)  # (b, t, c)
-            k_rope = append_positions(cache.k_rope, k_rope, cache.length, time_dim=1)  # (b, t, r)
+            c_kv = append_positions(cache.c_kv, c_kv, start, time_dim=1)  # (b, t, c)
+            k_rope = append_positions(cache.k_rope, k_rope, start, time_dim=1)  # (b, t, r)
             cache.length = c_kv.size(1)
         w_uk, w_uv = self._up_weights()
         dropout_p = self.dropout if self.training else 0.0
@@ -164,29 +171,43 @@ class MLA(nn.Module):
             q = torch.cat([q_latent, q_rope], dim=-1)  # (b, h, s, c + r)
             k = repeat(torch.cat([c_kv, k_rope], dim=-1), "b t e -> b h t e", h=h)
             v = repeat(c_kv, "b t c -> b h t c", h=h)
-            out_latent, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)  # (b, h, s, c)
-            out = einsum(out_latent, w_uv, "b h s c, h d c -> b h s d")  # W_UV applied after attention
         else:
             # Naive: up-project the latent into per-head keys and values, then ordinary attention.
             kv = rearrange(self.wkv_b(c_kv), "b t (h k) -> b h t k", h=h)
             k_nope, v = kv.split([self.nope, self.v_dim], dim=-1)
             k = torch.cat([k_nope, repeat(k_rope, "b t r -> b h t r", h=h)], dim=-1)
             q = torch.cat([q_nope, q_rope], dim=-1)
-            out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)  # (b, h, s, v)
+        out, probs, selection = self._attend(q, k, v, x, start, cache, opts, dropout_p)  # (b, h, s, c | v)
+        if opts.absorb:
+            out = einsum(out, w_uv, "b h s c, h d c -> b h s d")  # W_UV applied after attention
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
         if not opts.need_weights:
             return y, None
-        return y, self._trace(probs, q_nope, w_uk, c_kv, q_rope, k_rope)
+        return y, self._trace(probs, self._score_parts(q_nope, w_uk, c_kv, q_rope, k_rope), selection)
 
-    def _trace(self, probs, q_nope, w_uk, c_kv, q_rope, k_rope) -> AttnTrace:
-        """Split each pre-softmax score into its content and position parts (they sum to it)."""
-        s, t = q_nope.size(2), c_kv.size(1)
-        hidden = ~causal_mask(s, t, c_kv.device)
+    def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
+        """Causal softmax attention over every earlier position -> (out, probs, selection). The
+        sparse types override this with their selection (x, start and cache are for them)."""
+        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)
+        return out, probs, None
+
+    def _score_parts(self, q_nope, w_uk, c_kv, q_rope, k_rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each scaled pre-softmax score split into its content and position parts, (b, h, s, t) each."""
         q_latent = einsum(q_nope, w_uk, "b h s d, h d c -> b h s c")
         nope = einsum(q_latent, c_kv, "b h s c, b t c -> b h s t") * self.scale
         pos = einsum(q_rope, k_rope, "b h s r, b t r -> b h s t") * self.scale
+        return nope, pos
+
+    def _trace(self, probs, parts: tuple[torch.Tensor, torch.Tensor], selection) -> AttnTrace:
+        """The content and position parts of each score (they sum to it), NaN where masked."""
+        nope, pos = parts
+        hidden = ~causal_mask(nope.size(2), nope.size(3), nope.device)
         return AttnTrace(probs, nope.masked_fill(hidden, float("nan")), pos.masked_fill(hidden, float("nan")))
 
 
 def build_attention(cfg: ModelConfig) -> nn.Module:
+    if cfg.attn_type in SPARSE_ATTN_TYPES:
+        from .sparse_attention import SPARSE_ATTENTION  # imported here: those classes extend MLA above
+
+        return SPARSE_ATTENTION[cfg.attn_type](cfg)
     return MLA(cfg) if cfg.attn_type == "mla" else MHA(cfg)

@@ -5,11 +5,19 @@ DeepSeek-V2 Table 1, values cached per token and layer:
     GQA  2 · n_g · d_h        n_g key/value groups shared by n_h / n_g query heads each
     MQA  2 · d_h              one key/value head for all query heads
     MLA  d_c + d_h^R          the joint latent c_kv and the decoupled RoPE key k_rope (V2 §2.1.2-2.1.3)
+and the sparse types built on MLA (dsmini/sparse_attention.py):
+    DSA        d_c + d_h^R + d^I   MLA's entries plus the lightning indexer's one key per token
+                                   (DeepSeek-V3.2 §2.1: its `Indexer.k_cache` beside `kv_cache`/`pe_cache`)
+    MoBA       d_c + d_h^R         MLA's entries; a block's gate key is the mean of its cached keys,
+                                   recomputed from them (mean-pooling is linear: mean(W_UK c) = W_UK mean(c))
+    loglinear  d_c + d_h^R         MLA's entries; each pooled Fenwick bucket is the mean of its cached
+                                   positions, recomputed per query (at names' lengths that is cheaper to
+                                   hold than O(log T) running sums per head)
 The whole model caches that times l layers. `check_cache` weighs a real cache against the formula,
 so a bug in the layout shows up as a disagreement rather than as a wrong number on a slide.
 
 Axes: b batch, g key/value heads, T allocated positions, d head dims, c kv_lora_rank (latent),
-r qk_rope_head_dim.
+r qk_rope_head_dim, i dsa_index_dim.
 
 Caches are plain tensors pre-allocated per call (`new_model_cache`, or `DSMini.new_cache`) and
 passed into `forward`; the modules hold no state, so one loaded model can serve many users at
@@ -25,7 +33,7 @@ import torch
 
 from .config import ModelConfig
 
-ATTN_ORDER = ("mha", "gqa", "mqa", "mla")  # largest cache first, as Table 1 lists them
+ATTN_ORDER = ("mha", "gqa", "mqa", "mla", "dsa", "moba", "loglinear")  # Table 1's order, then the sparse types
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,7 +64,21 @@ class LatentCache:
         return (self.c_kv, self.k_rope)
 
 
-LayerCache = KVCache | LatentCache
+@dataclass
+class IndexedLatentCache:
+    """DSA cache: MLA's latent and RoPE key, plus the lightning indexer's key of every position
+    (DeepSeek-V3.2 §2.1), which each new query scores to pick its top-k."""
+
+    c_kv: torch.Tensor  # (b, T, c)
+    k_rope: torch.Tensor  # (b, T, r)
+    k_index: torch.Tensor  # (b, T, i)
+    length: int = 0
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.c_kv, self.k_rope, self.k_index)
+
+
+LayerCache = KVCache | LatentCache | IndexedLatentCache
 
 
 @dataclass
@@ -101,7 +123,12 @@ def new_layer_cache(cfg: ModelConfig, batch: int, max_len: int, device=None, dty
     def zeros(*shape: int) -> torch.Tensor:
         return torch.zeros(*shape, device=device, dtype=dtype)
 
-    if cfg.attn_type == "mla":
+    if cfg.attn_type == "dsa":
+        return IndexedLatentCache(
+            zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim),
+            zeros(batch, max_len, cfg.dsa_index_dim),
+        )
+    if cfg.latent_attention:
         return LatentCache(zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim))
     g, d = cfg.kv_heads, cfg.mha_head_dim
     return KVCache(zeros(batch, g, max_len, d), zeros(batch, g, max_len, d))
@@ -144,12 +171,16 @@ class CacheDims:
     n_groups: int  # n_g of GQA
     kv_lora_rank: int  # d_c
     qk_rope_head_dim: int  # d_h^R
+    index_dim: int = 128  # d^I of DSA's lightning indexer (DeepSeek-V3.2: index_head_dim 128)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> CacheDims:
         """An MLA config's MHA twin uses d_h = d_model / n_heads (unless head_dim is set) and the
         config's n_kv_heads groups, exactly what `dataclasses.replace(cfg, attn_type=...)` builds."""
-        return cls(cfg.n_layers, cfg.n_heads, cfg.mha_head_dim, cfg.n_kv_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim)
+        return cls(
+            cfg.n_layers, cfg.n_heads, cfg.mha_head_dim, cfg.n_kv_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim,
+            cfg.dsa_index_dim,
+        )
 
 
 # DeepSeek-V2 (§2.1, Table 1; 60 layers, 128 heads x 128, d_c 512, d_h^R 64) and V3 (61 layers).
@@ -158,17 +189,26 @@ DEEPSEEK_V2 = CacheDims(n_layers=60, n_heads=128, head_dim=128, n_groups=8, kv_l
 DEEPSEEK_V3 = dataclasses.replace(DEEPSEEK_V2, n_layers=61)
 
 
-def values_per_layer(attn_type: str, dims: CacheDims) -> int:
-    """Values one layer caches per token (DeepSeek-V2 Table 1)."""
-    per_layer = {
-        "mha": 2 * dims.n_heads * dims.head_dim,
-        "gqa": 2 * dims.n_groups * dims.head_dim,
-        "mqa": 2 * dims.head_dim,
-        "mla": dims.kv_lora_rank + dims.qk_rope_head_dim,
+def cached_per_layer(attn_type: str, dims: CacheDims) -> tuple[tuple[str, int], ...]:
+    """What one layer caches per token, tensor by tensor: (name, values), e.g. (("c_kv", 512), ("k_rope", 64))."""
+    latent = (("c_kv", dims.kv_lora_rank), ("k_rope", dims.qk_rope_head_dim))
+    contents = {
+        "mha": (("K", dims.n_heads * dims.head_dim), ("V", dims.n_heads * dims.head_dim)),
+        "gqa": (("K", dims.n_groups * dims.head_dim), ("V", dims.n_groups * dims.head_dim)),
+        "mqa": (("K", dims.head_dim), ("V", dims.head_dim)),
+        "mla": latent,
+        "dsa": (*latent, ("k_index", dims.index_dim)),
+        "moba": latent,
+        "loglinear": latent,
     }
-    if attn_type not in per_layer:
+    if attn_type not in contents:
         raise ValueError(f"attn_type must be one of {ATTN_ORDER}, got {attn_type!r}")
-    return per_layer[attn_type]
+    return contents[attn_type]
+
+
+def values_per_layer(attn_type: str, dims: CacheDims) -> int:
+    """Values one layer caches per token (DeepSeek-V2 Table 1, and the sparse types above)."""
+    return sum(values for _, values in cached_per_layer(attn_type, dims))
 
 
 def values_per_token(attn_type: str, dims: CacheDims) -> int:
@@ -177,7 +217,8 @@ def values_per_token(attn_type: str, dims: CacheDims) -> int:
 
 
 def cache_values_per_token(cfg: ModelConfig) -> int:
-    """KV-cache values per token for the whole main model of `cfg` (Table 1 at its own sizes)."""
+    """KV-cache values per token for the whole main model of `cfg` (Table 1 at its own sizes; DSA
+    adds its indexer keys)."""
     return values_per_token(cfg.attn_type, CacheDims.from_config(cfg))
 
 

@@ -14,7 +14,9 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-ATTN_TYPES = ("mla", "mha", "gqa", "mqa")
+ATTN_TYPES = ("mla", "mha", "gqa", "mqa", "dsa", "moba", "loglinear")
+SPARSE_ATTN_TYPES = ("dsa", "moba", "loglinear")  # built on MLA's projections: dsmini/sparse_attention.py
+LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and RoPE key
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
 OPTIMIZERS = ("adamw", "muon")
@@ -40,6 +42,13 @@ class ModelConfig:
     qk_nope_head_dim: int = 16  # per-head content part of q/k
     qk_rope_head_dim: int = 8  # decoupled RoPE part; the key side is shared by all heads
     v_head_dim: int = 16
+    # sparse attention on the MLA path (dsmini/sparse_attention.py); each field only matters for its type
+    dsa_index_heads: int = 2  # H^I: lightning-indexer heads (DeepSeek-V3.2 §2.1, eq. 1)
+    dsa_index_dim: int = 16  # d^I: indexer query/key size; its first half carries RoPE, as in V3.2
+    dsa_top_k: int = 8  # k: positions each query's MLA attention may see (V3.2: 2048 of 128K)
+    moba_block_size: int = 4  # keys per MoBA block (Lu et al. 2025 §2.2)
+    moba_top_blocks: int = 2  # earlier blocks the gate picks per query, beside its own block
+    loglinear_fine_levels: int = 3  # Fenwick levels 0..F-1 seen token by token; older buckets pooled
     # ffn
     ffn_type: str = "moe"
     d_ff: int = 192  # dense SwiGLU hidden size (matches shared + top_k experts' active size)
@@ -74,6 +83,17 @@ class ModelConfig:
     def kv_heads(self) -> int:
         """Key/value heads of the MHA family (MLA has none: it caches a latent)."""
         return {"mha": self.n_heads, "gqa": self.n_kv_heads, "mqa": 1}.get(self.attn_type, 0)
+
+    @property
+    def latent_attention(self) -> bool:
+        """Whether attention runs on MLA's cached latent (MLA and the sparse types built on it)."""
+        return self.attn_type in LATENT_ATTN_TYPES
+
+    @property
+    def loglinear_levels(self) -> int:
+        """Fenwick levels a block_size sequence needs: level 0 (the query itself) and one level per
+        bit of the largest distance (Guo et al. 2025 §3.1: at most log2(T) + 1 buckets)."""
+        return (self.block_size - 1).bit_length() + 1
 
     def is_moe_layer(self, layer_id: int) -> bool:
         return self.ffn_type == "moe" and layer_id >= self.n_dense_layers
@@ -162,7 +182,7 @@ def validate(c: ModelConfig) -> None:
     _require(0.0 <= c.dropout < 1.0, "dropout", f"must be in [0, 1), got {c.dropout}")
     _require(c.rope_theta > 0, "rope_theta", f"must be > 0, got {c.rope_theta}")
     _require(c.attn_type in ATTN_TYPES, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
-    if c.attn_type == "mla":
+    if c.latent_attention:
         _require(c.kv_lora_rank >= 1, "kv_lora_rank", f"must be >= 1, got {c.kv_lora_rank}")
         _require(c.q_lora_rank >= 0, "q_lora_rank", f"must be >= 0 (0 = off), got {c.q_lora_rank}")
         _require(c.qk_nope_head_dim >= 1, "qk_nope_head_dim", f"must be >= 1, got {c.qk_nope_head_dim}")
@@ -188,6 +208,7 @@ def validate(c: ModelConfig) -> None:
                 "n_kv_heads",
                 f"n_heads {c.n_heads} must be divisible by n_kv_heads {c.n_kv_heads}",
             )
+    _validate_sparse(c)
     _require(c.ffn_type in FFN_TYPES, "ffn_type", f"must be one of {FFN_TYPES}, got {c.ffn_type!r}")
     _require(c.d_ff >= 1, "d_ff", f"must be >= 1, got {c.d_ff}")
     if c.ffn_type == "moe":
@@ -219,6 +240,39 @@ def validate(c: ModelConfig) -> None:
         f"must be < block_size {c.block_size}, got {c.mtp_depth}",
     )
     _require(c.mtp_lambda >= 0, "mtp_lambda", f"must be >= 0, got {c.mtp_lambda}")
+
+
+def _validate_sparse(c: ModelConfig) -> None:
+    """The sparse types' own sizes, checked only for the type that uses them."""
+    if c.attn_type == "dsa":
+        _require(c.dsa_index_heads >= 1, "dsa_index_heads", f"must be >= 1, got {c.dsa_index_heads}")
+        _require(
+            c.dsa_index_dim >= 4 and c.dsa_index_dim % 4 == 0,
+            "dsa_index_dim",
+            f"must be a multiple of 4, >= 4 (its first half carries RoPE, in pairs), got {c.dsa_index_dim}",
+        )
+        _require(
+            1 <= c.dsa_top_k <= c.block_size,
+            "dsa_top_k",
+            f"must be in [1, block_size={c.block_size}] (k >= block_size is dense attention), got {c.dsa_top_k}",
+        )
+    elif c.attn_type == "moba":
+        _require(
+            1 <= c.moba_block_size <= c.block_size,
+            "moba_block_size",
+            f"must be in [1, block_size={c.block_size}], got {c.moba_block_size}",
+        )
+        _require(
+            c.moba_top_blocks >= 1,
+            "moba_top_blocks",
+            f"must be >= 1 (earlier blocks the gate picks beside the query's own), got {c.moba_top_blocks}",
+        )
+    elif c.attn_type == "loglinear":
+        _require(
+            c.loglinear_fine_levels >= 1,
+            "loglinear_fine_levels",
+            f"must be >= 1 (level 0 is the query's own position), got {c.loglinear_fine_levels}",
+        )
 
 
 PRESETS: dict[str, ModelConfig] = {

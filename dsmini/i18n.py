@@ -192,6 +192,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "chart.cache.bytes": {"en": "cache, bytes (float32)", "ru": "кэш, байт (float32)"},
     "chart.cache.col_analytic": {"en": "values / token (Table 1)", "ru": "значений / токен (табл. 1)"},
     "chart.cache.col_attention": {"en": "attention", "ru": "внимание"},
+    "chart.cache.col_cached": {"en": "cached per layer and token", "ru": "в кэше на слой и токен"},
     "chart.cache.col_bf16": {"en": "bytes / token (bf16)", "ru": "байт / токен (bf16)"},
     "chart.cache.col_formula": {"en": "formula", "ru": "формула"},
     "chart.cache.col_fp32": {"en": "bytes / token (float32)", "ru": "байт / токен (float32)"},
@@ -1157,6 +1158,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "chart.arch.attn_mla": {
         "en": "MLA, {heads} heads<br>cache c_kv {kv} + k_rope {rope}",
         "ru": "MLA, голов: {heads}<br>кэш c_kv {kv} + k_rope {rope}",
+    },
+    "chart.arch.attn_dsa": {
+        "en": "DSA on MLA, {heads} heads, top-{top_k}<br>cache c_kv {kv} + k_rope {rope} + indexer {index}",
+        "ru": "DSA на MLA, голов: {heads}, top-{top_k}<br>кэш c_kv {kv} + k_rope {rope} + индексатор {index}",
+    },
+    "chart.arch.attn_moba": {
+        "en": "MoBA on MLA, {heads} heads, blocks of {block}<br>cache c_kv {kv} + k_rope {rope}",
+        "ru": "MoBA на MLA, голов: {heads}, блоки по {block}<br>кэш c_kv {kv} + k_rope {rope}",
+    },
+    "chart.arch.attn_loglinear": {
+        "en": "log-linear on MLA, {heads} heads<br>cache c_kv {kv} + k_rope {rope}",
+        "ru": "лог-линейное на MLA, голов: {heads}<br>кэш c_kv {kv} + k_rope {rope}",
     },
     "chart.arch.attn_mqa": {
         "en": "MQA, {heads} heads, 1 KV head<br>cache K+V {cache}",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .cache import cache_values_per_token
 from .config import ModelConfig, TrainConfig
+from .sparse_attention import sparse_attention_params
 
 MAX_LR = 1.0  # AdamW and Muon here train at 1e-4 .. 2e-2; far above 1 the first update already overflows
 
@@ -98,14 +99,14 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
 
 def _attention_params(cfg: ModelConfig) -> int:
     d, h = cfg.d_model, cfg.n_heads
-    if cfg.attn_type != "mla":
+    if not cfg.latent_attention:
         hd = cfg.mha_head_dim
         return 2 * d * h * hd + 2 * d * cfg.kv_heads * hd  # wq, wo; wk, wv
     q_out = h * cfg.qk_head_dim
     q = d * cfg.q_lora_rank + cfg.q_lora_rank + cfg.q_lora_rank * q_out if cfg.q_lora_rank else d * q_out
     kv = d * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) + cfg.kv_lora_rank
     kv += cfg.kv_lora_rank * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)
-    return q + kv + h * cfg.v_head_dim * d
+    return q + kv + h * cfg.v_head_dim * d + sparse_attention_params(cfg)
 
 
 def _moe_params(cfg: ModelConfig) -> int:
@@ -119,7 +120,7 @@ def _block_values_per_token(cfg: ModelConfig, positions: int) -> int:
     residuals, projections, attention scores and probabilities over `positions`, the FFN's hidden
     activations (MoE: each of top_k routed experts, the shared ones and the router's scores)."""
     d, h = cfg.d_model, cfg.n_heads
-    if cfg.attn_type == "mla":
+    if cfg.latent_attention:
         attn = 4 * h * cfg.qk_head_dim + 3 * h * cfg.v_head_dim + 2 * (cfg.kv_lora_rank + cfg.qk_rope_head_dim)
     else:
         attn = 4 * h * cfg.mha_head_dim + 4 * cfg.kv_heads * cfg.mha_head_dim

@@ -1,6 +1,6 @@
 """DSMini: a decoder-only, DeepSeek-style character model, readable top to bottom.
 
-    idx -> embed -> [RMSNorm -> attention (MLA | MHA | GQA | MQA) -> +, RMSNorm -> FFN (MoE | dense) -> +] x L
+    idx -> embed -> [RMSNorm -> attention (MLA | DSA | MoBA | log-linear | MHA | GQA | MQA) -> +, RMSNorm -> FFN (MoE | dense) -> +] x L
         -> RMSNorm -> head -> next-character logits
     MTP depth k (DeepSeek-V3 §2.2): [hnorm(h^{k-1}_i); enorm(embed(t_{i+k}))] -> eh_proj -> Block
         -> norm -> the same head -> logits for t_{i+k+1}
@@ -90,7 +90,7 @@ class DSMini(nn.Module):
         self.norm = nn.RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.mtp = nn.ModuleList(MTP(cfg, k) for k in range(1, cfg.mtp_depth + 1))
-        rope_dim = cfg.qk_rope_head_dim if cfg.attn_type == "mla" else cfg.mha_head_dim
+        rope_dim = cfg.qk_rope_head_dim if cfg.latent_attention else cfg.mha_head_dim
         self.register_buffer("rope_rotations", rope_angles(rope_dim, cfg.block_size, cfg.rope_theta), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth

@@ -81,18 +81,20 @@ def test_kv_cache_page_measures_every_type_and_times_absorbed_decode(at, lang):
     open_page(at, "pages/kv_cache.py", lang, "en-names")
     no_errors(at)
     (growth,) = charts(at)
-    assert len(growth["data"]) == 8  # measured + extrapolated line per attention type
+    assert len(growth["data"]) == 14  # measured + extrapolated line per attention type (7)
     assert growth["layout"]["xaxis"]["type"] == "log"
     model_table, v2, v3 = (df.value for df in at.dataframe)
     # shipped dims: 4 layers, 4 heads, d_model 64 -> d_h 16, 2 KV groups, d_c 32, d_h^R 8
-    assert list(model_table.iloc[:, 2]) == list(model_table.iloc[:, 3]) == [512, 256, 128, 160]
-    assert list(model_table.iloc[:, 5]) == [2048, 1024, 512, 640]  # float32 bytes per token
-    assert list(v2.iloc[:, 2]) == list(v3.iloc[:, 2]) == [32_768, 2048, 256, 576]
-    assert list(v2.iloc[:, 3]) == [32_768 * 60, 2048 * 60, 256 * 60, 576 * 60]
+    # then DSA (+ indexer keys d^I 16), MoBA and log-linear (MLA's own cache)
+    assert list(model_table.iloc[:, 3]) == list(model_table.iloc[:, 4]) == [512, 256, 128, 160, 224, 160, 160]
+    assert list(model_table.iloc[:, 6]) == [2048, 1024, 512, 640, 896, 640, 640]  # float32 bytes per token
+    assert model_table.iloc[4, 2] == "c_kv 32 + k_rope 8 + k_index 16"  # what DSA caches per layer
+    assert list(v2.iloc[:, 2]) == list(v3.iloc[:, 2]) == [32_768, 2048, 256, 576, 704, 576, 576]
+    assert list(v2.iloc[:, 3]) == [n * 60 for n in (32_768, 2048, 256, 576, 704, 576, 576)]
     assert [m.label for m in at.metric] == [ui.t(k, lang) for k in ("kv.naive", "kv.absorbed", "kv.speedup")]
     assert all(float(m.value.rstrip("×")) > 0 for m in at.metric)
     assert [s.value.split(":")[0] for s in at.success] == [
-        ui.t("kv.match_ok", lang, n=4).split(":")[0], ui.t("kv.same_ok", lang, diff="#").split(":")[0],
+        ui.t("kv.match_ok", lang, n=7).split(":")[0], ui.t("kv.same_ok", lang, diff="#").split(":")[0],
     ]
 
 
@@ -118,7 +120,7 @@ def test_pages_explain_what_an_mha_checkpoint_lacks(at, mha_checkpoint):
     no_errors(at)
     assert len(charts(at)) == 1
     model_table = at.dataframe[0].value
-    assert list(model_table.iloc[:, 2]) == list(model_table.iloc[:, 3]) == [128, 64, 64, 40]
+    assert list(model_table.iloc[:, 3]) == list(model_table.iloc[:, 4]) == [128, 64, 64, 40, 72, 40, 40]
     assert model_table.iloc[0, 0] == ui.t("chart.cache.this_model", "ru", kind="MHA")
     assert at.info[-1].value == ui.t("kv.not_mla", "ru", kind="MHA")
     assert not at.metric

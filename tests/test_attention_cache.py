@@ -49,7 +49,7 @@ def test_attention_probs_are_causal_rows_summing_to_one(models, tok, attn_type):
     cfg = models[attn_type].cfg
     assert trace.labels == [BOUNDARY_SYMBOL, "а", "н", "н", "а"]
     assert (trace.n_layers, trace.n_heads) == (cfg.n_layers, cfg.n_heads)
-    assert trace.has_split == (attn_type == "mla")
+    assert trace.has_split == cfg.latent_attention
     for layer in range(trace.n_layers):
         for head in trace.probs[layer] + [trace.head_average(layer)]:
             assert len(head) == len(trace.labels)
@@ -186,8 +186,10 @@ def test_analytic_equals_measured_cache_for_every_type(models, loaded):
     assert torch.equal(rng, torch.get_rng_state())  # twins are built under a forked RNG
     assert list(variants) == list(ATTN_ORDER) and not skipped and variants[loaded] is model
     rows = measure_caches(model, variants)
-    # tiny preset: 2 layers, 2 heads, d_model 32 -> d_h 16, n_kv_heads 1, d_c 16, d_h^R 4
-    expected = {"mha": 2 * 2 * 16 * 2, "gqa": 2 * 1 * 16 * 2, "mqa": 2 * 16 * 2, "mla": (16 + 4) * 2}
+    # tiny preset: 2 layers, 2 heads, d_model 32 -> d_h 16, n_kv_heads 1, d_c 16, d_h^R 4; DSA's
+    # indexer keys d^I 16 beside MLA's latent; MoBA and log-linear cache exactly MLA's
+    expected = {"mha": 2 * 2 * 16 * 2, "gqa": 2 * 1 * 16 * 2, "mqa": 2 * 16 * 2, "mla": (16 + 4) * 2,
+                "dsa": (16 + 4 + 16) * 2, "moba": (16 + 4) * 2, "loglinear": (16 + 4) * 2}
     for row in rows:
         assert row.analytic == row.measured == expected[row.attn_type]
         assert row.measured == cache_values_per_token(variants[row.attn_type].cfg)
@@ -200,7 +202,7 @@ def test_analytic_equals_measured_cache_for_every_type(models, loaded):
 def test_twins_the_config_cannot_build_are_reported(tok):
     model = make(tok, d_model=48, n_heads=3, n_kv_heads=2)  # 2 groups cannot split 3 heads
     variants, skipped = attention_variants(model)
-    assert list(variants) == ["mha", "mqa", "mla"] and list(skipped) == ["gqa"]
+    assert list(variants) == ["mha", "mqa", "mla", "dsa", "moba", "loglinear"] and list(skipped) == ["gqa"]
     assert "n_kv_heads" in skipped["gqa"]
     assert all(r.matches for r in measure_caches(model, variants))
 
@@ -249,12 +251,14 @@ def test_cache_tables_and_growth_figure(models):
     variants, _ = attention_variants(model)
     dims = CacheDims.from_config(model.cfg)
     table = cache_table(measure_caches(model, variants), dims, "en")
-    assert table.shape == (4, 7)
-    assert list(table.iloc[:, 2]) == list(table.iloc[:, 3]) == [128, 64, 64, 40]  # analytic == measured
-    assert list(table.iloc[:, 0]) == ["MHA", "GQA", "MQA", "MLA (this model)"]
+    assert table.shape == (7, 8)
+    assert list(table.iloc[:, 3]) == list(table.iloc[:, 4]) == [128, 64, 64, 40, 72, 40, 40]  # analytic == measured
+    assert list(table.iloc[:, 0]) == ["MHA", "GQA", "MQA", "MLA (this model)", "DSA", "MOBA", "LOGLINEAR"]
+    assert list(table.iloc[:, 2])[3:5] == ["c_kv 16 + k_rope 4", "c_kv 16 + k_rope 4 + k_index 16"]
     assert formula("mla", dims) == "(16+4)·2" and formula("gqa", dims) == "2·1·16·2"
+    assert formula("dsa", dims) == "(16+4+16)·2"
     v2 = scale_table(scale_rows(DEEPSEEK_V2), DEEPSEEK_V2, "ru")
-    assert v2.shape == (4, 8) and list(v2.iloc[:, 2]) == [32_768, 2048, 256, 576]
+    assert v2.shape == (7, 8) and list(v2.iloc[:, 2]) == [32_768, 2048, 256, 576, 704, 576, 576]
     assert "формула" in v2.columns
     fig = cache_growth_figure(cache_growth(variants), "mla", "en")
     assert len(fig.data) == 2 * len(ATTN_ORDER)  # measured (solid) + extrapolated (dashed) per type

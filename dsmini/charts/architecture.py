@@ -47,8 +47,11 @@ class _Canvas:
 
 def _attention_label(cfg: ModelConfig, lang: str) -> str:
     """The attention type with what it caches per token per layer (DeepSeek-V2 Table 1)."""
-    if cfg.attn_type == "mla":
-        return t("chart.arch.attn_mla", lang, heads=cfg.n_heads, kv=cfg.kv_lora_rank, rope=cfg.qk_rope_head_dim)
+    if cfg.latent_attention:
+        return t(
+            f"chart.arch.attn_{cfg.attn_type}", lang, heads=cfg.n_heads, kv=cfg.kv_lora_rank,
+            rope=cfg.qk_rope_head_dim, index=cfg.dsa_index_dim, top_k=cfg.dsa_top_k, block=cfg.moba_block_size,
+        )
     per_layer = values_per_layer(cfg.attn_type, CacheDims.from_config(cfg))
     return t(
         f"chart.arch.attn_{cfg.attn_type}", lang,

@@ -12,23 +12,34 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..cache import CacheDims
+from ..cache import CacheDims, cached_per_layer
 from ..i18n import t
 from ..probes.cache import CacheGrowth, CacheMeasurement, ScaleRow
 from .common import rounded
 
-COLORS = {"mha": "#d62728", "gqa": "#ff7f0e", "mqa": "#2ca02c", "mla": "#1f77b4"}
+COLORS = {
+    "mha": "#d62728", "gqa": "#ff7f0e", "mqa": "#2ca02c", "mla": "#1f77b4",
+    "dsa": "#9467bd", "moba": "#8c564b", "loglinear": "#e377c2",
+}
 
 
 def formula(attn_type: str, dims: CacheDims) -> str:
-    """Table 1's per-token formula with this model's numbers filled in, e.g. '(32+8)·4' for MLA."""
+    """Table 1's per-token formula with this model's numbers filled in, e.g. '(32+8)·4' for MLA;
+    the latent types list what they cache per layer, e.g. '(32+8+16)·4' for DSA."""
     layers, d_h = dims.n_layers, dims.head_dim
-    return {
+    family = {
         "mha": f"2·{dims.n_heads}·{d_h}·{layers}",
         "gqa": f"2·{dims.n_groups}·{d_h}·{layers}",
         "mqa": f"2·{d_h}·{layers}",
-        "mla": f"({dims.kv_lora_rank}+{dims.qk_rope_head_dim})·{layers}",
-    }[attn_type]
+    }
+    if attn_type in family:
+        return family[attn_type]
+    return "(" + "+".join(str(values) for _, values in cached_per_layer(attn_type, dims)) + f")·{layers}"
+
+
+def contents_label(contents: tuple[tuple[str, int], ...]) -> str:
+    """What one layer caches per token: 'c_kv 16 + k_rope 4 + k_index 16'."""
+    return " + ".join(f"{name} {values}" for name, values in contents)
 
 
 def _type_label(attn_type: str, loaded: bool, lang: str) -> str:
@@ -48,6 +59,7 @@ def cache_table(rows: list[CacheMeasurement], dims: CacheDims, lang: str = "en")
         {
             c("attention"): _type_label(r.attn_type, r.loaded, lang),
             c("formula"): formula(r.attn_type, dims),
+            c("cached"): contents_label(r.contents),
             c("analytic"): r.analytic,
             c("measured"): r.measured,
             c("match"): "✓" if r.matches else "✗",

@@ -5,6 +5,10 @@ For MLA the pre-softmax score of a query/key pair is the sum of two dot products
 `q_rope · k_rope` from the decoupled RoPE key shared by all heads. `AttnTrace` carries both
 parts; here they become plain lists so charts and tests need no torch.
 
+The sparse types (DSA, MoBA, log-linear; dsmini.sparse_attention) also say what each query was
+allowed to see: DSA's top-k picks (one set for all heads), MoBA's chosen blocks plus the query's
+own (per head), log-linear's Fenwick level of every pair (levels >= its fine levels are pooled).
+
 Axes: l layers, h heads, q query positions, k key positions (both: the boundary, then the name).
 """
 
@@ -30,8 +34,13 @@ class AttentionTrace:
     """One name's attention, per main layer and head. Position i holds `labels[i]`.
 
     probs[l][h][q][k]  softmax attention of query q over key k; 0 for k > q (causal), rows sum to 1
-    scores_nope / scores_rope [l][h][q][k]  MLA only: content and position parts of the scaled
-                       pre-softmax score, NaN where masked (k > q); None for MHA / GQA / MQA
+    scores_nope / scores_rope [l][h][q][k]  MLA and the sparse types: content and position parts of
+                       the scaled pre-softmax score, NaN where masked (k > q, or outside the
+                       selection); None for MHA / GQA / MQA
+    allowed[l][h][q][k]  sparse types: whether query q could see key k (probs are exactly 0 where
+                       not); None for the dense types (every k <= q)
+    levels[l][q][k]    log-linear: the Fenwick level of (q, k), -1 for k > q; pooled from
+                       `fine_levels` up (the same in every layer)
     """
 
     name: str
@@ -40,6 +49,9 @@ class AttentionTrace:
     probs: Maps
     scores_nope: Maps | None = None
     scores_rope: Maps | None = None
+    allowed: list[list[list[list[bool]]]] | None = None
+    levels: list[list[list[int]]] | None = None
+    fine_levels: int | None = None
 
     @property
     def n_layers(self) -> int:
@@ -80,6 +92,8 @@ def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> Atten
         out = model(torch.tensor([ids], device=model.head.weight.device), need_weights=True)
     traces = out.attn  # one AttnTrace per main layer; tensors (1, h, q, k)
     split = traces[0].scores_nope is not None
+    sparse = traces[0].allowed is not None
+    loglinear = traces[0].levels is not None
     return AttentionTrace(
         name=name,
         labels=[tokenizer.label(i) for i in ids],
@@ -87,6 +101,9 @@ def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> Atten
         probs=[tr.probs[0].float().tolist() for tr in traces],
         scores_nope=[tr.scores_nope[0].float().tolist() for tr in traces] if split else None,
         scores_rope=[tr.scores_rope[0].float().tolist() for tr in traces] if split else None,
+        allowed=[tr.allowed[0].expand_as(tr.probs[0]).tolist() for tr in traces] if sparse else None,
+        levels=[tr.levels.tolist() for tr in traces] if loglinear else None,
+        fine_levels=model.cfg.loglinear_fine_levels if loglinear else None,
     )
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..cache import (
-    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, ModelCache, check_cache, new_model_cache, values_per_layer,
-    values_per_token,
+    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, ModelCache, cached_per_layer, check_cache, new_model_cache,
+    values_per_layer, values_per_token,
 )
 from ..checkpoint import Checkpoint
 from ..data import BOUNDARY_ID, CharTokenizer
@@ -107,6 +107,9 @@ class CacheMeasurement:
     bytes_bf16: float  # the same cache allocated in bfloat16
     positions_used: int  # positions the generated name filled
     matches: bool  # values and bytes per token both equal Table 1's (`dsmini.cache.check_cache`)
+    # what one layer caches per token, tensor by tensor: (("c_kv", 16), ("k_rope", 4)); DSA adds
+    # ("k_index", d^I), its lightning indexer's keys; MoBA and log-linear cache exactly MLA's
+    contents: tuple[tuple[str, int], ...] = ()
 
 
 def measure_caches(model: DSMini, variants: dict[str, DSMini] | None = None) -> list[CacheMeasurement]:
@@ -133,6 +136,7 @@ def measure_caches(model: DSMini, variants: dict[str, DSMini] | None = None) -> 
             bytes_bf16=bf16.measured_bytes,
             positions_used=cache.length,
             matches=fp32.equal and bf16.equal,
+            contents=cached_per_layer(attn_type, CacheDims.from_config(m.cfg)),
         ))
     return rows
 
