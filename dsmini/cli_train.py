@@ -187,7 +187,7 @@ def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, held:
     if ckpt.train_config is None or ckpt.optimizer_states is None:
         raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
     saved = ckpt.train_config
-    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given)
+    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given) + _held_out_conflicts(ckpt.corpus, args)
     if conflicts:
         raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
     steps = given.get("steps", saved.steps)
@@ -234,6 +234,16 @@ def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainCo
     return conflicts
 
 
+def _held_out_conflicts(ref: CorpusRef, args: argparse.Namespace) -> list[str]:
+    """--val-file / --test-file that are not the files the checkpoint's run had (compared by file name)."""
+    conflicts = []
+    for part in ("val", "test"):
+        saved, given = getattr(ref, f"{part}_file"), getattr(args, f"{part}_file")
+        if saved != (Path(given).name if given is not None else None):
+            conflicts.append(_conflict(f"--{part}-file", saved, given))
+    return conflicts
+
+
 def _flag(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
@@ -245,10 +255,7 @@ def _corpus_conflicts(ref: CorpusRef, chars: list[str], corpus: Corpus, data: Co
     conflicts = []
     if ref.name != corpus.name:
         conflicts.append(_conflict("--corpus", ref.name, corpus.name))
-    for part in ("val", "test"):
-        saved, given = getattr(ref, f"{part}_file"), getattr(data, f"{part}_source")
-        if saved != (Path(given).name if given is not None else None):
-            conflicts.append(_conflict(f"--{part}-file", saved, given))
+
     if data.tokenizer.chars != chars:
         lost, new = sorted(set(chars) - set(data.tokenizer.chars)), sorted(set(data.tokenizer.chars) - set(chars))
         conflicts.append(

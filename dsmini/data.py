@@ -410,7 +410,7 @@ def _held_out(
     """A given val/test file's names that fit block_size, checked against the corpus: its characters
     (HeldOutCharacterError naming the first name with an unknown one) and its domain labels."""
     if (held.names.domains is not None) != labelled:
-        has, lacks = ("the corpus", held.source) if labelled else (held.source, "the corpus")
+        has, lacks = ("the corpus", "this file") if labelled else ("this file", "the corpus")
         raise CorpusError(f"{held.source}: {has} has domain labels (name<TAB>domain) but {lacks} does not; give both or neither")
     unknown = sorted(set(held.names.domains or ()) - set(labels))
     if unknown:
