@@ -138,10 +138,10 @@ def save_checkpoint(
     root = Path(root)
     model_data = model_bytes(model)
     files = {MODEL_FILE: file_entry(model_data)}
-    best_data = state_bytes(best_state) if best_state is not None else None
-    if best_data is not None:
+    if best_state is not None:
         check_state(model.state_dict(), best_state, Path(BEST_FILE))  # a load must find what a save wrote
-        files[BEST_FILE] = file_entry(best_data)
+    best_data = state_bytes(best_state) if best_state is not None else None
+    files.update({BEST_FILE: file_entry(best_data)} if best_data is not None else {})
     optimizer = encode_optimizer_state(optimizer_states, rng_states)
     if optimizer is not None:
         files[OPTIMIZER_FILE] = file_entry(optimizer[0])
@@ -214,9 +214,6 @@ class Checkpoint:
     shipped: bool  # ships with dsmini: read-only
     has_best: bool = False  # the folder holds best-validation weights beside the last ones
     weights: str = "last"  # which of them `model` holds: "last" or "best"
-
-
-WEIGHTS = ("last", "best")
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -307,7 +304,7 @@ def load_checkpoint(
     cfg, train_config, tokenizer = _parse_configs(meta, meta_path)
     weights_file = BEST_FILE if best else MODEL_FILE
     if weights_file not in meta["files"]:
-        raise CheckpointError(f"{path} has no best weights ({BEST_FILE}): it was saved before any evaluation, or by an older dsmini; load its last weights")
+        raise CheckpointError(f"{path} has no best weights ({BEST_FILE}): saved before any evaluation or by an older dsmini")
     model = DSMini(cfg)
     model.load_state_dict(read_state(path, meta, model.state_dict(), weights_file))
     optimizer_states, rng_states = _load_optimizer(path, meta) if load_optimizer else (None, None)
@@ -341,11 +338,8 @@ def read_state(path: Path, meta: dict[str, Any], expected: Mapping[str, torch.Te
 
 
 def load_best_state(ckpt: Checkpoint) -> dict[str, torch.Tensor] | None:
-    """The best-validation weights of a loaded checkpoint as a state_dict, or None when it has none
-    (a resumed run keeps them, so its best survives)."""
-    if not ckpt.has_best:
-        return None
-    return read_state(ckpt.path, _read_meta(ckpt.path), ckpt.model.state_dict(), BEST_FILE)
+    """A loaded checkpoint's best-validation weights (a resumed run keeps its best), or None."""
+    return read_state(ckpt.path, _read_meta(ckpt.path), ckpt.model.state_dict(), BEST_FILE) if ckpt.has_best else None
 
 
 # ---------------------------------------------------------------------------------------------
