@@ -50,6 +50,9 @@ def main() -> None:
             if st.session_state.get("checkpoint") != choice:  # a new session, or its pick was deleted
                 st.session_state["checkpoint"] = choice
             st.selectbox(ui.tr("ui.checkpoint"), names, key="checkpoint", help=ui.tr("ui.checkpoint_help"))
+            if next(info for info in listing.good if info.name == choice).has_best:  # best and last weights kept
+                st.segmented_control(ui.tr("ui.weights"), ("last", "best"), format_func=lambda w: ui.tr(f"ui.weights_{w}"),
+                                     default="last", key="weights", help=ui.tr("ui.weights_help"))
         else:
             st.caption(ui.tr("ui.no_checkpoint"))
         if listing.broken:

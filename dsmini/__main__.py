@@ -30,7 +30,8 @@ import typing
 from .builtin_corpora import list_corpora, list_corpus_domains
 from .cache import cache_values_per_token
 from .checkpoint import load_checkpoint
-from .cli_train import DEFAULT_PRESET, EXIT_INTERRUPTED, cmd_train, one_line
+from .cli_eval import add_eval_parser, cmd_eval, loss_lines
+from .cli_train import DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
 from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
 from .generate import generate
@@ -86,7 +87,8 @@ TRAIN_HELP = {
     "min_lr_ratio": "cosine decays to lr * this",
     "grad_clip": "gradient norm clip (0 = off)",
     "eval_every": "steps between validation evaluations",
-    "eval_batches": "batches in each validation estimate",
+    "eval_batches": "validation names per evaluation, in units of 256: the first eval_batches x 256 names of the "
+    "shuffled val split, the same names every time whatever --batch-size (0 = the whole split)",
     "sample_every": "steps between printed samples (0 = off)",
     "n_samples": "names sampled each time",
     "seed": "seed for weights and batches",
@@ -132,6 +134,9 @@ LIMITS_HELP = (
 )
 
 
+BEST_HELP = "use the weights of the best validation loss (best.safetensors) instead of the last ones"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dsmini", description="dsmini: a mini DeepSeek for names", epilog=LIMITS_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         "total to reach (default: the checkpoint's own), and a finished checkpoint is not trained on without it.",
     )
     train.add_argument("--corpus", required=True, help="built-in corpus name (see `corpora`) or a .txt path, one name or name<TAB>domain per line")
+    train.add_argument("--val-file", default=None, help="validation names as a file of their own (like --corpus); nothing is then cut from --corpus for val")
+    train.add_argument("--test-file", default=None, help="test names as a file of their own, scored once at the end; nothing is then cut from --corpus for test")
+    train.add_argument("--val-frac", type=float, default=None, help=f"share of --corpus cut for val without --val-file (default {DEFAULT_VAL_FRAC})")
+    train.add_argument("--test-frac", type=float, default=None, help=f"share of --corpus cut for test without --test-file (default {DEFAULT_TEST_FRAC}; 0 = no test)")
+    train.add_argument("--dedupe", action=argparse.BooleanOptionalAction, default=True,
+                       help="drop repeated names of --corpus (default: on); --val-file/--test-file are never deduplicated")
     train.add_argument("--lowercase", action="store_true", help="lowercase every name")
     train.add_argument("--preset", default=None, choices=sorted(PRESETS), help=f"model size preset (default: {DEFAULT_PRESET})")
     train.add_argument("--out", default="checkpoints", help="folder that holds checkpoints")
@@ -163,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1e-6 to 1 (1 = off)")
     sample.add_argument("--max-len", type=int, default=None, help="longest name in characters")
     sample.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    sample.add_argument("--best", action="store_true", help=BEST_HELP)
 
     info = sub.add_parser("info", help="print a checkpoint's card")
     info.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    info.add_argument("--best", action="store_true", help=BEST_HELP)
+    add_eval_parser(sub, BEST_HELP)
 
     sub.add_parser("corpora", help="list the built-in corpora")
     sub.add_parser("bench", help="run the benchmarks (same as python -m dsmini.bench; see its --help)", add_help=False)
@@ -174,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     LIMITS["samples"].check(args.n, "-n")  # before the checkpoint is even read
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, best=args.best)
     check_sampling(ckpt.model_config, args.n)
     names = generate(
         ckpt.model, ckpt.tokenizer, prefix=args.prefix, n=args.n, temperature=args.temperature,
@@ -186,15 +200,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
-    cfg, counts, summary = ckpt.model_config, ckpt.param_counts, ckpt.summary or {}
-    val = summary.get("val_loss")
+    ckpt = load_checkpoint(args.checkpoint, best=args.best)
+    cfg, counts = ckpt.model_config, ckpt.param_counts
     lines = [
         f"checkpoint  {ckpt.path}",
         f"corpus      {ckpt.corpus.name}  (split seed {ckpt.corpus.split_seed})",
         f"domains     {', '.join(ckpt.corpus.domains or ()) or '-'}",
         f"steps       {ckpt.step}",
-        f"val loss    {val:.4f} nats/char" if val is not None else "val loss    -",
+        *loss_lines(ckpt),
         f"params      {counts['main']['total']:,} total, {counts['main']['active']:,} active per token"
         f" (+ MTP {counts.get('mtp', {}).get('total', 0):,})",
         f"attention   {cfg.attn_type}; KV cache {cache_values_per_token(cfg)} values/token",
@@ -224,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora}[args.command]
+    command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora, "eval": cmd_eval}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

@@ -5,6 +5,8 @@ A checkpoint is a directory `<root>/<name>/`:
 ```
 model.safetensors      model state_dict (parameters + persistent buffers such as the
                        sigmoid_bias router's `bias`), float32
+best.safetensors       optional: the weights of the best validation loss (`summary["best_step"]`), same
+                       names and shapes as model.safetensors; `load_checkpoint(path, best=True)`
 optimizer.safetensors  optional, for exact resume: the optimizer and RNG state's tensors
                        (`dsmini.optimizer_state`, which keeps the rest as a tree in checkpoint.json)
 checkpoint.json        format tag + version, configs, tokenizer, corpus reference (`dsmini.corpus_ref`),
@@ -45,8 +47,8 @@ import torch
 from . import atomic
 from .checkpoint_errors import CheckpointError
 from .checkpoint_files import (
-    META_FILE, MODEL_FILE, OPTIMIZER_FILE, check_size, check_state, checkpoint_dir, file_entry, model_bytes,
-    read_tensors,
+    BEST_FILE, META_FILE, MODEL_FILE, OPTIMIZER_FILE, check_size, check_state, checkpoint_dir, file_entry, model_bytes,
+    read_tensors, state_bytes,
 )
 from .checkpoint_names import replace_check, validate_name, without_shipped_flag
 from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem
@@ -120,10 +122,12 @@ def save_checkpoint(
     step: int = 0,
     optimizer_states: Mapping[str, Any] | None = None,
     rng_states: Mapping[str, torch.Tensor] | None = None,
+    best_state: Mapping[str, torch.Tensor] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write `<root>/<name>/` atomically and return its path.
 
+    best_state: the state_dict of the best validation loss, written beside the last weights (BEST_FILE).
     optimizer_states: e.g. `{"adamw": opt.state_dict()}`; rng_states: e.g.
     `{"batches": generator.get_state()}`. Both optional, both needed for an exact resume.
     An existing `<name>` is replaced only with overwrite=True, and a shipped one never
@@ -134,6 +138,10 @@ def save_checkpoint(
     root = Path(root)
     model_data = model_bytes(model)
     files = {MODEL_FILE: file_entry(model_data)}
+    if best_state is not None:
+        check_state(model.state_dict(), best_state, Path(BEST_FILE))  # a load must find what a save wrote
+    best_data = state_bytes(best_state) if best_state is not None else None
+    files.update({BEST_FILE: file_entry(best_data)} if best_data is not None else {})
     optimizer = encode_optimizer_state(optimizer_states, rng_states)
     if optimizer is not None:
         files[OPTIMIZER_FILE] = file_entry(optimizer[0])
@@ -145,6 +153,8 @@ def save_checkpoint(
 
     def fill(tmp: Path) -> None:
         atomic.write_file(tmp / MODEL_FILE, model_data)
+        if best_data is not None:
+            atomic.write_file(tmp / BEST_FILE, best_data)
         if optimizer is not None:
             atomic.write_file(tmp / OPTIMIZER_FILE, optimizer[0])
         atomic.write_file(tmp / META_FILE, meta_data)
@@ -202,6 +212,8 @@ class Checkpoint:
     mtime: float  # of checkpoint.json: changes on every save, so a good cache key with path
     created: str
     shipped: bool  # ships with dsmini: read-only
+    has_best: bool = False  # the folder holds best-validation weights beside the last ones
+    weights: str = "last"  # which of them `model` holds: "last" or "best"
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -273,10 +285,13 @@ def _load_optimizer(
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu", load_optimizer: bool = False
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", load_optimizer: bool = False,
+    best: bool = False,
 ) -> Checkpoint:
     """Load and verify a checkpoint directory; the model comes back in eval mode on `device`.
 
+    best=True: the model holds the weights of the best validation loss (BEST_FILE); CheckpointError
+    when the checkpoint has none. The rest (configs, history, optimizer state) is the same either way.
     Verified: every field of checkpoint.json, file sizes and sha256, configs, tensor names and
     shapes. The optimizer file is read only with load_optimizer=True (the app never needs it).
     A save of this name that a kill interrupted is completed or rolled back first (dsmini.atomic).
@@ -287,10 +302,11 @@ def load_checkpoint(
     meta = _read_meta(path)
     meta_path = path / META_FILE
     cfg, train_config, tokenizer = _parse_configs(meta, meta_path)
-    state = read_tensors(path / MODEL_FILE, meta["files"][MODEL_FILE])
+    weights_file = BEST_FILE if best else MODEL_FILE
+    if weights_file not in meta["files"]:
+        raise CheckpointError(f"{path} has no best weights ({BEST_FILE}): saved before any evaluation or by an older dsmini")
     model = DSMini(cfg)
-    check_state(model.state_dict(), state, path / MODEL_FILE)
-    model.load_state_dict(state)
+    model.load_state_dict(read_state(path, meta, model.state_dict(), weights_file))
     optimizer_states, rng_states = _load_optimizer(path, meta) if load_optimizer else (None, None)
     return Checkpoint(
         model=model.to(device).eval(),
@@ -309,7 +325,21 @@ def load_checkpoint(
         mtime=meta_path.stat().st_mtime,
         created=meta.get("created", ""),
         shipped=meta.get("shipped", False),
+        has_best=BEST_FILE in meta["files"],
+        weights="best" if best else "last",
     )
+
+
+def read_state(path: Path, meta: dict[str, Any], expected: Mapping[str, torch.Tensor], file_name: str) -> dict[str, torch.Tensor]:
+    """One weights file of a checked checkpoint, hashed and checked name by name and shape by shape."""
+    state = read_tensors(path / file_name, meta["files"][file_name])
+    check_state(expected, state, path / file_name)
+    return state
+
+
+def load_best_state(ckpt: Checkpoint) -> dict[str, torch.Tensor] | None:
+    """A loaded checkpoint's best-validation weights (a resumed run keeps its best), or None."""
+    return read_state(ckpt.path, _read_meta(ckpt.path), ckpt.model.state_dict(), BEST_FILE) if ckpt.has_best else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,6 +361,7 @@ class CheckpointInfo:
     created: str
     summary: dict[str, Any]
     shipped: bool  # ships with dsmini: read-only, and what a new session opens on
+    has_best: bool = False  # best-validation weights beside the last ones (load_checkpoint(best=True))
 
 
 @dataclass(frozen=True)
@@ -365,6 +396,7 @@ def _info(path: Path) -> CheckpointInfo:
         created=meta.get("created", ""),
         summary=summary,
         shipped=meta.get("shipped", False),
+        has_best=BEST_FILE in meta["files"],
     )
 
 

@@ -22,6 +22,9 @@ from .checkpoint_errors import CheckpointError
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
+# The weights of the run's best validation loss, beside the last ones (model.safetensors) and published in
+# the same atomic save; absent when the run saved none (no evaluation yet, or older checkpoints)
+BEST_FILE = "best.safetensors"
 META_FILE = "checkpoint.json"
 
 # Pickle protocol 2+ starts with 0x80 then the protocol byte; torch.save writes a zip of pickles.
@@ -38,17 +41,19 @@ def file_entry(data: bytes) -> dict[str, Any]:
 
 
 def model_bytes(model: torch.nn.Module) -> bytes:
-    """state_dict (persistent buffers included, rope tables are not) as float32 safetensors.
+    """state_dict (persistent buffers included, rope tables are not) as float32 safetensors."""
+    return state_bytes(model.state_dict())
 
-    Cloned so tensors that share storage do not trip safetensors' shared-memory check.
-    """
-    state = {
+
+def state_bytes(state: Mapping[str, torch.Tensor]) -> bytes:
+    """A state_dict as float32 safetensors. Cloned so tensors that share storage do not trip
+    safetensors' shared-memory check."""
+    return safetensors.torch.save({
         k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone(
             memory_format=torch.contiguous_format
         )
-        for k, v in model.state_dict().items()
-    }
-    return safetensors.torch.save(state)
+        for k, v in state.items()
+    })
 
 
 def _refuse_file(path: Path) -> None:

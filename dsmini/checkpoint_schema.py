@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
 from .checkpoint_errors import CheckpointError
-from .checkpoint_files import META_FILE, MODEL_FILE, OPTIMIZER_FILE
+from .checkpoint_files import BEST_FILE, META_FILE, MODEL_FILE, OPTIMIZER_FILE
 from .config import ModelConfig, TrainConfig
 
 
@@ -212,6 +212,13 @@ def corpus_problem(corpus: Any) -> str | None:
         if not is_int(value) or (minimum is not None and value < minimum):
             at_least = f" >= {minimum}" if minimum is not None else ""
             return f"corpus field {key!r} must be an integer{at_least}, got {value!r:.80}"
+    for key in ("val_file", "test_file"):
+        if corpus.get(key) is not None and not isinstance(corpus[key], str):
+            return f"corpus field {key!r} must be null or a string, got {corpus[key]!r:.80}"
+    for key in ("val_frac", "test_frac"):
+        value = corpus.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+            return f"corpus field {key!r} must be null or a number in [0, 1), got {value!r:.80}"
     domains = corpus.get("domains", [])
     if not _is_str_list(domains) or len(set(domains)) != len(domains):
         return f"corpus field 'domains' must be a list of distinct strings, got {domains!r:.80}"
@@ -260,8 +267,8 @@ _FILE_ENTRY = _object({"sha256": _sha256_hex, "bytes": _integer()}, required=("s
 
 
 def _files(value: Any, field: str) -> None:
-    _object({name: _FILE_ENTRY for name in (MODEL_FILE, OPTIMIZER_FILE)}, required=(MODEL_FILE,))(value, field)
-    unknown = sorted(set(value) - {MODEL_FILE, OPTIMIZER_FILE})
+    _object({name: _FILE_ENTRY for name in (MODEL_FILE, OPTIMIZER_FILE, BEST_FILE)}, required=(MODEL_FILE,))(value, field)
+    unknown = sorted(set(value) - {MODEL_FILE, OPTIMIZER_FILE, BEST_FILE})
     if unknown:
         raise _Invalid(f"field {field!r} lists an unknown file {unknown[0]!r}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -29,9 +30,9 @@ from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
 from .checkpoint_names import validate_name
 from .config import PRESETS, ModelConfig, TrainConfig, preset
-from .corpora import MAX_NAME_LEN, Corpus, load_corpus
+from .corpora import MAX_NAME_LEN, Corpus, line_of, load_corpus
 from .corpus_ref import CorpusRef
-from .data import CorpusData, default_block_size, prepare_corpus
+from .data import CorpusData, CorpusError, HeldOut, HeldOutCharacterError, default_block_size, prepare_corpus
 from .limits import check_learning_rate, check_training
 from .train import Trainer
 
@@ -42,6 +43,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 # never which weights come out (evaluation and samples draw no training RNG)
 RESUME_MAY_CHANGE = ("steps", "eval_every", "eval_batches", "sample_every", "n_samples", "device")
 DEFAULT_PRESET = "small"
+# Cut from --corpus for val and test when no --val-file / --test-file names them: today's split, so
+# built-in corpora split exactly as the shipped checkpoints were
+DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -56,10 +60,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         _check_new_target(out, name, args.overwrite)
     _check_writable(out)
-    corpus = _training_corpus(args)
-    trainer = _resumed_trainer(args, out / name, corpus, given) if args.resume else _new_trainer(args, corpus, given)
+    corpus, held = _training_corpus(args), _held_out_files(args)
+    trainer = _resumed_trainer(args, out / name, corpus, held, given) if args.resume else _new_trainer(args, corpus, held, given)
     _check_jsonable(trainer)
-    _print_plan(trainer, corpus, args.resume)
+    _print_plan(trainer, corpus, {part: c for part, (c, _) in held.items()}, args.resume)
     return _train_and_save(trainer, out, name, args)
 
 
@@ -108,27 +112,73 @@ def _check_writable(folder: Path) -> None:
         raise CheckpointError(f"--out {folder} is not writable: {err.strerror or err}") from None
 
 
+def _read(source: str, lowercase: bool, **options) -> Corpus:
+    """A corpus or a val/test file, with names from a file capped at MAX_NAME_LEN, the app's cap (the
+    built-ins' longest has 22)."""
+    max_len = None if source in list_corpora() else MAX_NAME_LEN
+    return load_corpus(source, lowercase=lowercase, max_len=max_len, **options)
+
+
 def _training_corpus(args: argparse.Namespace) -> Corpus:
-    """The corpus, with names from a file capped at MAX_NAME_LEN, the app's cap (the built-ins' longest has 22)."""
-    builtin = args.corpus in list_corpora()
-    return load_corpus(args.corpus, lowercase=args.lowercase, max_len=None if builtin else MAX_NAME_LEN)
+    """--corpus, deduplicated unless --no-dedupe."""
+    return _read(args.corpus, args.lowercase, dedupe=args.dedupe)
 
 
-def _new_trainer(args: argparse.Namespace, corpus: Corpus, given: dict) -> Trainer:
+def _held_out_files(args: argparse.Namespace) -> dict[str, tuple[Corpus, HeldOut]]:
+    """--val-file / --test-file as given: every line one example, repeats kept (never deduplicated,
+    so the test loss is the one `eval --names` gives for the same file); one name is enough."""
+    files = {}
+    for part in ("val", "test"):
+        source = getattr(args, f"{part}_file")
+        if source is not None:
+            corpus = _read(source, args.lowercase, dedupe=False, min_names=1)
+            files[part] = corpus, HeldOut(source, corpus)
+    return files
+
+
+def _prepare(
+    args: argparse.Namespace, corpus: Corpus, held: dict[str, tuple[Corpus, HeldOut]], block_size: int, seed: int,
+    fractions: dict,
+) -> CorpusData:
+    """prepare_corpus with the held-out files; a name with a character the corpus lacks is refused
+    naming its file and line."""
+    try:
+        return prepare_corpus(
+            corpus.names, block_size, seed, corpus_name=corpus.name, domains=corpus.domains,
+            builtin=corpus.builtin, **fractions, **{part: h for part, (_, h) in held.items()},
+        )
+    except HeldOutCharacterError as err:
+        number = line_of(err.source, err.name, args.lowercase) if Path(err.source).is_file() else None
+        where = f"{err.source} line {number}" if number is not None else err.source
+        chars = ", ".join(repr(c) for c in err.chars)
+        raise CorpusError(
+            f"{where}: {err.name!r} has {chars}, which no name of --corpus {corpus.name} has: the model has no id "
+            "for it (drop the line, or train on a corpus that has it)"
+        ) from None
+
+
+def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[str, float]:
+    """--val-frac / --test-frac as given, else the checkpoint's (resume), else the defaults."""
+    saved = {"val_frac": getattr(ref, "val_frac", None), "test_frac": getattr(ref, "test_frac", None)}
+    defaults = {"val_frac": DEFAULT_VAL_FRAC, "test_frac": DEFAULT_TEST_FRAC}
+    chosen = {key: next(v for v in (getattr(args, key), saved[key], defaults[key]) if v is not None) for key in defaults}
+    if not (0 <= chosen["val_frac"] < 1 and 0 <= chosen["test_frac"] < 1 and sum(chosen.values()) < 1):
+        raise ValueError(f"--val-frac {chosen['val_frac']} and --test-frac {chosen['test_frac']} must each be in [0, 1) and sum to less than 1")
+    return chosen
+
+
+def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: dict) -> Trainer:
     train_cfg = dataclasses.replace(TrainConfig(), **given)
     model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
     block_size = model_over.pop("block_size") if "block_size" in model_over else default_block_size(corpus.names)
     alphabet = len(set("".join(corpus.names)))  # names too long for block_size can only shrink it
     model_cfg = preset(args.preset or DEFAULT_PRESET, vocab_size=alphabet + 1, block_size=block_size, **model_over)
     check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
-    data = prepare_corpus(
-        corpus.names, block_size, train_cfg.split_seed, corpus_name=corpus.name,
-        domains=corpus.domains, builtin=corpus.builtin,
-    )
+    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, _fractions(args))
     return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
 
 
-def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, given: dict) -> Trainer:
+def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, held: dict, given: dict) -> Trainer:
     """The checkpoint's run, continued: refused when the corpus or a flag contradicts it, or when
     there is nothing left to do."""
     ckpt = load_checkpoint(path, load_optimizer=True)
@@ -137,7 +187,7 @@ def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, given
     if ckpt.train_config is None or ckpt.optimizer_states is None:
         raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
     saved = ckpt.train_config
-    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given)
+    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given) + _held_out_conflicts(ckpt.corpus, args)
     if conflicts:
         raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
     steps = given.get("steps", saved.steps)
@@ -151,11 +201,9 @@ def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, given
     train_cfg = dataclasses.replace(saved, **{**changed, "steps": steps})
     check_training(ckpt.model_config, train_cfg, len(corpus.names))
     ref = ckpt.corpus
-    data = prepare_corpus(
-        corpus.names,
-        ckpt.model_config.block_size if ref.block_size is None else ref.block_size,
-        saved.split_seed if ref.split_seed is None else ref.split_seed,
-        corpus_name=corpus.name, domains=corpus.domains, builtin=corpus.builtin,
+    data = _prepare(
+        args, corpus, held, ckpt.model_config.block_size if ref.block_size is None else ref.block_size,
+        saved.split_seed if ref.split_seed is None else ref.split_seed, _fractions(args, ref),
     )
     conflicts = _corpus_conflicts(ckpt.corpus, ckpt.tokenizer.chars, corpus, data)
     if conflicts:
@@ -186,6 +234,16 @@ def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainCo
     return conflicts
 
 
+def _held_out_conflicts(ref: CorpusRef, args: argparse.Namespace) -> list[str]:
+    """--val-file / --test-file that are not the files the checkpoint's run had (compared by file name)."""
+    conflicts = []
+    for part in ("val", "test"):
+        saved, given = getattr(ref, f"{part}_file"), getattr(args, f"{part}_file")
+        if saved != (Path(given).name if given is not None else None):
+            conflicts.append(_conflict(f"--{part}-file", saved, given))
+    return conflicts
+
+
 def _flag(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
@@ -197,6 +255,7 @@ def _corpus_conflicts(ref: CorpusRef, chars: list[str], corpus: Corpus, data: Co
     conflicts = []
     if ref.name != corpus.name:
         conflicts.append(_conflict("--corpus", ref.name, corpus.name))
+
     if data.tokenizer.chars != chars:
         lost, new = sorted(set(chars) - set(data.tokenizer.chars)), sorted(set(data.tokenizer.chars) - set(chars))
         conflicts.append(
@@ -224,17 +283,35 @@ def _check_jsonable(trainer: Trainer) -> None:
         raise ValueError(f"the configuration cannot be saved as JSON: {err}") from None
 
 
-def _print_plan(trainer: Trainer, corpus: Corpus, resumed: bool) -> None:
+def _print_plan(trainer: Trainer, corpus: Corpus, held: dict[str, Corpus], resumed: bool) -> None:
+    """The start report on stderr: each file's lines read, dropped (why), deduplicated and kept; the
+    split used; the model. Every line read is counted once."""
     data, counts = trainer.data, trainer.model.param_counts()
-    dropped = corpus.dropped.describe()
-    print(
-        f"{corpus.name}: {len(data.train.names)} train / {len(data.val.names)} val names, "
+    lines = [f"{corpus.name}: {corpus.intake()}"]
+    lines += [f"{held_corpus.name} (--{part}-file): {held_corpus.intake(deduplicated=False)}" for part, held_corpus in held.items()]
+    lines.append(_split_phrase(data, corpus.name))
+    lines.append(
         f"{_domains_phrase(corpus.domain_counts)}alphabet {data.tokenizer.vocab_size - 1}"
-        + (f" (dropped {dropped})" if dropped else "")
-        + f"; model {counts['main']['total']:,} params ({counts['main']['active']:,} active) "
+        f"; model {counts['main']['total']:,} params ({counts['main']['active']:,} active) "
         f"+ MTP {counts.get('mtp', {}).get('total', 0):,}"
-        + (f"; resuming at step {trainer.step} of {trainer.cfg.steps}" if resumed else ""),
-        file=sys.stderr,
+        + (f"; resuming at step {trainer.step} of {trainer.cfg.steps}" if resumed else "")
+    )
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _split_phrase(data: CorpusData, corpus_name: str) -> str:
+    """'used: train 25,789 / val 2,865 (10% of names.txt) / test 1,000 (test.txt); 4 test names are also
+    training names (kept)'."""
+    def where(part: str) -> str:
+        source = getattr(data, f"{part}_source")
+        return source if source is not None else f"{getattr(data, f'{part}_frac'):.0%} of {corpus_name}"
+
+    used = " / ".join(f"{part} {len(getattr(data, part).names):,} ({where(part)})" for part in ("val", "test"))
+    leaks = [f"{n:,} {part}" for part, n in data.overlap.items() if n]
+    return (
+        f"used: train {len(data.train.names):,} / {used}"
+        + (f"; {data.n_too_long:,} names too long for block_size {data.block_size} dropped" if data.n_too_long else "")
+        + (f"; {' and '.join(leaks)} names are also training names (kept: a given file is scored as it is)" if leaks else "")
     )
 
 
@@ -258,14 +335,30 @@ def _train_and_save(trainer: Trainer, out: Path, name: str, args: argparse.Names
     if not trainer.weights_are_finite():
         print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr", file=sys.stderr)
         return code
+    final = trainer.final_report()  # the test split, scored once, goes into the summary saved next
     path = _save(trainer, out, name, overwrite=args.resume or args.overwrite, include_optimizer=not args.no_optimizer_state)
-    val = trainer.summary()["val_loss"]
+    summary, seconds = trainer.summary(), time.perf_counter() - started
+    rate = trainer.run_tokens_per_sec
     print(
-        f"{reason}; {trainer.step} steps ({trainer.step - first} in {time.perf_counter() - started:.1f}s)"
-        + (f"; val loss {val:.4f} nats/char" if val is not None else "") + f"; saved {path}"
+        f"{reason}; {trainer.step} steps ({trainer.step - first} in {seconds:.1f}s"
+        + (f", {rate:,.0f} tok/s over the run" if rate else "") + f"); saved {path}"
         + (f" (continue it with --resume --name {path.name})" if code == EXIT_INTERRUPTED else "")
     )
+    print(_report(summary, final))
     return code
+
+
+def _report(summary: dict, final: dict) -> str:
+    """The final numbers, one line: last and best periodic evaluation, the whole val split, the test split."""
+    parts = []
+    if summary.get("val_loss") is not None:
+        parts.append(f"val {summary['val_loss']:.4f} (last evaluation, {summary['eval_names']:,} names)")
+    if summary.get("best_step") is not None:
+        parts.append(f"best {summary['best_val_loss']:.4f} at step {summary['best_step']} (kept: --best)")
+    parts.append(f"whole val {final['val_loss']:.4f} ({final['val_names']:,} names)")
+    test = final["test_loss"]
+    parts.append(f"test {test:.4f} ({final['test_names']:,} names, {test / math.log(2):.4f} bits/char)" if test is not None else "test: none (no test names)")
+    return "nats/char: " + "; ".join(parts)
 
 
 def _exit_code(reason: str) -> int:
@@ -279,11 +372,13 @@ def _run(trainer: Trainer) -> str | None:
     are in `trainer.state.stop_reason`). A step computes its losses and gradients before it touches
     the weights, so a run that broke off holds the weights of its last finished step."""
     live = sys.stderr.isatty()  # a redrawn bar on a terminal, one line per evaluation in a log
+    first = trainer.step
     try:
         with _stop_on_interrupt(trainer):
             for m in trainer.run():
                 if live or m.val_loss is not None:
-                    print(_progress(m, trainer.cfg.steps), end="" if live else "\n", file=sys.stderr, flush=True)
+                    line = _progress(m, trainer.cfg.steps, first)
+                    print(line if live else line[1:], end="" if live else "\n", file=sys.stderr, flush=True)
                 if m.samples:
                     print(f"\n  samples: {', '.join(m.samples)}", file=sys.stderr)
     except Exception as err:  # saved below like any other early end; the message goes with it
@@ -293,13 +388,29 @@ def _run(trainer: Trainer) -> str | None:
     return None
 
 
-def _progress(m, total: int, width: int = 30) -> str:
+def _progress(m, total: int, first: int, width: int = 30) -> str:
+    """One progress line: bar, losses, tokens/s (this step's swings several-fold: the moving and the
+    whole-run averages are what to read) and the time left at this run's pace so far."""
     done = int(width * m.step / total)
     val = f" val {m.val_loss:.3f}" if m.val_loss is not None else ""
+    left = (total - m.step) * m.elapsed / max(m.step - first, 1)
     return (
         f"\r{m.elapsed:6.0f}s step {m.step:>6}/{total} [{'#' * done}{'.' * (width - done)}] "
-        f"loss {m.main_loss:.3f}{val} | {m.tokens_per_sec:,.0f} tok/s"
+        f"loss {m.main_loss:.3f}{val} | {_k(m.tokens_per_sec_avg)} tok/s (run {_k(m.tokens_per_sec_run)}) "
+        f"| ETA {_duration(left)}"
     )
+
+
+def _k(rate: float) -> str:
+    return f"{rate / 1000:.1f}K" if rate >= 1000 else f"{rate:.0f}"
+
+
+def _duration(seconds: float) -> str:
+    """61 -> '1m01s', 3725 -> '1h02m'."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 @contextmanager

@@ -339,7 +339,7 @@ class TrainConfig:
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]"),
             (self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 = off)"),
             (self.eval_every >= 1, "eval_every", "must be >= 1"),
-            (self.eval_batches >= 1, "eval_batches", "must be >= 1"),
+            (self.eval_batches >= 0, "eval_batches", "must be >= 0 (0 = the whole val split)"),
             (self.sample_every >= 0, "sample_every", "must be >= 0 (0 = off)"),
             (self.n_samples >= 1, "n_samples", "must be >= 1"),
             (0 <= self.seed < SEED_LIMIT, "seed", "must be in [0, 2^63)"),

@@ -54,10 +54,16 @@ class Dropped:
     def total(self) -> int:
         return self.duplicates + self.too_long + self.unprintable + self.conflicting
 
-    def describe(self) -> str:
-        """One phrase for messages, e.g. '3 repeated, 1 too long'; '' when nothing dropped."""
+    @property
+    def invalid(self) -> int:
+        """Lines dropped for what they are (too long, unprintable, in several domains), not for repeating."""
+        return self.total - self.duplicates
+
+    def describe(self, duplicates: bool = True) -> str:
+        """One phrase for messages, e.g. '3 repeated, 1 too long'; '' when nothing dropped.
+        duplicates=False leaves the repeats out (a report that counts them apart)."""
         parts = [
-            (self.duplicates, "repeated"),
+            (self.duplicates if duplicates else 0, "repeated"),
             (self.too_long, "too long"),
             (self.unprintable, "with unprintable characters"),
             (self.conflicting, "in several domains"),
@@ -76,8 +82,12 @@ def normalise_labelled(
     *,
     lowercase: bool = False,
     max_len: int | None = None,
+    dedupe: bool = True,
 ) -> tuple[LabelledNames, Dropped]:
     """Clean raw lines (and their parallel domain labels) into deduplicated names, first-seen order.
+
+    dedupe=False keeps every line, repeats and names under several labels included, in file order
+    (a validation or test file, where each line is one example, or `train --no-dedupe`).
 
     NFC first so a "й" typed as "и" + combining breve is one character, not two alphabet
     entries. Internal whitespace is kept (double names like "Анна Мария") but runs of it are
@@ -91,6 +101,7 @@ def normalise_labelled(
     if len(labels) != len(raw):
         raise ValueError(f"{len(raw)} names but {len(labels)} domain labels")
     first_label: dict[str, str | None] = {}
+    kept: list[tuple[str, str | None]] = []
     counts = Counter()
     for line, label in zip(raw, labels):
         if len(line) > MAX_LINE_LEN:
@@ -105,13 +116,14 @@ def normalise_labelled(
             counts["unprintable"] += 1
         elif max_len is not None and len(name) > max_len:
             counts["too_long"] += 1
-        elif name not in first_label:
-            first_label[name] = label
+        elif not dedupe or name not in first_label:
+            first_label.setdefault(name, label)
+            kept.append((name, label))
         else:
             counts["duplicates" if first_label[name] == label else "conflicting"] += 1
-    names = list(first_label)
-    kept = list(first_label.values()) if domains is not None else None
-    return LabelledNames(names, kept), Dropped(**counts)
+    names = [name for name, _ in kept]
+    labels_kept = [label for _, label in kept] if domains is not None else None
+    return LabelledNames(names, labels_kept), Dropped(**counts)
 
 
 def normalise_names(
@@ -144,6 +156,7 @@ class Corpus:
     # True when `load_corpus(name)` rebuilds exactly these names (a built-in with default options),
     # so a checkpoint may refer to it by name instead of storing its validation names
     builtin: bool = False
+    lines: int | None = None  # non-empty lines (or built-in entries) read, before normalisation
 
     def __post_init__(self) -> None:
         LabelledNames(self.names, self.domains)  # same length, or ValueError
@@ -157,6 +170,18 @@ class Corpus:
     def domain_counts(self) -> dict[str, int]:
         """Label -> names, labels sorted; {} when unlabelled."""
         return count_domains(self.domains)
+
+    def intake(self, deduplicated: bool = True) -> str:
+        """What reading it did, in numbers: 'read 31,033 lines, dropped 2 (2 too long), deduplicated
+        2,379 -> 28,652 names'; every line read is in exactly one of the counts. deduplicated=False:
+        read with dedupe=False ('repeats kept')."""
+        invalid = self.dropped.describe(duplicates=False)
+        return (
+            (f"read {self.lines:,} lines, " if self.lines is not None else "")
+            + f"dropped {self.dropped.invalid:,}" + (f" ({invalid})" if invalid else "")
+            + (f", deduplicated {self.dropped.duplicates:,}" if deduplicated else ", repeats kept")
+            + f" -> {len(self.names):,} names"
+        )
 
 
 def _human_size(n_bytes: int) -> str:
@@ -258,15 +283,17 @@ def _make_corpus(
     max_len: int | None,
     max_chars: int,
     builtin: bool = False,
+    dedupe: bool = True,
+    min_names: int = MIN_NAMES,
 ) -> Corpus:
-    """Normalise and check the result is trainable (enough names, a plausible alphabet)."""
-    cleaned, dropped = normalise_labelled(raw.names, raw.domains, lowercase=lowercase, max_len=max_len)
+    """Normalise and check the result is usable (enough names, a plausible alphabet)."""
+    cleaned, dropped = normalise_labelled(raw.names, raw.domains, lowercase=lowercase, max_len=max_len, dedupe=dedupe)
     names = cleaned.names
-    if len(names) < MIN_NAMES:
+    if len(names) < min_names:
         why = f" (dropped {dropped.describe()})" if dropped.total else ""
         raise CorpusError(
             f"{name}: found {len(names)} usable name(s) after normalisation{why}; "
-            f"need at least {MIN_NAMES}"
+            f"need at least {min_names}"
         )
     n_chars = len(set("".join(names)))
     if n_chars > max_chars:
@@ -274,7 +301,9 @@ def _make_corpus(
             f"{name}: too many distinct characters: found {n_chars}, the limit is {max_chars} "
             "(is this a list of names, one per line?)"
         )
-    return Corpus(name=name, names=names, dropped=dropped, domains=cleaned.domains, builtin=builtin)
+    return Corpus(
+        name=name, names=names, dropped=dropped, domains=cleaned.domains, builtin=builtin, lines=len(raw.names)
+    )
 
 
 def corpus_from_bytes(
@@ -285,11 +314,13 @@ def corpus_from_bytes(
     max_len: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_chars: int = DEFAULT_MAX_CHARS,
+    dedupe: bool = True,
+    min_names: int = MIN_NAMES,
 ) -> Corpus:
     """An uploaded text file (one name, or `name<TAB>domain`, per line) -> Corpus, or CorpusError
     saying why not."""
     raw = _parse_lines(_decode_text(data, max_bytes))
-    return _make_corpus(name, raw, lowercase, max_len, max_chars)
+    return _make_corpus(name, raw, lowercase, max_len, max_chars, dedupe=dedupe, min_names=min_names)
 
 
 def corpus_from_path(
@@ -299,20 +330,33 @@ def corpus_from_path(
     max_len: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_chars: int = DEFAULT_MAX_CHARS,
+    dedupe: bool = True,
+    min_names: int = MIN_NAMES,
 ) -> Corpus:
-    """A local text file -> Corpus; same checks as an upload, size checked before reading."""
+    """A local text file -> Corpus; same checks as an upload, size checked before reading. Every
+    CorpusError names the file."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"no such file: {path}")
-    _check_size(path.stat().st_size, max_bytes)
-    return corpus_from_bytes(
-        path.read_bytes(),
-        path.name,
-        lowercase=lowercase,
-        max_len=max_len,
-        max_bytes=max_bytes,
-        max_chars=max_chars,
-    )
+    try:
+        _check_size(path.stat().st_size, max_bytes)
+        return corpus_from_bytes(
+            path.read_bytes(), path.name, lowercase=lowercase, max_len=max_len, max_bytes=max_bytes,
+            max_chars=max_chars, dedupe=dedupe, min_names=min_names,
+        )
+    except CorpusError as err:
+        message = str(err)
+        raise CorpusError(message if message.startswith(f"{path.name}:") else f"{path}: {message}") from None
+
+
+def line_of(path: str | os.PathLike[str], name: str, lowercase: bool = False) -> int | None:
+    """The number (1-based) of the first line of a text file that is `name` once cleaned as loading
+    cleans it (its `<TAB>domain` aside), or None: so a message about one name can point at its line."""
+    for number, line in enumerate(Path(path).read_text("utf-8-sig", errors="replace").splitlines(), 1):
+        cleaned = _clean(line.split("\t")[0])
+        if (cleaned.lower() if lowercase else cleaned) == name:
+            return number
+    return None
 
 
 def load_corpus(
@@ -322,6 +366,8 @@ def load_corpus(
     max_len: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_chars: int = DEFAULT_MAX_CHARS,
+    dedupe: bool = True,
+    min_names: int = MIN_NAMES,
 ) -> Corpus:
     """A built-in corpus by name, else a text file by path.
 
@@ -330,8 +376,11 @@ def load_corpus(
     """
     key = os.fspath(name_or_path)
     if key in BUILTINS:
-        as_registered = not lowercase and max_len is None
-        return _make_corpus(key, BUILTINS[key].raw(), lowercase, max_len, max_chars, builtin=as_registered)
+        as_registered = not lowercase and max_len is None and dedupe
+        return _make_corpus(
+            key, BUILTINS[key].raw(), lowercase, max_len, max_chars, builtin=as_registered, dedupe=dedupe,
+            min_names=min_names,
+        )
     looks_like_path = os.path.exists(key) or os.sep in key or "/" in key or key.endswith(".txt")
     if not looks_like_path:
         raise CorpusError(
@@ -339,6 +388,7 @@ def load_corpus(
             "(or give the path of a .txt file, one name or name<TAB>domain per line)"
         )
     return corpus_from_path(
-        key, lowercase=lowercase, max_len=max_len, max_bytes=max_bytes, max_chars=max_chars
+        key, lowercase=lowercase, max_len=max_len, max_bytes=max_bytes, max_chars=max_chars, dedupe=dedupe,
+        min_names=min_names,
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint_errors import CheckpointError
@@ -41,6 +42,12 @@ class CorpusRef:
     domains: tuple[str, ...] | None = None  # the corpus's sorted domain labels; () unlabelled
     val_names: tuple[str, ...] | None = None  # stored for a corpus that is not built in
     val_domains: tuple[str, ...] | None = None  # their labels; None with val_names: unlabelled
+    # where val / test came from: a file of their own (its name), else cut from the corpus by these
+    # fractions; None: saved before they could differ (cut, 0.1 and 0.1)
+    val_file: str | None = None
+    test_file: str | None = None
+    val_frac: float | None = None
+    test_frac: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)  # unknown keys, as they were
 
     @classmethod
@@ -74,8 +81,10 @@ def _refuse(problem: str | None, where: str) -> None:
 def corpus_reference(data: CorpusData) -> CorpusRef:
     """The corpus reference of a run trained on `data`.
 
-    A built-in corpus is rebuilt by name (its validation split can be 20,000 names); any other
-    keeps its first MAX_STORED_VAL_NAMES validation names (a fair sample: the split is shuffled).
+    A built-in corpus whose validation names are cut from it is rebuilt by name (its validation split
+    can be 20,000 names); any other (a file, or validation names from a file of their own) keeps its
+    first MAX_STORED_VAL_NAMES validation names (a fair sample: the split is shuffled; a given file
+    keeps its own order).
     """
     ref = CorpusRef(
         name=data.corpus_name,
@@ -84,8 +93,12 @@ def corpus_reference(data: CorpusData) -> CorpusRef:
         n_train=len(data.train.names),
         n_val=len(data.val.names),
         domains=tuple(data.domain_labels),
+        val_file=Path(data.val_source).name if data.val_source is not None else None,  # a name, as `name` is
+        test_file=Path(data.test_source).name if data.test_source is not None else None,
+        val_frac=data.val_frac,
+        test_frac=data.test_frac,
     )
-    if data.builtin:
+    if data.builtin and data.val_source is None:
         return ref
     val_domains = data.val.domains
     return dataclasses.replace(
@@ -109,6 +122,11 @@ def checkpoint_validation_set(
             list(ref.val_names[:max_names]),
             list(ref.val_domains[:max_names]) if ref.val_domains is not None else None,
         )
+    if ref.val_file is not None:
+        raise CorpusError(
+            f"the validation names of {ref.name!r} came from the file {ref.val_file!r}, which the checkpoint does "
+            "not store: they are not available here"
+        )
     if ref.name not in list_corpora():
         raise CorpusError(
             f"the validation names of corpus {ref.name!r} cannot be rebuilt: it is not a built-in corpus and "
@@ -122,4 +140,5 @@ def checkpoint_validation_set(
             f"built-in corpus {ref.name!r} now has domains {rebuilt.domain_labels}, but the checkpoint was "
             f"trained with {list(ref.domains)}: its validation names cannot be rebuilt"
         )
-    return validation_set(rebuilt.names, ref.block_size, ref.split_seed, max_names, rebuilt.domains)
+    fractions = {key: value for key, value in (("val_frac", ref.val_frac), ("test_frac", ref.test_frac)) if value is not None}
+    return validation_set(rebuilt.names, ref.block_size, ref.split_seed, max_names, rebuilt.domains, **fractions)

@@ -25,13 +25,14 @@ Everything here is plain Python + torch: no streamlit, no network.
 
 from __future__ import annotations
 
-import random
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
+
+from .splits import Splits, split_names  # noqa: F401 (re-exported: the split is part of the data flow)
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -80,54 +81,7 @@ class LabelledNames:
 
 
 # ---------------------------------------------------------------------------------------------
-# Splits and statistics
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: list[str]
-    val: list[str]
-    test: list[str]
-    # the domain label of each name above, position by position; None: unlabelled
-    train_domains: list[str] | None = None
-    val_domains: list[str] | None = None
-    test_domains: list[str] | None = None
-
-
-def split_names(
-    names: Sequence[str],
-    seed: int,
-    val_frac: float = 0.1,
-    test_frac: float = 0.1,
-    domains: Sequence[str] | None = None,
-) -> Splits:
-    """Shuffle a copy with `random.Random(seed)` and cut it into train/val/test.
-
-    Deterministic for a seed and independent of the global RNG. Val gets at least one name
-    whenever there are two, so validation loss always exists; train always keeps one.
-    The positions are shuffled, then names and labels are read through them: `shuffle` moves
-    items by position only, so the names come out exactly as shuffling the names themselves
-    did before labels existed, and old checkpoints rebuild the same validation names.
-    """
-    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
-        raise ValueError(
-            f"val_frac={val_frac} and test_frac={test_frac} must be in [0, 1) with sum < 1"
-        )
-    LabelledNames(list(names), None if domains is None else list(domains))  # same length, or ValueError
-    order = list(range(len(names)))
-    random.Random(seed).shuffle(order)
-    n = len(order)
-    n_val = min(max(round(n * val_frac), 1 if n >= 2 else 0), max(n - 1, 0))
-    n_test = min(round(n * test_frac), max(n - 1 - n_val, 0))
-    parts = {"train": order[n_val + n_test :], "val": order[:n_val], "test": order[n_val : n_val + n_test]}
-
-    def labels(part: list[int]) -> list[str] | None:
-        return None if domains is None else [domains[i] for i in part]
-
-    return Splits(
-        **{key: [names[i] for i in part] for key, part in parts.items()},
-        **{f"{key}_domains": labels(part) for key, part in parts.items()},
-    )
+# Statistics (the split itself: dsmini.splits)
 
 
 @dataclass(frozen=True)
@@ -312,6 +266,24 @@ class EncodedSplit:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """A validation or test set given as a file of its own instead of cut from the corpus."""
+
+    source: str  # the file's name: messages and the checkpoint's corpus entry say it
+    names: LabelledNames
+
+
+class HeldOutCharacterError(CorpusError):
+    """A validation or test name has a character the training names lack: the model has no id for it.
+    `.source`, `.name` and `.chars` say which, so the CLI can point at the file's line."""
+
+    def __init__(self, source: str, name: str, chars: Sequence[str]):
+        self.source, self.name, self.chars = source, name, list(chars)
+        listed = ", ".join(repr(c) for c in self.chars)
+        super().__init__(f"{source}: name {name!r} has {listed}, not in the training names' alphabet")
+
+
+@dataclass(frozen=True)
 class CorpusData:
     """Everything training needs from a corpus, and the provenance a checkpoint records."""
 
@@ -325,6 +297,13 @@ class CorpusData:
     n_too_long: int  # names dropped because they do not fit block_size
     domain_labels: list[str] = field(default_factory=list)  # of the whole corpus, sorted; [] unlabelled
     builtin: bool = False  # `load_corpus(corpus_name)` rebuilds the names (see Corpus.builtin)
+    val_source: str | None = None  # the file val came from; None: cut from the corpus (val_frac)
+    test_source: str | None = None  # likewise for test
+    val_frac: float = 0.1  # of the corpus, cut for val when val_source is None (else 0)
+    test_frac: float = 0.1
+    # val/test names that are also training names (a given file may repeat them; a cut never does
+    # unless --no-dedupe kept repeats): reported, kept, so a given test file stays the benchmark it is
+    overlap: dict[str, int] = field(default_factory=dict)
 
     @property
     def splits(self) -> Splits:
@@ -347,12 +326,14 @@ def validation_set(
     seed: int,
     max_names: int | None = None,
     domains: Sequence[str] | None = None,
+    val_frac: float = 0.1,
+    test_frac: float = 0.1,
 ) -> LabelledNames:
     """The validation names (and labels) `prepare_corpus(names, block_size, seed, domains=...)` makes,
     without encoding the corpus (the explorer only needs the names; encoding 200K Russian names
     costs seconds). The split is shuffled, so its first `max_names` are a fair sample."""
     kept = _fitting(names, block_size, domains)
-    splits = split_names(kept.names, seed, domains=kept.domains)
+    splits = split_names(kept.names, seed, val_frac=val_frac, test_frac=test_frac, domains=kept.domains)
     val_domains = splits.val_domains[:max_names] if splits.val_domains is not None else None
     return LabelledNames(splits.val[:max_names], val_domains)
 
@@ -367,14 +348,19 @@ def prepare_corpus(
     test_frac: float = 0.1,
     domains: Sequence[str] | None = None,
     builtin: bool = False,
+    val: HeldOut | None = None,
+    test: HeldOut | None = None,
 ) -> CorpusData:
     """Normalised names (and their domain labels) -> tokenizer, seeded splits and encoded tensors.
 
-    The tokenizer is built from all kept names, not just train, so a rare character that
-    lands only in val/test still has an id (as in makemore). Pass
+    The tokenizer is built from all kept names of the corpus, not just train, so a rare character
+    that lands only in a val/test cut still has an id (as in makemore). Pass
     `default_block_size(names)` to keep every name. `builtin`: `corpus_name` is a registry
     name that `load_corpus` rebuilds (pass `Corpus.builtin`); a checkpoint then stores the name,
-    not the validation names.
+    not the validation names. `val` / `test`: given as files of their own, so nothing is cut from
+    the corpus for them (their fraction is ignored); their names must use the corpus's characters
+    (HeldOutCharacterError) and its domain labels, and names too long for block_size are dropped
+    and counted in `n_too_long` like the corpus's own.
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2 (boundary + a name), got {block_size}")
@@ -385,20 +371,55 @@ def prepare_corpus(
             f"(names of at most {block_size - 1} characters); need at least {MIN_NAMES}"
         )
     tokenizer = CharTokenizer.from_names(kept.names)
+    val_frac, test_frac = (0.0 if val else val_frac), (0.0 if test else test_frac)
     splits = split_names(kept.names, seed, val_frac=val_frac, test_frac=test_frac, domains=kept.domains)
+    labels = sorted(set(domains or ()))
+    files = {part: held for part, held in (("val", val), ("test", test)) if held is not None}
+    given = {part: _held_out(held, block_size, tokenizer, labels, domains is not None) for part, held in files.items()}
 
-    def encoded(part: list[str], labels: list[str] | None) -> EncodedSplit:
-        return EncodedSplit(part, *encode_names(part, tokenizer, block_size), domains=labels)
+    def encoded(part: str) -> EncodedSplit:
+        cut = LabelledNames(getattr(splits, part), getattr(splits, f"{part}_domains"))
+        chosen = given.get(part, cut)
+        return EncodedSplit(chosen.names, *encode_names(chosen.names, tokenizer, block_size), domains=chosen.domains)
 
+    parts = {part: encoded(part) for part in ("train", "val", "test")}
+    if not parts["val"].names:
+        raise CorpusError(f"{corpus_name}: no validation names: give a validation file or a validation fraction above 0")
+    train_names = set(parts["train"].names)
+    held_too_long = sum(len(held.names.names) - len(given[part].names) for part, held in files.items())
     return CorpusData(
         corpus_name=corpus_name,
         seed=seed,
         block_size=block_size,
         tokenizer=tokenizer,
-        train=encoded(splits.train, splits.train_domains),
-        val=encoded(splits.val, splits.val_domains),
-        test=encoded(splits.test, splits.test_domains),
-        n_too_long=len(names) - len(kept.names),
-        domain_labels=sorted(set(domains or ())),
+        **parts,
+        n_too_long=len(names) - len(kept.names) + held_too_long,
+        domain_labels=labels,
         builtin=builtin,
+        val_source=val.source if val else None,
+        test_source=test.source if test else None,
+        val_frac=val_frac,
+        test_frac=test_frac,
+        overlap={part: sum(name in train_names for name in parts[part].names) for part in ("val", "test")},
     )
+
+
+def _held_out(
+    held: HeldOut, block_size: int, tokenizer: CharTokenizer, labels: list[str], labelled: bool
+) -> LabelledNames:
+    """A given val/test file's names that fit block_size, checked against the corpus: its characters
+    (HeldOutCharacterError naming the first name with an unknown one) and its domain labels."""
+    if (held.names.domains is not None) != labelled:
+        has, lacks = ("the corpus", "this file") if labelled else ("this file", "the corpus")
+        raise CorpusError(f"{held.source}: {has} has domain labels (name<TAB>domain) but {lacks} does not; give both or neither")
+    unknown = sorted(set(held.names.domains or ()) - set(labels))
+    if unknown:
+        raise CorpusError(f"{held.source}: domains {unknown[:5]} are not among the corpus's {labels}")
+    for name in held.names.names:
+        missing = tokenizer.unknown_chars(name)
+        if missing:
+            raise HeldOutCharacterError(held.source, name, missing)
+    kept = _fitting(held.names.names, block_size, held.names.domains)
+    if not kept.names:
+        raise CorpusError(f"{held.source}: none of its names fit block_size {block_size} (at most {block_size - 1} characters)")
+    return kept

@@ -865,6 +865,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "ru": "Не показаны, не удалось прочитать ({n}): {details}",
     },
     "ui.checkpoint": {"en": "Model (checkpoint)", "ru": "Модель (чекпойнт)"},
+    "ui.weights": {"en": "Weights", "ru": "Веса"},
+    "ui.weights_last": {"en": "last", "ru": "последние"},
+    "ui.weights_best": {"en": "best val", "ru": "лучшие (вал.)"},
+    "ui.weights_help": {
+        "en": "This run kept the weights of its best validation loss beside its last ones: explore either.",
+        "ru": "Этот запуск сохранил веса с лучшей потерей на валидации рядом с последними: смотрите любые.",
+    },
     "ui.checkpoint_help": {
         "en": "Shipped models and the runs saved on the Train page.",
         "ru": "Готовые модели и запуски, сохранённые на странице «Обучение».",

@@ -12,26 +12,35 @@ import dataclasses
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_best_state, load_checkpoint, save_checkpoint
 from .corpus_ref import corpus_reference
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device, synchronize
-from .generate import generate, inference
+from .generate import generate
 from .model import DSMini
 from .probes.domains import domain_mi
 from .probes.experts import initial_model, route_names
+from .scoring import score_rows
 
 # Val names routed on eval steps for the live I(domain; expert) curve. The plug-in MI estimate's bias
 # is ~(D-1)(E-1) / (2 n ln 2) bits: < 0.005 bits for 2 domains, 8 experts and the ~1,400 tokens of
 # 200 names, far below the ~0.05 bits of an untrained router. Cost (small preset, 2 CPU threads): ~50 ms
 # a probe, less than one train step (~60 ms): < 1% of a run that evaluates every 100 steps.
 DOMAIN_PROBE_NAMES = 200
+# Validation names per `eval_batches`: an evaluation reads the first eval_batches × EVAL_BATCH_NAMES names
+# of the (shuffled, so fairly sampled) val split, the same names at every evaluation whatever the
+# batch size, so runs of different batch sizes are compared on the same names (0: the whole split).
+EVAL_BATCH_NAMES = 256
+# Steps in the moving average of tokens/s: one step's value swings several-fold with the names drawn
+# and the machine's other work; 50 steps smooth that and still follow a real change within seconds.
+THROUGHPUT_WINDOW = 50
 
 
 @dataclass
@@ -44,7 +53,7 @@ class StepMetrics:
     lr: float
     grad_norm: float
     tokens: int  # real (non-padding) target tokens in this step
-    tokens_per_sec: float
+    tokens_per_sec: float  # this step alone (swings with the names drawn; see the averages)
     elapsed: float  # seconds since this run (not the checkpoint) started
     expert_load: list[list[int]]  # per MoE layer (main, then MTP): assignments per expert
     dropped: list[int]  # per MoE layer: assignments over capacity
@@ -54,6 +63,8 @@ class StepMetrics:
     # on eval steps of a corpus with domains; None for unlabelled corpora and dense models
     domain_mi: list[float] | None = None
     domain_mi_initial: list[float] | None = None  # the same names through the same config untrained (constant)
+    tokens_per_sec_avg: float = 0.0  # over the last THROUGHPUT_WINDOW steps: tokens / their step time
+    tokens_per_sec_run: float = 0.0  # over every step of this run: tokens / step time (evaluations excluded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +77,9 @@ class TrainState:
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
+    best_step: int | None = None  # the evaluation whose weights are `Trainer.best_state`
+    best_val_loss: float | None = None
+    final: dict[str, Any] | None = None  # `Trainer.final_report()`, once computed for this step
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -129,20 +143,18 @@ def with_kernel_choice(state: dict[str, Any], optimizer: torch.optim.Optimizer) 
 
 
 def evaluate(model: DSMini, split: EncodedSplit, batch_size: int = 256, limit: int | None = None) -> float:
-    """Mean next-character cross-entropy (nats/char) over the split's real target tokens.
+    """Mean next-character cross-entropy (nats/char) over the first `limit` names of the split (all:
+    None), counting every real target token (`dsmini.scoring`: each character and the end token).
 
     Eval mode and no autograd inside; the caller's mode comes back (the trainer's: train mode)."""
-    device = model.head.weight.device
     rows = len(split.x) if limit is None else min(limit, len(split.x))
-    total, count = 0.0, 0
-    with inference(model):
-        for start in range(0, rows, batch_size):
-            x = split.x[start : min(start + batch_size, rows)].to(device)
-            y = split.y[start : min(start + batch_size, rows)].to(device)
-            n = count_target_tokens(y)
-            total += model(x, y).main_loss.item() * n
-            count += n
-    return total / max(count, 1)
+    nats, tokens = score_rows(model, split.x[:rows], split.y[:rows], batch_size)
+    return float(nats.sum()) / max(int(tokens.sum()), 1)
+
+
+def eval_limit(cfg: TrainConfig) -> int | None:
+    """How many val names a periodic evaluation reads (None: all): see EVAL_BATCH_NAMES."""
+    return cfg.eval_batches * EVAL_BATCH_NAMES if cfg.eval_batches else None
 
 
 class Trainer:
@@ -172,6 +184,10 @@ class Trainer:
         self._stop = threading.Event()
         self._domain_names = self._domain_probe_names()
         self._domain_mi_initial: list[float] | None = None  # on the first eval step: the job's child pays, not the page
+        # the best evaluation's weights, on the CPU (a copy per improvement: ~1 ms for the small preset)
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._recent: deque[tuple[int, float]] = deque(maxlen=THROUGHPUT_WINDOW)  # (tokens, seconds) per step
+        self._run_tokens, self._run_seconds = 0, 0.0
 
     @classmethod
     def resume(cls, path, data: CorpusData, steps: int | None = None) -> "Trainer":
@@ -187,8 +203,13 @@ class Trainer:
         `train_cfg` replaces the saved one (default: the saved one)."""
         if ckpt.train_config is None or ckpt.optimizer_states is None:
             raise ValueError(f"{ckpt.path} holds no optimizer state (saved for inference only); it cannot be resumed")
+        best = load_best_state(ckpt)
+        summary = ckpt.summary or {}
         state = TrainState(ckpt.step, list(ckpt.history))
+        if best is not None:  # the run's best so far stays its best until beaten
+            state.best_step, state.best_val_loss = summary.get("best_step"), summary.get("best_val_loss")
         trainer = cls(ckpt.model_config, train_cfg or ckpt.train_config, data, model=ckpt.model, state=state)
+        trainer.best_state = best
         trainer.restore(ckpt.optimizer_states, ckpt.rng_states)
         return trainer
 
@@ -201,11 +222,18 @@ class Trainer:
     def step(self) -> int:
         return self.state.step
 
+    @property
+    def run_tokens_per_sec(self) -> float:
+        """Tokens per second of step time over the last (or current) run() so far; 0 before a step."""
+        return self._run_tokens / self._run_seconds if self._run_seconds else 0.0
+
     # the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> Iterator[StepMetrics]:
         """Train until cfg.steps; a stop request ends this run only (a later run() resumes)."""
         self._stop.clear()
         start = time.perf_counter()
+        self._recent.clear()
+        self._run_tokens, self._run_seconds = 0, 0.0
         while self.state.step < self.cfg.steps:
             if self._stop.is_set() or (stop is not None and stop.is_set()):
                 self.state.stop_reason = f"stopped on request at step {self.state.step}"
@@ -216,6 +244,7 @@ class Trainer:
             self.state.history.append(metrics.to_dict())
             yield metrics
         self.state.stop_reason = "completed"
+        self.final_report()  # so every completed run's checkpoint records its test loss
 
     def _train_step(self, run_start: float) -> StepMetrics | None:
         """One optimizer step (grad_accum micro-batches). Returns None if the loss is not finite:
@@ -268,11 +297,15 @@ class Trainer:
         self.state.step = step + 1
         synchronize(self.device)  # on a GPU the step's kernels are still queued: read the clock after them
         elapsed = time.perf_counter() - t0
+        self._recent.append((tokens, elapsed))
+        self._run_tokens, self._run_seconds = self._run_tokens + tokens, self._run_seconds + elapsed
         metrics = StepMetrics(
             step=self.state.step, loss=sums["loss"], main_loss=sums["main"], mtp_losses=mtp_sums,
             aux_loss=sums["aux"], lr=lr, grad_norm=grad_norm, tokens=tokens,
             tokens_per_sec=tokens / max(elapsed, 1e-9), elapsed=time.perf_counter() - run_start,
             expert_load=[] if loads is None else loads.tolist(), dropped=dropped or [],
+            tokens_per_sec_avg=sum(t for t, _ in self._recent) / max(sum(e for _, e in self._recent), 1e-9),
+            tokens_per_sec_run=self._run_tokens / max(self._run_seconds, 1e-9),
         )
         self._periodic(metrics)
         return metrics
@@ -291,13 +324,35 @@ class Trainer:
     def _periodic(self, metrics: StepMetrics) -> None:
         step, cfg = metrics.step, self.cfg
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics.val_loss = evaluate(self.model, self.data.val, limit=cfg.eval_batches * cfg.batch_size)
+            metrics.val_loss = evaluate(self.model, self.data.val, limit=eval_limit(cfg))
+            self._keep_if_best(step, metrics.val_loss)
             if self._domain_names is not None:
                 metrics.domain_mi = self._domain_mi(self.model)  # eval mode inside, train mode back
                 metrics.domain_mi_initial = self._initial_domain_mi()
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             names = generate(self.model, self.data.tokenizer, n=cfg.n_samples, seed=cfg.seed + step)
             metrics.samples = [g.text for g in names]
+
+    def _keep_if_best(self, step: int, val_loss: float) -> None:
+        """Copy the weights when this evaluation is the best so far (ties keep the earlier)."""
+        if self.state.best_val_loss is None or val_loss < self.state.best_val_loss:
+            self.state.best_step, self.state.best_val_loss = step, val_loss
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def final_report(self) -> dict[str, Any]:
+        """The whole val split and the test split, each scored once with the last weights (nats/char;
+        test None when the run has no test names); computed once per step reached, kept in the summary.
+        The periodic evaluations read a fixed subset (`eval_limit`); this reads every name."""
+        if self.state.final is None or self.state.final["step"] != self.state.step:
+            test = self.data.test
+            self.state.final = {
+                "step": self.state.step,
+                "val_loss": evaluate(self.model, self.data.val),
+                "val_names": len(self.data.val.names),
+                "test_loss": evaluate(self.model, test) if test.names else None,
+                "test_names": len(test.names),
+            }
+        return dict(self.state.final)
 
     def _domain_probe_names(self) -> tuple[list[str], list[str]] | None:
         """The fixed val names (and their domains) the live I(domain; expert) is measured on; None
@@ -337,10 +392,16 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         """Headline numbers for the checkpoint card."""
         vals = [h["val_loss"] for h in self.state.history if h.get("val_loss") is not None]
+        final = self.state.final if self.state.final and self.state.final["step"] == self.state.step else {}
         return {
             "steps": self.state.step,
             "val_loss": vals[-1] if vals else None,
             "best_val_loss": min(vals) if vals else None,
+            "best_step": self.state.best_step if self.best_state is not None else None,  # of best.safetensors
+            "eval_names": min(eval_limit(self.cfg) or len(self.data.val.names), len(self.data.val.names)),
+            "final_val_loss": final.get("val_loss"),  # the whole val split, last weights
+            "test_loss": final.get("test_loss"),  # the test split, once, last weights
+            "test_names": final.get("test_names"),
             "train_seconds": sum(h["tokens"] / h["tokens_per_sec"] for h in self.state.history if h["tokens_per_sec"]),
             "stop_reason": self.state.stop_reason,
         }
@@ -353,6 +414,7 @@ class Trainer:
             history=self.state.history, summary=self.summary(), step=self.state.step,
             optimizer_states={k: o.state_dict() for k, o in self.optimizers.items()} if include_optimizer else None,
             rng_states=self.rng_states() if include_optimizer else None,
+            best_state=self.best_state,
             overwrite=overwrite,
         )
 

@@ -71,10 +71,10 @@ def device_name() -> str:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _load(path: str, mtime: float) -> Checkpoint:
+def _load(path: str, mtime: float, best: bool = False) -> Checkpoint:
     """Shared by every user and thread, so read-only: eval mode, caches made per call.
-    Keyed by mtime so a re-saved checkpoint is reloaded."""
-    return load_checkpoint(path, device=EXPLORER_DEVICE)
+    Keyed by mtime so a re-saved checkpoint is reloaded; best: its best-validation weights."""
+    return load_checkpoint(path, device=EXPLORER_DEVICE, best=best)
 
 
 def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:
@@ -91,7 +91,7 @@ def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:
 
 def _key(arg: Any) -> Any:
     if isinstance(arg, Checkpoint):
-        return str(arg.path), arg.mtime
+        return str(arg.path), arg.mtime, arg.weights
     if isinstance(arg, (list, tuple)):
         return tuple(_key(item) for item in arg)
     return arg
@@ -198,12 +198,13 @@ def selected_checkpoint() -> Checkpoint | None:
     if name is None:
         return None
     info = infos[name]
-    return _load(str(info.path), info.mtime)
+    return _load(str(info.path), info.mtime, info.has_best and st.session_state.get("weights") == "best")
 
 
-def load_by_name(name: str) -> Checkpoint:
+def load_by_name(name: str, best: bool = False) -> Checkpoint:
+    """A listed checkpoint by name; best: its best-validation weights when it has them."""
     info = {i.name: i for i in checkpoints()}[name]
-    return _load(str(info.path), info.mtime)
+    return _load(str(info.path), info.mtime, best and info.has_best)
 
 
 def require_checkpoint() -> Checkpoint:

@@ -92,7 +92,7 @@ CASES = [
     Case("limit-raised-by-env", f"{TRAIN} --name big --block-size 300", 0, "completed; 2 steps", writes=("ck/big",),
          env={"DSMINI_MAX_BLOCK_SIZE": "512"}),
     Case("samples-raised-by-env", f"{SAMPLE} -n 10001 --seed 1", 0, "", env={"DSMINI_MAX_SAMPLES": "10001"}),
-    Case("long-line-dropped", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long", 0, "dropped 1 too long",
+    Case("long-line-dropped", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long", 0, "dropped 1 (1 too long)",
          writes=("ck/long",), then=small_block),
     Case("long-line-forced-block", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long --block-size 100001", 2,
          "DSMINI_MAX_BLOCK_SIZE"),

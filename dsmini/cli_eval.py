@@ -1,0 +1,81 @@
+"""`python -m dsmini eval`: score a file of names with a checkpoint (nats/char, bits/char, perplexity),
+overall and by length or domain; and the loss lines of `info`.
+
+What is counted is `dsmini.scoring`'s: every character of every name, the first one predicted from
+the start token, and the end token. Every line of the file counts (repeats included, as `train
+--test-file` scores it), so `eval --names test.txt` on the final weights gives the test loss that
+training printed. A name the model cannot read is refused naming the file, the line and the character.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .corpora import MAX_NAME_LEN, line_of, load_corpus
+from .data import CorpusError, nfc
+from .scoring import GROUPINGS, format_table, score_names, score_table
+
+
+def add_eval_parser(sub, best_help: str) -> None:
+    ev = sub.add_parser(
+        "eval", help="score a file of names with a checkpoint: nats/char, bits/char, perplexity",
+        description="Score every name of --names (one name or name<TAB>domain per line; every line counts) under "
+        "--checkpoint. Each name of n characters counts n + 1 predictions: its characters, the first one from "
+        "the start token, and the end token.",
+    )
+    ev.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    ev.add_argument("--names", required=True, help="a .txt file (or a built-in corpus name), one name or name<TAB>domain per line")
+    ev.add_argument("--by", choices=GROUPINGS, default=None, help="one row per name length or per domain, below the overall row")
+    ev.add_argument("--lowercase", action="store_true", help="lowercase every name (as a model trained with --lowercase reads)")
+    ev.add_argument("--best", action="store_true", help=best_help)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    corpus = load_corpus(args.names, lowercase=args.lowercase, max_len=MAX_NAME_LEN, dedupe=False, min_names=1)
+    ckpt = load_checkpoint(args.checkpoint, best=args.best)
+    _check_readable(ckpt, corpus.names, args.names, args.lowercase)
+    if args.by == "domain" and corpus.domains is None:
+        raise CorpusError(f"{args.names}: --by domain needs name<TAB>domain lines; this file has no domains")
+    rows = score_table(score_names(ckpt.model, ckpt.tokenizer, corpus.names, corpus.domains), args.by)
+    dropped = corpus.dropped.describe()
+    print(f"{ckpt.path} ({ckpt.weights} weights, step {ckpt.step}) on {corpus.name}: {corpus.intake(deduplicated=False)}"
+          + (f" (dropped {dropped})" if dropped else ""))
+    print(format_table(rows, args.by))
+    return 0
+
+
+def _check_readable(ckpt: Checkpoint, names: list[str], source: str, lowercase: bool) -> None:
+    """CorpusError at the first name the model cannot read: a character without an id, or longer than
+    its block_size holds; naming the file's line when it is a file."""
+    limit = ckpt.model_config.block_size - 1
+    for name in names:
+        unknown = ckpt.tokenizer.unknown_chars(nfc(name))
+        if not unknown and len(name) <= limit:
+            continue
+        number = line_of(source, name, lowercase) if Path(source).is_file() else None
+        where = f"{source} line {number}" if number is not None else source
+        if unknown:
+            chars = ", ".join(repr(c) for c in unknown)
+            raise CorpusError(f"{where}: {name!r} has {chars}, not in the alphabet of {ckpt.path}: it cannot be scored")
+        raise CorpusError(f"{where}: {name!r} has {len(name)} characters; {ckpt.path} reads names of at most {limit}")
+
+
+def loss_lines(ckpt: Checkpoint) -> list[str]:
+    """`info`'s loss lines: the last and best evaluations, the whole val split and the test split."""
+    summary = ckpt.summary or {}
+
+    def loss(key: str, detail: str = "") -> str:
+        value = summary.get(key)
+        return f"{value:.4f} nats/char{detail}" if value is not None else "-"
+
+    best_detail = f" at step {summary['best_step']} (best.safetensors)" if summary.get("best_step") is not None else ""
+    names = summary.get("test_names")
+    return [
+        f"weights     {ckpt.weights}" + (" (best ones kept too: --best)" if ckpt.has_best and ckpt.weights == "last" else ""),
+        f"val loss    {loss('val_loss')}",
+        f"best val    {loss('best_val_loss', best_detail)}",
+        f"whole val   {loss('final_val_loss')}",
+        f"test loss   {loss('test_loss', f' ({names:,} names)' if names else '')}",
+    ]
