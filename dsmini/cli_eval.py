@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .corpora import MAX_NAME_LEN, line_of, load_corpus
-from .data import CorpusError, nfc
-from .scoring import GROUPINGS, format_table, score_names, score_table
+from .data import CorpusError
+from .scoring import GROUPINGS, format_table, score_names, score_table, unreadable
 
 
 def add_eval_parser(sub, best_help: str) -> None:
@@ -47,19 +47,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _check_readable(ckpt: Checkpoint, names: list[str], source: str, lowercase: bool) -> None:
-    """CorpusError at the first name the model cannot read: a character without an id, or longer than
-    its block_size holds; naming the file's line when it is a file."""
-    limit = ckpt.model_config.block_size - 1
-    for name in names:
-        unknown = ckpt.tokenizer.unknown_chars(nfc(name))
-        if not unknown and len(name) <= limit:
-            continue
+    """CorpusError at the first name the model cannot read, naming the file's line when it is a file."""
+    problem = unreadable(ckpt.tokenizer, ckpt.model_config.block_size, names, str(ckpt.path))
+    if problem is not None:
+        name, message = problem
         number = line_of(source, name, lowercase) if Path(source).is_file() else None
-        where = f"{source} line {number}" if number is not None else source
-        if unknown:
-            chars = ", ".join(repr(c) for c in unknown)
-            raise CorpusError(f"{where}: {name!r} has {chars}, not in the alphabet of {ckpt.path}: it cannot be scored")
-        raise CorpusError(f"{where}: {name!r} has {len(name)} characters; {ckpt.path} reads names of at most {limit}")
+        raise CorpusError(f"{source} line {number}: {message}" if number is not None else f"{source}: {message}")
 
 
 def loss_lines(ckpt: Checkpoint) -> list[str]:

@@ -802,6 +802,40 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "This model never saw {chars}: no names for this prefix.",
         "ru": "Эта модель не знает символов {chars}: для такого префикса имён нет.",
     },
+    "cmp.score_title": {"en": "Both scored on the same names", "ru": "Обе модели на одних и тех же именах"},
+    "cmp.score_caption": {
+        "en": "Loss per character on one list of names: every character counts, the first one predicted from the "
+              "start and the end of the name too (as `python -m dsmini eval` counts). A built-in corpus gives its "
+              "held-out test split, which a model trained on it with the default settings never saw; a file you "
+              "upload counts every line. Lower is better.",
+        "ru": "Потери на символ на одном списке имён: считается каждый символ, первый — предсказанный от начала, "
+              "и конец имени тоже (как считает `python -m dsmini eval`). Встроенный корпус даёт отложенную "
+              "тестовую часть, которую модель, обученная на нём с настройками по умолчанию, не видела; "
+              "в загруженном файле считается каждая строка. Чем меньше, тем лучше.",
+    },
+    "cmp.score_corpus": {"en": "Names to score", "ru": "Какие имена оценить"},
+    "cmp.score_upload": {"en": "…or a file of your own", "ru": "…или свой файл"},
+    "cmp.score_upload_help": {
+        "en": "A .txt file, one name (or name<TAB>domain) per line.",
+        "ru": "Файл .txt, по одному имени (или имя<TAB>домен) в строке.",
+    },
+    "cmp.score_by": {"en": "Rows", "ru": "Строки"},
+    "cmp.score_by_all": {"en": "all names", "ru": "все имена"},
+    "cmp.score_by_length": {"en": "by name length", "ru": "по длине имени"},
+    "cmp.score_by_domain": {"en": "by domain", "ru": "по доменам"},
+    "cmp.score_button": {"en": "Score both", "ru": "Оценить обе"},
+    "cmp.score_held_out": {
+        "en": "{n} held-out test names of {corpus} (at most 2,000, a random sample of its test split).",
+        "ru": "{n} отложенных тестовых имён корпуса {corpus} (не больше 2 000, случайная выборка тестовой части).",
+    },
+    "cmp.score_file": {"en": "{n} names from {file}.", "ru": "{n} имён из файла {file}."},
+    "cmp.score_group": {"en": "group", "ru": "группа"},
+    "cmp.score_all": {"en": "all", "ru": "все"},
+    "cmp.score_names": {"en": "names", "ru": "имён"},
+    "cmp.score_nats": {"en": "{label}: nats/char", "ru": "{label}: нат/символ"},
+    "cmp.score_bits": {"en": "{label}: bits/char", "ru": "{label}: бит/символ"},
+    "cmp.score_ppl": {"en": "{label}: perplexity", "ru": "{label}: перплексия"},
+    "cmp.score_better": {"en": "lower", "ru": "ниже"},
     "cmp.too_long": {
         "en": "The prefix has {n} characters; this model writes names of at most {max_len}.",
         "ru": "В префиксе {n} символов; эта модель пишет имена не длиннее {max_len}.",

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE_INDEX, CharTokenizer, encode_names
+from .data import IGNORE_INDEX, CharTokenizer, encode_names, nfc
 from .generate import inference
 from .model import DSMini
 
@@ -46,6 +46,20 @@ def score_rows(model: DSMini, x: torch.Tensor, y: torch.Tensor, batch_size: int 
     if not nats:
         return torch.zeros(0), torch.zeros(0, dtype=torch.long)
     return torch.cat(nats).double(), torch.cat(tokens)
+
+
+def unreadable(tokenizer: CharTokenizer, block_size: int, names: Sequence[str], model: str) -> tuple[str, str] | None:
+    """The first name `model` (its label in messages) cannot read and why, or None: a character
+    without an id, or more characters than its block_size holds."""
+    limit = block_size - 1
+    for name in names:
+        unknown = tokenizer.unknown_chars(nfc(name))
+        if unknown:
+            chars = ", ".join(repr(c) for c in unknown)
+            return name, f"{name!r} has {chars}, not in the alphabet of {model}: it cannot be scored"
+        if len(name) > limit:
+            return name, f"{name!r} has {len(name)} characters; {model} reads names of at most {limit}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ prefix, seed and temperature."""
 import pandas as pd
 import streamlit as st
 
+from dsmini.builtin_corpora import list_corpora
 from dsmini.charts.compare import compare_figure
-from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, rows_frame
+from dsmini.corpora import MAX_NAME_LEN, corpus_from_bytes
+from dsmini.probes.compare import COMPARE_DEFAULTS, compare_scores, compare_view, held_out_names, rows_frame
 from dsmini.probes.generation import GenerateSettings
 from pages import _ui as ui
 
@@ -30,6 +32,57 @@ def _names_column(col, ckpt, names: list[str] | None, prefix: str) -> None:
         col.warning(ui.text_problem(ckpt.tokenizer, prefix, ckpt.model_config.block_size - 1, "cmp"))
     else:
         col.markdown("\n".join(f"1. **{name}**" if name else "1. —" for name in names))
+
+
+def _names_to_score(default_corpus: str | None):
+    """(names, domains, caption) from the chosen built-in corpus's test split or an uploaded file."""
+    corpora = list(list_corpora())
+    c1, c2 = st.columns(2)
+    chosen = c1.selectbox(ui.tr("cmp.score_corpus"), corpora, key="cmp_score_corpus",
+                          index=corpora.index(default_corpus) if default_corpus in corpora else 0)
+    upload = c2.file_uploader(ui.tr("cmp.score_upload"), type=["txt"], key="cmp_score_upload",
+                              help=ui.tr("cmp.score_upload_help"))
+    if upload is not None:  # every line counts, as `python -m dsmini eval` scores a file
+        corpus = corpus_from_bytes(upload.getvalue(), name=upload.name, max_len=MAX_NAME_LEN, dedupe=False, min_names=1)
+        return corpus.names, corpus.domains, ui.tr("cmp.score_file", n=f"{len(corpus.names):,}", file=upload.name)
+    names, domains = held_out_names(ui.corpus(chosen, None))
+    return names, domains, ui.tr("cmp.score_held_out", n=f"{len(names):,}", corpus=chosen)
+
+
+def _score_frame(rows, label_a: str, label_b: str) -> pd.DataFrame:
+    def group(g: str) -> str:
+        return ui.tr("cmp.score_all") if g == "all" else g
+
+    return pd.DataFrame(
+        [(group(g), f"{ra.names:,}", f"{ra.nats_per_char:.4f}", f"{rb.nats_per_char:.4f}", f"{ra.bits_per_char:.4f}",
+          f"{rb.bits_per_char:.4f}", f"{ra.perplexity:.3f}", f"{rb.perplexity:.3f}",
+          "A" if ra.nats_per_char < rb.nats_per_char else "B" if rb.nats_per_char < ra.nats_per_char else "=")
+         for g, ra, rb in rows],
+        columns=[ui.tr("cmp.score_group"), ui.tr("cmp.score_names"),
+                 *(ui.tr(key, label=label) for key in ("cmp.score_nats", "cmp.score_bits", "cmp.score_ppl")
+                   for label in (label_a, label_b)), ui.tr("cmp.score_better")],
+    )
+
+
+def _score_section(a, b, label_a: str, label_b: str) -> None:
+    """A's and B's loss on one list of names; computed on the button, shown while A, B and the list stay."""
+    st.subheader(ui.tr("cmp.score_title"))
+    st.caption(ui.tr("cmp.score_caption"))
+    names, domains, caption = _names_to_score(a.corpus.name)
+    rows = {s: ui.tr(f"cmp.score_by_{s}") for s in ("all", "length", "domain")}  # labels fixed at render time
+    by = st.radio(ui.tr("cmp.score_by"), list(rows), key="cmp_score_by", horizontal=True, format_func=rows.__getitem__)
+    asked = (a.path, a.mtime, a.weights, b.path, b.mtime, b.weights, caption, by)
+    if st.button(ui.tr("cmp.score_button"), key="cmp_score_button"):
+        st.session_state["cmp_scores_for"] = asked
+    if st.session_state.get("cmp_scores_for") != asked:
+        return
+    st.caption(caption)
+    scored = ui.computed(compare_scores, a, b, tuple(names), tuple(domains) if domains else None,
+                         None if by == "all" else by)
+    if scored.problem:
+        st.error(scored.problem)
+        return
+    st.dataframe(_score_frame(scored.rows, label_a, label_b), hide_index=True, width="stretch", key="cmp_scores")
 
 
 st.title(ui.tr("cmp.title"))
@@ -78,3 +131,6 @@ with ui.guard():
     for col, label, ckpt, names in zip(st.columns(2), (label_a, label_b), (a, b), view.names):
         col.markdown(f"**{label}**")
         _names_column(col, ckpt, names, prefix)
+
+    st.divider()
+    _score_section(a, b, label_a, label_b)

@@ -156,3 +156,47 @@ def test_compare_page_same_model_twice_then_a_plain_model(with_plain_model):
     assert {"attn_type", "ffn_type", "mtp_depth", "d_model", "n_layers"} <= set(config.iloc[:, 0])
     assert len(at.warning) == 1 and "'E'" in at.warning[0].value
     assert len([m for m in at.markdown if m.value.startswith("1. ")]) == 1  # en-names still writes names
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_compare_page_scores_both_on_the_held_out_names_of_a_corpus(lang):
+    from dsmini.checkpoint import load_checkpoint
+    from dsmini.corpora import load_corpus
+    from dsmini.probes.compare import held_out_names
+    from dsmini.scoring import score_names, score_table
+
+    at = open_page("pages/compare.py", lang, "en-names")
+    assert at.selectbox(key="cmp_score_corpus").value == "en-names"  # A's own corpus by default
+    assert len(at.dataframe) == 2  # nothing scored before the button
+    at.button(key="cmp_score_button").click().run()
+    assert "'Kimberly'" in at.error[0].value and "B (ru-names)" in at.error[0].value  # no Latin letters in B
+    at.selectbox(key="cmp_b").set_value("ru-en-names").run()
+    assert len(at.dataframe) == 2  # another B: its scores are asked for again
+    at.button(key="cmp_score_button").click().run()
+    no_errors(at)
+    scores = at.dataframe[2].value
+    names, _ = held_out_names(load_corpus("en-names"))
+    expected = [score_table(score_names(c.model, c.tokenizer, names))[0].nats_per_char
+                for c in (load_checkpoint(SHIPPED / "en-names"), load_checkpoint(SHIPPED / "ru-en-names"))]
+    assert len(scores) == 1 and scores.iloc[0, 1] == f"{len(names):,}"
+    assert [float(scores.iloc[0, 2]), float(scores.iloc[0, 3])] == [round(e, 4) for e in expected]
+    assert scores.iloc[0, -1] == ("A" if expected[0] < expected[1] else "B")
+    assert scores.columns[2] == ui.t("cmp.score_nats", lang, label="A: en-names")
+    at.radio(key="cmp_score_by").set_value("length").run()  # new rows: asked again first
+    assert len(at.dataframe) == 2
+    at.button(key="cmp_score_button").click().run()
+    by_length = at.dataframe[2].value
+    assert len(by_length) > 3 and by_length.iloc[1:, 0].astype(int).is_monotonic_increasing
+
+
+def test_compare_scores_refuses_a_name_one_model_cannot_read():
+    from dsmini.checkpoint import load_checkpoint
+    from dsmini.probes.compare import compare_scores
+
+    en, ru = load_checkpoint(SHIPPED / "en-names"), load_checkpoint(SHIPPED / "ru-names")
+    scored = compare_scores(en, ru, ("Anna", "Emma"))
+    assert not scored.rows and "'Anna'" in scored.problem and "B (ru-names)" in scored.problem
+    assert "'Анна'" in compare_scores(en, ru, ("Анна",)).problem  # A is checked first
+    same = compare_scores(en, en, ("Anna", "Emma"), by="length")
+    assert [g for g, _, _ in same.rows] == ["all", "4"]
+    assert all(ra == rb for _, ra, rb in same.rows) and same.rows[0][1].tokens == 10  # 4 + 1 per name

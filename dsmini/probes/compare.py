@@ -15,7 +15,10 @@ import pandas as pd
 
 from ..cache import cache_values_per_token
 from ..checkpoint import SUMMARY_VAL_LOSS_KEYS, Checkpoint
-from ..config import ModelConfig
+from ..config import ModelConfig, TrainConfig
+from ..corpora import Corpus
+from ..scoring import ScoreRow, score_names, score_table, unreadable
+from ..splits import split_names
 from .generation import GenerateSettings, generated_names
 
 
@@ -133,3 +136,39 @@ def compare_view(a: Checkpoint, b: Checkpoint, settings: GenerateSettings = COMP
     facts = (model_facts(a), model_facts(b))
     return CompareView(facts, fact_rows(*facts), config_rows(a.model_config, b.model_config),
                        (_names_of(a, settings), _names_of(b, settings)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Both checkpoints scored on the same names (dsmini.scoring, as `python -m dsmini eval` scores)
+
+
+@dataclass(frozen=True)
+class ScoreComparison:
+    """A's and B's score rows for one list of names: (group, A's row, B's row), the row over every
+    name first, then one per length or domain when asked; or why they could not be scored."""
+
+    names: int
+    rows: list[tuple[str, ScoreRow, ScoreRow]]
+    problem: str | None = None  # a name one of the two cannot read: nothing was scored
+
+
+SCORED_HELD_OUT = 2000  # held-out names scored at most: ru-names holds ~20K, ~10 s per model on a CPU
+
+
+def held_out_names(corpus: Corpus, limit: int = SCORED_HELD_OUT) -> tuple[list[str], list[str] | None]:
+    """The first `limit` names of a corpus's test split, cut as `python -m dsmini train` cuts it
+    (default split seed and fractions): names no checkpoint trained on that corpus with the defaults
+    has seen or selected on. The split is shuffled, so its first names are a random sample of it."""
+    splits = split_names(corpus.names, TrainConfig().split_seed, domains=corpus.domains)
+    return splits.test[:limit], None if splits.test_domains is None else splits.test_domains[:limit]
+
+
+def compare_scores(a: Checkpoint, b: Checkpoint, names: tuple[str, ...], domains: tuple[str, ...] | None = None,
+                   by: str | None = None) -> ScoreComparison:
+    """Score `names` under A and under B (nats/char, bits/char, perplexity per group)."""
+    for label, ckpt in (("A", a), ("B", b)):
+        problem = unreadable(ckpt.tokenizer, ckpt.model_config.block_size, names, f"{label} ({ckpt.name})")
+        if problem is not None:
+            return ScoreComparison(len(names), [], problem[1])
+    tables = [score_table(score_names(c.model, c.tokenizer, names, domains), by) for c in (a, b)]
+    return ScoreComparison(len(names), [(ra.group, ra, rb) for ra, rb in zip(*tables)])
