@@ -23,7 +23,8 @@ cap on training runs, counted across them through slot files ($DSMINI_JOB_SLOTS_
 folders, each replica's log, the slot files) is in one temporary folder, removed at exit; nginx
 runs in the foreground as the current user (no root, nothing under /var). Ctrl-C or SIGTERM stops
 nginx, then each replica with all its processes (its process group: the fork server, training
-runs); a replica that dies is reported with the end of its log, and the others go on serving.
+runs); a replica that dies is reported with the end of its log, and the others go on serving. On
+Linux each child also gets SIGTERM if serve itself is killed (PR_SET_PDEATHSIG), so none is orphaned.
 """
 
 from __future__ import annotations

@@ -270,6 +270,7 @@ import json, os, sys, time
 from dsmini.checkpoint import copy_checkpoint
 from dsmini.checkpoint_errors import CheckpointExistsError
 source, root, go = sys.argv[1:]
+print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.001)
 try:
@@ -284,7 +285,7 @@ def test_two_processes_saving_one_name_at_once_the_second_is_told_it_is_taken(tm
     root, go = tmp_path / "checkpoints", tmp_path / "go"
     savers = [subprocess.Popen([sys.executable, "-c", SAVE_AT_GO, str(SHIPPED / name), str(root), str(go)],
                                cwd=ROOT, text=True, stdout=subprocess.PIPE) for name in ("en-names", "ru-names")]
-    time.sleep(3.0)  # both imported and polling
+    assert [saver.stdout.readline() for saver in savers] == ["ready\n"] * 2  # both imported, both polling
     go.touch()
     results = [json.loads(saver.communicate(timeout=60)[0]) for saver in savers]
     winners = [r["saved"] for r in results if "saved" in r]
