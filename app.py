@@ -24,6 +24,7 @@ def main() -> None:
 
     from dsmini.i18n import LANGUAGES
     from pages import _ui as ui
+    from pages import _warmup
 
     st.set_page_config(page_title="dsmini", page_icon="🐋", layout="wide")
 
@@ -60,7 +61,10 @@ def main() -> None:
             st.caption(ui.tr("ui.broken_checkpoints", n=len(listing.broken), details=details))
         st.caption(ui.tr("ui.device", explorer=ui.EXPLORER_DEVICE, training=ui.device_name()))
 
-    page.run()
+    try:
+        page.run()
+    finally:
+        _warmup.start()  # once per process, after its first page: that page does not wait for it
 
 
 if __name__ == "__main__":

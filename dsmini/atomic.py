@@ -182,6 +182,9 @@ def publish(root: Path, name: str, fill: Callable[[Path], None], check: Callable
         _settle(root, name)  # a kill may have left this very name mid-publish
         final = root / name
         check(final)
+        # decided now, with the check: a `<name>` that appears later (a save on another machine, where this
+        # lock does not reach) makes the rename below fail, instead of being moved aside and replaced
+        replacing = exists(final)
         token = secrets.token_hex(4)
         tmp, old = root / f"{TMP_PREFIX}{name}-{token}", root / f"{OLD_PREFIX}{name}-{token}"
         os.mkdir(tmp)
@@ -189,7 +192,6 @@ def publish(root: Path, name: str, fill: Callable[[Path], None], check: Callable
             fill(tmp)
             fsync_dir(tmp)
             on_step("filled")
-            replacing = exists(final)
             if replacing:
                 os.replace(final, old)
                 on_step("aside")

@@ -50,7 +50,7 @@ from .checkpoint_files import (
     BEST_FILE, META_FILE, MODEL_FILE, OPTIMIZER_FILE, check_size, check_state, checkpoint_dir, file_entry, model_bytes,
     read_tensors, state_bytes,
 )
-from .checkpoint_names import replace_check, validate_name, without_shipped_flag
+from .checkpoint_names import replace_check, taken_meanwhile, validate_name, without_shipped_flag
 from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem
 from .config import ModelConfig, TrainConfig
 from .corpus_ref import CorpusRef
@@ -168,6 +168,9 @@ def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool
     try:
         return atomic.publish(root, name, fill, replace_check(overwrite))
     except OSError as err:
+        taken = taken_meanwhile(root / name, err)  # another machine's save got there first
+        if taken is not None:
+            raise taken from err
         raise CheckpointError(f"could not write checkpoint to {root}: {err.strerror or err}") from err
 
 

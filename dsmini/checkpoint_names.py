@@ -6,10 +6,19 @@ one is taken. A save replaces an existing checkpoint only when asked (overwrite=
 shipped one: `"shipped": true` in its checkpoint.json, a flag that travels with the folder, so a
 copy (`without_shipped_flag`) drops it to become the user's own. `replace_check` is the check that
 `dsmini.atomic.publish` runs under its lock, so nothing changes between it and the renames.
+
+Claiming a name across processes (several app replicas, or machines sharing the folder): on one
+machine that lock (flock on the folder) makes check-then-rename one step, so of two saves under one
+new name the second finds the first's checkpoint and is refused with its free name. Where the lock
+does not reach (a folder shared between machines whose locks are local) the last step still claims
+the name atomically: renaming the finished temp folder onto a name that another save has filled
+meanwhile fails (a directory is only ever renamed onto an empty one), and `taken_meanwhile` turns
+that failure into the same refusal.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import unicodedata
@@ -112,6 +121,14 @@ def replace_check(overwrite: bool) -> Callable[[Path], None]:
             raise CheckpointExistsError(final, next_free_name(final.parent, final.name), shipped)
 
     return check
+
+
+def taken_meanwhile(final: Path, err: OSError) -> CheckpointExistsError | None:
+    """The refusal for a save whose last rename failed because another process placed a checkpoint
+    at `final` between the check and the rename; None for any other failure."""
+    if err.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (final / META_FILE).is_file():
+        return None
+    return CheckpointExistsError(final, next_free_name(final.parent, final.name), _is_shipped(final))
 
 
 def without_shipped_flag(meta_data: bytes) -> bytes:

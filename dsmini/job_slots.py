@@ -20,16 +20,35 @@ free core, so both roles get 1 thread: the server for its page computations, eac
 for its run; at most `max_concurrent_jobs()` = cpu_count // 2 jobs train at once, the rest wait,
 first come first served, in "queued". Whoever knows the machine is idle may still ask for more
 (the CLI's --threads; a job's `threads`, which then holds that many slots).
+
+Several server processes on one machine (`python -m dsmini serve --replicas N`) share its cores, so
+the cap must count their runs together: with $DSMINI_JOB_SLOTS_DIR set (serve sets it for its
+replicas), a slot is also a file `slot-<i>` in that folder, held by an exclusive `flock` on an open
+file. The kernel drops the lock when its process dies, however it dies, so a killed replica never
+keeps a slot; processes that share the folder must share the cap ($DSMINI_MAX_JOBS). Within a
+process the line stays first come, first served; across processes whoever polls first after a slot
+frees up gets it (the queue position a page shows is its place in its own process's line).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no slots shared between processes (serve is POSIX-only too)
+    fcntl = None
+
 MAX_JOBS_ENV = "DSMINI_MAX_JOBS"
+SLOTS_DIR_ENV = "DSMINI_JOB_SLOTS_DIR"  # a folder shared by the processes whose runs one cap counts
+# How often the first in line looks again while other processes hold every slot: their releases wake
+# no one here, and a run waits at most this long after a slot frees up.
+MACHINE_POLL_S = 0.25
 # torch threads per role when nobody asks for more: see the measurements in the module docstring
 THREADS = {"server": 1, "training": 1}
 
@@ -69,6 +88,45 @@ def max_concurrent_jobs() -> int:
     return n
 
 
+def slots_folder() -> Path | None:
+    """The folder of slot files shared with other processes ($DSMINI_JOB_SLOTS_DIR), or None."""
+    raw = os.environ.get(SLOTS_DIR_ENV)
+    return Path(raw) if raw else None
+
+
+def _take_slot_files(folder: Path, need: int, cap: int) -> list[int] | None:
+    """Lock `need` of the files `slot-0` .. `slot-<cap-1>` in `folder`; their descriptors, or None (and
+    nothing held) if other processes hold too many. Opened for writing: over NFS an exclusive flock
+    is a POSIX write lock, which needs it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    held: list[int] = []
+    for index in range(cap):
+        fd = os.open(folder / f"slot-{index}", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process's run holds this one
+            os.close(fd)
+            continue
+        held.append(fd)
+        if len(held) == need:
+            return held
+    for fd in held:
+        os.close(fd)
+    return None
+
+
+@dataclass
+class Held:
+    """What `acquire` took: `count` slots of this process (0: cancelled, falsy) and the slot files
+    locked for them."""
+
+    count: int
+    files: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
 class _Slots:
     """A first-come-first-served counting semaphore that can be cancelled and resized.
 
@@ -96,26 +154,35 @@ class _Slots:
             self._capacity = capacity
             self._cond.notify_all()
 
-    def acquire(self, ticket: object, weight: int, cancel: threading.Event) -> int:
-        """Wait in arrival order for `weight` slots; return how many were taken (pass that to
-        `release`), or 0 if `cancel` was set first (the canceller calls `wake`)."""
+    def acquire(self, ticket: object, weight: int, cancel: threading.Event) -> Held:
+        """Wait in arrival order for `weight` slots, here and, with a shared folder, across processes;
+        return what was taken (pass it to `release`), falsy if `cancel` was set first (the canceller
+        calls `wake`). OSError if the shared folder cannot be used."""
         with self._cond:
             self._line.append(ticket)
             try:
                 while not cancel.is_set():
                     need = min(weight, self._cap())
                     if self._line[0] is ticket and self._used + need <= self._cap():
-                        self._used += need
-                        return need
+                        folder = slots_folder()
+                        files = [] if folder is None or fcntl is None else _take_slot_files(folder, need, self._cap())
+                        if files is not None:
+                            self._used += need
+                            return Held(need, files)
+                        self._cond.wait(MACHINE_POLL_S)  # other processes hold the slots: look again soon
+                        continue
                     self._cond.wait()
-                return 0
+                return Held(0)
             finally:
                 self._line.remove(ticket)
                 self._cond.notify_all()  # the next in line may now be first
 
-    def release(self, taken: int) -> None:
+    def release(self, taken: Held) -> None:
         with self._cond:
-            self._used -= taken
+            self._used -= taken.count
+            for fd in taken.files:
+                os.close(fd)  # drops the flock: another process's run may take the slot
+            taken.files.clear()
             self._cond.notify_all()
 
     def wake(self) -> None:
@@ -129,7 +196,7 @@ class _Slots:
             return self._line.index(ticket) + 1 if ticket in self._line else None
 
 
-SLOTS = _Slots()  # the process's one cap: every TrainingJob takes its slots here
+SLOTS = _Slots()  # the process's one cap (shared with other processes through slots_folder()): every TrainingJob takes its slots here
 
 
 def set_max_concurrent_jobs(n: int | None) -> None:

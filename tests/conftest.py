@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# No background warm-up of the pages (pages/_warmup.py) in the app processes the tests start: it
+# would share the tests' two cores; tests/test_serve.py checks it on its own.
+os.environ.setdefault("DSMINI_WARMUP", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

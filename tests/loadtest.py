@@ -12,7 +12,8 @@ a run slower than `--timeout`, a dropped connection), sample the server's RSS an
 the server goes quiet once every session has closed (their training runs stop with their sessions).
 Only 127.0.0.1 is contacted unless `--url` names a running deployment (then nothing is started, and the
 server's CPU and memory, which it cannot see, are not reported); the test is bounded in sessions and time
-and stops by itself.
+and stops by itself. Behind `python -m dsmini serve` each session gets its own sticky cookie, as each
+browser would, so the class spreads over the replicas; the result counts the sessions per replica.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Recorder:
         self.latencies: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.progress: list[str] = []
+        self.replicas: dict[str, int] = {}  # replica (behind dsmini serve) -> sessions it served
 
     async def run(self, app: StreamlitClient, session: int, step: str, **request) -> Run | None:
         try:
@@ -152,6 +154,8 @@ async def session(url: str, index: int, trains: bool, rec: Recorder, timeout_s: 
     await asyncio.sleep(ramp_s * index)  # a class arrives within a few seconds, not in one microsecond
     try:
         async with StreamlitClient(url, timeout_s) as app:
+            if app.replica:
+                rec.replicas[app.replica] = rec.replicas.get(app.replica, 0) + 1
             await rec.run(app, index, "open", page="")
             form = await rec.run(app, index, "generate page", page="generate")
             prefix = form and rec.require(form.find("text_input", "gen_prefix"), index, "the prefix box")
@@ -188,7 +192,7 @@ def amount(value: float | None, spec: str, unit: str) -> str:
 
 
 async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s: float, watch_s: float,
-                server_pid: int | None) -> dict:
+                server_pid: int | None, settle_s: float = 0.0) -> dict:
     """Run the class, then check that every process goes quiet; the figures as a dict (see markdown()).
     `server_pid` None: a deployment this machine cannot look into, so only the sessions' figures."""
     rec = Recorder()
@@ -203,6 +207,7 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
 
     async with StreamlitClient(url, 120) as warm:  # the first run imports torch, loads models: no user waits for it
         await warm.run(page="")
+    await asyncio.sleep(settle_s)  # the server's head start: a class arrives some time after it started
     local = server_pid is not None
     sampler = asyncio.create_task(sample_rss()) if local else None
     cpu_start, started = cpu_seconds(server_pid) if local else None, time.perf_counter()
@@ -222,6 +227,7 @@ async def drive(url: str, sessions: int, trainers: int, timeout_s: float, ramp_s
         "polls": quantiles(rec.latencies.get("live-run poll", [])),
         "steps": {step: quantiles(values) for step, values in rec.latencies.items()},
         "errors": len(rec.errors), "error_samples": rec.errors[:10], "trainer_progress": rec.progress,
+        "sessions_per_replica": dict(sorted(rec.replicas.items())),
         "wall_s": wall, "server_cpu_s": cpu_busy, "cpu_s_after_close": cpu_after_close,
         "server_rss_mb_start": rss[0] if rss else None, "server_rss_mb_max": max(rss) if rss else None,
         "all_processes_rss_mb_max": max(tree_rss) if tree_rss else None,
@@ -263,6 +269,9 @@ def markdown(result: dict, command: str) -> str:
         *rows,
         "",
         "Trainers' runs when they stopped watching: " + "; ".join(result["trainer_progress"]) + ".",
+        *(["Sessions per replica (behind `python -m dsmini serve`): "
+           + ", ".join(f"{replica}: {n}" for replica, n in result["sessions_per_replica"].items()) + "."]
+          if result["sessions_per_replica"] else []),
         SECTION_END,
     ])
 
@@ -284,25 +293,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--watch", type=float, default=30.0, help="seconds a trainer watches its live run")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one script run may take")
     parser.add_argument("--ramp", type=float, default=0.2, help="seconds between session starts")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds between the first visit and the class (the pages' warm-up's head start)")
     parser.add_argument("--max-jobs", type=int, default=1, help="DSMINI_MAX_JOBS for the server it starts")
     parser.add_argument("--url", help="a running deployment (http://host:port, e.g. a proxy in front of several "
                                       "app processes) instead of a server started here")
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--benchmarks", type=Path, help="update this BENCHMARKS.md's load-test section")
     args = parser.parse_args(argv)
-    if not 1 <= args.sessions <= 100 or not 0 <= args.trainers <= args.sessions or not 0 < args.watch <= 600:
-        parser.error("need 1 <= sessions <= 100, 0 <= trainers <= sessions and 0 < watch <= 600")
+    if not 1 <= args.sessions <= 100 or not 0 <= args.trainers <= args.sessions or not 0 < args.watch <= 600 \
+            or not 0 <= args.settle <= 600:
+        parser.error("need 1 <= sessions <= 100, 0 <= trainers <= sessions, 0 < watch <= 600 and 0 <= settle <= 600")
     if args.url is not None and not re.fullmatch(r"https?://[^/\s]+/?", args.url):
         parser.error(f"--url must be http://host:port or https://host:port, got {args.url!r}")
     if args.url:
         result = asyncio.run(drive(args.url.rstrip("/"), args.sessions, args.trainers, args.timeout, args.ramp,
-                                   args.watch, server_pid=None))
+                                   args.watch, server_pid=None, settle_s=args.settle))
     else:
         port = free_port()
         server = start_server(port, args.max_jobs)
         try:
             result = asyncio.run(drive(f"http://127.0.0.1:{port}", args.sessions, args.trainers, args.timeout,
-                                       args.ramp, args.watch, server.pid))
+                                       args.ramp, args.watch, server.pid, args.settle))
         finally:
             server.terminate()
             server.wait(timeout=30)

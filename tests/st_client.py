@@ -4,6 +4,11 @@ It speaks what the browser speaks on `/_stcore/stream`: it sends `BackMsg.rerun_
 values, or a fragment to rerun) and reads `ForwardMsg`s until the script run ends. Nothing is rendered,
 so thirty of these on one 2-core machine measure the server, not thirty Chromium renderers.
 Widgets are found by their `key` (Streamlit ends a keyed widget's id with `-<key>`).
+
+Like a browser, a client first loads the page over HTTP and keeps the cookies it is given, then opens
+the websocket with them: behind `python -m dsmini serve` that is the sticky cookie that keeps one
+session on one replica (each client its own, so a simulated class spreads over the replicas like a
+real one); `replica` says which replica nginx chose (its `X-Dsmini-Replica` header; None without it).
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -57,7 +64,10 @@ class StreamlitClient:
     """One browser tab's worth of session: `async with StreamlitClient(url) as app: await app.run(page="")`."""
 
     def __init__(self, http_url: str, timeout_s: float = 120.0):
+        self.http_url = http_url.rstrip("/") + "/"
         self.url = re.sub(r"^http", "ws", http_url).rstrip("/") + "/_stcore/stream"  # https -> wss too
+        self.cookies: dict[str, str] = {}  # what the page load set, sent with the websocket
+        self.replica: str | None = None  # the replica nginx sent the websocket to (dsmini serve), if any
         self.timeout_s = timeout_s
         self.page_hashes: dict[str, str] = {}  # url path ("" = home) -> page_script_hash, from the app's navigation
         self.fragment_intervals: dict[str, float] = {}  # fragment id -> seconds, from st.fragment(run_every=...)
@@ -65,9 +75,21 @@ class StreamlitClient:
         self._ws = None
 
     async def __aenter__(self) -> StreamlitClient:
+        self.cookies = await asyncio.to_thread(self._load_page)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         # "streamlit" is the subprotocol the server selects; no Origin header, like any non-browser client.
-        self._ws = await connect(self.url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout_s)
+        self._ws = await connect(self.url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout_s,
+                                 additional_headers=headers)
+        self.replica = self._ws.response.headers.get("X-Dsmini-Replica")
         return self
+
+    def _load_page(self) -> dict[str, str]:
+        """GET the app's page as a browser does first; the cookies it sets."""
+        with urllib.request.urlopen(self.http_url, timeout=self.timeout_s) as response:
+            jar = SimpleCookie()
+            for header in response.headers.get_all("Set-Cookie") or ():
+                jar.load(header)
+            return {name: morsel.value for name, morsel in jar.items()}
 
     async def __aexit__(self, *exc) -> None:
         await self._ws.close()
