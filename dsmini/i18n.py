@@ -67,3 +67,27 @@ def t(key: str, lang: str = DEFAULT_LANGUAGE, **fmt: object) -> str:
         return key
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]
     return text.format(**fmt)
+
+
+# Digit grouping and decimal mark per language (Russian: a narrow no-break space, which never breaks a
+# number across lines, and a decimal comma; GOST 8.417 and Russian typography).
+NUMBER_MARKS = {"en": (",", "."), "ru": ("\u202f", ",")}
+
+
+def fmt_num(x: float, digits: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    """`x` with `digits` decimals and grouped thousands, as `lang` writes numbers: 446,528.5 / 446 528,5."""
+    thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
+    text = f"{x:,.{digits}f}"
+    return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+
+
+def fmt_int(n: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A count with grouped thousands: 446,528 / 446 528."""
+    return fmt_num(n, 0, lang)
+
+
+def plotly_separators(lang: str) -> str:
+    """Plotly's `layout.separators` (decimal mark, then thousands) for `lang`, so d3-formatted ticks and
+    hover numbers match `fmt_num`."""
+    thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
+    return decimal + thousands

@@ -21,7 +21,7 @@ from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, loa
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
 from dsmini.data import CorpusData, prepare_corpus
 from dsmini.device import pick_device
-from dsmini.i18n import t
+from dsmini.i18n import fmt_int, fmt_num, t
 from dsmini.job_process import prepare_for_training
 from dsmini.job_registry import JobRegistry, run_grace_s
 from dsmini.job_slots import configure_torch_threads
@@ -49,6 +49,15 @@ def lang() -> str:
 def tr(key: str, **fmt) -> str:
     """The current session's translation of a user-facing string."""
     return t(key, lang(), **fmt)
+
+
+def num(x: float | None, digits: int = 0) -> str:
+    """A number as the session's language writes it (see dsmini.i18n.fmt_num); "-" for no value."""
+    return "-" if x is None else fmt_num(x, digits, lang())
+
+
+def count(n: int) -> str:
+    return fmt_int(n, lang())
 
 
 @st.cache_resource

@@ -71,7 +71,7 @@ def _step_through(ckpt: Checkpoint, temperature: float, seed: int, top_k: int, t
     if not steps:
         return
     last, lang = steps[-1], ui.lang()
-    st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=f"{last.prob:.3f}"))
+    st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=ui.num(last.prob, 3)))
     for layer in last.layers:
         st.markdown(ui.tr("gen.step.layer_experts", layer=layer, experts=expert_choice(last, layer, lang)))
     st.plotly_chart(step_candidates_figure(last, lang), width="stretch", key="gen_step_candidates")

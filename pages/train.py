@@ -73,12 +73,12 @@ def show_stats(corpus) -> None:
     view = corpus_view(corpus)  # milliseconds: not worth a cache key over every name
     stats = view.stats
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(ui.tr("train.n_names"), f"{stats.count:,}")
+    c1.metric(ui.tr("train.n_names"), ui.count(stats.count))
     c2.metric(ui.tr("train.alphabet"), len(stats.alphabet))
-    c3.metric(ui.tr("train.mean_len"), f"{stats.mean_len:.1f}")
+    c3.metric(ui.tr("train.mean_len"), ui.num(stats.mean_len, 1))
     c4.metric(ui.tr("train.max_len"), stats.max_len)
-    domains = " · ".join(f"{label} {n:,}" for label, n in view.domain_counts.items())
-    st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe()
+    domains = " · ".join(f"{label} {ui.count(n)}" for label, n in view.domain_counts.items())
+    st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe(ui.lang())
                + (" · " + ui.tr("train.domains", domains=domains) if domains else ""))
     st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
 
@@ -154,15 +154,15 @@ def live() -> None:
         st.warning(ui.tr("train.unattended", seconds=int(ui.job_registry().grace_s)))
     last = snap.last or {}
     c = st.columns(4)
-    c[0].metric(ui.tr("train.m_loss"), f"{last['main_loss']:.3f}" if last else "-")
-    c[1].metric(ui.tr("train.m_val"), f"{snap.val_losses[-1][1]:.3f}" if snap.val_losses else "-")
-    c[2].metric(ui.tr("train.m_speed"), f"{last['tokens_per_sec']:,.0f}" if last else "-")
+    c[0].metric(ui.tr("train.m_loss"), ui.num(last.get('main_loss'), 3))
+    c[1].metric(ui.tr("train.m_val"), ui.num(snap.val_losses[-1][1] if snap.val_losses else None, 3))
+    c[2].metric(ui.tr("train.m_speed"), ui.num(last.get('tokens_per_sec')))
     c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-", help=ui.tr("train.m_dropped_help"))
     buttons = st.columns(3)
     buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
     if snap.history:
-        frame = loss_frame(snap.history)
-        st.line_chart(frame, x="step", y="value", color="series", height=260, x_label=ui.tr("chart.step"),
+        frame = loss_frame(snap.history, ui.lang())
+        st.line_chart(frame, x="step", y="value", color=ui.tr("chart.loss.series"), height=260, x_label=ui.tr("chart.step"),
                       y_label=ui.tr("train.nats"))
         load = expert_load_history(snap.history, cfg)
         if load["layers"]:
@@ -182,7 +182,7 @@ def domain_split(split, domains: list[str]) -> None:
     """The live I(domain; expert) curve beside the untrained model, and how many times higher it is now."""
     layer = ui.tr("chart.layer", layer=split["layers"][split["best"]])
     ratio = split["ratio"]
-    st.metric(ui.tr("train.m_domain_ratio", layer=layer), "∞" if math.isinf(ratio) else f"{ratio:.1f}×",
+    st.metric(ui.tr("train.m_domain_ratio", layer=layer), "∞" if math.isinf(ratio) else ui.num(ratio, 1) + "×",
               help=ui.tr("train.m_domain_ratio_help"))
     st.plotly_chart(domain_mi_curve(split, ui.lang()), width="stretch", key="train_domain_mi")
     st.caption(ui.tr("train.domain_mi_caption", domains=" / ".join(domain_name(d, ui.lang()) for d in domains)))

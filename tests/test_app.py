@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dsmini.i18n import fmt_int
 from dsmini.job_slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
@@ -43,6 +44,10 @@ def test_home_shows_model_card_diagram_and_generates(at, lang):
     assert len(charts(at)) == 1  # the architecture diagram
     labels = [m.label for m in at.metric]
     assert ui.t("home.val_loss", lang) in labels
+    total = ui.load_by_name(at.session_state["checkpoint"]).param_counts["main"]["total"]
+    params = next(m.value for m in at.metric if m.label == ui.t("home.params", lang))
+    assert params == fmt_int(total, lang) and total > 1000  # grouped as the language writes numbers
+    assert ("\u202f" in params) == (lang == "ru") and ("," in params) == (lang == "en")
     at.button(key="home_generate").click().run()
     no_errors(at)
     names = at.session_state["home_names"]
@@ -134,7 +139,8 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
         time.sleep(0.5)
     no_errors(at)
     loss = next(m for m in at.metric if m.label == ui.t("train.m_loss", lang))
-    assert float(loss.value) > 0
+    assert float(loss.value.replace(",", ".")) > 0  # Russian: a decimal comma
+    assert ("," in loss.value) == (lang == "ru")
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the live loss curve
     at.button(key="train_stop").click().run()
     deadline = time.time() + 30

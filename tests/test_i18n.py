@@ -34,8 +34,12 @@ def latin_words(text: str) -> list[str]:
     for pattern in CODE:
         text = re.sub(pattern, " ", text)
     words = (word.rstrip("-") for word in re.findall(r"[A-Za-z][A-Za-z0-9_\-]*", text))  # "KV-кэш" -> "KV"
-    return [word for word in words if not FORMULA_OR_IDENTIFIER.fullmatch(word)
-            and word not in ALLOWED_LATIN and word.lower() not in ALLOWED_LATIN]
+    return [word for word in words if not FORMULA_OR_IDENTIFIER.fullmatch(word) and not _allowed(word)]
+
+
+def _allowed(word: str) -> bool:
+    numbered = re.sub(r"-\d+$", "", word)  # MTP-1, a term and a number
+    return bool({word, word.lower(), numbered} & ALLOWED_LATIN)
 
 
 def test_every_key_in_every_language_with_the_same_placeholders():
@@ -75,3 +79,15 @@ def test_broken_catalogue_names_file_and_line(tmp_path, monkeypatch):
         i18n.load_catalogue("xx")
     with pytest.raises(i18n.CatalogueError, match=r"yy\.toml: home\.title must be text"):
         i18n.load_catalogue("yy")
+
+
+def test_numbers_follow_the_language():
+    assert i18n.fmt_int(446528, "en") == "446,528"
+    assert i18n.fmt_int(446528, "ru") == "446\u202f528"
+    assert i18n.fmt_num(1.9734, 3, "ru") == "1,973"
+    assert i18n.fmt_num(1234567.891, 2, "en") == "1,234,567.89"
+    assert i18n.fmt_num(1234567.891, 2, "ru") == "1\u202f234\u202f567,89"
+    assert i18n.fmt_num(-0.5, 1, "ru") == "-0,5"
+    assert i18n.fmt_int(999, "ru") == "999"
+    assert i18n.fmt_int(5, "de") == "5"  # unknown language: English marks
+    assert i18n.plotly_separators("ru") == ",\u202f" and i18n.plotly_separators("en") == ".,"

@@ -143,6 +143,8 @@ def test_loss_frame():
     assert "aux" in set(frame["series"]) and not frame["value"].isna().any()
     assert frame[frame["series"] == "train"]["step"].tolist() == [1, 3]
     assert loss_frame([]).empty
+    ru = loss_frame(_history(), "ru")  # the legend's title and entries are in the page's language
+    assert list(ru.columns) == ["step", "кривая", "value"] and set(ru["кривая"]) == {"обучение", "валидация", "MTP-1"}
 
 
 # ---------------------------------------------------------------------------------------------
