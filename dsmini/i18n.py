@@ -91,3 +91,9 @@ def plotly_separators(lang: str) -> str:
     hover numbers match `fmt_num`."""
     thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
     return decimal + thousands
+
+
+def parse_num(text: str, lang: str = DEFAULT_LANGUAGE) -> float:
+    """The inverse of `fmt_num` (what a page showed, back to a number; tests read metrics with it)."""
+    thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
+    return float(text.replace(thousands, "").replace(decimal, "."))

@@ -21,7 +21,8 @@ from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, loa
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
 from dsmini.data import CorpusData, prepare_corpus
 from dsmini.device import pick_device
-from dsmini.i18n import fmt_int, fmt_num, t
+from dsmini.generate import CUT_MARK
+from dsmini.i18n import STRINGS, fmt_int, fmt_num, t
 from dsmini.job_process import prepare_for_training
 from dsmini.job_registry import JobRegistry, run_grace_s
 from dsmini.job_slots import configure_torch_threads
@@ -208,6 +209,45 @@ def selected_checkpoint() -> Checkpoint | None:
         return None
     info = infos[name]
     return _load(str(info.path), info.mtime)
+
+
+def keep(keys: list[str]) -> None:
+    """Remember these widgets' values for the session, under keys no widget owns: Streamlit drops a
+    widget's state when a run does not draw it, so leaving the page would reset the settings. Call at
+    the top of the page (the values of its last run are still there); draw the widgets with `kept`."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+def kept(key: str, default: Any) -> Any:
+    """The default for widget `key`: the value this session last chose (see `keep`), else `default`."""
+    return st.session_state.get(f"_kept_{key}", default)
+
+
+def kept_index(key: str, options: list | tuple, default: Any) -> int:
+    """`kept` for a selectbox: the index of the kept value among `options` (`default` if it is gone)."""
+    value = kept(key, default)
+    return list(options).index(value if value in options else default)
+
+
+def field_labels(rows) -> dict[str, str]:
+    """ModelConfig field -> its words in the session's language (`cmp.field.*`) and its name in the code,
+    "query latent rank (q_lora_rank)"; a field the catalogue does not name yet shows as itself."""
+    return {row.key: f"{tr(f'cmp.field.{row.key}')} ({row.key})" for row in rows if f"cmp.field.{row.key}" in STRINGS}
+
+
+def checkpoint_identity(ckpt: Checkpoint) -> tuple[str, float]:
+    """Which model, and which save of it: what a page's kept results (generated names, a step-through
+    walk) are keyed by, so none is ever shown under another model, or a re-saved one."""
+    return ckpt.name, ckpt.mtime
+
+
+def show_names(shown: list[str]) -> None:
+    """Names in bold, one line; a legend when some were cut at the max length (see dsmini.generate.marked)."""
+    st.markdown(" · ".join(f"**{name}**" for name in shown))
+    if any(name.endswith(CUT_MARK) for name in shown):
+        st.caption(tr("gen.cut_legend"))
 
 
 def load_by_name(name: str) -> Checkpoint:

@@ -27,5 +27,6 @@ with ui.guard():
 
     if st.button(ui.tr("home.generate10"), key="home_generate", type="primary"):
         st.session_state["home_names"] = home_names(ckpt)  # new names on every press: never cached
-    if st.session_state.get("home_names"):
-        st.markdown(" · ".join(f"**{n}**" for n in st.session_state["home_names"]))
+        st.session_state["home_names_for"] = ui.checkpoint_identity(ckpt)
+    if st.session_state.get("home_names_for") == ui.checkpoint_identity(ckpt):  # never another model's names
+        ui.show_names(st.session_state["home_names"])

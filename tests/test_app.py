@@ -52,6 +52,22 @@ def test_home_shows_model_card_diagram_and_generates(at, lang):
     no_errors(at)
     names = at.session_state["home_names"]
     assert len(names) == 10 and all(names)
+    assert " · ".join(f"**{n}**" for n in names) in [m.value for m in at.markdown]
+
+
+def test_home_forgets_the_names_of_the_previous_model(at):
+    at.run()  # an English session opens on en-names
+    assert at.selectbox(key="checkpoint").value == "en-names"
+    at.button(key="home_generate").click().run()
+    shown = " · ".join(f"**{n}**" for n in at.session_state["home_names"])
+    assert shown in [m.value for m in at.markdown]
+    at.session_state["checkpoint"] = "ru-names"  # the sidebar's pick (AppTest loses the sidebar after a click)
+    at.run()
+    no_errors(at)
+    assert any(m.value == "ru-names" for m in at.metric)
+    assert shown not in [m.value for m in at.markdown]  # the new card shows no names of the old model
+    at.button(key="home_generate").click().run()
+    assert all(name.strip("…").isalpha() for name in at.session_state["home_names"])
 
 
 def test_sidebar_lists_shipped_checkpoints_and_switches(at):
@@ -117,6 +133,10 @@ def test_generate_page_extreme_widget_values(at):
     at.button[0].click().run()
     no_errors(at)
     assert all(len(n) <= 1 for n in at.session_state["gen_names"])
+    shown = at.session_state["gen_shown"]
+    assert all(s in (n, n + "…") for s, n in zip(shown, at.session_state["gen_names"]))
+    assert any(s.endswith("…") for s in shown)  # one letter: a name the model had not ended is marked
+    assert ui.t("gen.cut_legend", "en") in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -150,6 +170,21 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     no_errors(at)
     assert at.button(key="train_resume")  # finished actions are offered
     assert ui.t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text
+
+
+def test_train_settings_survive_a_visit_to_another_page(at):
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.selectbox(key="train_corpus").set_value("ru-names")
+    at.number_input(key="train_steps").set_value(1234)
+    at.number_input(key="train_lr").set_value(0.01).run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.selectbox(key="train_preset").value == "tiny" and at.selectbox(key="train_corpus").value == "ru-names"
+    assert at.number_input(key="train_steps").value == 1234 and at.number_input(key="train_lr").value == 0.01
+    assert at.number_input(key="train_batch").value == 64  # untouched: still the default
 
 
 def test_figures_are_built_once_for_every_session_that_shows_them():

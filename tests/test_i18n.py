@@ -1,12 +1,14 @@
 """The string catalogue: every key in every language with the same placeholders, Russian text free of
 stray English, catalogue files read with errors that name the file and line, numbers per language."""
 
+import dataclasses
 import re
 import string
 
 import pytest
 
 from dsmini import i18n
+from dsmini.config import ModelConfig
 from dsmini.i18n import LANGUAGES, STRINGS, t
 
 # Latin words a Russian text may keep: technical terms and abbreviations a Russian course uses as is,
@@ -59,6 +61,11 @@ def test_latin_word_check_catches_english_and_spares_terms():
     assert latin_words("MLA хранит c_kv ({d_c}) + k_rope, top-{k}, KV-кэш, `cache.numel()`, log2(E/k)") == []
 
 
+def test_every_config_field_has_words_for_the_compare_page():
+    missing = [field.name for field in dataclasses.fields(ModelConfig) if f"cmp.field.{field.name}" not in STRINGS]
+    assert missing == [], "add cmp.field.<name> to every dsmini/locales/*.toml"
+
+
 def test_lookup_and_fallbacks():
     assert t("chart.layer", "ru", layer=2) == "слой 2"
     assert t("chart.layer", "de", layer=2) == "layer 2"  # unknown language -> English
@@ -90,4 +97,5 @@ def test_numbers_follow_the_language():
     assert i18n.fmt_num(-0.5, 1, "ru") == "-0,5"
     assert i18n.fmt_int(999, "ru") == "999"
     assert i18n.fmt_int(5, "de") == "5"  # unknown language: English marks
+    assert i18n.parse_num("1\u202f234\u202f567,89", "ru") == 1234567.89 == i18n.parse_num("1,234,567.89", "en")
     assert i18n.plotly_separators("ru") == ",\u202f" and i18n.plotly_separators("en") == ".,"
