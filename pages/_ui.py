@@ -15,8 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import plotly.graph_objects as go
 import streamlit as st
 
+from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
 from dsmini.data import CorpusData, prepare_corpus
@@ -50,6 +52,30 @@ def lang() -> str:
 def tr(key: str, **fmt) -> str:
     """The current session's translation of a user-facing string."""
     return t(key, lang(), **fmt)
+
+
+LARGE_TEXT_SCALE = 1.5  # chart fonts with the sidebar's large-text switch on: readable from the back of a room
+# Metric labels wrap instead of ending in "…" (Russian labels are long); with large text, key labels grow too.
+_LABEL_CSS = '[data-testid="stMetricLabel"] * {white-space: normal !important; overflow: visible !important;}'
+_LARGE_CSS = ('[data-testid="stMetricLabel"] p {font-size: 1.25rem !important;}'
+              '[data-testid="stMetricValue"] {font-size: 2.6rem !important;}'
+              '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] {font-size: 1.2rem !important;}')
+
+
+def text_scale() -> float:
+    return LARGE_TEXT_SCALE if st.session_state.get("large_text") else 1.0
+
+
+def large_text_switch() -> None:
+    """The sidebar's "large text / projector" switch, and the page styles it (and label wrapping) needs."""
+    st.toggle(tr("ui.large_text"), key="large_text", help=tr("ui.large_text_help"))
+    st.html(f"<style>{_LABEL_CSS}{_LARGE_CSS if text_scale() != 1.0 else ''}</style>")
+
+
+def shown(fig: go.Figure) -> go.Figure:
+    """A figure made for this session alone, in the session's number marks and text size (charts.for_display);
+    shared figures go through `figure`, which keeps the result."""
+    return for_display(fig, lang(), text_scale())
 
 
 def num(x: float | None, digits: int = 0) -> str:
@@ -128,11 +154,15 @@ def figure(chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
     """
     key = (chart.__module__, chart.__qualname__, tuple(map(_figure_key, args)),
            tuple((name, _figure_key(value)) for name, value in sorted(kwargs.items())))
+    display = (lang(), text_scale())  # what for_display makes of it
+    key += display
     with _FIGURES_LOCK:
         if key in _FIGURES:
             _FIGURES.move_to_end(key)
             return _FIGURES[key][0]
     built = chart(*args, **kwargs)  # outside the lock: two sessions may both build it once, nothing worse
+    if isinstance(built, go.Figure):
+        built = for_display(built, *display)
     with _FIGURES_LOCK:
         _FIGURES[key] = (built, args, kwargs)
         while len(_FIGURES) > MAX_FIGURES:

@@ -75,7 +75,7 @@ def _step_through(ckpt: Checkpoint, temperature: float, seed: int, top_k: int, t
     st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=ui.num(last.prob, 3)))
     for layer in last.layers:
         st.markdown(ui.tr("gen.step.layer_experts", layer=layer, experts=expert_choice(last, layer, lang)))
-    st.plotly_chart(step_candidates_figure(last, lang), width="stretch", key="gen_step_candidates")
+    st.plotly_chart(ui.shown(step_candidates_figure(last, lang)), width="stretch", key="gen_step_candidates")
     st.dataframe(step_table(steps, lang), hide_index=True, width="stretch", key="gen_step_history")
 
 

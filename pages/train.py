@@ -182,8 +182,8 @@ def live() -> None:
         load = expert_load_history(snap.history, cfg)
         if load["layers"]:
             left, right = st.columns(2)
-            left.plotly_chart(expert_load_bars(load, ui.lang()), width="stretch", key="train_load")
-            right.plotly_chart(imbalance_figure(load, ui.lang()), width="stretch", key="train_imbalance")
+            left.plotly_chart(ui.shown(expert_load_bars(load, ui.lang())), width="stretch", key="train_load")
+            right.plotly_chart(ui.shown(imbalance_figure(load, ui.lang())), width="stretch", key="train_imbalance")
         split = domain_mi_history(snap.history, cfg)
         if split["steps"]:  # only runs on a corpus with domains measure it, from their first eval step
             domain_split(split, job.data.domain_labels)
@@ -199,7 +199,7 @@ def domain_split(split, domains: list[str]) -> None:
     ratio = split["ratio"]
     st.metric(ui.tr("train.m_domain_ratio", layer=layer), "∞" if math.isinf(ratio) else ui.num(ratio, 1) + "×",
               help=ui.tr("train.m_domain_ratio_help"))
-    st.plotly_chart(domain_mi_curve(split, ui.lang()), width="stretch", key="train_domain_mi")
+    st.plotly_chart(ui.shown(domain_mi_curve(split, ui.lang())), width="stretch", key="train_domain_mi")
     st.caption(ui.tr("train.domain_mi_caption", domains=" / ".join(domain_name(d, ui.lang()) for d in domains)))
 
 

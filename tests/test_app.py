@@ -205,3 +205,17 @@ def test_figures_are_built_once_for_every_session_that_shows_them():
     for i in range(ui.MAX_FIGURES + 10):
         ui.figure(chart, view, f"lang{i}")
     assert len(ui._FIGURES) == ui.MAX_FIGURES
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_large_text_switch_scales_the_charts(at, lang):
+    at.session_state["lang"] = lang
+    at.run()
+    (normal,) = charts(at)
+    at.toggle(key="large_text").set_value(True).run()
+    no_errors(at)
+    (large,) = charts(at)  # the architecture diagram
+    assert large["layout"]["font"]["size"] == round(12 * ui.LARGE_TEXT_SCALE)
+    assert large["layout"]["height"] > normal["layout"]["height"]
+    if lang == "ru":  # a decimal comma and a narrow no-break space on ticks and hover numbers
+        assert large["layout"]["separators"] == ",\u202f"

@@ -140,3 +140,17 @@ def test_expert_load_figures_empty_and_long():
     long = charts.imbalance_figure(expert_load_history(_history(1001)))
     xs = list(long.data[0].x)
     assert len(xs) <= MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001
+
+
+def test_for_display_scales_fonts_and_sets_number_marks_without_touching_the_shared_figure():
+    from dsmini.charts.common import for_display
+
+    fig = charts.architecture_figure(preset("small"), "ru")
+    before = fig.to_plotly_json()
+    assert for_display(fig, "en") is fig  # nothing to change: no copy
+    big = for_display(fig, "ru", 1.5)
+    assert big.layout.separators == ",\u202f" and big.layout.font.size == 18
+    sized = [a.font.size for a in fig.layout.annotations if a.font.size]
+    assert sized and [a.font.size for a in big.layout.annotations if a.font.size] == [round(s * 1.5) for s in sized]
+    assert big.layout.height > fig.layout.height
+    assert fig.to_plotly_json() == before  # the shared figure is as built
