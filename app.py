@@ -34,6 +34,7 @@ def main() -> None:
         )
         if st.session_state.get("lang") is None:  # segmented_control can be cleared: keep a language
             st.session_state["lang"] = "en"
+        ui.large_text_switch()
 
     pages = [
         st.Page(f"pages/{name}.py", title=ui.tr(f"nav.{name}"), icon=f":material/{icon}:", url_path=url_path,

@@ -34,7 +34,7 @@ from .cli_eval import add_eval_parser, cmd_eval, loss_lines
 from .cli_train import DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
 from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
-from .generate import generate
+from .generate import CUT_MARK, generate
 from .limits import LIMITS, check_sampling
 from .serve import add_parser as add_serve_parser, cmd_serve
 
@@ -197,7 +197,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         top_k=args.top_k, top_p=args.top_p, max_len=args.max_len, seed=args.seed,
     )
     for g in names:
-        print(g.text)
+        print(g.shown)
+    if not all(g.finished for g in names):  # on stderr: stdout stays one name a line
+        print(f"{CUT_MARK} = cut at the maximum length, not ended by the model", file=sys.stderr)
     return 0
 
 

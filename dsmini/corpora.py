@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 from .builtin_corpora import BUILTINS
 from .data import MIN_NAMES, CorpusError, LabelledNames, nfc
+from .i18n import DEFAULT_LANGUAGE, t
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # upload cap: 5 MB
 DEFAULT_MAX_CHARS = 200  # alphabet cap: a bigger one is almost surely not a list of names
@@ -59,16 +60,12 @@ class Dropped:
         """Lines dropped for what they are (too long, unprintable, in several domains), not for repeating."""
         return self.total - self.duplicates
 
-    def describe(self, duplicates: bool = True) -> str:
+    def describe(self, duplicates: bool = True, lang: str = DEFAULT_LANGUAGE) -> str:
         """One phrase for messages, e.g. '3 repeated, 1 too long'; '' when nothing dropped.
         duplicates=False leaves the repeats out (a report that counts them apart)."""
-        parts = [
-            (self.duplicates if duplicates else 0, "repeated"),
-            (self.too_long, "too long"),
-            (self.unprintable, "with unprintable characters"),
-            (self.conflicting, "in several domains"),
-        ]
-        return ", ".join(f"{n} {reason}" for n, reason in parts if n)
+        parts = {"duplicates": self.duplicates if duplicates else 0, "too_long": self.too_long,
+                 "unprintable": self.unprintable, "conflicting": self.conflicting}
+        return ", ".join(t(f"corpus.dropped.{reason}", lang, n=n) for reason, n in parts.items() if n)
 
 
 def _clean(text: str) -> str:

@@ -56,6 +56,20 @@ class Generated:
     finished: bool  # the model ended the name (emitted [B]) rather than hitting max_len
     steps: list[StepDetail] | None = None  # one per generated token, when detail=True
 
+    @property
+    def shown(self) -> str:
+        """The name as shown to a person: a name cut at max_len ends in CUT_MARK, so it does not pass for one
+        the model ended (at max length 6, «Красно…» is not the name «Красно»)."""
+        return marked(self.text, self.finished)
+
+
+CUT_MARK = "…"
+
+
+def marked(text: str, finished: bool) -> str:
+    """`text`, followed by CUT_MARK unless the model ended it."""
+    return text if finished else text + CUT_MARK
+
 
 # ---------------------------------------------------------------------------------------------
 # Arguments

@@ -15,13 +15,16 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import plotly.graph_objects as go
 import streamlit as st
 
+from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
 from dsmini.data import CorpusData, prepare_corpus
 from dsmini.device import pick_device
-from dsmini.i18n import t
+from dsmini.generate import CUT_MARK
+from dsmini.i18n import STRINGS, fmt_int, fmt_num, t
 from dsmini.job_process import prepare_for_training
 from dsmini.job_registry import JobRegistry, run_grace_s
 from dsmini.job_slots import configure_torch_threads
@@ -49,6 +52,39 @@ def lang() -> str:
 def tr(key: str, **fmt) -> str:
     """The current session's translation of a user-facing string."""
     return t(key, lang(), **fmt)
+
+
+LARGE_TEXT_SCALE = 1.5  # chart fonts with the sidebar's large-text switch on: readable from the back of a room
+# Metric labels wrap instead of ending in "…" (Russian labels are long); with large text, key labels grow too.
+_LABEL_CSS = '[data-testid="stMetricLabel"] * {white-space: normal !important; overflow: visible !important;}'
+_LARGE_CSS = ('[data-testid="stMetricLabel"] p {font-size: 1.25rem !important;}'
+              '[data-testid="stMetricValue"] {font-size: 2.6rem !important;}'
+              '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] {font-size: 1.2rem !important;}')
+
+
+def text_scale() -> float:
+    return LARGE_TEXT_SCALE if st.session_state.get("large_text") else 1.0
+
+
+def large_text_switch() -> None:
+    """The sidebar's "large text / projector" switch, and the page styles it (and label wrapping) needs."""
+    st.toggle(tr("ui.large_text"), key="large_text", help=tr("ui.large_text_help"))
+    st.html(f"<style>{_LABEL_CSS}{_LARGE_CSS if text_scale() != 1.0 else ''}</style>")
+
+
+def shown(fig: go.Figure) -> go.Figure:
+    """A figure made for this session alone, in the session's number marks and text size (charts.for_display);
+    shared figures go through `figure`, which keeps the result."""
+    return for_display(fig, lang(), text_scale())
+
+
+def num(x: float | None, digits: int = 0) -> str:
+    """A number as the session's language writes it (see dsmini.i18n.fmt_num); "-" for no value."""
+    return "-" if x is None else fmt_num(x, digits, lang())
+
+
+def count(n: int) -> str:
+    return fmt_int(n, lang())
 
 
 @st.cache_resource
@@ -118,11 +154,15 @@ def figure(chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
     """
     key = (chart.__module__, chart.__qualname__, tuple(map(_figure_key, args)),
            tuple((name, _figure_key(value)) for name, value in sorted(kwargs.items())))
+    display = (lang(), text_scale())  # what for_display makes of it
+    key += display
     with _FIGURES_LOCK:
         if key in _FIGURES:
             _FIGURES.move_to_end(key)
             return _FIGURES[key][0]
     built = chart(*args, **kwargs)  # outside the lock: two sessions may both build it once, nothing worse
+    if isinstance(built, go.Figure):
+        built = for_display(built, *display)
     with _FIGURES_LOCK:
         _FIGURES[key] = (built, args, kwargs)
         while len(_FIGURES) > MAX_FIGURES:
@@ -199,6 +239,45 @@ def selected_checkpoint() -> Checkpoint | None:
         return None
     info = infos[name]
     return _load(str(info.path), info.mtime, info.has_best and st.session_state.get("weights") == "best")
+
+
+def keep(keys: list[str]) -> None:
+    """Remember these widgets' values for the session, under keys no widget owns: Streamlit drops a
+    widget's state when a run does not draw it, so leaving the page would reset the settings. Call at
+    the top of the page (the values of its last run are still there); draw the widgets with `kept`."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+def kept(key: str, default: Any) -> Any:
+    """The default for widget `key`: the value this session last chose (see `keep`), else `default`."""
+    return st.session_state.get(f"_kept_{key}", default)
+
+
+def kept_index(key: str, options: list | tuple, default: Any) -> int:
+    """`kept` for a selectbox: the index of the kept value among `options` (`default` if it is gone)."""
+    value = kept(key, default)
+    return list(options).index(value if value in options else default)
+
+
+def field_labels(rows) -> dict[str, str]:
+    """ModelConfig field -> its words in the session's language (`cmp.field.*`) and its name in the code,
+    "query latent rank (q_lora_rank)"; a field the catalogue does not name yet shows as itself."""
+    return {row.key: f"{tr(f'cmp.field.{row.key}')} ({row.key})" for row in rows if f"cmp.field.{row.key}" in STRINGS}
+
+
+def checkpoint_identity(ckpt: Checkpoint) -> tuple[str, float]:
+    """Which model, and which save of it: what a page's kept results (generated names, a step-through
+    walk) are keyed by, so none is ever shown under another model, or a re-saved one."""
+    return ckpt.name, ckpt.mtime
+
+
+def show_names(shown: list[str]) -> None:
+    """Names in bold, one line; a legend when some were cut at the max length (see dsmini.generate.marked)."""
+    st.markdown(" · ".join(f"**{name}**" for name in shown))
+    if any(name.endswith(CUT_MARK) for name in shown):
+        st.caption(tr("gen.cut_legend"))
 
 
 def load_by_name(name: str, best: bool = False) -> Checkpoint:

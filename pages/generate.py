@@ -7,6 +7,7 @@ from dsmini.charts import next_char_figure, next_char_heatmap, routing_figure
 from dsmini.charts.routing import expert_choice, step_candidates_figure, step_table
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
+from dsmini.generate import marked
 from dsmini.probes.generation import GenerateSettings, generate_view, name_trace
 from dsmini.probes.routing import DecodeStep, step_once
 from pages import _ui as ui
@@ -18,7 +19,7 @@ DEFAULTS = GenerateSettings()
 def _walk(ckpt: Checkpoint, start: str) -> list[DecodeStep]:
     """This session's steps from `start` on this checkpoint version: a new, empty walk whenever the
     model or the start changes, so no step of another model or start is ever shown."""
-    owner = (ckpt.name, ckpt.mtime, start)
+    owner = (*ui.checkpoint_identity(ckpt), start)
     if st.session_state.get("gen_step_for") != owner:
         st.session_state["gen_step_for"], st.session_state["gen_steps"] = owner, []
     return st.session_state["gen_steps"]
@@ -65,16 +66,16 @@ def _step_through(ckpt: Checkpoint, temperature: float, seed: int, top_k: int, t
     if steps and steps[-1].ended:
         st.success(ui.tr("gen.step.ended", text=text))
     elif finished:
-        st.info(ui.tr("gen.step.max_len", text=text, max_len=max_len))
+        st.info(ui.tr("gen.step.max_len", text=marked(text, False), max_len=max_len))
     else:
         st.markdown(ui.tr("gen.step.text", text=BOUNDARY_SYMBOL + text))
     if not steps:
         return
     last, lang = steps[-1], ui.lang()
-    st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=f"{last.prob:.3f}"))
+    st.markdown(ui.tr("gen.step.last", step=len(steps), fed=last.fed, char=last.char, p=ui.num(last.prob, 3)))
     for layer in last.layers:
         st.markdown(ui.tr("gen.step.layer_experts", layer=layer, experts=expert_choice(last, layer, lang)))
-    st.plotly_chart(step_candidates_figure(last, lang), width="stretch", key="gen_step_candidates")
+    st.plotly_chart(ui.shown(step_candidates_figure(last, lang)), width="stretch", key="gen_step_candidates")
     st.dataframe(step_table(steps, lang), hide_index=True, width="stretch", key="gen_step_history")
 
 
@@ -107,12 +108,15 @@ with ui.guard():
         # the model's own limit is the default (None): the same computation as the lesson's names
         settings = GenerateSettings(prefix, int(n), int(seed), temperature, int(top_k), top_p,
                                     None if max_len == limit else int(max_len))
-        st.session_state["gen_names"] = [name for name in ui.computed(generate_view, ckpt, settings).names if name]
-        st.session_state["gen_for"] = ckpt.name
+        view = ui.computed(generate_view, ckpt, settings)
+        kept = [(name, done) for name, done in zip(view.names, view.finished) if name]
+        st.session_state["gen_names"] = [name for name, _ in kept]
+        st.session_state["gen_shown"] = [marked(name, done) for name, done in kept]
+        st.session_state["gen_for"] = ui.checkpoint_identity(ckpt)
 
-    names = st.session_state.get("gen_names") if st.session_state.get("gen_for") == ckpt.name else None
+    names = st.session_state.get("gen_names") if st.session_state.get("gen_for") == ui.checkpoint_identity(ckpt) else None
     if names:
-        st.markdown(" · ".join(f"**{name}**" for name in names))
+        ui.show_names(st.session_state["gen_shown"])
         st.divider()
         picked = st.selectbox(ui.tr("gen.pick"), list(dict.fromkeys(names)), key="gen_pick")
         trace = ui.computed(name_trace, ckpt, picked)

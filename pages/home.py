@@ -21,11 +21,12 @@ with ui.guard():
     val = card.val_loss
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(ui.tr("home.corpus"), card.corpus)
-    c2.metric(ui.tr("home.params"), f"{counts['main']['total']:,}", help=ui.tr("home.params_help"))
-    c3.metric(ui.tr("home.active"), f"{counts['main']['active']:,}", help=ui.tr("home.active_help"))
-    c4.metric(ui.tr("home.val_loss"), f"{val:.3f}" if val is not None else "-", help=ui.tr("home.val_loss_help"))
+    c2.metric(ui.tr("home.params"), ui.count(counts['main']['total']), help=ui.tr("home.params_help"))
+    c3.metric(ui.tr("home.active"), ui.count(counts['main']['active']), help=ui.tr("home.active_help"))
+    c4.metric(ui.tr("home.val_loss"), ui.num(val, 3), help=ui.tr("home.val_loss_help"))
 
     if st.button(ui.tr("home.generate10"), key="home_generate", type="primary"):
         st.session_state["home_names"] = home_names(ckpt)  # new names on every press: never cached
-    if st.session_state.get("home_names"):
-        st.markdown(" · ".join(f"**{n}**" for n in st.session_state["home_names"]))
+        st.session_state["home_names_for"] = ui.checkpoint_identity(ckpt)
+    if st.session_state.get("home_names_for") == ui.checkpoint_identity(ckpt):  # never another model's names
+        ui.show_names(st.session_state["home_names"])

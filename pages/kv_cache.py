@@ -48,9 +48,9 @@ with ui.guard():
         st.stop()
     timing = view.timing
     c1, c2, c3 = st.columns(3)
-    c1.metric(ui.tr("kv.naive"), f"{timing.naive_ms_per_char:.2f}")
-    c2.metric(ui.tr("kv.absorbed"), f"{timing.absorbed_ms_per_char:.2f}")
-    c3.metric(ui.tr("kv.speedup"), f"{timing.speedup:.2f}×")
+    c1.metric(ui.tr("kv.naive"), ui.num(timing.naive_ms_per_char, 2))
+    c2.metric(ui.tr("kv.absorbed"), ui.num(timing.absorbed_ms_per_char, 2))
+    c3.metric(ui.tr("kv.speedup"), ui.num(timing.speedup, 2) + "×")
     if timing.same_logits:
         st.success(ui.tr("kv.same_ok", diff=f"{timing.max_abs_diff:.1e}"))
     else:

@@ -45,7 +45,7 @@ with ui.guard():
             "mtp.m_acceptance_help", accepted=stats.overall.accepted, proposed=stats.overall.proposed))
     for col, label, stats in ((m[2], ui.tr("mtp.m_cpf"), greedy),
                               (m[3], ui.tr("mtp.m_cpf_sampled", temperature=temperature), sampled)):
-        col.metric(label, f"{stats.chars_per_forward:.2f}", help=ui.tr(
+        col.metric(label, ui.num(stats.chars_per_forward, 2), help=ui.tr(
             "mtp.m_cpf_help", tokens=stats.generated_tokens, passes=stats.forward_passes))
     mark = "✓" if matches == len(prefixes) else "✗"
     m[4].metric(ui.tr("mtp.m_identical"), f"{mark} ({matches}/{len(prefixes)})", help=ui.tr("mtp.m_identical_help"))
@@ -77,6 +77,6 @@ with ui.guard():
         with st.spinner(ui.tr("mtp.speed_spinner", repeats=SPEED_REPEATS)):
             speed = ui.computed(mtp_speed, ckpt, n)
         s1, s2, s3 = st.columns(3)
-        s1.metric(ui.tr("mtp.m_spec_speed"), f"{speed.speculative_per_second:,.0f}")
-        s2.metric(ui.tr("mtp.m_plain_speed"), f"{speed.plain_per_second:,.0f}")
-        s3.metric(ui.tr("mtp.m_speedup"), f"{speed.speedup:.2f}×", help=ui.tr("mtp.m_speedup_help", tokens=speed.tokens))
+        s1.metric(ui.tr("mtp.m_spec_speed"), ui.num(speed.speculative_per_second))
+        s2.metric(ui.tr("mtp.m_plain_speed"), ui.num(speed.plain_per_second))
+        s3.metric(ui.tr("mtp.m_speedup"), ui.num(speed.speedup, 2) + "×", help=ui.tr("mtp.m_speedup_help", tokens=speed.tokens))

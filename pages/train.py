@@ -17,8 +17,13 @@ from dsmini.probes.training import corpus_view
 from pages import _ui as ui
 
 SAVE_PROBLEM = "train_save_problem"  # session_state: why the last save failed, shown until the user acts
+# the settings widgets, kept for the session across pages (ui.keep); an upload cannot be (Streamlit's file_uploader)
+SETTINGS = ["train_source", "train_corpus", "train_preset", "train_attn", "train_ffn", "train_router", "train_mtp",
+            "train_routed", "train_shared", "train_topk", "train_aux", "train_capacity", "train_width", "train_layers",
+            "train_heads", "train_steps", "train_lr", "train_batch", "train_opt"]
 
 ui.enter_page()
+ui.keep(SETTINGS)
 
 st.title(ui.tr("train.title"))
 st.caption(ui.tr("train.intro"))
@@ -42,7 +47,7 @@ def claim_run_from_url() -> None:
 def corpus_picker():
     """The corpus chosen (built-in or uploaded) and its cache key; stops the page on bad input."""
     source = st.segmented_control(
-        ui.tr("train.source"), ["builtin", "upload"], default="builtin", key="train_source",
+        ui.tr("train.source"), ["builtin", "upload"], default=ui.kept("train_source", "builtin"), key="train_source",
         format_func=lambda s: ui.tr(f"train.source_{s}"),
     )
     if source == "upload":
@@ -54,7 +59,7 @@ def corpus_picker():
         names = list(list_corpora())
         default = "ru-names" if ui.lang() == "ru" else "en-names"
         labels = {name: corpus_label(name, domains) for name, domains in list_corpus_domains().items()}
-        key = (st.selectbox(ui.tr("train.corpus"), names, index=names.index(default), key="train_corpus",
+        key = (st.selectbox(ui.tr("train.corpus"), names, index=ui.kept_index("train_corpus", names, default), key="train_corpus",
                             format_func=labels.__getitem__, help=ui.tr("train.corpus_help")), None)
     try:
         return ui.corpus(*key), key
@@ -73,43 +78,53 @@ def show_stats(corpus) -> None:
     view = corpus_view(corpus)  # milliseconds: not worth a cache key over every name
     stats = view.stats
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(ui.tr("train.n_names"), f"{stats.count:,}")
+    c1.metric(ui.tr("train.n_names"), ui.count(stats.count))
     c2.metric(ui.tr("train.alphabet"), len(stats.alphabet))
-    c3.metric(ui.tr("train.mean_len"), f"{stats.mean_len:.1f}")
+    c3.metric(ui.tr("train.mean_len"), ui.num(stats.mean_len, 1))
     c4.metric(ui.tr("train.max_len"), stats.max_len)
-    domains = " · ".join(f"{label} {n:,}" for label, n in view.domain_counts.items())
-    st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe()
+    domains = " · ".join(f"{label} {ui.count(n)}" for label, n in view.domain_counts.items())
+    st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe(lang=ui.lang())
                + (" · " + ui.tr("train.domains", domains=domains) if domains else ""))
     st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
+
+
+def choice(where, label: str, options, key: str, default=None, **more):
+    """A selectbox whose pick survives leaving the page (ui.keep)."""
+    return where.selectbox(ui.tr(label), options, index=ui.kept_index(key, options, default or options[0]), key=key,
+                           **more)
+
+
+def number(where, label: str, low, high, default, key: str, step=None, **more):
+    """A number input whose value survives leaving the page (ui.keep)."""
+    return where.number_input(ui.tr(label), low, high, ui.kept(key, default), step, key=key, **more)
 
 
 def architecture_form():
     """ModelConfig overrides chosen with widgets (defaults: the preset's values)."""
     with st.expander(ui.tr("train.arch"), expanded=False):
-        name = st.selectbox(ui.tr("train.preset"), list(PRESETS), index=list(PRESETS).index("small"), key="train_preset")
+        name = choice(st, "train.preset", list(PRESETS), "train_preset", default="small")
         base = PRESETS[name]
         c = st.columns(4)
         over = dict(
-            attn_type=c[0].selectbox(ui.tr("train.attn_type"), ATTN_TYPES, key="train_attn"),
-            ffn_type=c[1].selectbox(ui.tr("train.ffn_type"), FFN_TYPES, key="train_ffn"),
-            router=c[2].selectbox(ui.tr("train.router"), ROUTERS, key="train_router"),
-            mtp_depth=c[3].number_input(ui.tr("train.mtp_depth"), 0, 4, base.mtp_depth, key="train_mtp"),
+            attn_type=choice(c[0], "train.attn_type", ATTN_TYPES, "train_attn"),
+            ffn_type=choice(c[1], "train.ffn_type", FFN_TYPES, "train_ffn"),
+            router=choice(c[2], "train.router", ROUTERS, "train_router"),
+            mtp_depth=number(c[3], "train.mtp_depth", 0, 4, base.mtp_depth, "train_mtp"),
         )
         c = st.columns(4)
         over.update(
-            n_routed_experts=c[0].number_input(ui.tr("train.routed"), 1, 64, base.n_routed_experts, key="train_routed"),
-            n_shared_experts=c[1].number_input(ui.tr("train.shared"), 0, 8, base.n_shared_experts, key="train_shared"),
-            top_k=c[2].number_input(ui.tr("train.top_k"), 1, 64, base.top_k, key="train_topk"),
-            aux_loss_coef=c[3].number_input(ui.tr("train.aux"), 0.0, 1.0, base.aux_loss_coef, 0.01, key="train_aux"),
+            n_routed_experts=number(c[0], "train.routed", 1, 64, base.n_routed_experts, "train_routed"),
+            n_shared_experts=number(c[1], "train.shared", 0, 8, base.n_shared_experts, "train_shared"),
+            top_k=number(c[2], "train.top_k", 1, 64, base.top_k, "train_topk"),
+            aux_loss_coef=number(c[3], "train.aux", 0.0, 1.0, base.aux_loss_coef, "train_aux", 0.01),
         )
         c = st.columns(4)
-        capacity = c[0].number_input(ui.tr("train.capacity"), 0.0, 8.0, 0.0, 0.25, key="train_capacity",
-                                     help=ui.tr("train.capacity_help"))
+        capacity = number(c[0], "train.capacity", 0.0, 8.0, 0.0, "train_capacity", 0.25, help=ui.tr("train.capacity_help"))
         over.update(
             capacity_factor=capacity or None,
-            d_model=c[1].number_input(ui.tr("train.d_model"), 16, 256, base.d_model, 16, key="train_width"),
-            n_layers=c[2].number_input(ui.tr("train.n_layers"), 1, 8, base.n_layers, key="train_layers"),
-            n_heads=c[3].number_input(ui.tr("train.n_heads"), 1, 16, base.n_heads, key="train_heads"),
+            d_model=number(c[1], "train.d_model", 16, 256, base.d_model, "train_width", 16),
+            n_layers=number(c[2], "train.n_layers", 1, 8, base.n_layers, "train_layers"),
+            n_heads=number(c[3], "train.n_heads", 1, 16, base.n_heads, "train_heads"),
         )
     return name, over
 
@@ -117,10 +132,10 @@ def architecture_form():
 def training_form() -> TrainConfig:
     c = st.columns(4)
     return TrainConfig(
-        steps=int(c[0].number_input(ui.tr("train.steps"), 10, 20000, 600, 50, key="train_steps")),
-        lr=c[1].number_input(ui.tr("train.lr"), 1e-5, 1e-1, 3e-3, format="%.4f", key="train_lr"),
-        batch_size=int(c[2].number_input(ui.tr("train.batch"), 4, 512, 64, 4, key="train_batch")),
-        optimizer=c[3].selectbox(ui.tr("train.optimizer"), OPTIMIZERS, key="train_opt", help=ui.tr("train.optimizer_help")),
+        steps=int(number(c[0], "train.steps", 10, 20000, 600, "train_steps", 50)),
+        lr=number(c[1], "train.lr", 1e-5, 1e-1, 3e-3, "train_lr", format="%.4f"),
+        batch_size=int(number(c[2], "train.batch", 4, 512, 64, "train_batch", 4)),
+        optimizer=choice(c[3], "train.optimizer", OPTIMIZERS, "train_opt", help=ui.tr("train.optimizer_help")),
         eval_every=50, eval_batches=1, sample_every=100, warmup_steps=50,  # 256 val names: ~0.1 s an evaluation
     )
 
@@ -154,21 +169,21 @@ def live() -> None:
         st.warning(ui.tr("train.unattended", seconds=int(ui.job_registry().grace_s)))
     last = snap.last or {}
     c = st.columns(4)
-    c[0].metric(ui.tr("train.m_loss"), f"{last['main_loss']:.3f}" if last else "-")
-    c[1].metric(ui.tr("train.m_val"), f"{snap.val_losses[-1][1]:.3f}" if snap.val_losses else "-")
-    c[2].metric(ui.tr("train.m_speed"), f"{last['tokens_per_sec']:,.0f}" if last else "-")
+    c[0].metric(ui.tr("train.m_loss"), ui.num(last.get('main_loss'), 3))
+    c[1].metric(ui.tr("train.m_val"), ui.num(snap.val_losses[-1][1] if snap.val_losses else None, 3))
+    c[2].metric(ui.tr("train.m_speed"), ui.num(last.get('tokens_per_sec')))
     c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-", help=ui.tr("train.m_dropped_help"))
     buttons = st.columns(3)
     buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
     if snap.history:
-        frame = loss_frame(snap.history)
-        st.line_chart(frame, x="step", y="value", color="series", height=260, x_label=ui.tr("chart.step"),
+        frame = loss_frame(snap.history, ui.lang())
+        st.line_chart(frame, x="step", y="value", color=ui.tr("chart.loss.series"), height=260, x_label=ui.tr("chart.step"),
                       y_label=ui.tr("train.nats"))
         load = expert_load_history(snap.history, cfg)
         if load["layers"]:
             left, right = st.columns(2)
-            left.plotly_chart(expert_load_bars(load, ui.lang()), width="stretch", key="train_load")
-            right.plotly_chart(imbalance_figure(load, ui.lang()), width="stretch", key="train_imbalance")
+            left.plotly_chart(ui.shown(expert_load_bars(load, ui.lang())), width="stretch", key="train_load")
+            right.plotly_chart(ui.shown(imbalance_figure(load, ui.lang())), width="stretch", key="train_imbalance")
         split = domain_mi_history(snap.history, cfg)
         if split["steps"]:  # only runs on a corpus with domains measure it, from their first eval step
             domain_split(split, job.data.domain_labels)
@@ -182,9 +197,9 @@ def domain_split(split, domains: list[str]) -> None:
     """The live I(domain; expert) curve beside the untrained model, and how many times higher it is now."""
     layer = ui.tr("chart.layer", layer=split["layers"][split["best"]])
     ratio = split["ratio"]
-    st.metric(ui.tr("train.m_domain_ratio", layer=layer), "∞" if math.isinf(ratio) else f"{ratio:.1f}×",
+    st.metric(ui.tr("train.m_domain_ratio", layer=layer), "∞" if math.isinf(ratio) else ui.num(ratio, 1) + "×",
               help=ui.tr("train.m_domain_ratio_help"))
-    st.plotly_chart(domain_mi_curve(split, ui.lang()), width="stretch", key="train_domain_mi")
+    st.plotly_chart(ui.shown(domain_mi_curve(split, ui.lang())), width="stretch", key="train_domain_mi")
     st.caption(ui.tr("train.domain_mi_caption", domains=" / ".join(domain_name(d, ui.lang()) for d in domains)))
 
 

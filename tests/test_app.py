@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dsmini.i18n import fmt_int
 from dsmini.job_slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
@@ -43,10 +44,30 @@ def test_home_shows_model_card_diagram_and_generates(at, lang):
     assert len(charts(at)) == 1  # the architecture diagram
     labels = [m.label for m in at.metric]
     assert ui.t("home.val_loss", lang) in labels
+    total = ui.load_by_name(at.session_state["checkpoint"]).param_counts["main"]["total"]
+    params = next(m.value for m in at.metric if m.label == ui.t("home.params", lang))
+    assert params == fmt_int(total, lang) and total > 1000  # grouped as the language writes numbers
+    assert ("\u202f" in params) == (lang == "ru") and ("," in params) == (lang == "en")
     at.button(key="home_generate").click().run()
     no_errors(at)
     names = at.session_state["home_names"]
     assert len(names) == 10 and all(names)
+    assert " · ".join(f"**{n}**" for n in names) in [m.value for m in at.markdown]
+
+
+def test_home_forgets_the_names_of_the_previous_model(at):
+    at.run()  # an English session opens on en-names
+    assert at.selectbox(key="checkpoint").value == "en-names"
+    at.button(key="home_generate").click().run()
+    shown = " · ".join(f"**{n}**" for n in at.session_state["home_names"])
+    assert shown in [m.value for m in at.markdown]
+    at.session_state["checkpoint"] = "ru-names"  # the sidebar's pick (AppTest loses the sidebar after a click)
+    at.run()
+    no_errors(at)
+    assert any(m.value == "ru-names" for m in at.metric)
+    assert shown not in [m.value for m in at.markdown]  # the new card shows no names of the old model
+    at.button(key="home_generate").click().run()
+    assert all(name.strip("…").isalpha() for name in at.session_state["home_names"])
 
 
 def test_sidebar_lists_shipped_checkpoints_and_switches(at):
@@ -112,6 +133,10 @@ def test_generate_page_extreme_widget_values(at):
     at.button[0].click().run()
     no_errors(at)
     assert all(len(n) <= 1 for n in at.session_state["gen_names"])
+    shown = at.session_state["gen_shown"]
+    assert all(s in (n, n + "…") for s, n in zip(shown, at.session_state["gen_names"]))
+    assert any(s.endswith("…") for s in shown)  # one letter: a name the model had not ended is marked
+    assert ui.t("gen.cut_legend", "en") in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -134,7 +159,8 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
         time.sleep(0.5)
     no_errors(at)
     loss = next(m for m in at.metric if m.label == ui.t("train.m_loss", lang))
-    assert float(loss.value) > 0
+    assert float(loss.value.replace(",", ".")) > 0  # Russian: a decimal comma
+    assert ("," in loss.value) == (lang == "ru")
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the live loss curve
     at.button(key="train_stop").click().run()
     deadline = time.time() + 30
@@ -144,6 +170,21 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     no_errors(at)
     assert at.button(key="train_resume")  # finished actions are offered
     assert ui.t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text
+
+
+def test_train_settings_survive_a_visit_to_another_page(at):
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.selectbox(key="train_corpus").set_value("ru-names")
+    at.number_input(key="train_steps").set_value(1234)
+    at.number_input(key="train_lr").set_value(0.01).run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.selectbox(key="train_preset").value == "tiny" and at.selectbox(key="train_corpus").value == "ru-names"
+    assert at.number_input(key="train_steps").value == 1234 and at.number_input(key="train_lr").value == 0.01
+    assert at.number_input(key="train_batch").value == 64  # untouched: still the default
 
 
 def test_figures_are_built_once_for_every_session_that_shows_them():
@@ -164,3 +205,17 @@ def test_figures_are_built_once_for_every_session_that_shows_them():
     for i in range(ui.MAX_FIGURES + 10):
         ui.figure(chart, view, f"lang{i}")
     assert len(ui._FIGURES) == ui.MAX_FIGURES
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_large_text_switch_scales_the_charts(at, lang):
+    at.session_state["lang"] = lang
+    at.run()
+    (normal,) = charts(at)
+    at.toggle(key="large_text").set_value(True).run()
+    no_errors(at)
+    (large,) = charts(at)  # the architecture diagram
+    assert large["layout"]["font"]["size"] == round(12 * ui.LARGE_TEXT_SCALE)
+    assert large["layout"]["height"] > normal["layout"]["height"]
+    if lang == "ru":  # a decimal comma and a narrow no-break space on ticks and hover numbers
+        assert large["layout"]["separators"] == ",\u202f"

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
+from dsmini.i18n import parse_num
 from dsmini.model import DSMini
 from dsmini.probes.attention import sample_name
 from pages import _ui as ui
@@ -92,7 +93,7 @@ def test_kv_cache_page_measures_every_type_and_times_absorbed_decode(at, lang):
     assert list(v2.iloc[:, 2]) == list(v3.iloc[:, 2]) == [32_768, 2048, 256, 576, 704, 576, 576]
     assert list(v2.iloc[:, 3]) == [n * 60 for n in (32_768, 2048, 256, 576, 704, 576, 576)]
     assert [m.label for m in at.metric] == [ui.t(k, lang) for k in ("kv.naive", "kv.absorbed", "kv.speedup")]
-    assert all(float(m.value.rstrip("×")) > 0 for m in at.metric)
+    assert all(parse_num(m.value.rstrip("×"), lang) > 0 for m in at.metric)
     assert [s.value.split(":")[0] for s in at.success] == [
         ui.t("kv.match_ok", lang, n=7).split(":")[0], ui.t("kv.same_ok", lang, diff="#").split(":")[0],
     ]

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import ModelConfig, preset
+from dsmini.i18n import parse_num
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
 from pages import _ui as ui
@@ -65,7 +66,7 @@ def check_mtp_page(at, lang: str, n: int) -> None:
     assert metrics[ui.t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
     greedy = float(metrics[ui.t("mtp.m_greedy", lang)].rstrip("%"))
     assert 50 < greedy <= 100  # the shipped MTP heads draft well
-    assert 1.2 < float(metrics[ui.t("mtp.m_cpf", lang)]) <= 2.0
+    assert 1.2 < parse_num(metrics[ui.t("mtp.m_cpf", lang)], lang) <= 2.0
     by_position, by_letter, timeline = charts(at)
     assert [d["type"] for d in by_position["data"]] == ["bar", "bar", "scatter"]  # greedy, sampled, the V3 band's key
     band = by_position["layout"]["shapes"][0]
@@ -92,8 +93,8 @@ def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
     check_mtp_page(at, "ru", 8)
     assert at.segmented_control(key="mtp_run").value == "sampled"
     metrics = {m.label: m.value for m in at.metric}
-    spec = float(metrics[ui.t("mtp.m_spec_speed", "ru")].replace(",", ""))
-    plain = float(metrics[ui.t("mtp.m_plain_speed", "ru")].replace(",", ""))
+    spec = parse_num(metrics[ui.t("mtp.m_spec_speed", "ru")], "ru")
+    plain = parse_num(metrics[ui.t("mtp.m_plain_speed", "ru")], "ru")
     assert spec > 0 and plain > 0 and metrics[ui.t("mtp.m_speedup", "ru")].endswith("×")
     at.run()  # the measurement stays on screen (cached) across reruns
     assert ui.t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
@@ -128,7 +129,9 @@ def test_compare_page_shipped_pair_side_by_side(lang):
     facts, config = (df.value for df in at.dataframe)
     assert len(config) == len(dataclasses.fields(ModelConfig))
     differing = set(config[config.iloc[:, -1] == "≠"].iloc[:, 0])
-    assert differing == {"vocab_size", "block_size", "dropout"}  # same preset, different corpora
+    # same preset, different corpora; each field in words, with its name in the code
+    assert differing == {f"{ui.t(f'cmp.field.{key}', lang)} ({key})" for key in ("vocab_size", "block_size", "dropout")}
+    assert f"{ui.t('cmp.field.q_lora_rank', lang)} (q_lora_rank)" in set(config.iloc[:, 0])
     assert list(facts.columns[1:3]) == ["A: en-names", "B: ru-names"]
     cache_row = facts[facts.iloc[:, 0] == ui.t("cmp.fact.cache_bytes_per_token", lang)]
     assert cache_row.iloc[0, 1:3].tolist() == ["640", "640"]  # MLA (32 + 8) x 4 layers x 4 bytes, both
@@ -153,7 +156,8 @@ def test_compare_page_same_model_twice_then_a_plain_model(with_plain_model):
     no_errors(at)
     facts, config = (df.value for df in at.dataframe)
     assert (config.iloc[:, -1] == "≠").all()  # only the differing fields are listed
-    assert {"attn_type", "ffn_type", "mtp_depth", "d_model", "n_layers"} <= set(config.iloc[:, 0])
+    fields = {"attn_type", "ffn_type", "mtp_depth", "d_model", "n_layers"}
+    assert {f"{ui.t(f'cmp.field.{key}', 'en')} ({key})" for key in fields} <= set(config.iloc[:, 0])
     assert len(at.warning) == 1 and "'E'" in at.warning[0].value
     assert len([m for m in at.markdown if m.value.startswith("1. ")]) == 1  # en-names still writes names
 

@@ -1,7 +1,6 @@
-"""Charts: figures built from plain data have the data's shape, localised titles, and empty states;
-i18n: every string exists in both languages with the same placeholders."""
+"""Charts: figures built from plain data have the data's shape, localised titles, and empty states
+(the string catalogue itself: tests/test_i18n.py)."""
 
-import string
 
 import plotly.graph_objects as go
 import pytest
@@ -13,7 +12,7 @@ from dsmini.charts.common import ACTUAL_COLOR
 from dsmini.charts.training import MAX_LINE_POINTS
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
-from dsmini.i18n import LANGUAGES, STRINGS, t
+from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.probes import expert_load_history, trace_name
 
@@ -36,23 +35,6 @@ def trace(tok):
 def dense_trace(tok):
     cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=12, ffn_type="dense")
     return trace_name(DSMini(cfg), tok, "анна")
-
-
-def _fields(text):
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-
-
-def test_i18n_complete_and_consistent():
-    for key, entry in STRINGS.items():
-        assert set(entry) == set(LANGUAGES), key
-        assert all(entry[lang].strip() for lang in LANGUAGES), key
-        assert _fields(entry["en"]) == _fields(entry["ru"]), key
-
-
-def test_i18n_lookup_and_fallbacks():
-    assert t("chart.layer", "ru", layer=2) == "слой 2"
-    assert t("chart.layer", "de", layer=2) == "layer 2"  # unknown language -> English
-    assert t("no.such.key", "ru") == "no.such.key"
 
 
 @pytest.mark.parametrize(
@@ -158,3 +140,17 @@ def test_expert_load_figures_empty_and_long():
     long = charts.imbalance_figure(expert_load_history(_history(1001)))
     xs = list(long.data[0].x)
     assert len(xs) <= MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001
+
+
+def test_for_display_scales_fonts_and_sets_number_marks_without_touching_the_shared_figure():
+    from dsmini.charts.common import for_display
+
+    fig = charts.architecture_figure(preset("small"), "ru")
+    before = fig.to_plotly_json()
+    assert for_display(fig, "en") is fig  # nothing to change: no copy
+    big = for_display(fig, "ru", 1.5)
+    assert big.layout.separators == ",\u202f" and big.layout.font.size == 18
+    sized = [a.font.size for a in fig.layout.annotations if a.font.size]
+    assert sized and [a.font.size for a in big.layout.annotations if a.font.size] == [round(s * 1.5) for s in sized]
+    assert big.layout.height > fig.layout.height
+    assert fig.to_plotly_json() == before  # the shared figure is as built

@@ -33,6 +33,15 @@ def test_sample_respects_prefix_and_count(trained, capsys):
     assert len(lines) == 4 and all(line.startswith("Ан") for line in lines)
 
 
+def test_sample_marks_names_cut_at_the_max_length(trained, capsys):
+    assert main(["sample", "--checkpoint", str(trained / "toy"), "--prefix", "Ан", "-n", "6", "--max-len", "3",
+                 "--seed", "3"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 6 and all(len(line) <= 2 or line == line[:3] + "…" for line in lines)
+    assert any(line.endswith("…") for line in lines) and "cut at the maximum length" in captured.err
+
+
 def test_resume_continues_to_new_step_budget(trained, capsys):
     args = ["train", "--corpus", str(trained / "names.txt"), "--preset", "tiny", "--steps", "25", "--eval-every", "5",
             "--sample-every", "0", "--batch-size", "8", "--out", str(trained), "--name", "toy", "--resume"]

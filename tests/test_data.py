@@ -467,6 +467,7 @@ def test_conflicting_duplicates_keep_the_first_label_and_are_counted():
     assert corpus.domains == ["ru", "en", "other"]
     assert (corpus.dropped.duplicates, corpus.dropped.conflicting, corpus.dropped.total) == (1, 1, 2)
     assert corpus.dropped.describe() == "1 repeated, 1 in several domains"
+    assert corpus.dropped.describe(lang="ru") == "повторы: 1, в нескольких доменах: 1"
     lower = corpus_from_bytes(data, lowercase=True)  # lowercase first: "анна" now clashes with "Анна"
     assert lower.names == ["анна", "sasha"] and lower.domains == ["ru", "en"]
     assert (lower.dropped.duplicates, lower.dropped.conflicting) == (1, 2)

@@ -143,6 +143,8 @@ def test_loss_frame():
     assert "aux" in set(frame["series"]) and not frame["value"].isna().any()
     assert frame[frame["series"] == "train"]["step"].tolist() == [1, 3]
     assert loss_frame([]).empty
+    ru = loss_frame(_history(), "ru")  # the legend's title and entries are in the page's language
+    assert list(ru.columns) == ["step", "кривая", "value"] and set(ru["кривая"]) == {"обучение", "валидация", "MTP-1"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +196,10 @@ def test_generate_view_names_and_the_first_names_trace(shipped):
     assert view.picked == view.names[0] and view.trace == name_trace(ckpt, view.picked)
     assert len(view.trace.labels) == len(view.picked) + 1
     assert generate_view(ckpt, GenerateSettings(prefix="Крас", n=5)).names == view.names  # seeded
+    short = generate_view(ckpt, GenerateSettings(prefix="Крас", n=20, max_len=6))
+    assert len(short.finished) == 20 and all(len(name) <= 6 for name in short.names)
+    assert all(done or len(name) == 6 for name, done in zip(short.names, short.finished))  # a cut name is full
+    assert not all(short.finished)  # Крас + 2 letters: most names do not end by then
 
 
 def test_home_view_is_the_checkpoints_card(shipped):
@@ -202,6 +208,8 @@ def test_home_view_is_the_checkpoints_card(shipped):
     assert (card.config, card.param_counts, card.corpus) == (ckpt.model_config, ckpt.param_counts, "en-names")
     assert card.val_loss == ckpt.summary["val_loss"]
     assert len(home_names(ckpt, HomeSettings(n=3))) == 3
+    # a cut name is shown with the mark: the model's limit is 15 characters, few names reach it
+    assert all(len(name) <= ckpt.model_config.block_size - 1 or name.endswith("…") for name in home_names(ckpt))
 
 
 def test_attention_view_opens_on_the_sample_name(shipped):

@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..i18n import t
+from ..i18n import plotly_separators, t
 
 # (outline, fill) per kind of block in the architecture diagram
 COLORS = {
@@ -73,3 +73,44 @@ def on_subplot(i: int) -> dict[str, str]:
     """Axis references of subplot i (1-based, row by row): x/y for the first, x{i}/y{i} after."""
     suffix = str(i) if i > 1 else ""
     return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+BASE_FONT_SIZE = 12  # Plotly's default, which every figure here inherits unless it sets its own
+
+
+def for_display(fig: go.Figure, lang: str, scale: float = 1.0) -> go.Figure:
+    """`fig` as a session shows it: the language's number marks on ticks and hover numbers
+    (`layout.separators`), and every font scaled by `scale` (the sidebar's large-text switch, for a
+    projector). The one place every figure passes through on its way to the page (pages/_ui.py).
+
+    Returns `fig` itself when nothing changes; else a copy, so a figure shared by sessions stays as built.
+    """
+    separators = plotly_separators(lang)
+    if scale == 1.0 and separators == plotly_separators("en"):
+        return fig
+    shown = go.Figure(fig)
+    shown.update_layout(separators=separators)
+    if scale != 1.0:
+        _scale_fonts(shown, scale)
+    return shown
+
+
+def _scale_fonts(fig: go.Figure, scale: float) -> None:
+    layout = fig.layout
+    layout.font.size = round((layout.font.size or BASE_FONT_SIZE) * scale)
+    for font in _explicit_fonts(fig):
+        font.size = round(font.size * scale)
+    if layout.height:  # bigger text needs more room; the width follows the page
+        layout.height = round(layout.height * (1 + (scale - 1) / 2))
+
+
+def _explicit_fonts(fig: go.Figure):
+    """The fonts a figure sized itself (titles, annotations, axis ticks, trace text); the rest inherit."""
+    layout = fig.layout
+    candidates = [layout.title.font, layout.legend.font, *(a.font for a in layout.annotations)]
+    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        candidates += [axis.tickfont, axis.title.font]
+    for trace in fig.data:
+        candidates += [getattr(trace, name) for name in ("textfont", "insidetextfont", "outsidetextfont")
+                       if hasattr(trace, name)]
+    return [font for font in candidates if font is not None and font.size]

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..checkpoint import Checkpoint
 from ..config import ModelConfig
-from ..generate import generate
+from ..generate import Generated, generate
 from .routing import NameTrace, trace_name
 
 
@@ -32,15 +32,21 @@ class GenerateSettings:
 @dataclass(frozen=True)
 class GenerateView:
     names: list[str]  # "" where a name came out empty
+    finished: list[bool]  # per name: the model ended it (False: cut at the max length)
     picked: str  # the name traced: the first non-empty one, the page's default pick ("" if none)
     trace: NameTrace
 
 
-def generated_names(ckpt: Checkpoint, settings: GenerateSettings) -> list[str]:
-    """Seeded names ("" where a name came out empty)."""
+def generated(ckpt: Checkpoint, settings: GenerateSettings) -> list[Generated]:
+    """Seeded names, each with whether the model ended it (text "" where a name came out empty)."""
     s = settings
-    return [g.text for g in generate(ckpt.model, ckpt.tokenizer, prefix=s.prefix, n=s.n, temperature=s.temperature,
-                                     top_k=s.top_k, top_p=s.top_p, max_len=s.max_len, seed=s.seed)]
+    return generate(ckpt.model, ckpt.tokenizer, prefix=s.prefix, n=s.n, temperature=s.temperature,
+                    top_k=s.top_k, top_p=s.top_p, max_len=s.max_len, seed=s.seed)
+
+
+def generated_names(ckpt: Checkpoint, settings: GenerateSettings) -> list[str]:
+    """Seeded names' texts ("" where a name came out empty)."""
+    return [g.text for g in generated(ckpt, settings)]
 
 
 def name_trace(ckpt: Checkpoint, name: str) -> NameTrace:
@@ -50,9 +56,10 @@ def name_trace(ckpt: Checkpoint, name: str) -> NameTrace:
 
 def generate_view(ckpt: Checkpoint, settings: GenerateSettings = GenerateSettings()) -> GenerateView:
     """The names of `settings` and the trace of the one the page picks first."""
-    names = generated_names(ckpt, settings)
+    made = generated(ckpt, settings)
+    names = [g.text for g in made]
     picked = next((name for name in names if name), "")
-    return GenerateView(names, picked, name_trace(ckpt, picked))
+    return GenerateView(names, [g.finished for g in made], picked, name_trace(ckpt, picked))
 
 
 @dataclass(frozen=True)
@@ -79,5 +86,6 @@ def home_view(ckpt: Checkpoint) -> HomeView:
 
 
 def home_names(ckpt: Checkpoint, settings: HomeSettings = HomeSettings()) -> list[str]:
-    """The Home button's names: unseeded on purpose, so every press shows new ones (never cached)."""
-    return [g.text for g in generate(ckpt.model, ckpt.tokenizer, n=settings.n, temperature=settings.temperature)]
+    """The Home button's names as shown (a cut one ends in CUT_MARK): unseeded on purpose, so every press
+    shows new ones (never cached)."""
+    return [g.shown for g in generate(ckpt.model, ckpt.tokenizer, n=settings.n, temperature=settings.temperature)]

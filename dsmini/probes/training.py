@@ -12,6 +12,7 @@ import pandas as pd
 from ..config import ModelConfig
 from ..corpora import Corpus, Dropped
 from ..data import CorpusStats, corpus_stats
+from ..i18n import DEFAULT_LANGUAGE, t
 
 
 def expert_load_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:
@@ -51,22 +52,24 @@ def _shares(load: list[int]) -> list[float]:
     return [c / total if total else 0.0 for c in load]
 
 
-def loss_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
+def loss_frame(history: list[dict[str, Any]], lang: str = DEFAULT_LANGUAGE) -> pd.DataFrame:
     """Losses in long format (step, series, value) for st.line_chart / Vega-Lite, which redraws in
     place as rows arrive. One row per finite value; missing values (val on non-eval steps) are skipped.
 
     Series: "train" (next-character loss), "val", "mtp-k" per MTP depth, and "aux" only if the run
-    used a load-balancing loss (a flat zero line would only squash the others).
+    used a load-balancing loss (a flat zero line would only squash the others), named in `lang`; the
+    series column is named in `lang` too, as the chart's legend title (`chart.loss.series`).
     """
+    train, val, aux = (t(f"chart.loss.{name}", lang) for name in ("train", "val", "aux"))
     uses_aux = any(h.get("aux_loss") for h in history)
     rows = []
     for h in history:
-        values = [("train", h.get("main_loss")), ("val", h.get("val_loss"))]
-        values += [(f"mtp-{k}", v) for k, v in enumerate(h.get("mtp_losses") or [], start=1)]
+        values = [(train, h.get("main_loss")), (val, h.get("val_loss"))]
+        values += [(t("chart.loss.mtp", lang, k=k), v) for k, v in enumerate(h.get("mtp_losses") or [], start=1)]
         if uses_aux:
-            values.append(("aux", h.get("aux_loss")))
+            values.append((aux, h.get("aux_loss")))
         rows += [(h["step"], series, float(v)) for series, v in values if v is not None and math.isfinite(v)]
-    return pd.DataFrame(rows, columns=["step", "series", "value"])
+    return pd.DataFrame(rows, columns=["step", t("chart.loss.series", lang), "value"])
 
 
 def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:
