@@ -11,6 +11,7 @@ from dsmini.charts.routing import expert_choice, step_candidates_figure
 from dsmini.charts.shootout import mi_by_router_figure, router_label
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
+from dsmini.generate import marked
 from dsmini.probes import domain_mi_history, lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
 from dsmini.probes.generation import generate_view
@@ -59,11 +60,13 @@ def names_step(lang: str) -> None:
         return
     view = ui.computed(generate_view, ckpt, plan.NAMES)
     names = view.names
+    shown = [marked(name, done) for name, done in zip(names, view.finished)]
     st.markdown(tr("lesson.s1.do", prefix=plan.PREFIX, name=names[0]))
-    st.markdown(tr("lesson.s1.names", prefix=plan.PREFIX, names=" · ".join(f"**{n}**" for n in names)))
+    st.markdown(tr("lesson.s1.names", prefix=plan.PREFIX, names=" · ".join(f"**{n}**" for n in shown)))
     _chart(routing_figure(view.trace, lang), 1)
     _notice(tr("lesson.s1.notice", k=ckpt.model_config.top_k, n=ckpt.model_config.n_routed_experts))
-    _open(1, "generate", checkpoint=ckpt.name, gen_prefix=plan.PREFIX, gen_names=names, gen_for=ckpt.name)
+    _open(1, "generate", checkpoint=ckpt.name, gen_prefix=plan.PREFIX, gen_names=names, gen_shown=shown,
+          gen_for=ui.checkpoint_identity(ckpt))
 
 
 def _walk(ckpt: Checkpoint) -> list[DecodeStep]:
