@@ -15,7 +15,7 @@ from dsmini.charts.routing import expert_choice, step_candidates_figure, step_ta
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
 from dsmini.generate import next_token_probs
-from dsmini.i18n import t
+from dsmini.i18n import fmt_num, t
 from dsmini.model import DSMini
 from dsmini.probes import trace_name
 from dsmini.probes.routing import STEP_CANDIDATES, step_once
@@ -209,7 +209,7 @@ def test_step_table_rows_and_headers(model, tok):
             assert column == [expert_choice(s, layer, lang) for s in steps]
     first = expert_choice(steps[0], 1, "ru")
     e0, e1 = steps[0].experts[1]
-    assert first.startswith(f"эксперт {e0} (") and f" · эксперт {e1} (" in first
+    assert first.startswith(f"эксперт {e0} (0,") and f" · эксперт {e1} (0," in first  # decimal comma
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +257,8 @@ def test_next_three_times_then_reset(at, lang):
     assert len(history) == 3 and history[t("gen.step.col_name", lang)].tolist()[-1] == text
     assert at.get("plotly_chart")  # the last step's candidates
     shown = " ".join(m.value for m in at.markdown)
-    assert t("gen.step.last", lang, step=3, fed=steps[-1].fed, char=steps[-1].char, p=f"{steps[-1].prob:.3f}") in shown
+    p = fmt_num(steps[-1].prob, 3, lang)  # 0,358 in Russian
+    assert t("gen.step.last", lang, step=3, fed=steps[-1].fed, char=steps[-1].char, p=p) in shown
     assert t("gen.step.layer_experts", lang, layer=1, experts="").strip() in shown
     _press(at, "gen_step_reset")
     assert at.session_state["gen_steps"] == []

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..data import BOUNDARY_SYMBOL
-from ..i18n import t
+from ..i18n import fmt_num, t
 from ..probes.routing import DecodeStep, NameTrace
 from .common import ACTUAL_COLOR, OTHER_COLOR, char_axis, message_figure, rounded, show_char
 
@@ -119,7 +119,7 @@ def expert_choice(step: DecodeStep, layer: int, lang: str = "en") -> str:
     """The routed experts `layer` chose for the character the step read, heaviest first:
     "expert 3 (0.61) · expert 0 (0.39)"."""
     return " · ".join(
-        f"{t('chart.routing.expert', lang, expert=e)} ({w:.2f})"
+        f"{t('chart.routing.expert', lang, expert=e)} ({fmt_num(w, 2, lang)})"
         for e, w in zip(step.experts[layer], step.gate_weights[layer])
     )
 
