@@ -71,6 +71,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Content vs position: where each score comes from",
         "ru": "Содержание или позиция: из чего складывается оценка",
     },
+    "attention.selection_caption.dsa": {
+        "en": "DSA: a small lightning indexer scored every earlier character, and this query's attention saw only "
+              "its top-{k} picks (coloured, outlined), the same picks for every head; grey ones got exactly zero weight.",
+        "ru": "DSA: маленький индексатор оценил все предыдущие символы, и внимание запроса видело только его top-{k} "
+              "(цветные, в рамке), одни и те же для всех голов; серые получили ровно нулевой вес.",
+    },
+    "attention.selection_caption.loglinear": {
+        "en": "Log-linear: the past splits into Fenwick buckets of 1, 2, 4, … characters, newest finest; levels below "
+              "{fine} are seen character by character, each coarser bucket (one outlined box) only as its mean.",
+        "ru": "Лог-линейное: прошлое делится на корзины Фенвика по 1, 2, 4, … символа, ближние мельче; уровни ниже "
+              "{fine} видны посимвольно, а каждая более крупная корзина (одна рамка) — только как среднее.",
+    },
+    "attention.selection_caption.moba": {
+        "en": "MoBA: keys come in blocks of {size}; each query saw its own block up to itself plus the top-{top} "
+              "earlier blocks its head's gate chose (outlined), and nothing of the grey blocks.",
+        "ru": "MoBA: ключи разбиты на блоки по {size}; каждый запрос видел свой блок до себя и top-{top} ранних "
+              "блоков, выбранных гейтом его головы (в рамке), и ничего из серых блоков.",
+    },
+    "attention.selection_title": {
+        "en": "What each query was allowed to see",
+        "ru": "Что каждому запросу было разрешено видеть",
+    },
     "attention.title": {"en": "Attention: who each character looks at", "ru": "Внимание: куда смотрит каждый символ"},
     "attention.too_long": {
         "en": "The name has {n} characters; this model reads at most {max_len}.",
@@ -188,6 +210,20 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "chart.attention.total": {"en": "total score", "ru": "полная оценка"},
     "chart.attention.weight": {"en": "attention", "ru": "внимание"},
+    "chart.selection.dsa_pick": {"en": "top-k pick", "ru": "выбран в top-k"},
+    "chart.selection.excluded": {"en": "not allowed to see", "ru": "не разрешено видеть"},
+    "chart.selection.kinds": {"en": "the selection", "ru": "выбор"},
+    "chart.selection.level_fine": {"en": "level {level}: one by one", "ru": "уровень {level}: посимвольно"},
+    "chart.selection.level_pooled": {
+        "en": "level {level}: bucket of {size}, pooled", "ru": "уровень {level}: корзина из {size}, среднее",
+    },
+    "chart.selection.moba_chosen": {"en": "chosen block", "ru": "выбранный блок"},
+    "chart.selection.moba_own": {"en": "own block", "ru": "свой блок"},
+    "chart.selection.title": {
+        "en": "{kind}, layer {layer}, head {head}: what each query saw (grey: left out)",
+        "ru": "{kind}, слой {layer}, голова {head}: что видел каждый запрос (серое — исключено)",
+    },
+    "chart.selection.weights": {"en": "attention weight", "ru": "вес внимания"},
     "chart.cache.block": {"en": "block_size = {n}", "ru": "block_size = {n}"},
     "chart.cache.bytes": {"en": "cache, bytes (float32)", "ru": "кэш, байт (float32)"},
     "chart.cache.col_analytic": {"en": "values / token (Table 1)", "ru": "значений / токен (табл. 1)"},
