@@ -73,6 +73,7 @@ MODEL_HELP = {
     "bias_update_speed": "aux-loss-free bias step gamma (sigmoid_bias router)",
     "capacity_factor": "expert capacity factor; tokens over capacity are dropped (omit = no dropping)",
     "mtp_depth": "multi-token prediction depth D (0 = off)",
+    "mtp_layers": "transformer blocks per MTP module (DeepSeek-V3: 1)",
     "mtp_lambda": "MTP loss weight lambda",
 }
 TRAIN_HELP = {

@@ -64,6 +64,7 @@ class ModelConfig:
     capacity_factor: float | None = None  # None -> no token dropping
     # mtp (DeepSeek-V3 §2.2)
     mtp_depth: int = 1  # D sequential MTP modules; 0 = off
+    mtp_layers: int = 1  # transformer blocks per MTP module (V3 §2.2: one; the seed nanoGPT: two)
     mtp_lambda: float = 0.3
 
     def __post_init__(self) -> None:
@@ -107,9 +108,22 @@ class ModelConfig:
     @property
     def moe_block_ids(self) -> list[int]:
         """Every block with an MoE FFN, in the order of `ModelOutput.routing` and
-        `StepMetrics.expert_load`: the main layers, then the MTP blocks (depth k is block n_layers + k - 1)."""
-        mtp_blocks = range(self.n_layers, self.n_layers + self.mtp_depth) if self.ffn_type == "moe" else range(0)
+        `StepMetrics.expert_load`: the main layers, then the MTP blocks (`mtp_block_ids`)."""
+        mtp_blocks = self.mtp_block_ids if self.ffn_type == "moe" else range(0)
         return [*self.moe_layer_ids, *mtp_blocks]
+
+    @property
+    def n_mtp_blocks(self) -> int:
+        return self.mtp_depth * self.mtp_layers
+
+    @property
+    def mtp_block_ids(self) -> range:
+        """Block ids of the MTP modules' blocks, after the main layers: block j (from 0) of depth k
+        is n_layers + (k - 1) * mtp_layers + j."""
+        return range(self.n_layers, self.n_layers + self.n_mtp_blocks)
+
+    def mtp_block_id(self, depth: int, j: int) -> int:
+        return self.n_layers + (depth - 1) * self.mtp_layers + j
 
     @property
     def n_moe_layers(self) -> int:
@@ -240,6 +254,7 @@ def validate(c: ModelConfig) -> None:
         f"must be < block_size {c.block_size}, got {c.mtp_depth}",
     )
     _require(c.mtp_lambda >= 0, "mtp_lambda", f"must be >= 0, got {c.mtp_lambda}")
+    _require(c.mtp_layers >= 1, "mtp_layers", f"must be >= 1 (blocks per MTP module), got {c.mtp_layers}")
 
 
 def _validate_sparse(c: ModelConfig) -> None:

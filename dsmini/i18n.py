@@ -766,6 +766,26 @@ STRINGS: dict[str, dict[str, str]] = {
         "ru": "Жадное спекулятивное декодирование обязано давать ровно те же имена, что обычное жадное "
               "(generate с температурой 0): черновик лишь экономит проходы, каждый символ решает основная модель.",
     },
+    "mtp.depth_title": {"en": "Every depth, teacher-forced", "ru": "Каждая глубина с подсказкой истинных символов"},
+    "mtp.depth_caption": {
+        "en": "On {n} validation names, fed the true characters: how often the main model's top guess for the next "
+              "character is right, and how often MTP module k's guess for the character k + 1 ahead is (DeepSeek-V3 "
+              "§2.2: module k sees the true characters up to k ahead). Only depth 1 drafts when generating.",
+        "ru": "На {n} проверочных именах, с истинными символами на входе: как часто лучшая догадка основной модели о "
+              "следующем символе верна и как часто верна догадка MTP-модуля k о символе на k + 1 вперёд (DeepSeek-V3 "
+              "§2.2: модуль k видит истинные символы до k вперёд). При генерации черновики даёт только глубина 1.",
+    },
+    "mtp.depth_unknown": {
+        "en": "The validation names of this checkpoint are not available, so the accuracy per depth cannot be measured.",
+        "ru": "Проверочные имена этого чекпойнта недоступны, поэтому точность по глубинам не измерить.",
+    },
+    "mtp.depth_main": {"en": "main model", "ru": "основная модель"},
+    "mtp.depth_module": {"en": "MTP module {depth}", "ru": "MTP-модуль {depth}"},
+    "mtp.depth_target": {"en": "the character {ahead} ahead", "ru": "символ на {ahead} вперёд"},
+    "mtp.col_depth": {"en": "who predicts", "ru": "кто предсказывает"},
+    "mtp.col_predicts": {"en": "what", "ru": "что"},
+    "mtp.col_accuracy": {"en": "top-1 accuracy", "ru": "точность top-1"},
+    "mtp.col_positions": {"en": "positions", "ru": "позиций"},
     "mtp.by_position": {"en": "Acceptance by position in the name", "ru": "Доля принятых по позиции в имени"},
     "mtp.by_letter": {"en": "Acceptance by drafted letter", "ru": "Доля принятых по предложенной букве"},
     "mtp.by_letter_caption": {
