@@ -19,7 +19,7 @@ SPARSE_ATTN_TYPES = ("dsa", "moba", "loglinear")  # built on MLA's projections: 
 LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and RoPE key
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
-OPTIMIZERS = ("adamw", "muon")
+OPTIMIZERS = ("adamw", "muon", "muonclip")
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,8 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 64
     grad_accum: int = 1
-    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest
+    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest; "muonclip": + QK-clip
+    qk_clip_tau: float = 100.0  # muonclip: a head's max logit above τ is clipped (Kimi K2 §2.1 uses 100)
     lr: float = 3e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -348,6 +349,7 @@ class TrainConfig:
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
+            (self.qk_clip_tau > 0, "qk_clip_tau", "must be > 0 (the largest attention logit muonclip allows)"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
             (betas_ok, "betas", "must be two numbers in [0, 1)"),
             (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
