@@ -64,6 +64,7 @@ MODEL_HELP = {
     "ffn_type": f"feed-forward: {', '.join(FFN_TYPES)}",
     "d_ff": "dense SwiGLU hidden size",
     "n_dense_layers": "first layers that use a dense FFN instead of MoE",
+    "moe_every": "after those, every k-th block is MoE, the rest dense (GShard: 2; 1 = all)",
     "n_routed_experts": "routed experts per MoE layer",
     "n_shared_experts": "always-on shared experts per MoE layer",
     "top_k": "routed experts chosen per token",

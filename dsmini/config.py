@@ -54,6 +54,7 @@ class ModelConfig:
     d_ff: int = 192  # dense SwiGLU hidden size (matches shared + top_k experts' active size)
     # moe (DeepSeekMoE, V2 §2.2 / V3 §2.1.2)
     n_dense_layers: int = 1  # the first layers use a dense FFN, as DeepSeek does
+    moe_every: int = 1  # then every k-th block is MoE (GShard §2: k = 2, every other layer); 1 = all of them
     n_routed_experts: int = 8
     n_shared_experts: int = 1
     top_k: int = 2
@@ -97,13 +98,22 @@ class ModelConfig:
         return (self.block_size - 1).bit_length() + 1
 
     def is_moe_layer(self, layer_id: int) -> bool:
-        return self.ffn_type == "moe" and layer_id >= self.n_dense_layers
+        """Whether block `layer_id` has an MoE FFN: a main layer in `moe_layer_ids`, or any MTP block
+        of an MoE model."""
+        return self.ffn_type == "moe" and (layer_id >= self.n_layers or layer_id in self.moe_layer_ids)
 
     @property
     def moe_layer_ids(self) -> range:
-        """Main-model layers whose FFN is MoE: all after the first n_dense_layers (MTP blocks not
-        included). A range, so its length costs nothing even for the absurd sizes limits.py refuses."""
-        return range(self.n_dense_layers, self.n_layers) if self.ffn_type == "moe" else range(0)
+        """Main-model layers whose FFN is MoE, the one place that decides it: after the first
+        n_dense_layers (DeepSeek's first-k-dense rule), every `moe_every`-th block counting from the
+        model's first: blocks k-1, 2k-1, ... (GShard, Lepikhin et al. 2020 §2: an MoE layer in every
+        other block). MTP blocks not included. A range, so its length costs nothing even for the
+        absurd sizes limits.py refuses."""
+        if self.ffn_type != "moe":
+            return range(0)
+        k = self.moe_every
+        first = self.n_dense_layers + (k - 1 - self.n_dense_layers) % k  # first id >= n_dense with (id + 1) % k == 0
+        return range(first, self.n_layers, k)
 
     @property
     def moe_block_ids(self) -> list[int]:
@@ -241,6 +251,11 @@ def validate(c: ModelConfig) -> None:
             c.capacity_factor is None or c.capacity_factor > 0,
             "capacity_factor",
             f"must be > 0 or None (no dropping), got {c.capacity_factor}",
+        )
+        _require(
+            1 <= c.moe_every <= max(c.n_layers, 1),
+            "moe_every",
+            f"must be in [1, n_layers={c.n_layers}] (1 = every block after the dense ones), got {c.moe_every}",
         )
         _require(
             0 <= c.n_dense_layers <= c.n_layers,

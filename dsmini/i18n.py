@@ -775,13 +775,13 @@ STRINGS: dict[str, dict[str, str]] = {
               "следующем символе верна и как часто верна догадка MTP-модуля k о символе на k + 1 вперёд (DeepSeek-V3 "
               "§2.2: модуль k видит истинные символы до k вперёд). При генерации черновики даёт только глубина 1.",
     },
+    "mtp.depth_main": {"en": "main model", "ru": "основная модель"},
+    "mtp.depth_module": {"en": "MTP module {depth}", "ru": "MTP-модуль {depth}"},
+    "mtp.depth_target": {"en": "the character {ahead} ahead", "ru": "символ на {ahead} вперёд"},
     "mtp.depth_unknown": {
         "en": "The validation names of this checkpoint are not available, so the accuracy per depth cannot be measured.",
         "ru": "Проверочные имена этого чекпойнта недоступны, поэтому точность по глубинам не измерить.",
     },
-    "mtp.depth_main": {"en": "main model", "ru": "основная модель"},
-    "mtp.depth_module": {"en": "MTP module {depth}", "ru": "MTP-модуль {depth}"},
-    "mtp.depth_target": {"en": "the character {ahead} ahead", "ru": "символ на {ahead} вперёд"},
     "mtp.col_depth": {"en": "who predicts", "ru": "кто предсказывает"},
     "mtp.col_predicts": {"en": "what", "ru": "что"},
     "mtp.col_accuracy": {"en": "top-1 accuracy", "ru": "точность top-1"},
