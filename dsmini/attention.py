@@ -52,6 +52,23 @@ def softmax_last(scores: torch.Tensor) -> torch.Tensor:
     return e / e.sum(dim=-1, keepdim=True)
 
 
+def keep_max_logit(module: nn.Module, logits: torch.Tensor) -> None:
+    """QK-clip (Kimi K2 §2.1): keep, per head, the largest pre-softmax logit the module has produced
+    since the trainer last read `module.max_logit` (h,). logits: (b, h, s, t), -inf where masked.
+    Read from the forward pass's own scores: no second pass."""
+    head_max = logits.detach().amax(dim=(0, 2, 3)).float()
+    seen = module.max_logit
+    module.max_logit = head_max if seen is None else torch.maximum(seen, head_max)
+
+
+def logit_keeper(module: nn.Module):
+    """What `attend` calls with its scores: `keep_max_logit` while the trainer tracks this module's
+    logits in training (`track_max_logit`, set by dsmini.qk_clip), else None (the fused path stays)."""
+    if module.track_max_logit and module.training:
+        return lambda logits: keep_max_logit(module, logits)
+    return None
+
+
 def _has_fused_kernel(q: torch.Tensor, v: torch.Tensor) -> bool:
     """Whether scaled_dot_product_attention runs a fused kernel here. On a CPU it has one only when
     queries/keys and values share a head size; MLA's differ (qk_nope + qk_rope vs v_head_dim), and
@@ -59,14 +76,15 @@ def _has_fused_kernel(q: torch.Tensor, v: torch.Tensor) -> bool:
     return q.device.type != "cpu" or q.size(-1) == v.size(-1)
 
 
-def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0):
+def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0, on_logits=None):
     """Causal softmax attention. q: (b, h, s, d), k: (b, h, t, d), v: (b, h, t, e) -> (b, h, s, e).
 
-    Uses fused scaled_dot_product_attention when it has a fused kernel and the probabilities are not
-    asked for; else the scores are written out (the explorer gets the probabilities back).
+    Uses fused scaled_dot_product_attention when it has a fused kernel and neither the probabilities
+    nor the logits (`on_logits`, called with the masked scores (b, h, s, t)) are asked for; else the
+    scores are written out (the explorer gets the probabilities back).
     """
     s, t = q.size(-2), k.size(-2)
-    if not need_weights and _has_fused_kernel(q, v):
+    if not need_weights and on_logits is None and _has_fused_kernel(q, v):
         if s == 1:  # one new query sees every cached position
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale), None
         if s == t:
@@ -76,6 +94,8 @@ def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0):
     scores = einsum(q, k, "b h s d, b h t d -> b h s t") * scale
     if s > 1:  # a single new query sees every cached position: nothing to mask
         scores = scores.masked_fill(~causal_mask(s, t, q.device), float("-inf"))
+    if on_logits is not None:
+        on_logits(scores)
     probs = softmax_last(scores)
     out = F.dropout(probs, dropout_p) @ v if dropout_p else probs @ v
     return out, (probs if need_weights else None)
@@ -92,6 +112,7 @@ class MHA(nn.Module):
         self.wk = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wv = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
+        self.track_max_logit, self.max_logit = False, None  # QK-clip's per-head max logit (dsmini.qk_clip)
 
     def forward(self, x, rope, cache: KVCache | None = None, opts: ForwardOptions = ForwardOptions()):
         """x: (b, s, d_model) -> (b, s, d_model) and the AttnTrace when `opts.need_weights`; no
@@ -108,7 +129,7 @@ class MHA(nn.Module):
         k = repeat(k, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         v = repeat(v, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         dropout_p = self.dropout if self.training else 0.0
-        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p)
+        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p, logit_keeper(self))
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
         return y, (AttnTrace(probs) if opts.need_weights else None)
 
@@ -140,6 +161,7 @@ class MLA(nn.Module):
         self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank)
         self.wkv_b = nn.Linear(cfg.kv_lora_rank, cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.v_head_dim, cfg.d_model, bias=False)
+        self.track_max_logit, self.max_logit = False, None  # QK-clip's per-head max logit (dsmini.qk_clip)
 
     def _queries(self, x: torch.Tensor) -> torch.Tensor:
         q = self.wq_b(self.q_norm(self.wq_a(x))) if hasattr(self, "wq_a") else self.wq(x)
@@ -188,7 +210,7 @@ class MLA(nn.Module):
     def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
         """Causal softmax attention over every earlier position -> (out, probs, selection). The
         sparse types override this with their selection (x, start and cache are for them)."""
-        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p)
+        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p, logit_keeper(self))
         return out, probs, None
 
     def _score_parts(self, q_nope, w_uk, c_kv, q_rope, k_rope) -> tuple[torch.Tensor, torch.Tensor]:

@@ -82,11 +82,28 @@ LayerCache = KVCache | LatentCache | IndexedLatentCache
 
 
 @dataclass
+class StackCache:
+    """The caches of one MTP module's blocks (`mtp_layers` of them), which always hold the same
+    positions: `length` reads the first and sets them all, so forgetting rejected drafts is one line."""
+
+    blocks: list[LayerCache]
+
+    @property
+    def length(self) -> int:
+        return self.blocks[0].length
+
+    @length.setter
+    def length(self, value: int) -> None:
+        for block in self.blocks:
+            block.length = value
+
+
+@dataclass
 class ModelCache:
-    """Per-call KV cache for the main layers, plus the depth-1 MTP block's cache for drafting."""
+    """Per-call KV cache for the main layers, plus the depth-1 MTP module's (its blocks') for drafting."""
 
     layers: list[LayerCache]
-    mtp: LayerCache | None = None
+    mtp: StackCache | None = None
 
     @property
     def length(self) -> int:
@@ -138,12 +155,14 @@ def new_model_cache(
     cfg: ModelConfig, batch: int, max_len: int | None = None, device=None, dtype=torch.float32, with_mtp: bool = False
 ) -> ModelCache:
     """An empty cache for every main layer of a `cfg` model (max_len defaults to block_size); with
-    `with_mtp`, also one for the depth-1 MTP block, which speculative decoding drafts with."""
+    `with_mtp`, also one for each block of the depth-1 MTP module, which speculative decoding drafts with."""
     max_len = cfg.block_size if max_len is None else max_len
     if not 1 <= max_len <= cfg.block_size:
         raise ValueError(f"cache max_len must be in [1, block_size={cfg.block_size}], got {max_len}")
     layers = [new_layer_cache(cfg, batch, max_len, device, dtype) for _ in range(cfg.n_layers)]
-    mtp = new_layer_cache(cfg, batch, max_len, device, dtype) if with_mtp and cfg.mtp_depth else None
+    mtp = None
+    if with_mtp and cfg.mtp_depth:
+        mtp = StackCache([new_layer_cache(cfg, batch, max_len, device, dtype) for _ in range(cfg.mtp_layers)])
     return ModelCache(layers, mtp)
 
 

@@ -362,6 +362,9 @@ _HISTORY_COLUMNS: dict[str, tuple[Callable[[Any], bool], str]] = {
     # bits; a plug-in estimate can round to a hair below 0
     "domain_mi": (_or_null(_all(_is_number)), "null or a list of numbers"),
     "domain_mi_initial": (_or_null(_all(_is_number)), "null or a list of numbers"),
+    "qk_clipped": (_is_count, "an integer >= 0"),  # muonclip: heads rescaled in the step
+    "qk_max_logit": (_or_null(_is_number), "a finite number or null"),
+    "qk_min_gamma": (_is_amount, "a number >= 0"),
 }
 
 

@@ -398,6 +398,7 @@ def _progress(m, total: int, first: int, width: int = 30) -> str:
         f"\r{m.elapsed:6.0f}s step {m.step:>6}/{total} [{'#' * done}{'.' * (width - done)}] "
         f"loss {m.main_loss:.3f}{val} | {_k(m.tokens_per_sec_avg)} tok/s (run {_k(m.tokens_per_sec_run)}) "
         f"| ETA {_duration(left)}"
+        + (f" | qk-clip {m.qk_clipped} heads, max logit {m.qk_max_logit:.3g}" if m.qk_max_logit is not None else "")
     )
 
 

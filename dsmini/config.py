@@ -19,7 +19,7 @@ SPARSE_ATTN_TYPES = ("dsa", "moba", "loglinear")  # built on MLA's projections: 
 LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and RoPE key
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
-OPTIMIZERS = ("adamw", "muon")
+OPTIMIZERS = ("adamw", "muon", "muonclip")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class ModelConfig:
     d_ff: int = 192  # dense SwiGLU hidden size (matches shared + top_k experts' active size)
     # moe (DeepSeekMoE, V2 §2.2 / V3 §2.1.2)
     n_dense_layers: int = 1  # the first layers use a dense FFN, as DeepSeek does
+    moe_every: int = 1  # then every k-th block is MoE (GShard §2: k = 2, every other layer); 1 = all of them
     n_routed_experts: int = 8
     n_shared_experts: int = 1
     top_k: int = 2
@@ -64,6 +65,7 @@ class ModelConfig:
     capacity_factor: float | None = None  # None -> no token dropping
     # mtp (DeepSeek-V3 §2.2)
     mtp_depth: int = 1  # D sequential MTP modules; 0 = off
+    mtp_layers: int = 1  # transformer blocks per MTP module (V3 §2.2: one; the seed nanoGPT: two)
     mtp_lambda: float = 0.3
 
     def __post_init__(self) -> None:
@@ -96,20 +98,42 @@ class ModelConfig:
         return (self.block_size - 1).bit_length() + 1
 
     def is_moe_layer(self, layer_id: int) -> bool:
-        return self.ffn_type == "moe" and layer_id >= self.n_dense_layers
+        """Whether block `layer_id` has an MoE FFN: a main layer in `moe_layer_ids`, or any MTP block
+        of an MoE model."""
+        return self.ffn_type == "moe" and (layer_id >= self.n_layers or layer_id in self.moe_layer_ids)
 
     @property
     def moe_layer_ids(self) -> range:
-        """Main-model layers whose FFN is MoE: all after the first n_dense_layers (MTP blocks not
-        included). A range, so its length costs nothing even for the absurd sizes limits.py refuses."""
-        return range(self.n_dense_layers, self.n_layers) if self.ffn_type == "moe" else range(0)
+        """Main-model layers whose FFN is MoE, the one place that decides it: after the first
+        n_dense_layers (DeepSeek's first-k-dense rule), every `moe_every`-th block counting from the
+        model's first: blocks k-1, 2k-1, ... (GShard, Lepikhin et al. 2020 §2: an MoE layer in every
+        other block). MTP blocks not included. A range, so its length costs nothing even for the
+        absurd sizes limits.py refuses."""
+        if self.ffn_type != "moe":
+            return range(0)
+        k = self.moe_every
+        first = self.n_dense_layers + (k - 1 - self.n_dense_layers) % k  # first id >= n_dense with (id + 1) % k == 0
+        return range(first, self.n_layers, k)
 
     @property
     def moe_block_ids(self) -> list[int]:
         """Every block with an MoE FFN, in the order of `ModelOutput.routing` and
-        `StepMetrics.expert_load`: the main layers, then the MTP blocks (depth k is block n_layers + k - 1)."""
-        mtp_blocks = range(self.n_layers, self.n_layers + self.mtp_depth) if self.ffn_type == "moe" else range(0)
+        `StepMetrics.expert_load`: the main layers, then the MTP blocks (`mtp_block_ids`)."""
+        mtp_blocks = self.mtp_block_ids if self.ffn_type == "moe" else range(0)
         return [*self.moe_layer_ids, *mtp_blocks]
+
+    @property
+    def n_mtp_blocks(self) -> int:
+        return self.mtp_depth * self.mtp_layers
+
+    @property
+    def mtp_block_ids(self) -> range:
+        """Block ids of the MTP modules' blocks, after the main layers: block j (from 0) of depth k
+        is n_layers + (k - 1) * mtp_layers + j."""
+        return range(self.n_layers, self.n_layers + self.n_mtp_blocks)
+
+    def mtp_block_id(self, depth: int, j: int) -> int:
+        return self.n_layers + (depth - 1) * self.mtp_layers + j
 
     @property
     def n_moe_layers(self) -> int:
@@ -229,6 +253,11 @@ def validate(c: ModelConfig) -> None:
             f"must be > 0 or None (no dropping), got {c.capacity_factor}",
         )
         _require(
+            1 <= c.moe_every <= max(c.n_layers, 1),
+            "moe_every",
+            f"must be in [1, n_layers={c.n_layers}] (1 = every block after the dense ones), got {c.moe_every}",
+        )
+        _require(
             0 <= c.n_dense_layers <= c.n_layers,
             "n_dense_layers",
             f"must be in [0, n_layers={c.n_layers}], got {c.n_dense_layers}",
@@ -240,6 +269,7 @@ def validate(c: ModelConfig) -> None:
         f"must be < block_size {c.block_size}, got {c.mtp_depth}",
     )
     _require(c.mtp_lambda >= 0, "mtp_lambda", f"must be >= 0, got {c.mtp_lambda}")
+    _require(c.mtp_layers >= 1, "mtp_layers", f"must be >= 1 (blocks per MTP module), got {c.mtp_layers}")
 
 
 def _validate_sparse(c: ModelConfig) -> None:
@@ -306,7 +336,8 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 64
     grad_accum: int = 1
-    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest
+    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest; "muonclip": + QK-clip
+    qk_clip_tau: float = 100.0  # muonclip: a head's max logit above τ is clipped (Kimi K2 §2.1 uses 100)
     lr: float = 3e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -333,6 +364,7 @@ class TrainConfig:
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
+            (self.qk_clip_tau > 0, "qk_clip_tau", "must be > 0 (the largest attention logit muonclip allows)"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
             (betas_ok, "betas", "must be two numbers in [0, 1)"),
             (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),

@@ -91,9 +91,10 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
     moe_layers = cfg.n_moe_layers
     main = 2 * v * d + d + cfg.n_layers * (2 * d + _attention_params(cfg))
     main += moe_layers * _moe_params(cfg) + (cfg.n_layers - moe_layers) * 3 * d * cfg.d_ff
-    # an MTP module: two input norms, the projection 2d -> d, one block (MoE when the model has MoE), a norm
-    mtp_ffn = _moe_params(cfg) if cfg.ffn_type == "moe" else 3 * d * cfg.d_ff
-    mtp = cfg.mtp_depth * (3 * d + 2 * d * d + 2 * d + _attention_params(cfg) + mtp_ffn)
+    # an MTP module: two input norms, the projection 2d -> d, mtp_layers blocks (MoE when the model
+    # has MoE), a norm
+    mtp_block = 2 * d + _attention_params(cfg) + (_moe_params(cfg) if cfg.ffn_type == "moe" else 3 * d * cfg.d_ff)
+    mtp = cfg.mtp_depth * (3 * d + 2 * d * d + cfg.mtp_layers * mtp_block)
     return {"main": main, "mtp": mtp, "total": main + mtp}
 
 
@@ -150,7 +151,7 @@ def estimate_training(model_cfg: ModelConfig, batch_size: int, n_names: int) -> 
     """Peak memory of training `model_cfg` on `n_names` names in batches of `batch_size`."""
     params = count_params(model_cfg)["total"]
     t = model_cfg.block_size
-    blocks = model_cfg.n_layers + model_cfg.mtp_depth
+    blocks = model_cfg.n_layers + model_cfg.n_mtp_blocks
     per_token = blocks * _block_values_per_token(model_cfg, t) + (1 + model_cfg.mtp_depth) * 3 * model_cfg.vocab_size
     # an x and a y row of int64 per name, plus the Python lists they are built from
     data = n_names * (2 * 8 * t + 2 * (56 + 8 * t))
@@ -175,7 +176,7 @@ def check_model_size(cfg: ModelConfig) -> None:
     """ResourceLimitError if building `cfg` would exceed a limit (build time, parameters); checked in
     order of cost to the user, before anything is allocated: by training and by loading a checkpoint."""
     LIMITS["block_size"].check(cfg.block_size, "block_size")
-    LIMITS["layers"].check(cfg.n_layers + cfg.mtp_depth, "n_layers + mtp_depth")
+    LIMITS["layers"].check(cfg.n_layers + cfg.n_mtp_blocks, "n_layers + mtp_depth × mtp_layers")
     if cfg.ffn_type == "moe":
         LIMITS["experts"].check(cfg.n_routed_experts, "n_routed_experts")
     LIMITS["params"].check(count_params(cfg)["total"], "the model")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import AttnTrace, build_attention
-from .cache import LayerCache, ModelCache, new_model_cache
+from .cache import LayerCache, ModelCache, StackCache, new_model_cache
 from .config import ModelConfig
 from .data import IGNORE_INDEX
 from .moe import Expert, ExpertAblation, MoE, Routing
@@ -48,23 +48,38 @@ class Block(nn.Module):
 
 
 class MTP(nn.Module):
-    """One Multi-Token Prediction module (DeepSeek-V3 §2.2); embedding and head are the main model's."""
+    """One Multi-Token Prediction module (DeepSeek-V3 §2.2); embedding and head are the main model's.
+
+    V3 gives each module one transformer block; `mtp_layers` > 1 stacks more (the seed nanoGPT uses
+    two). The first block keeps the name `block` so checkpoints saved before stacks existed load
+    unchanged; the others are `more_blocks` (none when mtp_layers = 1).
+    """
 
     def __init__(self, cfg: ModelConfig, depth: int):
         super().__init__()
         self.enorm = nn.RMSNorm(cfg.d_model)
         self.hnorm = nn.RMSNorm(cfg.d_model)
         self.eh_proj = nn.Linear(2 * cfg.d_model, cfg.d_model, bias=False)
-        self.block = Block(cfg, layer_id=cfg.n_layers + depth - 1)
+        self.block = Block(cfg, layer_id=cfg.mtp_block_id(depth, 0))
+        self.more_blocks = nn.ModuleList(Block(cfg, cfg.mtp_block_id(depth, j)) for j in range(1, cfg.mtp_layers))
         self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
 
+    @property
+    def blocks(self) -> list[Block]:
+        return [self.block, *self.more_blocks]
+
     def forward(
-        self, h_prev, emb_next, rope, cache: LayerCache | None = None, opts: ForwardOptions = ForwardOptions()
-    ):
-        """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}."""
+        self, h_prev, emb_next, rope, cache: StackCache | None = None, opts: ForwardOptions = ForwardOptions()
+    ) -> tuple[torch.Tensor, list[Routing]]:
+        """h_prev: (b, s, d) depth k-1 states at i; emb_next: (b, s, d) embeddings of t_{i+k}.
+        Returns the module's states (b, s, d) and the routing of each of its MoE blocks."""
         x = self.eh_proj(torch.cat([self.hnorm(h_prev), self.enorm(emb_next)], dim=-1))  # (b, s, 2d) -> (b, s, d)
-        x, routing, _ = self.block(x, rope, cache, opts)
-        return x, routing
+        routings = []
+        for j, block in enumerate(self.blocks):
+            x, routing, _ = block(x, rope, cache.blocks[j] if cache is not None else None, opts)
+            if routing is not None:
+                routings.append(routing)
+        return x, routings
 
 
 @dataclass
@@ -163,11 +178,10 @@ class DSMini(nn.Module):
             if s - k < 1:
                 break
             # position i combines h^{k-1}_i with embed(t_{i+k}) and predicts t_{i+k+1} = targets[i+k]
-            h, routing = mtp(
+            h, routings = mtp(
                 h[:, : s - k], self.embed(idx[:, k:]), rope[: s - k], opts=opts.for_mtp_depth(k)
             )
-            if routing is not None:
-                out.routing.append(routing)
+            out.routing.extend(routings)
             logits = self.head(mtp.norm(h))  # (b, s - k, V)
             out.mtp_logits.append(logits)
             out.mtp_losses.append(
@@ -193,7 +207,7 @@ class DSMini(nn.Module):
     # bookkeeping --------------------------------------------------------------------------
     def moe_layers(self) -> list[MoE]:
         """Every MoE layer in the order of `ModelOutput.routing`: main layers, then MTP blocks."""
-        blocks = list(self.layers) + [m.block for m in self.mtp]
+        blocks = list(self.layers) + [block for m in self.mtp for block in m.blocks]
         return [blk.ffn for blk in blocks if isinstance(blk.ffn, MoE)]
 
     def update_router_biases(self, loads: list[torch.Tensor]) -> None:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import nn
 
-from .attention import MLA, AttnTrace, causal_mask, softmax_last
+from .attention import MLA, AttnTrace, causal_mask, logit_keeper, softmax_last
 from .cache import append_positions
 from .config import ModelConfig
 from .options import ForwardOptions
@@ -77,6 +77,9 @@ class SparseMLA(MLA):
     def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
         scores = einsum(q, k, "b h s d, b h t d -> b h s t") * self.scale
         selection = self._select(scores, x, start, cache)
+        keep = logit_keeper(self)
+        if keep is not None:  # the q·k logits the softmax may weigh (log-linear's log λ is not q·k)
+            keep(scores.masked_fill(~selection.allowed, NEG_INF))
         probs = softmax_last(selection.logits(scores))
         out = (F.dropout(probs, dropout_p) if dropout_p else probs) @ v
         if selection.aux_loss is not None:

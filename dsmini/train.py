@@ -26,6 +26,7 @@ from .device import autocast, pick_device, synchronize
 from .generate import generate
 from .model import DSMini
 from .probes.domains import domain_mi
+from .qk_clip import qk_clip, track_max_logits
 from .probes.experts import initial_model, route_names
 from .scoring import score_rows
 
@@ -65,6 +66,11 @@ class StepMetrics:
     domain_mi_initial: list[float] | None = None  # the same names through the same config untrained (constant)
     tokens_per_sec_avg: float = 0.0  # over the last THROUGHPUT_WINDOW steps: tokens / their step time
     tokens_per_sec_run: float = 0.0  # over every step of this run: tokens / step time (evaluations excluded)
+    # muonclip (dsmini.qk_clip): attention heads rescaled after this step, the largest pre-softmax
+    # logit of the step before rescaling, and the smallest factor γ = τ / max logit applied (1 = none)
+    qk_clipped: int = 0
+    qk_max_logit: float | None = None
+    qk_min_gamma: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +116,7 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
     so a run may resume from the other kind's state (`Trainer.restore`)."""
     muon, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
-        if cfg.optimizer == "muon" and _is_muon_param(name, p):
+        if cfg.optimizer in ("muon", "muonclip") and _is_muon_param(name, p):
             muon.append(p)
         elif p.ndim >= 2 and not name.startswith("embed."):
             decay.append(p)
@@ -178,6 +184,8 @@ class Trainer:
             model = DSMini(model_cfg)
         self.model = model.to(self.device).train()
         self.optimizers = build_optimizers(self.model, train_cfg)
+        self.qk_clip = train_cfg.optimizer == "muonclip"
+        track_max_logits(self.model, self.qk_clip)  # attention keeps each head's max logit while training
         self._params = list(self.model.parameters())  # walking the module tree each step costs ~0.2 ms
         self.batch_rng = torch.Generator().manual_seed(train_cfg.seed)
         self.state = state or TrainState()
@@ -291,6 +299,7 @@ class Trainer:
             return None
         for opt in self.optimizers.values():
             opt.step()
+        clip = qk_clip(model, cfg.qk_clip_tau) if self.qk_clip else None  # MuonClip: after the update (K2 Alg. 1)
         self._zero_grad()
         if loads is not None:
             model.update_router_biases(list(loads))  # aux-loss-free balancing: once per optimizer step
@@ -307,6 +316,8 @@ class Trainer:
             tokens_per_sec_avg=sum(t for t, _ in self._recent) / max(sum(e for _, e in self._recent), 1e-9),
             tokens_per_sec_run=self._run_tokens / max(self._run_seconds, 1e-9),
         )
+        if clip is not None:
+            metrics.qk_clipped, metrics.qk_max_logit, metrics.qk_min_gamma = clip.clipped, clip.max_logit, clip.min_gamma
         self._periodic(metrics)
         return metrics
 

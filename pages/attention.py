@@ -1,8 +1,10 @@
-"""Attention: every layer × head map for a typed name; for MLA, each score split into content + position."""
+"""Attention: every layer × head map for a typed name; for MLA, each score split into content + position;
+for the sparse types (DSA, MoBA, log-linear), what each query was allowed to see."""
 
 import streamlit as st
 
 from dsmini.charts.attention import attention_grid_figure, score_split_figure
+from dsmini.charts.attention_selection import selection_figure
 from dsmini.data import nfc
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from pages import _ui as ui
@@ -40,3 +42,11 @@ with ui.guard():
     head = c2.selectbox(ui.tr("attention.head"), range(trace.n_heads), key=f"att_head_{ckpt.name}")
     st.caption(ui.tr("attention.split_caption"))
     st.plotly_chart(ui.figure(score_split_figure, trace, layer, head, ui.lang()), width="stretch", key="att_split")
+
+    if trace.is_sparse:
+        st.subheader(ui.tr("attention.selection_title"))
+        st.caption(ui.tr(
+            f"attention.selection_caption.{cfg.attn_type}", k=cfg.dsa_top_k, size=cfg.moba_block_size,
+            top=cfg.moba_top_blocks, fine=cfg.loglinear_fine_levels,
+        ))
+        st.plotly_chart(ui.figure(selection_figure, trace, layer, head, ui.lang()), width="stretch", key="att_selection")

@@ -1,9 +1,11 @@
 """MTP drafts: how often the depth-1 MTP head's guess for the character after next is accepted,
-by position and by letter, one generation draft by draft, and the wall-clock speed-up it buys."""
+by position and by letter, one generation draft by draft, and the wall-clock speed-up it buys;
+every depth's teacher-forced accuracy beside the main model's."""
 
 import streamlit as st
 
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from dsmini.charts.mtp_depths import depth_accuracy_table
 from dsmini.probes.mtp import SPEED_REPEATS, MTPSettings, check_mtp, draft_timeline, mtp_speed, mtp_view
 from pages import _ui as ui
 
@@ -49,6 +51,13 @@ with ui.guard():
             "mtp.m_cpf_help", tokens=stats.generated_tokens, passes=stats.forward_passes))
     mark = "✓" if matches == len(prefixes) else "✗"
     m[4].metric(ui.tr("mtp.m_identical"), f"{mark} ({matches}/{len(prefixes)})", help=ui.tr("mtp.m_identical_help"))
+
+    st.subheader(ui.tr("mtp.depth_title"))
+    if view.depths:
+        st.caption(ui.tr("mtp.depth_caption", n=view.accuracy_names))
+        st.dataframe(ui.figure(depth_accuracy_table, view.depths, ui.lang()), hide_index=True)
+    else:
+        st.info(ui.tr("mtp.depth_unknown"))
 
     st.subheader(ui.tr("mtp.by_position"))
     st.plotly_chart(ui.figure(acceptance_by_position_figure, greedy, sampled, temperature, ui.lang()), width="stretch",

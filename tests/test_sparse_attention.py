@@ -347,3 +347,57 @@ def test_every_page_view_and_chart_runs_on_a_sparse_model(trained):
         for probe, default in work.on_demand:
             probe(*args, default)
         assert result is not None, stem
+
+
+# the Attention page shows what each query was allowed to see -----------------------------------
+
+PAGE_LANG = {"dsa": "en", "moba": "ru", "loglinear": "en"}
+
+
+def _expected_kind(cfg: ModelConfig, q: int, k: int) -> int:
+    if cfg.attn_type == "loglinear":
+        return (q ^ k).bit_length()
+    return int(q // cfg.moba_block_size == k // cfg.moba_block_size) if cfg.attn_type == "moba" else 0
+
+
+def test_attention_page_shows_each_querys_selection(trained, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from pages import _ui as ui
+
+    cfg, lang = trained.model_config, PAGE_LANG[trained.model_config.attn_type]
+    monkeypatch.setattr(ui, "CHECKPOINTS", trained.path.parent)
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.session_state["lang"], at.session_state["checkpoint"] = lang, trained.name
+    at.run()
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    at.selectbox(key=f"att_layer_{trained.name}").set_value(1)
+    at.selectbox(key=f"att_head_{trained.name}").set_value(1).run()
+    assert not at.exception
+    caption = ui.t(f"attention.selection_caption.{cfg.attn_type}", lang, k=cfg.dsa_top_k,
+                   size=cfg.moba_block_size, top=cfg.moba_top_blocks, fine=cfg.loglinear_fine_levels)
+    assert caption in [c.value for c in at.caption]
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert figure["layout"]["title"]["text"] == ui.t(
+        "chart.selection.title", lang, layer=1, head=1, kind=cfg.attn_type.upper())
+    weights, grey, _, kinds = figure["data"]
+    name = at.text_input(key=f"att_name_{trained.name}").value
+    n = len(name) + 1
+    with torch.no_grad():
+        ids = torch.tensor([trained.tokenizer.frame_for(cfg, name)])
+        allowed = trained.model(ids, need_weights=True).attn[1].allowed[0].expand(cfg.n_heads, n, n)[1]
+    for q in range(n):
+        for k in range(n):
+            seen = bool(allowed[q, k])
+            assert (kinds["z"][q][k] is not None) == seen == (weights["z"][q][k] is not None)
+            assert grey["z"][q][k] == (1 if k <= q and not seen else None)  # grey: earlier but left out
+            if seen:
+                assert kinds["z"][q][k] == _expected_kind(cfg, q, k)
+    if cfg.attn_type == "dsa":
+        assert [int(allowed[q].sum()) for q in range(n)] == [min(cfg.dsa_top_k, q + 1) for q in range(n)]
+    outlined = {(s["y0"] + 0.5, s["x0"] + 0.5, s["x1"] - 0.5) for s in figure["layout"]["shapes"]}
+    for q, first, last in outlined:  # every box holds seen cells of one kind only
+        row = kinds["z"][int(q)][int(first): int(last) + 1]
+        assert None not in row and len(set(row)) == 1
+    assert sum(last - first + 1 for _, first, last in outlined) == int(allowed.sum())

@@ -41,6 +41,7 @@ class AttentionTrace:
                        not); None for the dense types (every k <= q)
     levels[l][q][k]    log-linear: the Fenwick level of (q, k), -1 for k > q; pooled from
                        `fine_levels` up (the same in every layer)
+    moba_block_size    MoBA: keys per block (a query's own block is `q // moba_block_size`)
     """
 
     name: str
@@ -52,6 +53,7 @@ class AttentionTrace:
     allowed: list[list[list[list[bool]]]] | None = None
     levels: list[list[list[int]]] | None = None
     fine_levels: int | None = None
+    moba_block_size: int | None = None
 
     @property
     def n_layers(self) -> int:
@@ -71,6 +73,27 @@ class AttentionTrace:
         heads = self.probs[layer]
         n = len(self.labels)
         return [[sum(h[q][k] for h in heads) / len(heads) for k in range(n)] for q in range(n)]
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether a selection limited what each query saw (DSA, MoBA, log-linear)."""
+        return self.allowed is not None
+
+    def selection_map(self, layer: int, head: int) -> list[list[int | None]]:
+        """What query q saw of key k, per cell: None where it could not see k (later, or left out);
+        else DSA 0 (a top-k pick), MoBA 0 (a chosen earlier block) or 1 (the query's own block),
+        log-linear the pair's Fenwick level (token by token below `fine_levels`, pooled from it up)."""
+        if not self.is_sparse:
+            raise ValueError(f"{self.attn_type.upper()} attention lets every query see every earlier key")
+        allowed, n = self.allowed[layer][head], len(self.labels)
+        return [[self._kind(layer, q, k) if allowed[q][k] else None for k in range(n)] for q in range(n)]
+
+    def _kind(self, layer: int, q: int, k: int) -> int:
+        if self.levels is not None:
+            return self.levels[layer][q][k]
+        if self.moba_block_size is not None:
+            return int(q // self.moba_block_size == k // self.moba_block_size)
+        return 0
 
     def scores(self, layer: int, head: int) -> list[list[float]]:
         """MLA: the total pre-softmax score (content + position), NaN where masked."""
@@ -104,6 +127,7 @@ def trace_attention(model: DSMini, tokenizer: CharTokenizer, name: str) -> Atten
         allowed=[tr.allowed[0].expand_as(tr.probs[0]).tolist() for tr in traces] if sparse else None,
         levels=[tr.levels.tolist() for tr in traces] if loglinear else None,
         fine_levels=model.cfg.loglinear_fine_levels if loglinear else None,
+        moba_block_size=model.cfg.moba_block_size if model.cfg.attn_type == "moba" else None,
     )
 
 

@@ -1,6 +1,7 @@
 """MTP drafts at inference (DeepSeek-V3 §2.2): how often the depth-1 head's guess for the character
 after next survives the main model's check, where in a name and for which letters, and what that
-buys in main-model passes and in wall-clock time.
+buys in main-model passes and in wall-clock time; and, teacher-forced on the validation names, how
+often each depth's module predicts its own target (depth k: the character k + 1 ahead).
 
 Every function returns plain data (dataclasses of ints, floats and strings; `SpecResult` from
 `dsmini.speculative`), so the page can cache it and charts and tests read it without torch. Nothing
@@ -17,9 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+import torch
+
 from ..checkpoint import Checkpoint
 from ..corpus_ref import checkpoint_validation_set
-from ..data import BOUNDARY_SYMBOL, CharTokenizer
+from ..data import BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
 from ..generate import generate, inference
 from ..model import DSMini
 from ..speculative import SpecResult, speculative_decode
@@ -207,6 +210,52 @@ def draft_timeline(result: SpecResult, tokenizer: CharTokenizer) -> DraftTimelin
 
 
 # ---------------------------------------------------------------------------------------------
+# Every depth, teacher-forced
+
+
+ACCURACY_NAMES = 500  # validation names the depth accuracies read: enough for a percent, fast on a CPU
+
+
+@dataclass(frozen=True)
+class DepthAccuracy:
+    """Top-1 accuracy of one depth, teacher-forced: depth 0 is the main model (the next character),
+    depth k the k-th MTP module (the character k + 1 ahead, DeepSeek-V3 §2.2), fed the true
+    characters in between. Counts every real target position (the end of the name included)."""
+
+    depth: int
+    correct: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+def _hits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
+    """(right, counted) over the real targets: logits (b, s, V), targets (b, s)."""
+    real = targets != IGNORE_INDEX
+    return int((logits.argmax(-1).eq(targets) & real).sum()), int(real.sum())
+
+
+def depth_accuracy(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str], batch_size: int = 256) -> list[DepthAccuracy]:
+    """Depth 0, then every MTP depth, over `names` (each must fit the model and its alphabet)."""
+    counts = [[0, 0] for _ in range(1 + len(model.mtp))]
+    if not names:
+        return [DepthAccuracy(depth, 0, 0) for depth in range(len(counts))]
+    x, y = encode_names(names, tokenizer, model.cfg.block_size)
+    device = model.head.weight.device
+    with inference(model):
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+            out = model(xb, yb)
+            for depth, logits in enumerate([out.logits, *out.mtp_logits]):
+                right, counted = _hits(logits, yb[:, depth:])  # depth k's position i predicts y[i + k]
+                counts[depth][0] += right
+                counts[depth][1] += counted
+    return [DepthAccuracy(depth, right, total) for depth, (right, total) in enumerate(counts)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Wall clock
 
 
@@ -294,13 +343,28 @@ class MTPView:
     matches: int
     sampled_runs: list[SpecResult]
     sampled: DraftStats
+    depths: tuple[DepthAccuracy, ...] = ()  # teacher-forced on the val names; () when they are unknown
+    accuracy_names: int = 0  # the val names `depths` read
 
 
-def mtp_prefixes(ckpt: Checkpoint, n: int) -> tuple[tuple[str, ...], str]:
-    """Up to `n` prefixes from the checkpoint's own validation names, and their source."""
+def _readable(ckpt: Checkpoint, names: Sequence[str]) -> list[str]:
+    """The names the checkpoint's model can read: short enough, in its alphabet (a changed corpus)."""
+    block, tokenizer = ckpt.model_config.block_size, ckpt.tokenizer
+    return [n for n in names if len(n) < block and not tokenizer.unknown_chars(n)]
+
+
+def _val_names(ckpt: Checkpoint) -> list[str] | None:
+    """The checkpoint's validation names; None when they were not stored (an old upload checkpoint)."""
     try:
-        names = checkpoint_validation_set(ckpt.corpus).names
-    except ValueError:  # a corpus whose names were not stored (an old upload checkpoint)
+        return checkpoint_validation_set(ckpt.corpus).names
+    except ValueError:
+        return None
+
+
+def mtp_prefixes(ckpt: Checkpoint, n: int, names: list[str] | None = None) -> tuple[tuple[str, ...], str]:
+    """Up to `n` prefixes from the checkpoint's own validation names (`names`, else read), and their source."""
+    names = _val_names(ckpt) if names is None else names
+    if names is None:
         return tuple(alphabet_prefixes(ckpt.tokenizer, n)), "alphabet"
     return tuple(draft_prefixes(names, n, ckpt.tokenizer)), "val"
 
@@ -309,7 +373,9 @@ def mtp_view(ckpt: Checkpoint, settings: MTPSettings = MTPSettings()) -> MTPView
     """Everything the MTP page shows on load; ValueError (`check_mtp`) for a model without MTP."""
     model, tokenizer = ckpt.model, ckpt.tokenizer
     check_mtp(model)
-    prefixes, source = mtp_prefixes(ckpt, settings.n_prefixes)
+    names = _val_names(ckpt)
+    prefixes, source = mtp_prefixes(ckpt, settings.n_prefixes, names)
+    accuracy_names = _readable(ckpt, names or [])[:ACCURACY_NAMES]
     greedy_runs = run_drafts(model, tokenizer, prefixes)
     sampled_runs = run_drafts(model, tokenizer, prefixes, settings.temperature, settings.seed)
     return MTPView(
@@ -320,6 +386,8 @@ def mtp_view(ckpt: Checkpoint, settings: MTPSettings = MTPSettings()) -> MTPView
         matches=greedy_matches(model, tokenizer, prefixes, greedy_runs),
         sampled_runs=sampled_runs,
         sampled=acceptance_stats(sampled_runs),
+        depths=tuple(depth_accuracy(model, tokenizer, accuracy_names)) if accuracy_names else (),
+        accuracy_names=len(accuracy_names),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..charts import architecture_figure, next_char_figure, next_char_heatmap, routing_figure
 from ..charts.attention import attention_grid_figure, score_split_figure
+from ..charts.attention_selection import selection_figure
 from ..charts.cache import cache_growth_figure, cache_table, scale_table
 from ..charts.compare import compare_figure
 from ..charts.domains import domain_map_figure, domain_mi_figure
@@ -77,7 +78,8 @@ def _experts_charts(ckpt: Checkpoint, analysis: ExpertAnalysis, _) -> list[Call]
 
 def _attention_charts(ckpt: Checkpoint, trace: AttentionTrace, _) -> list[Call]:
     split = [(score_split_figure, (trace, 0, 0, LANG))] if trace.has_split else []
-    return [(attention_grid_figure, (trace, LANG)), *split]
+    selection = [(selection_figure, (trace, 0, 0, LANG))] if trace.is_sparse else []
+    return [(attention_grid_figure, (trace, LANG)), *split, *selection]
 
 
 def _kv_cache_charts(ckpt: Checkpoint, view: KVCacheView, _) -> list[Call]:
