@@ -23,7 +23,9 @@ with ui.guard():
         "kv.model_caption", layers=dims.n_layers, heads=dims.n_heads, d_h=dims.head_dim, n_g=dims.n_groups,
         d_c=dims.kv_lora_rank, d_r=dims.qk_rope_head_dim,
     ))
-    st.dataframe(cache_table(rows, dims, lang), hide_index=True)
+    # st.table, not st.dataframe: its headers wrap, so all eight columns fit at 1280 px in both languages
+    # (a data grid sizes columns to their headers and scrolled the last ones out of sight)
+    st.table(cache_table(rows, dims, lang), hide_index=True)
     mismatched = [r.attn_type.upper() for r in rows if not r.matches]
     if mismatched:
         st.error(ui.tr("kv.match_bad", kinds=", ".join(mismatched)))

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure
+from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure, length_figure, loss_figure
 from dsmini.charts.domains import domain_name
 from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
 from dsmini.builtin_corpora import list_corpora, list_corpus_domains
 from dsmini.checkpoint_errors import CheckpointExistsError
 from dsmini.data import CorpusError, default_block_size
 from dsmini.jobs import JobError, TrainingJob
-from dsmini.probes import domain_mi_history, expert_load_history, loss_frame
+from dsmini.probes import domain_mi_history, expert_load_history, loss_curves
 from dsmini.probes.training import corpus_view
 from pages import _ui as ui
 
@@ -85,7 +85,7 @@ def show_stats(corpus) -> None:
     domains = " · ".join(f"{label} {ui.count(n)}" for label, n in view.domain_counts.items())
     st.caption(ui.tr("train.examples", names=", ".join(view.examples)) + " · " + view.dropped.describe(lang=ui.lang())
                + (" · " + ui.tr("train.domains", domains=domains) if domains else ""))
-    st.bar_chart({ui.tr("train.length"): stats.length_hist}, height=160, x_label=ui.tr("train.length"))
+    st.plotly_chart(ui.shown(length_figure(stats.length_hist, ui.lang())), width="stretch", key="train_lengths")
 
 
 def choice(where, label: str, options, key: str, default=None, **more):
@@ -176,9 +176,8 @@ def live() -> None:
     buttons = st.columns(3)
     buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
     if snap.history:
-        frame = loss_frame(snap.history, ui.lang())
-        st.line_chart(frame, x="step", y="value", color=ui.tr("chart.loss.series"), height=260, x_label=ui.tr("chart.step"),
-                      y_label=ui.tr("train.nats"))
+        st.plotly_chart(ui.shown(loss_figure(loss_curves(snap.history, ui.lang()), ui.lang())), width="stretch",
+                        key="train_loss")
         load = expert_load_history(snap.history, cfg)
         if load["layers"]:
             left, right = st.columns(2)

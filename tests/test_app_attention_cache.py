@@ -84,7 +84,7 @@ def test_kv_cache_page_measures_every_type_and_times_absorbed_decode(at, lang):
     (growth,) = charts(at)
     assert len(growth["data"]) == 14  # measured + extrapolated line per attention type (7)
     assert growth["layout"]["xaxis"]["type"] == "log"
-    model_table, v2, v3 = (df.value for df in at.dataframe)
+    (model_table,), (v2, v3) = (table.value for table in at.table), (df.value for df in at.dataframe)
     # shipped dims: 4 layers, 4 heads, d_model 64 -> d_h 16, 2 KV groups, d_c 32, d_h^R 8
     # then DSA (+ indexer keys d^I 16), MoBA and log-linear (MLA's own cache)
     assert list(model_table.iloc[:, 3]) == list(model_table.iloc[:, 4]) == [512, 256, 128, 160, 224, 160, 160]
@@ -120,7 +120,7 @@ def test_pages_explain_what_an_mha_checkpoint_lacks(at, mha_checkpoint):
     at.switch_page("pages/kv_cache.py").run()
     no_errors(at)
     assert len(charts(at)) == 1
-    model_table = at.dataframe[0].value
+    model_table = at.table[0].value
     assert list(model_table.iloc[:, 3]) == list(model_table.iloc[:, 4]) == [128, 64, 64, 40, 72, 40, 40]
     assert model_table.iloc[0, 0] == ui.t("chart.cache.this_model", "ru", kind="MHA")
     assert at.info[-1].value == ui.t("kv.not_mla", "ru", kind="MHA")

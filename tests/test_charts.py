@@ -14,7 +14,7 @@ from dsmini.config import preset
 from dsmini.data import CharTokenizer
 from dsmini.i18n import t
 from dsmini.model import DSMini
-from dsmini.probes import expert_load_history, trace_name
+from dsmini.probes import expert_load_history, loss_curves, trace_name
 
 NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
@@ -141,6 +141,21 @@ def test_expert_load_figures_empty_and_long():
     xs = list(long.data[0].x)
     assert len(xs) <= MAX_LINE_POINTS + 1 and xs[0] == 1 and xs[-1] == 1001
 
+
+
+def test_loss_and_length_figures():
+    curves = loss_curves([{"step": s, "main_loss": 3 - s / 1000, "val_loss": 2.5 if s % 500 == 0 else None}
+                          for s in range(1, 2001)], "ru")
+    fig = charts.loss_figure(curves, "ru")
+    assert [trace.name for trace in fig.data] == [t("chart.loss.train", "ru"), t("chart.loss.val", "ru")]
+    train, val = fig.data
+    assert len(train.x) <= MAX_LINE_POINTS + 1 and train.x[0] == 1 and train.x[-1] == 2000 and train.y[-1] == 1.0
+    assert list(val.x) == [500, 1000, 1500, 2000]  # a sparse curve keeps every point
+    assert fig.layout.yaxis.title.text == t("train.nats", "ru") and fig.layout.uirevision == "loss"
+    assert charts.loss_figure({}, "ru").layout.annotations[0].text == t("chart.loss.none", "ru")
+    lengths = charts.length_figure({2: 5, 3: 7, 9: 1}, "ru")
+    assert list(lengths.data[0].x) == [2, 3, 9] and list(lengths.data[0].y) == [5, 7, 1]
+    assert lengths.layout.xaxis.title.text == t("train.length", "ru")
 
 def test_for_display_scales_fonts_and_sets_number_marks_without_touching_the_shared_figure():
     from dsmini.charts.common import for_display

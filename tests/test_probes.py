@@ -14,7 +14,7 @@ from dsmini.config import preset
 from dsmini.corpora import load_corpus
 from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
 from dsmini.model import DSMini
-from dsmini.probes import expert_load_history, loss_frame, trace_name
+from dsmini.probes import expert_load_history, loss_curves, trace_name
 from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from dsmini.probes.cache import (
@@ -131,20 +131,19 @@ def test_expert_load_history():
         expert_load_history(_history(n_moe=2), preset("tiny", n_dense_layers=0))
 
 
-def test_loss_frame():
-    frame = loss_frame(_history())
-    assert list(frame.columns) == ["step", "series", "value"]
-    assert not frame.isna().any().any()
-    assert set(frame["series"]) == {"train", "val", "mtp-1"}  # aux is all zero: left out
-    assert frame[frame["series"] == "val"]["step"].tolist() == [3]
+def test_loss_curves():
+    curves = loss_curves(_history())
+    assert list(curves) == ["train", "val", "mtp-1"]  # aux is all zero: left out; val second, though first seen at step 3
+    assert curves["val"] == ([3], [2.9]) and curves["train"][0] == [1, 2, 3]
     with_aux = _history()
     with_aux[0]["aux_loss"], with_aux[1]["main_loss"] = 0.01, float("nan")
-    frame = loss_frame(with_aux)
-    assert "aux" in set(frame["series"]) and not frame["value"].isna().any()
-    assert frame[frame["series"] == "train"]["step"].tolist() == [1, 3]
-    assert loss_frame([]).empty
-    ru = loss_frame(_history(), "ru")  # the legend's title and entries are in the page's language
-    assert list(ru.columns) == ["step", "кривая", "value"] and set(ru["кривая"]) == {"обучение", "валидация", "MTP-1"}
+    curves = loss_curves(with_aux)
+    assert list(curves)[-1] == "aux" and curves["aux"] == ([1, 2, 3], [0.01, 0.0, 0.0])
+    assert curves["train"] == ([1, 3], [2.9, 2.7])  # the NaN step is left out, not drawn
+    assert loss_curves([]) == {}
+    assert loss_curves([{"step": 1, "main_loss": float("inf")}]) == {}
+    ru = loss_curves(_history(), "ru")  # the legend's entries are in the page's language
+    assert list(ru) == ["обучение", "валидация", "MTP-1"]
 
 
 # ---------------------------------------------------------------------------------------------

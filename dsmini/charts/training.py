@@ -1,5 +1,13 @@
-"""Expert load and I(domain; expert) during training (from probes.training.expert_load_history and
-domain_mi_history)."""
+"""What the Train page draws: the corpus's name lengths, the live loss curves, expert load and
+I(domain; expert) during training (from probes.training: corpus_view, loss_curves, expert_load_history,
+domain_mi_history).
+
+All Plotly, like every other chart of the app, so the large-text switch and the language's number marks
+reach them (charts.common.for_display). The live ones are redrawn every second with the same layout and
+`uirevision`, which Plotly updates in place, keeping the user's zoom. (Streamlit's st.line_chart names
+its Vega-Lite dataset after a hash of the data, so every redraw of a growing frame rebuilt the chart
+from an empty dataset: two "Infinite extent" warnings in the browser console per second of training.)
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,10 @@ from typing import Any
 import plotly.graph_objects as go
 
 from ..i18n import t
-from .common import layer_label, message_figure, rounded
+from .common import OTHER_COLOR, layer_label, message_figure, rounded
 from .experts import INITIAL_COLOR
 
-MAX_LINE_POINTS = 400  # imbalance curve: more points add bytes, not information
+MAX_LINE_POINTS = 400  # loss and imbalance curves: more points add bytes, not information
 
 
 # Expert load during training (from probes.expert_load_history)
@@ -54,6 +62,35 @@ def _thin(n: int, limit: int = MAX_LINE_POINTS) -> list[int]:
     stride = -(-n // limit)  # ceil
     keep = list(range(0, n, stride))
     return keep if keep[-1] == n - 1 else keep + [n - 1]
+
+
+def length_figure(length_hist: dict[int, int], lang: str = "en") -> go.Figure:
+    """How many names of each length the corpus has (`CorpusStats.length_hist`)."""
+    fig = go.Figure(go.Bar(x=list(length_hist), y=list(length_hist.values()), marker_color=OTHER_COLOR,
+                           hovertemplate="%{x}: %{y}<extra></extra>"))
+    fig.update_layout(
+        xaxis=dict(title=t("train.length", lang), tickmode="linear", dtick=1),
+        yaxis=dict(title=t("train.n_names", lang)), height=200, margin=dict(l=10, r=10, t=10, b=40),
+    )
+    return fig
+
+
+def loss_figure(curves: dict[str, tuple[list[int], list[float]]], lang: str = "en") -> go.Figure:
+    """The live loss curves (probes.loss_curves), each thinned to MAX_LINE_POINTS with its latest value kept."""
+    if not curves:
+        return message_figure(t("chart.loss.none", lang))
+    traces = []
+    for name, (steps, values) in curves.items():
+        keep = _thin(len(steps))
+        traces.append(go.Scatter(x=[steps[i] for i in keep], y=[rounded(values[i]) for i in keep], mode="lines",
+                                 name=name, hovertemplate="%{x}: %{y}"))
+    fig = go.Figure(traces)
+    fig.update_layout(
+        xaxis=dict(title=t("chart.step", lang)), yaxis=dict(title=t("train.nats", lang)),
+        height=300, margin=dict(l=10, r=10, t=10, b=40), legend=dict(orientation="h", y=-0.3),
+        uirevision="loss",  # a live redraw keeps the user's zoom
+    )
+    return fig
 
 
 def imbalance_figure(load_history: dict[str, Any], lang: str = "en") -> go.Figure:

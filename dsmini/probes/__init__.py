@@ -2,6 +2,6 @@
 (one loaded checkpoint serves every user). One module per question the app asks."""
 
 from .routing import NameTrace, trace_name
-from .training import domain_mi_history, expert_load_history, loss_frame
+from .training import domain_mi_history, expert_load_history, loss_curves
 
-__all__ = ["NameTrace", "domain_mi_history", "expert_load_history", "loss_frame", "trace_name"]
+__all__ = ["NameTrace", "domain_mi_history", "expert_load_history", "loss_curves", "trace_name"]

@@ -7,8 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from ..config import ModelConfig
 from ..corpora import Corpus, Dropped
 from ..data import CorpusStats, corpus_stats
@@ -52,24 +50,28 @@ def _shares(load: list[int]) -> list[float]:
     return [c / total if total else 0.0 for c in load]
 
 
-def loss_frame(history: list[dict[str, Any]], lang: str = DEFAULT_LANGUAGE) -> pd.DataFrame:
-    """Losses in long format (step, series, value) for st.line_chart / Vega-Lite, which redraws in
-    place as rows arrive. One row per finite value; missing values (val on non-eval steps) are skipped.
+def loss_curves(history: list[dict[str, Any]], lang: str = DEFAULT_LANGUAGE) -> dict[str, tuple[list[int], list[float]]]:
+    """The loss curves of the live chart: legend entry (in `lang`) -> (steps, values), finite values only
+    (val exists only on eval steps; a NaN step is left out rather than drawn as a gap at infinity).
 
-    Series: "train" (next-character loss), "val", "mtp-k" per MTP depth, and "aux" only if the run
-    used a load-balancing loss (a flat zero line would only squash the others), named in `lang`; the
-    series column is named in `lang` too, as the chart's legend title (`chart.loss.series`).
+    Curves: "train" (next-character loss), "val", "mtp-k" per MTP depth, and "aux" only if the run used
+    a load-balancing loss (a flat zero line would only squash the others), in this order whichever step
+    each first appears on (so a curve keeps its colour as the run goes on); a curve with no value is absent.
     """
-    train, val, aux = (t(f"chart.loss.{name}", lang) for name in ("train", "val", "aux"))
+    train, val, aux = (t(f"chart.loss.{key}", lang) for key in ("train", "val", "aux"))
+    depths = max((len(h.get("mtp_losses") or ()) for h in history), default=0)
+    mtp = [t("chart.loss.mtp", lang, k=k) for k in range(1, depths + 1)]
     uses_aux = any(h.get("aux_loss") for h in history)
-    rows = []
+    curves: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in [train, val, *mtp, aux]}
     for h in history:
-        values = [(train, h.get("main_loss")), (val, h.get("val_loss"))]
-        values += [(t("chart.loss.mtp", lang, k=k), v) for k, v in enumerate(h.get("mtp_losses") or [], start=1)]
+        values = [(train, h.get("main_loss")), (val, h.get("val_loss")), *zip(mtp, h.get("mtp_losses") or ())]
         if uses_aux:
             values.append((aux, h.get("aux_loss")))
-        rows += [(h["step"], series, float(v)) for series, v in values if v is not None and math.isfinite(v)]
-    return pd.DataFrame(rows, columns=["step", t("chart.loss.series", lang), "value"])
+        for name, v in values:
+            if v is not None and math.isfinite(v):
+                curves[name][0].append(h["step"])
+                curves[name][1].append(float(v))
+    return {name: curve for name, curve in curves.items() if curve[0]}
 
 
 def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:
