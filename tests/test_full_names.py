@@ -62,3 +62,21 @@ def test_corpora_command_lists_it_with_its_domains(capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "[domains: female, male]" in lines["ru-full-names"]
     assert "Фамилия Имя Отчество" in lines["ru-full-names"]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_attention_page_opens_the_shipped_full_names_model_with_its_blocks(lang):
+    """The shipped MoBA model of full names: the page opens on a full name and draws what each query saw."""
+    from streamlit.testing.v1 import AppTest
+
+    from dsmini.i18n import t
+
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.session_state["lang"] = lang
+    at.session_state["checkpoint"] = "ru-full-names"
+    at.run()
+    at = at.switch_page("pages/attention.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert at.text_input[0].value == "Красоткина Мария Петровна"
+    caption = t("attention.selection_caption.moba", lang, size=4, top=2)
+    assert any(c.value == caption for c in at.caption), [c.value for c in at.caption]
