@@ -159,6 +159,43 @@ def ru_gender() -> LabelledNames:
     })
 
 
+# Full names: «Фамилия Имя Отчество» with one gender throughout -------------------------------
+#
+# A task where the right ending depends on characters far back: after "Иванова Мария Петров" the
+# model must write "на", not "ич", and the cue (the surname's and the first name's endings) is
+# 15-25 positions earlier. Lengths are kept in FULL_NAME_LEN, so a full name fits block_size 41.
+
+FULL_NAMES_PER_GENDER = 2_500  # 5,000 names: training stays quick
+FULL_NAME_LEN = (28, 40)  # characters, spaces included; the natural median of a random triple is ~27
+FULL_NAME_PARTS = ("surname", "first", "patronymic")  # in the order they are written
+
+
+def _full_names(lines: range, k: int, salt: str) -> list[str]:
+    """`k` distinct «Фамилия Имя Отчество» of one gender's lines, drawn part by part with a fixed
+    seed; a triple outside FULL_NAME_LEN is drawn again (so long names are not cut)."""
+    parts = [_ru_gendered(part, lines) for part in FULL_NAME_PARTS]
+    rng = random.Random(f"{_SAMPLE_SEED}:{salt}")
+    shortest, longest = FULL_NAME_LEN
+    names: dict[str, None] = {}  # insertion-ordered set
+    while len(names) < k:
+        name = " ".join(rng.choice(options) for options in parts)
+        if shortest <= len(name) <= longest:
+            names.setdefault(name)
+    return list(names)
+
+
+def ru_full_names() -> LabelledNames:
+    """Full Russian names, surname + first name + patronymic of one gender: domain = gender.
+
+    A woman's name takes a woman's surname (Иванова), first name and «-овна/-евна» patronymic, a
+    man's name the men's forms and «-ович/-евич»; FULL_NAMES_PER_GENDER of each.
+    """
+    return _labelled({
+        label: _full_names(lines, FULL_NAMES_PER_GENDER, f"full/{label}")
+        for label, lines in (("male", _RU_MEN_LINES), ("female", _RU_WOMEN_LINES))
+    })
+
+
 # The registry ---------------------------------------------------------------------------------
 
 
@@ -209,6 +246,12 @@ BUILTINS: dict[str, _Builtin] = {
         "Russian first names and surnames, domain = gender (male / female): 2,500 each, a fixed sample; "
         "a surname in both the men's and the women's list is counted as conflicting (russian-names)",
         ru_gender,
+        ("female", "male"),
+    ),
+    "ru-full-names": _Builtin(
+        "Full Russian names «Фамилия Имя Отчество», domain = gender (male / female): 2,500 each, surname, "
+        "first name and patronymic of the same gender drawn with a fixed seed, 28-40 characters (russian-names)",
+        ru_full_names,
         ("female", "male"),
     ),
 }

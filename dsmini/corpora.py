@@ -31,7 +31,8 @@ MAX_DOMAINS = 12  # more labels than a chart can tell apart by colour
 MAX_DOMAIN_LEN = 24  # labels are legend entries and axis ticks
 # Longest name the CLI and the app keep from a file (longer ones are dropped and counted): block_size
 # follows the longest name, and one 100,000-character line would otherwise make every encoded row
-# 100,001 positions long. The built-in corpora's longest name has 22 characters.
+# 100,001 positions long. Built-in corpora are not capped (they are loaded by name): their longest
+# single names have 22 characters, ru-full-names' full names 40 (a file of them keeps those <= 32).
 MAX_NAME_LEN = 32
 # A line longer than this is dropped as too long before it is normalised, whatever max_len is: it is
 # no name, and NFC-normalising and encoding it only costs time and memory.

@@ -409,3 +409,74 @@ def test_recipe_sweep_rows_best_points_and_report(bench):
     cfg = RecipeJob("ru-names", longer, 3000, 250, "small").train_config()
     assert (cfg.steps, cfg.warmup_steps, cfg.lr) == (6000, 100, TrainConfig().lr)
     assert RecipeJob("ru-names", RECIPES[0], 3000, 250, "small").dropout() == 0.0
+
+
+def test_cue_positions_point_at_the_gender_letters():
+    from dsmini.bench.attention import cue_positions
+
+    name = "Иванова Мария Петровна"
+    at = cue_positions(name)
+    # position p predicts character p of the name; character i sits at position i + 1
+    assert name[at["query"]] == "н" and name[at["query"] - 1] == "в"  # the choice -на / -ич
+    assert name[at["surname"] - 1] == "а" and name[at["first"] - 1] == "я"  # Иванов|а, Мари|я
+    assert cue_positions("Ли Ян Ильич") == {"query": 9, "surname": 2, "first": 5}
+
+
+def test_attention_section_compares_five_types_with_cache_and_cue(bench):
+    from dsmini.bench.attention import ATTN_TYPES, attention_config, cue_positions
+    from dsmini.bench.throughput import corpus_data
+
+    _, out, results, _ = bench
+    s = results["sections"]["attention"]
+    runs = s["runs"]
+    plan = quick_plan()
+    assert list(runs) == list(ATTN_TYPES) == ["mla", "dsa", "moba", "loglinear", "mha"]
+    assert s["corpus"] == "ru-full-names" and s["steps"] == plan.attention_steps
+    data = corpus_data("ru-full-names")
+    names = data.val.names[: plan.attention_cue_names]
+    cfg = {k: attention_config(k, "tiny", data) for k in ATTN_TYPES}
+    for key, r in runs.items():
+        assert r["attn_type"] == key and r["ffn_type"] == "moe" and r["mtp_depth"] == 1  # only attention changes
+        assert r["steps_done"] == plan.attention_steps and r["seed"] == runs["mla"]["seed"]
+        assert (r["n_train"], r["n_val"], r["cue_names"]) == (4_000, 500, len(names))
+        assert _finite_positive(r["final_val"], r["tokens_per_sec"], r["train_seconds"])
+        assert r["cache_matches_table"] and 0 <= r["ending_accuracy"] <= 1
+        assert r["vs_reference"]["final_val"] == pytest.approx(r["final_val"] - runs["mla"]["final_val"])
+    assert s["budget_seconds"] == min(r["train_seconds"] for r in runs.values())
+    assert all(r["val_at_budget"] is not None for r in runs.values() if r["train_seconds"] == s["budget_seconds"])
+    # the real caches: MLA's latent + RoPE key per layer (MoBA and log-linear keep just that), DSA
+    # adds its indexer key, MHA keys and values of every head (float32)
+    c = cfg["mla"]
+    mla_bytes = c.n_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 4
+    assert runs["mla"]["cache_bytes_per_token"] == runs["moba"]["cache_bytes_per_token"] == mla_bytes
+    assert runs["loglinear"]["cache_bytes_per_token"] == mla_bytes
+    assert runs["dsa"]["cache_bytes_per_token"] == mla_bytes + c.n_layers * c.dsa_index_dim * 4
+    assert runs["mha"]["cache_bytes_per_token"] == c.n_layers * 2 * c.n_heads * c.mha_head_dim * 4
+    # dense types see everything: no cue numbers
+    assert not {"cue_surname", "cue_either", "density"} & (set(runs["mla"]) | set(runs["mha"]))
+    # the selection's size is fixed by the rule, so density follows from the names alone
+    queries = [cue_positions(n)["query"] for n in names]
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    k = cfg["dsa"].dsa_top_k
+    assert runs["dsa"]["density"] == pytest.approx(mean([min(k, q + 1) / (q + 1) for q in queries]), abs=1e-6)
+    b, top = cfg["moba"].moba_block_size, cfg["moba"].moba_top_blocks
+    moba = [(q % b + 1 + b * min(top, q // b)) / (q + 1) for q in queries]  # own block so far + top blocks
+    assert runs["moba"]["density"] == pytest.approx(mean(moba), abs=1e-6)
+    for key in ("dsa", "moba"):
+        r = runs[key]
+        assert all(0 <= r[f"cue_{part}"] <= r["cue_either"] <= 1 for part in ("surname", "first"))
+        assert r["cue_either"] <= r["cue_surname"] + r["cue_first"] + 1e-9
+    # log-linear allows all; token by token only within the query's aligned block of 2^(F-1)
+    log = runs["loglinear"]
+    assert log["cue_either"] == log["density"] == 1.0
+    span = 2 ** (cfg["loglinear"].loglinear_fine_levels - 1)
+    fine = [cue_positions(n)["surname"] // span == cue_positions(n)["query"] // span for n in names]
+    assert log["fine_cue_surname"] == pytest.approx(mean(fine), abs=1e-6)
+    assert log["fine_density"] == pytest.approx(mean([(q % span + 1) / (q + 1) for q in queries]), abs=1e-6)
+    text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "## 9. Attention types on full names" in text and "| DSA (DeepSeek-V3.2: indexer top-k) |" in text
+    assert "- Attention types on `ru-full-names` after 6 steps: best val **" in text
+    assert f"| {mla_bytes} |" in text

@@ -49,6 +49,7 @@ MIN_SIZE = {
     "ru-en-names": 9_500,
     "ru-name-parts": 2_500,
     "ru-gender": 4_900,
+    "ru-full-names": 5_000,
 }
 KNOWN_NAMES = {
     "ru-names": ["Анна", "Александр", "Иванова", "Красоткина"],
@@ -60,6 +61,7 @@ KNOWN_NAMES = {
     "ru-en-names": ["Анна", "Mary"],
     "ru-name-parts": ["Анна", "Александрович"],
     "ru-gender": ["Анна", "Александр"],
+    "ru-full-names": ["Лебедевин Владилен Феофанович"],
 }
 
 
@@ -411,6 +413,7 @@ MIXED = {
     "ru-en-names": {"en": 5_163, "ru": 4_998},
     "ru-name-parts": {"first": 736, "patronymic": 856, "surname": 1_000},
     "ru-gender": {"female": 2_482, "male": 2_517},
+    "ru-full-names": {"female": 2_500, "male": 2_500},
 }
 
 

@@ -48,3 +48,52 @@ def test_shipped_mtp_head_drafts_well():
     proposed = sum(r.drafts_proposed for r in results)
     accepted = sum(r.drafts_accepted for r in results)
     assert proposed > 0 and accepted / proposed > 0.3
+
+
+# ru-full-names: a sparse-attention model of full names «Фамилия Имя Отчество» -----------------------
+
+FULL = "ru-full-names"
+SPARSE_TYPE = "moba"  # chosen from the attention benchmark (checkpoints/README.md)
+FULL_VAL_LOSS = 1.1  # nats/char; shipped at 1.014 (ru-names' 1.71: the corpus is far more predictable)
+FULL_GENDER_AGREEMENT = 0.95  # shipped: 56 of 56 at seed 0
+FULL_NAME = re.compile(r"^[А-ЯЁ][а-яё-]+ [А-ЯЁ][а-яё]+ [А-ЯЁ][а-яё]+$")
+
+
+def test_full_names_checkpoint_is_sparse_small_and_trained():
+    path = ROOT / FULL
+    assert sum(f.stat().st_size for f in path.iterdir()) < 5 * 1024 * 1024
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.model_config
+    assert cfg.attn_type == SPARSE_TYPE and (cfg.ffn_type, cfg.mtp_depth) == ("moe", 1)
+    assert ckpt.corpus.name == FULL and cfg.block_size == 41  # 40 characters + the boundary
+    assert ckpt.summary["val_loss"] < FULL_VAL_LOSS
+    assert ckpt.shipped and FULL in {info.name for info in list_checkpoints(ROOT)}
+
+
+def test_full_names_checkpoint_writes_full_names_of_one_gender():
+    """The long-range cue: the patronymic's ending must agree with the first name's gender, 20-odd
+    letters back, through an attention that sees only part of the past."""
+    from dsmini.builtin_corpora import _RU_MEN_LINES, _RU_WOMEN_LINES, _ru_gendered
+
+    ckpt = load_checkpoint(ROOT / FULL)
+    names = [g.text for g in generate(ckpt.model, ckpt.tokenizer, n=60, temperature=0.8, seed=0)]
+    full = [n for n in names if FULL_NAME.match(n)]
+    assert len(full) >= 54, names
+    assert len(set(full)) >= 55 * len(full) // 60  # not memorised
+    men, women = set(_ru_gendered("first", _RU_MEN_LINES)), set(_ru_gendered("first", _RU_WOMEN_LINES))
+    ending = {"ич": "male", "на": "female"}
+    judged = [(n.split(" ")[1], ending.get(n[-2:])) for n in full if n.split(" ")[1] in men ^ women]
+    agree = sum((first in men) == (gender == "male") for first, gender in judged)
+    assert len(judged) >= 40 and agree >= FULL_GENDER_AGREEMENT * len(judged), judged
+
+
+def test_attention_page_opens_the_full_names_model_on_a_full_name_with_its_selection():
+    from dsmini.probes.attention import sample_name, trace_attention
+
+    ckpt = load_checkpoint(ROOT / FULL)
+    name = sample_name(ckpt.tokenizer, ckpt.model_config.block_size)
+    assert name == "Красоткина Мария Петровна"
+    trace = trace_attention(ckpt.model, ckpt.tokenizer, name)
+    assert trace.allowed is not None and trace.attn_type == SPARSE_TYPE
+    last = trace.allowed[0][0][-1]  # the last query of layer 0, head 0
+    assert sum(last) < len(last)  # the selection leaves some of the past out

@@ -21,18 +21,18 @@ from typing import Any, Callable
 import torch
 
 from ..device import pick_device
-from . import decoding, memory, mtp, quality, recipe, responsiveness, specialisation, throughput
+from . import attention, decoding, memory, mtp, quality, recipe, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan
 from .machine import load_average, machine_info
 from .report import render_markdown, render_section
 
 # throughput first, while nothing else of ours has run; the sections with parallel workers last
-RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation", "recipe")
+RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation", "recipe", "attention")
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "throughput": throughput.run, "quality": quality.run, "decoding": decoding.run,
     "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run, "specialisation": specialisation.run,
-    "recipe": recipe.run,
+    "recipe": recipe.run, "attention": attention.run,
 }
 
 

@@ -25,7 +25,7 @@ import torch
 from ..device import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe")
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ class Plan:
     recipe_steps: int = 3000  # the shipped checkpoints' steps; a recipe may change it
     recipe_eval_every: int = 250
     recipes: tuple[str, ...] | None = None  # None: every recipe
+    # attention: MLA, DSA, MoBA, log-linear and MHA on full names (dsmini/bench/attention.py)
+    attention_corpus: str = "ru-full-names"
+    attention_steps: int = 600
+    attention_eval_every: int = 50
+    attention_workers: int = 5  # all five types at once: one group, the same load for every run
+    attention_cue_names: int = 512  # val names whose decision query the gender cue reads
 
     def steps_for(self, corpus: str) -> int:
         return self.ru_steps if corpus == "ru-names" else self.steps
@@ -99,6 +105,7 @@ def quick_plan(**overrides: Any) -> Plan:
         app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
         recipe_corpora=("en-names",), recipe_steps=20, recipe_eval_every=10, recipes=("shipped", "dropout_0.2"),
+        attention_steps=6, attention_eval_every=3, attention_workers=1, attention_cue_names=24,
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
 

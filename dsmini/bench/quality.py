@@ -23,13 +23,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data import CorpusData
 from ..device import synchronize
+from ..model import DSMini
 from ..train import Trainer, evaluate
 from .archs import ARCHS, BASELINE, arch_config, describe
 from .common import Plan, Progress, Rendezvous, map_job_groups
@@ -41,6 +43,7 @@ COMPARED = "full"  # the model compared with the dense baseline at equal wall-cl
 # dense and full first: they share the first group of every corpus whenever two runs go at once
 ORDER = (BASELINE, COMPARED, *(a.key for a in ARCHS if a.key not in (BASELINE, COMPARED)))
 START_SLACK_S = 1.0  # runs of a group start within polling time of each other; allow this much
+Job = TypeVar("Job")
 REFERENCE = {  # karpathy/makemore's transformer, ~200K parameters, on its names.txt (US first names)
     "corpus": "en-names",
     "steps": 3000,
@@ -74,15 +77,23 @@ def job_groups(plan: Plan, folder: Path) -> list[list[QualityJob]]:
     for c, corpus in enumerate(plan.corpora):
         jobs = [QualityJob(corpus, key, plan.preset, plan.steps_for(corpus), plan.eval_every, plan.curve_val_limit,
                            plan.batch_size, DROPOUT.get(corpus, 0.0), plan.device) for key in ORDER]
-        size = max(1, plan.workers)
-        for g in range(0, len(jobs), size):
-            group = jobs[g : g + size]
-            if len(group) > 1:
-                (folder / f"{c}-{g}").mkdir()
-                members = tuple(job.arch for job in group)
-                group = [dataclasses.replace(job, meet=Rendezvous(str(folder / f"{c}-{g}"), members, job.arch))
-                         for job in group]
-            groups.append(group)
+        groups += meeting_groups(jobs, plan.workers, folder, str(c))
+    return groups
+
+
+def meeting_groups(jobs: list[Job], workers: int, folder: Path, tag: str) -> list[list[Job]]:
+    """`jobs` (dataclasses with `arch` and `meet` fields) cut into groups of `workers`; the jobs of
+    a group of two or more get one `Rendezvous` in their own subfolder `<tag>-<g>` of `folder`."""
+    groups = []
+    size = max(1, workers)
+    for g in range(0, len(jobs), size):
+        group = jobs[g : g + size]
+        if len(group) > 1:
+            (folder / f"{tag}-{g}").mkdir()
+            members = tuple(job.arch for job in group)
+            group = [dataclasses.replace(job, meet=Rendezvous(str(folder / f"{tag}-{g}"), members, job.arch))
+                     for job in group]
+        groups.append(group)
     return groups
 
 
@@ -112,18 +123,34 @@ def run(plan: Plan) -> dict[str, Any]:
 
 def train_one(job: QualityJob) -> dict[str, Any]:
     """Train one architecture on one corpus; its val curve against training seconds and steps."""
-    try:
+    with releasing(job.meet):
         return _train(job)
-    finally:  # also when it failed: the others of its group must not wait for it
-        if job.meet is not None:
-            job.meet.arrive("ready")
-            job.meet.arrive("done")
+
+
+@contextmanager
+def releasing(meet: Rendezvous | None) -> Iterator[None]:
+    """Arrive at every stage of `meet` on the way out, also when the run failed: the others of its
+    group must not wait for it."""
+    try:
+        yield
+    finally:
+        if meet is not None:
+            meet.arrive("ready")
+            meet.arrive("done")
 
 
 def _train(job: QualityJob) -> dict[str, Any]:
     data = corpus_data(job.corpus)
     cfg = arch_config(job.arch, job.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size,
                       dropout=job.dropout)
+    return train_measured(job, cfg, data)
+
+
+def train_measured(job: QualityJob, cfg: ModelConfig, data: CorpusData,
+                   probe: Callable[[DSMini], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train `cfg` on `data` as `job` says (steps, batch, seed, its group's rendezvous): the row of
+    one run. `probe(model)` adds what else is measured on the trained model (after training, so it
+    is not timed); another section's job passes as long as it has QualityJob's fields."""
     train_cfg = TrainConfig(
         steps=job.steps, batch_size=job.batch_size, warmup_steps=min(100, job.steps // 10),
         eval_every=job.steps, sample_every=0, seed=job.seed, device=job.device,
@@ -134,6 +161,7 @@ def _train(job: QualityJob) -> dict[str, Any]:
     seconds, tokens, curve = _curve(trainer, job, data)
     trained = time.time()
     final_val = evaluate(trainer.model, data.val)  # the whole val split
+    probed = probe(trainer.model) if probe is not None else {}
     ballast_steps = keep_loaded(job.meet, cfg, train_cfg, data)
     return {
         **{k: v for k, v in asdict(job).items() if k != "meet"},  # its group is in "load"
@@ -150,6 +178,7 @@ def _train(job: QualityJob) -> dict[str, Any]:
         "load": {"group": list(job.meet.members) if job.meet else [job.arch], "started_together": together,
                  "train_start": started, "train_end": trained, "loaded_until": time.time(),
                  "ballast_steps": ballast_steps},
+        **probed,
     }
 
 

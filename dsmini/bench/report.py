@@ -17,6 +17,7 @@ from .charts import RESULTS_DIR
 from .common import SECTIONS
 from .report_format import md_table
 from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
+from .report_attention import attention_headline, attention_md
 from .report_recipe import recipe_headline, recipe_md
 from .report_specialisation import specialisation_headline, specialisation_md
 
@@ -29,10 +30,11 @@ TITLES = {
     "app": "6. App responsiveness",
     "specialisation": "7. Expert specialisation by domain",
     "recipe": "8. The training recipe, swept",
+    "attention": "9. Attention types on full names",
 }
 RENDERERS = {"throughput": throughput_md, "quality": quality_md, "decoding": decoding_md, "memory": memory_md,
              "mtp": mtp_md, "app": app_md, "specialisation": specialisation_md,
-             "recipe": recipe_md}
+             "recipe": recipe_md, "attention": attention_md}
 
 
 def render_section(name: str, section: dict[str, Any], plan: dict[str, Any]) -> str:
@@ -74,6 +76,8 @@ def headline(sections: dict[str, Any]) -> list[str]:
         lines.append(specialisation_headline(ok["specialisation"]))
     if "recipe" in ok:
         lines.append(recipe_headline(ok["recipe"]))
+    if "attention" in ok:
+        lines.append(attention_headline(ok["attention"]))
     return [f"- {line}" for line in lines]
 
 

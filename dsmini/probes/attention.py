@@ -23,8 +23,9 @@ from ..data import CharTokenizer, nfc
 from ..generate import inference
 from ..model import DSMini
 
-# Shown when the page opens: the first one the model's alphabet can spell is used.
-SAMPLE_NAMES = ("Красоткина", "Annabelle")
+# Shown when the page opens: the first one the model's alphabet can spell is used (the full name only
+# by a model of full names, the one alphabet with a space: there a sparse selection has room to show).
+SAMPLE_NAMES = ("Красоткина Мария Петровна", "Красоткина", "Annabelle")
 
 Maps = list[list[list[list[float]]]]  # [l][h][q][k]
 
