@@ -18,7 +18,6 @@ import os
 import threading
 import time
 
-from dsmini.bench.responsiveness import not_shown
 from dsmini.i18n import LANGUAGES
 from dsmini.probes.pages import LANG, PAGES
 from pages import _ui as ui
@@ -63,7 +62,7 @@ def _warm_checkpoint(name: str) -> None:
     ckpt = ui.load_by_name(name)
     for stem, work in PAGES.items():
         # "pair" and "corpus" pages depend on a second pick; a page of one fixed model only on that model
-        if work.inputs != "checkpoint" or work.model not in (None, name) or not_shown(work, ckpt):
+        if work.inputs != "checkpoint" or work.model not in (None, name) or work.not_shown(ckpt):
             continue
         try:
             view = ui.computed(work.view, ckpt, *(() if work.settings is None else (work.settings,)))

@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import threading
 
-from dsmini.bench.responsiveness import not_shown
 from dsmini.probes.pages import LANG, PAGES
 from pages import _ui as ui
 from pages import _warmup
@@ -27,7 +26,7 @@ def test_after_the_warm_up_no_default_view_or_figure_is_computed_again():
     ckpt = ui.load_by_name("en-names")
     figures = 0
     for stem, work in PAGES.items():
-        if work.inputs != "checkpoint" or work.model not in (None, ckpt.name) or not_shown(work, ckpt):
+        if work.inputs != "checkpoint" or work.model not in (None, ckpt.name) or work.not_shown(ckpt):
             continue
         # a page builds its own settings from its widgets: equal to the defaults, not the same object
         settings = () if work.settings is None else (dataclasses.replace(work.settings),)

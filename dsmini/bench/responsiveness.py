@@ -76,16 +76,6 @@ def inputs(work: PageWork, ckpt: Checkpoint, shipped: dict[str, Checkpoint], cor
     return (ckpt,)
 
 
-def not_shown(work: PageWork, ckpt: Checkpoint) -> str | None:
-    """Why the page only explains itself on this checkpoint, if it does."""
-    cfg = ckpt.model_config
-    if work.requires == "moe" and not cfg.n_moe_layers:
-        return "no MoE layers: the page shows a message"
-    if work.requires == "mtp" and not cfg.mtp_depth:
-        return "no MTP module: the page shows a message"
-    return None
-
-
 def _untimed(note: str) -> dict[str, Any]:
     return {"calls": [], "total_ms": None, "within_budget": None, "notes": [note]}
 
@@ -99,7 +89,7 @@ def time_page(stem: str, ckpt: Checkpoint | None, shipped: dict[str, Checkpoint]
         return _untimed("no entry in dsmini/probes/pages.py: not timed")
     if ckpt is None:
         return _untimed(f"no shipped `{work.model}` checkpoint: not timed")
-    reason = not_shown(work, ckpt)
+    reason = work.not_shown(ckpt)
     if reason:
         return _untimed(reason)
     timer = CallTimer(repeats)

@@ -56,6 +56,15 @@ class PageWork:
     charts: Callable[[Checkpoint, Any, Any], list[Call]] | None = None
     on_demand: tuple[Call, ...] = ()
 
+    def not_shown(self, ckpt: Checkpoint) -> str | None:
+        """Why the page only explains itself on this checkpoint (it `requires` what the model lacks), if it does."""
+        cfg = ckpt.model_config
+        if self.requires == "moe" and not cfg.n_moe_layers:
+            return "no MoE layers: the page shows a message"
+        if self.requires == "mtp" and not cfg.mtp_depth:
+            return "no MTP module: the page shows a message"
+        return None
+
 
 def _home_charts(ckpt: Checkpoint, view: HomeView, _) -> list[Call]:
     return [(architecture_figure, (view.config, LANG))]
