@@ -31,7 +31,7 @@ from .builtin_corpora import list_corpora, list_corpus_domains
 from .cache import cache_values_per_token
 from .checkpoint import load_checkpoint
 from .cli_eval import add_eval_parser, cmd_eval, loss_lines
-from .cli_train import DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
+from .cli_train import CLI_RECIPE, DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
 from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
 from .generate import CUT_MARK, generate
@@ -79,10 +79,11 @@ MODEL_HELP = {
     "mtp_lambda": "MTP loss weight lambda",
 }
 TRAIN_HELP = {
-    "steps": "optimizer steps in total (with --resume: the step to stop at, default the checkpoint's own)",
+    "steps": f"optimizer steps in total (default {CLI_RECIPE['steps']}; with --resume: the step to stop at, default the checkpoint's own)",
     "batch_size": "names per micro-batch",
     "grad_accum": "micro-batches per optimizer step",
-    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (muon: Muon for 2-D hidden weights + AdamW; muonclip: + QK-clip)",
+    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best in the recipe "
+                 "sweep, BENCHMARKS.md section 8; muon: Muon for 2-D hidden weights + AdamW; muonclip: + QK-clip)",
     "qk_clip_tau": "muonclip: rescale a head's query/key weights when its max attention logit exceeds this (K2: 100)",
     "lr": "peak learning rate",
     "weight_decay": "decoupled weight decay (not on norms/embeddings)",

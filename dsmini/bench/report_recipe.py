@@ -35,7 +35,7 @@ def recipe_headline(s: dict[str, Any]) -> str:
         win, shipped = c["runs"][c["winner"]], c["runs"].get("shipped")
         was = f" (shipped recipe {shipped['best_val']:.3f})" if shipped else ""
         bits.append(f"`{corpus}` best val **{win['best_val']:.3f}** with `{c['winner']}`{was}")
-    return "- Training recipe sweep: " + "; ".join(bits) + "."
+    return "Training recipe sweep: " + "; ".join(bits) + "."
 
 
 def _delta(x: float | None) -> str:
