@@ -29,7 +29,7 @@ from .checkpoint import list_checkpoints, load_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
 from .checkpoint_names import validate_name
-from .config import PRESETS, ModelConfig, TrainConfig, preset
+from .config import PRESETS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN, Corpus, line_of, load_corpus
 from .corpus_ref import CorpusRef
 from .data import CorpusData, CorpusError, HeldOut, HeldOutCharacterError, default_block_size, prepare_corpus
@@ -44,12 +44,20 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 RESUME_MAY_CHANGE = ("steps", "eval_every", "eval_batches", "sample_every", "n_samples", "device")
 DEFAULT_PRESET = "small"
 # What `train` uses where no flag says otherwise, from the recipe sweep (BENCHMARKS.md section 8, preset
-# small, best val on the whole val split): Muon beat AdamW on both corpora (en-names 1.904 vs 1.912,
-# ru-names 1.677 vs 1.728), and 3,000 steps is what the sweep and the shipped checkpoints ran. Dropout
-# stays the preset's 0: it helps a small corpus (en-names, 4K names: 0.2 gave 1.885) and hurts a large one
-# (ru-names, 159K: +0.031), so it is the user's call (--dropout). TrainConfig keeps AdamW: the app's live
-# runs, the benchmarks and the tests compare against it.
+# small, best val on the whole val split): Muon beat AdamW on both corpora (en-names 1.904 vs 1.912 with
+# dropout 0.1, ru-names 1.677 vs 1.728 without), and 3,000 steps is what the sweep and the shipped
+# checkpoints ran. Dropout follows the corpus's size as in those rows: a small corpus overfits (en-names,
+# 5K names; Muon without dropout: 1.957), a large one underfits (ru-names, 199K: dropout 0.2 cost +0.031).
+# TrainConfig and the presets keep AdamW and no dropout: the app's live runs, the benchmarks and the tests
+# use them.
 CLI_RECIPE = {"optimizer": "muon", "steps": 3000}
+SMALL_CORPUS = 20_000  # names; below it `train` trains with SMALL_CORPUS_DROPOUT unless --dropout says
+SMALL_CORPUS_DROPOUT = 0.1
+
+
+def recipe_preset(name: str, n_names: int) -> ModelConfig:
+    """Preset `name` as `train` applies it to a corpus of `n_names` names (the dropout rule above)."""
+    return dataclasses.replace(PRESETS[name], dropout=SMALL_CORPUS_DROPOUT) if n_names < SMALL_CORPUS else PRESETS[name]
 # Cut from --corpus for val and test when no --val-file / --test-file names them: today's split, so
 # built-in corpora split exactly as the shipped checkpoints were
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
@@ -179,7 +187,8 @@ def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: di
     model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
     block_size = model_over.pop("block_size") if "block_size" in model_over else default_block_size(corpus.names)
     alphabet = len(set("".join(corpus.names)))  # names too long for block_size can only shrink it
-    model_cfg = preset(args.preset or DEFAULT_PRESET, vocab_size=alphabet + 1, block_size=block_size, **model_over)
+    base = recipe_preset(args.preset or DEFAULT_PRESET, len(corpus.names))
+    model_cfg = dataclasses.replace(base, vocab_size=alphabet + 1, block_size=block_size, **model_over)
     check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
     data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, _fractions(args))
     return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
@@ -194,7 +203,7 @@ def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, held:
     if ckpt.train_config is None or ckpt.optimizer_states is None:
         raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
     saved = ckpt.train_config
-    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given) + _held_out_conflicts(ckpt.corpus, args)
+    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given, len(corpus.names)) + _held_out_conflicts(ckpt.corpus, args)
     if conflicts:
         raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
     steps = given.get("steps", saved.steps)
@@ -222,7 +231,7 @@ def _conflict(flag: str, saved, given) -> str:
     return f"{flag}: {saved!r} (checkpoint) vs {given!r} (given)"
 
 
-def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict) -> list[str]:
+def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict, n_names: int) -> list[str]:
     """Each given flag whose value differs from the checkpoint's, as 'flag: saved vs given'."""
     conflicts = []
     model_given = _overrides(args, ModelConfig, skip=("vocab_size",))
@@ -230,7 +239,7 @@ def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainCo
         if getattr(model, key) != value:
             conflicts.append(_conflict(_flag(key), getattr(model, key), value))
     if args.preset is not None:  # the preset's own sizes; vocab and block size come from the corpus
-        base = PRESETS[args.preset]
+        base = recipe_preset(args.preset, n_names)
         keys = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("vocab_size", "block_size", *model_given)]
         differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}" for key in keys if getattr(base, key) != getattr(model, key)]
         if differ:

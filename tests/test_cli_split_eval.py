@@ -6,6 +6,7 @@ In-process through `dsmini.__main__.main` on the tiny preset (a few steps each).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -262,3 +263,20 @@ def test_progress_lines_in_a_log_are_plain(tmp_path, capfd):
     lines = [line for line in err.splitlines() if " step " in line]
     assert len(lines) == 2 and not any("\r" in line for line in lines)  # one per evaluation, no redraws
     assert all(re.search(r"tok/s \(run [\d.]+K?\) \| ETA \d+m\d\ds$", line) for line in lines)
+
+
+def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size():
+    from dsmini.__main__ import build_parser
+    from dsmini.cli_train import CLI_RECIPE, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, _new_trainer
+    from dsmini.corpora import load_corpus
+
+    args = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny"])
+    small = load_corpus("en-names")
+    assert len(small.names) < SMALL_CORPUS
+    trainer = _new_trainer(args, small, {}, {})
+    assert (trainer.cfg.optimizer, trainer.cfg.steps) == (CLI_RECIPE["optimizer"], CLI_RECIPE["steps"])
+    assert trainer.model_cfg.dropout == SMALL_CORPUS_DROPOUT
+    given = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny", "--dropout", "0.3"])
+    assert _new_trainer(given, small, {}, {}).model_cfg.dropout == 0.3  # a flag always wins
+    large = dataclasses.replace(small, names=[f"{n}{i}" for i in range(4) for n in small.names], domains=None)
+    assert len(large.names) >= SMALL_CORPUS and _new_trainer(args, large, {}, {}).model_cfg.dropout == 0.0
