@@ -63,6 +63,14 @@ def recipe_preset(name: str, n_names: int) -> ModelConfig:
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
 
 
+def default_run(data: CorpusData, n_names: int) -> tuple[ModelConfig, TrainConfig]:
+    """The model and recipe `train --corpus C` uses on `data` (a corpus of `n_names`) when no flag is
+    given: what the benchmark's time-to-quality section trains beside its plain GPT."""
+    model_cfg = dataclasses.replace(recipe_preset(DEFAULT_PRESET, n_names), vocab_size=data.tokenizer.vocab_size,
+                                    block_size=data.block_size)
+    return model_cfg, dataclasses.replace(TrainConfig(), **CLI_RECIPE)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Check everything, then train and save. Nothing is written before the first step."""
     _set_threads(args.threads)

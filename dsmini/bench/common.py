@@ -25,7 +25,8 @@ import torch
 from ..device import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention")
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention",
+            "peer")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class Plan:
     attention_eval_every: int = 50
     attention_workers: int = 5  # all five types at once: one group, the same load for every run
     attention_cue_names: int = 512  # val names whose decision query the gender cue reads
+    # peer: time to quality against a plain GPT (dsmini/bench/peer.py)
+    peer_corpus: str = "en-surnames"  # a built-in corpus of >= 30,000 names
+    peer_steps: int = 3000  # the plain GPT's; its val after the last one is the target
+    peer_dsmini_steps: int | None = None  # None: what `train` does by default
 
     def steps_for(self, corpus: str) -> int:
         return self.ru_steps if corpus == "ru-names" else self.steps
@@ -106,6 +111,7 @@ def quick_plan(**overrides: Any) -> Plan:
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
         recipe_corpora=("en-names",), recipe_steps=20, recipe_eval_every=10, recipes=("shipped", "dropout_0.2"),
         attention_steps=6, attention_eval_every=3, attention_workers=1, attention_cue_names=24,
+        peer_steps=20, peer_dsmini_steps=20,
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
 
