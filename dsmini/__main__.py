@@ -84,6 +84,8 @@ TRAIN_HELP = {
     "grad_accum": "micro-batches per optimizer step",
     "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best in the recipe "
                  "sweep, BENCHMARKS.md section 8; muon: Muon for 2-D hidden weights + AdamW; muonclip: + QK-clip)",
+    "muon_params": "muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense (all but the routed "
+                   "experts, which AdamW then trains; cheaper per step)",
     "qk_clip_tau": "muonclip: rescale a head's query/key weights when its max attention logit exceeds this (K2: 100)",
     "lr": "peak learning rate",
     "weight_decay": "decoupled weight decay (not on norms/embeddings)",

@@ -20,6 +20,7 @@ LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and R
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
 OPTIMIZERS = ("adamw", "muon", "muonclip")
+MUON_PARAMS = ("all", "dense")  # which hidden matrices Muon takes: all of them, or all but the routed experts
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,7 @@ class TrainConfig:
     grad_accum: int = 1
     optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest; "muonclip": + QK-clip
     qk_clip_tau: float = 100.0  # muonclip: a head's max logit above τ is clipped (Kimi K2 §2.1 uses 100)
+    muon_params: str = "all"  # muon/muonclip: "dense" leaves the routed experts to AdamW (MUON_PARAMS)
     lr: float = 3e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -363,6 +365,7 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
+            (self.muon_params in MUON_PARAMS, "muon_params", f"must be one of {MUON_PARAMS}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
             (self.qk_clip_tau > 0, "qk_clip_tau", "must be > 0 (the largest attention logit muonclip allows)"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),

@@ -99,11 +99,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-def _is_muon_param(name: str, ndim: int) -> bool:
+def _is_muon_param(name: str, ndim: int, scope: str) -> bool:
     """Muon orthogonalises hidden weight matrices (2-D, and the stacked (E, h, d) routed experts,
-    one matrix per expert); embeddings, the head, router weights and norms stay with AdamW (as in
-    Keller Jordan's and Moonshot's recipes)."""
-    return ndim >= 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
+    one matrix per expert, unless `scope` is "dense"); embeddings, the head, router weights and
+    norms stay with AdamW (as in Keller Jordan's and Moonshot's recipes). Why "dense" exists:
+    Newton-Schulz costs the same for an expert's matrix as for any other, while an expert sees only
+    k/E of the tokens, so on a small model the experts' share of Muon's time far exceeds their share
+    of the work (BENCHMARKS.md section 8)."""
+    if ndim < 2 or name.startswith(("embed.", "head.")) or ".gate." in name:
+        return False
+    return scope == "all" or ".experts." not in name
 
 
 # Devices whose fused AdamW kernel exists (one kernel for every parameter instead of ~10 ops
@@ -137,7 +142,7 @@ def _optimizer_groups(named: list[tuple[str, int]], cfg: TrainConfig) -> dict[st
     """`build_optimizers`' split of (name, ndim) pairs: optimizer -> its param names, group by group."""
     muon, decay, no_decay = [], [], []
     for name, ndim in named:
-        if cfg.optimizer in ("muon", "muonclip") and _is_muon_param(name, ndim):
+        if cfg.optimizer in ("muon", "muonclip") and _is_muon_param(name, ndim, cfg.muon_params):
             muon.append(name)
         elif ndim >= 2 and not name.startswith("embed."):
             decay.append(name)

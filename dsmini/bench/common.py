@@ -74,8 +74,8 @@ class Plan:
     page_eval_every: int = 50
     # recipe: the default training recipe swept (dsmini/bench/recipe.py)
     recipe_corpora: tuple[str, ...] = ("en-names", "ru-names")
-    recipe_steps: int = 3000  # the shipped checkpoints' steps; a recipe may change it
-    recipe_eval_every: int = 250
+    recipe_steps: int = 3000  # the reference recipe's steps; the others' equal-time steps follow from their speed
+    recipe_evals: int = 12  # val points along each run's schedule
     recipes: tuple[str, ...] | None = None  # None: every recipe
     # attention: MLA, DSA, MoBA, log-linear and MHA on full names (dsmini/bench/attention.py)
     attention_corpus: str = "ru-full-names"
@@ -109,7 +109,7 @@ def quick_plan(**overrides: Any) -> Plan:
         mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
         app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
-        recipe_corpora=("en-names",), recipe_steps=20, recipe_eval_every=10, recipes=("shipped", "dropout_0.2"),
+        recipe_corpora=("en-names",), recipe_steps=20, recipe_evals=2, recipes=("adamw", "muon_dense"),
         attention_steps=6, attention_eval_every=3, attention_workers=1, attention_cue_names=24,
         peer_steps=20, peer_dsmini_steps=20,
     )

@@ -30,7 +30,7 @@ TITLES = {
     "mtp": "5. MTP self-speculative decoding",
     "app": "6. App responsiveness",
     "specialisation": "7. Expert specialisation by domain",
-    "recipe": "8. The training recipe, swept",
+    "recipe": "8. The training recipe, by the clock",
     "attention": "9. Attention types on full names",
     "peer": "10. Time to quality against a plain GPT",
 }
