@@ -48,6 +48,7 @@ MODEL_HELP = {
     "n_heads": "attention (query) heads",
     "dropout": "dropout probability in training",
     "rope_theta": "RoPE base frequency",
+    "norm_eps": "eps of every RMSNorm (DeepSeek-V2/V3: 1e-6)",
     "attn_type": f"attention: {', '.join(ATTN_TYPES)}",
     "head_dim": "MHA/GQA/MQA head size (0 = d_model / n_heads)",
     "n_kv_heads": "GQA key/value groups",
@@ -74,6 +75,8 @@ MODEL_HELP = {
     "aux_loss_coef": "load-balancing loss coefficient alpha (0 = off)",
     "bias_update_speed": "aux-loss-free bias step gamma (sigmoid_bias router)",
     "capacity_factor": "expert capacity factor; tokens over capacity are dropped (omit = no dropping)",
+    "norm_topk_prob": "renormalise the chosen experts' gate weights to sum to 1 (default: the router's paper: "
+    "sigmoid_bias yes, DeepSeek-V3; softmax_topk no, DeepSeek-V2; noisy_topk always)",
     "mtp_depth": "multi-token prediction depth D (0 = off)",
     "mtp_layers": "transformer blocks per MTP module (DeepSeek-V3: 1)",
     "mtp_lambda": "MTP loss weight lambda",
@@ -119,6 +122,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict[str, 
         flag = "--" + f.name.replace("_", "-")
         if kind is tuple:
             group.add_argument(flag, type=float, nargs=2, default=None, help=helps[f.name])
+        elif kind is bool:  # --flag / --no-flag; neither keeps the preset's value
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps[f.name])
         else:
             group.add_argument(flag, type=kind, default=None, help=helps[f.name])
 
