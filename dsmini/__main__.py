@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmini train|sample|info|corpora|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|bench ...` (thin layer over the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -191,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--best", action="store_true", help=BEST_HELP)
     add_eval_parser(sub, BEST_HELP)
 
+    export = sub.add_parser(
+        "export", help="write a checkpoint as a Hugging Face transformers folder",
+        description="Write --checkpoint as a transformers folder (config.json, model.safetensors, tokenizer, "
+        "generation_config.json, README.md) that AutoModelForCausalLM and AutoTokenizer load without custom code: "
+        "MLA + sigmoid router -> DeepseekV3ForCausalLM, MLA + softmax router with raw scores -> DeepseekV2ForCausalLM, "
+        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the feature.",
+    )
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/en-names")
+    export.add_argument("--out", required=True, help="the folder to write; written complete or not at all")
+    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never a dsmini checkpoint)")
+    export.add_argument("--best", action="store_true", help=BEST_HELP)
+
     sub.add_parser("corpora", help="list the built-in corpora")
     add_serve_parser(sub)
     sub.add_parser("bench", help="run the benchmarks (same as python -m dsmini.bench; see its --help)", add_help=False)
@@ -234,6 +246,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint  # imported on demand: it pulls in the tokenizers library
+
+    path, arch = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite, best=args.best)
+    print(f"wrote {path} ({arch}); load it with transformers' AutoModelForCausalLM.from_pretrained")
+    return 0
+
+
 def cmd_corpora(_: argparse.Namespace) -> int:
     domains = list_corpus_domains()
     for name, description in list_corpora().items():
@@ -251,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora, "eval": cmd_eval,
-               "serve": cmd_serve}[args.command]
+               "export": cmd_export, "serve": cmd_serve}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:
