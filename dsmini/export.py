@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,26 +61,42 @@ class ExportRefused(ValueError):
 # Which class, or why none
 
 
-def unsupported(cfg: ModelConfig) -> str | None:
+@dataclass(frozen=True)
+class Unsupported:
+    """What transformers cannot express: the config `setting` (language-neutral, the app shows it) and why."""
+
+    setting: str  # e.g. "attn_type=moba"
+    why: str  # English, for the CLI's one line
+
+    def __str__(self) -> str:
+        return f"transformers cannot express {self.setting}: {self.why}"
+
+
+def unsupported(cfg: ModelConfig) -> Unsupported | None:
     """Why no transformers class computes what this model computes, or None. From the config alone."""
     if cfg.attn_type in SPARSE_ATTN_TYPES:
-        return f"{cfg.attn_type} sparse attention (transformers has MLA, MHA, GQA and MQA only)"
+        return Unsupported(f"attn_type={cfg.attn_type}", f"{cfg.attn_type} sparse attention (transformers has MLA, MHA, GQA and MQA)")
     if cfg.mtp_depth and cfg.mtp_layers > 1:
-        return f"MTP modules of {cfg.mtp_layers} blocks (DeepSeek-V3 gives each module one)"
+        return Unsupported(f"mtp_layers={cfg.mtp_layers}", f"MTP modules of {cfg.mtp_layers} blocks (DeepSeek-V3 gives each one)")
     if cfg.latent_attention and cfg.norm_eps not in (None, DEEPSEEK_NORM_EPS):
-        return f"norm_eps {cfg.norm_eps} (transformers' DeepSeek classes fix MLA's latent norms at 1e-6)"
+        return Unsupported(f"norm_eps={cfg.norm_eps}", "transformers' DeepSeek classes fix MLA's latent norms at eps 1e-6")
     if cfg.ffn_type == "dense":
         return None
     if not cfg.latent_attention:
-        return f"MoE with {cfg.attn_type.upper()} attention (LlamaForCausalLM is dense; DeepSeek's classes need MLA)"
+        return Unsupported(
+            f"ffn_type=moe, attn_type={cfg.attn_type}",
+            f"MoE with {cfg.attn_type.upper()} attention (LlamaForCausalLM is dense; DeepSeek's classes need MLA)",
+        )
     if cfg.moe_every > 1:
-        return f"moe_every {cfg.moe_every} (DeepSeek's classes make every layer after the first dense ones MoE)"
+        return Unsupported(f"moe_every={cfg.moe_every}", "DeepSeek's classes make every layer after the dense ones MoE")
     if cfg.capacity_factor is not None:
-        return f"capacity_factor {cfg.capacity_factor}: experts trained with token dropping"
+        return Unsupported(f"capacity_factor={cfg.capacity_factor}", "experts trained with token dropping")
     if cfg.router == "noisy_topk":
-        return "the noisy_topk router (a softmax renormalised over the top k; DeepseekV2 keeps the raw scores)"
+        return Unsupported("router=noisy_topk", "the noisy router's softmax renormalised over the top k (DeepseekV2 keeps the raw scores)")
     if cfg.router == "softmax_topk" and cfg.normalises_topk:
-        return "a softmax_topk router renormalised over the top k (norm_topk_prob; DeepseekV2 keeps the raw scores)"
+        return Unsupported(
+            "router=softmax_topk, norm_topk_prob=true", "a softmax router renormalised over the top k (DeepseekV2 keeps the raw scores)"
+        )
     return None
 
 
@@ -87,7 +104,7 @@ def architecture(cfg: ModelConfig) -> str:
     """The transformers class for `cfg`; ExportRefused naming the feature when there is none."""
     problem = unsupported(cfg)
     if problem is not None:
-        raise ExportRefused(f"transformers cannot express {problem}")
+        raise ExportRefused(str(problem))
     if not cfg.latent_attention:
         return "LlamaForCausalLM"
     return "DeepseekV2ForCausalLM" if cfg.ffn_type == "moe" and cfg.router == "softmax_topk" else "DeepseekV3ForCausalLM"
