@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,9 @@ def architecture(cfg: ModelConfig) -> str:
 
 
 def rms_norm_eps(cfg: ModelConfig) -> float:
-    """norm_eps, or what torch used for None: float32's machine epsilon (the checkpoints are float32)."""
+    """norm_eps, or what torch used for None: float32's machine epsilon (the checkpoints are float32).
+    transformers keeps MLA's latent norms at 1e-6 even then: on the shipped models (latent entries of
+    order 1) that moves the logits by less than 1e-5."""
     return torch.finfo(torch.float32).eps if cfg.norm_eps is None else cfg.norm_eps
 
 
@@ -311,7 +314,8 @@ A character-level name generator made with **dsmini**, a mini DeepSeek, exported
 - **Loss (nats/char):** val {_loss(summary, "val_loss")}, best val {_loss(summary, "best_val_loss")}, test {_loss(summary, "test_loss")}
 - **Training:** {recipe}
 
-One token per character; the boundary token `{BOUNDARY_TOKEN}` (id {BOUNDARY_ID}) starts every name and ends it.
+One token per character (NFC; a character outside the alphabet is an error); the boundary token
+`{BOUNDARY_TOKEN}` (id {BOUNDARY_ID}) starts every name and ends it, so `generate()` stops at the end of a name.
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -367,19 +371,20 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool =
     Refused (ExportRefused, nothing written) when transformers cannot express the model, or `out` exists
     and `overwrite` is not set, or `out` is not a folder or is a dsmini checkpoint.
     """
-    out = Path(out)
-    if not out.name or out.name.startswith("."):
+    final = Path(os.path.abspath(out))  # not resolve(): a symlink named as --out is refused, never followed
+    if final.name.startswith(".") or final == final.parent:
         raise ExportRefused(f"--out {out}: give a folder name that does not start with '.'")
     ckpt = load_checkpoint(checkpoint, best=best)
-    _replace_check(overwrite)(out.resolve())  # before the work; checked again under the lock
+    arch = architecture(ckpt.model_config)  # the model's refusal first: it is the one that matters
+    check = _replace_check(overwrite)
+    check(final)  # before the work; again under the publish's lock
     files = export_files(ckpt)
 
     def fill(tmp: Path) -> None:
         for name, data in files.items():
             atomic.write_file(tmp / name, data)
 
-    path = atomic.publish(out.resolve().parent, out.resolve().name, fill, _replace_check(overwrite))
-    return path, architecture(ckpt.model_config)
+    return atomic.publish(final.parent, final.name, fill, check), arch
 
 
 def export_zip_bytes(ckpt: Checkpoint) -> bytes:

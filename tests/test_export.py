@@ -11,9 +11,10 @@ is refused with a line that names the feature, and nothing is written.
 from __future__ import annotations
 
 import dataclasses
-import json
-import zipfile
 import io
+import json
+import unicodedata
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def check_against_transformers(ckpt, folder: Path, names: list[str], prefixes: l
     worst = 0.0
     for name in names:
         ids = ckpt.tokenizer.frame(name)
-        assert tok(name)["input_ids"] == ids
+        assert tok(name)["input_ids"] == ids == tok(unicodedata.normalize("NFD", name))["input_ids"]  # NFC, as dsmini
         assert tok.decode(ids, skip_special_tokens=True) == name
         x = torch.tensor([ids])
         with torch.no_grad():
@@ -97,7 +98,7 @@ def test_shipped_checkpoint_equals_transformers_deepseek_v3(name, tmp_path):
     }
     ckpt = load_checkpoint(SHIPPED / name)
     val = list(ckpt.corpus.val_names or [])[:3] or (["Mary", "Jo"] if name == "en-names" else ["Анна", "Иванов"])
-    names = [n for n in ["Mary", "Анна", "Иванов", *val] if not ckpt.tokenizer.unknown_chars(n)]
+    names = [n for n in ["Mary", "Анна", "Андрей", "Иванов", *val] if not ckpt.tokenizer.unknown_chars(n)]
     worst = check_against_transformers(ckpt, folder, names, ["", names[0][:2]])
     print(f"{name}: max |logit difference| {worst:.2e}")
 
@@ -255,3 +256,17 @@ def test_train_flags_set_both_options():
     assert args.norm_topk_prob is False and args.norm_eps == 1e-5
     assert build_parser().parse_args(["train", "--corpus", "en-names"]).norm_topk_prob is None
     assert dataclasses.replace(ModelConfig(), norm_topk_prob=True).normalises_topk
+
+
+def test_checkpoints_keep_both_options_and_refuse_bad_values(tmp_path):
+    cfg = ModelConfig(vocab_size=len(CHARS) + 1, router="softmax_topk", norm_topk_prob=False, norm_eps=None)
+    path = save_checkpoint(tmp_path, "opts", DSMini(cfg), CharTokenizer(CHARS))
+    assert load_checkpoint(path).model_config == cfg
+    meta = json.loads((path / "checkpoint.json").read_text())
+    meta["model_config"]["norm_topk_prob"] = "yes"
+    (path / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="norm_topk_prob"):
+        load_checkpoint(path)
+    for bad in (dict(norm_topk_prob=1), dict(norm_eps=0.0), dict(norm_eps=float("nan"))):
+        with pytest.raises(ValueError, match="norm_"):
+            ModelConfig(**bad)
