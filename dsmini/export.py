@@ -173,15 +173,6 @@ def hf_config(cfg: ModelConfig, arch: str) -> dict[str, Any]:
 # model.safetensors
 
 
-def routed_experts(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """One MoE layer's routed experts as stacked tensors, w1/w3 (E, inter, d) and w2 (E, d, inter), from
-    either layout: stacked parameters `<prefix>.w1`, or one module per expert `<prefix>.<e>.w1.weight`."""
-    if f"{prefix}.w1" in state:
-        return {w: state[f"{prefix}.{w}"] for w in W}
-    n = sum(1 for key in state if key.startswith(f"{prefix}.") and key.endswith(".w1.weight"))
-    return {w: torch.stack([state[f"{prefix}.{e}.{w}.weight"] for e in range(n)]) for w in W}
-
-
 def half_split_rows(weight: torch.Tensor, head_dim: int) -> torch.Tensor:
     """(heads * head_dim, d) query/key rows, each head's adjacent RoPE pairs (x0, x1), (x2, x3), ... reordered
     to Llama's halves (x0, x2, ..., x1, x3, ...): the same rotation, so every score q . k is unchanged."""
@@ -211,8 +202,8 @@ def _block_tensors(state, src: str, dst: str, cfg: ModelConfig) -> dict[str, tor
         out[f"{dst}.mlp.gate.e_score_correction_bias"] = state[f"{ffn}.gate.bias"]
     if f"{ffn}.shared_experts.w1.weight" in state:
         out.update({f"{dst}.mlp.shared_experts.{HF_MLP[w]}.weight": state[f"{ffn}.shared_experts.{w}.weight"] for w in W})
-    for w, stacked in routed_experts(state, f"{ffn}.experts").items():
-        for e, weight in enumerate(stacked):
+    for w in W:  # dsmini stacks the routed experts (E, out, in) (GroupedExperts); DeepSeek's files keep one module each
+        for e, weight in enumerate(state[f"{ffn}.experts.{w}"]):
             out[f"{dst}.mlp.experts.{e}.{HF_MLP[w]}.weight"] = weight
     return out
 

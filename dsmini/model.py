@@ -109,7 +109,7 @@ class DSMini(nn.Module):
         self.register_buffer("rope_rotations", rope_angles(rope_dim, cfg.block_size, cfg.rope_theta), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith(("wo.weight", "w2.weight")):
+            if name.endswith(("wo.weight", "w2.weight", "experts.w2")):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
 
     @staticmethod

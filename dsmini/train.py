@@ -25,6 +25,7 @@ from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device, synchronize
 from .generate import generate
 from .model import DSMini
+from .muon import Muon
 from .probes.domains import domain_mi
 from .qk_clip import qk_clip, track_max_logits
 from .probes.experts import initial_model, route_names
@@ -99,9 +100,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _is_muon_param(name: str, p: torch.nn.Parameter) -> bool:
-    """Muon orthogonalises 2-D hidden weight matrices; embeddings, the head, router weights and
-    norms stay with AdamW (as in Keller Jordan's and Moonshot's recipes)."""
-    return p.ndim == 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
+    """Muon orthogonalises hidden weight matrices (2-D, and the stacked (E, h, d) routed experts,
+    one matrix per expert); embeddings, the head, router weights and norms stay with AdamW (as in
+    Keller Jordan's and Moonshot's recipes)."""
+    return p.ndim >= 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
 
 
 # Devices whose fused AdamW kernel exists (one kernel for every parameter instead of ~10 ops
@@ -129,7 +131,7 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
     }
     if muon:
         # match_rms_adamw scales Muon's update to AdamW's RMS, so one LR schedule serves both
-        optimizers["muon"] = torch.optim.Muon(
+        optimizers["muon"] = Muon(
             muon, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
         )
     return optimizers

@@ -144,7 +144,7 @@ def moe_layer_overhead(plan: Plan, block_size: int, progress: Progress) -> dict[
         "moe_forward_ms": partial(forward_ms, lambda: moe(x)),
         "router_forward_ms": partial(forward_ms, lambda: moe.gate(flat)),
         "shared_forward_ms": partial(forward_ms, lambda: moe.shared_experts(flat)),
-        "experts_forward_ms": partial(forward_ms, lambda: moe._run_experts(rows, counts)),
+        "experts_forward_ms": partial(forward_ms, lambda: moe.experts(rows, counts)),
         "dense_forward_ms": partial(forward_ms, lambda: dense(x)),
     }
     for layer, returns_routing in ((moe, True), (dense, False)):  # warm-up
