@@ -20,8 +20,9 @@ first, so the two halves of `eh_proj`'s columns swap. The main model ignores tho
 (transformers lists them as unexpected keys). A dense model's MTP blocks are dense: kept all the same,
 though transformers' MTP loader builds MoE blocks only.
 
-Everything else transformers cannot express is refused, naming the feature (`unsupported`), before a
-weight is read; the folder is written through `dsmini.atomic`, so it is there complete or not at all.
+Everything else transformers cannot express is refused, naming the feature (`unsupported`, from the
+config alone), before anything is written; the folder is written through `dsmini.atomic`, so it is
+there complete or not at all.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .checkpoint_files import META_FILE
 from .config import SPARSE_ATTN_TYPES, ModelConfig
 from .data import BOUNDARY_ID, CharTokenizer
+from .model import DSMini
 
 DEEPSEEK_NORM_EPS = 1e-6  # transformers' DeepSeek classes hard-code it for MLA's latent norms (q_a / kv_a_layernorm)
 BOUNDARY_TOKEN = "<|boundary|>"  # the boundary id's text: a special token, so no name can spell it
@@ -98,6 +100,8 @@ def unsupported(cfg: ModelConfig) -> Unsupported | None:
         return Unsupported(
             "router=softmax_topk, norm_topk_prob=true", "a softmax router renormalised over the top k (DeepseekV2 keeps the raw scores)"
         )
+    if cfg.router == "softmax_topk" and cfg.d_model % cfg.n_heads:
+        return Unsupported(f"d_model={cfg.d_model}, n_heads={cfg.n_heads}", "DeepseekV2Config needs d_model divisible by n_heads")
     return None
 
 
@@ -180,7 +184,7 @@ def half_split_rows(weight: torch.Tensor, head_dim: int) -> torch.Tensor:
     return weight.unflatten(0, (-1, head_dim))[:, order].flatten(0, 1)
 
 
-def _block_tensors(state, src: str, dst: str, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def _block_tensors(state: dict[str, torch.Tensor], src: str, dst: str, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """One dsmini Block `src` (e.g. 'layers.2') as transformers' decoder layer `dst` ('model.layers.2')."""
     out = {
         f"{dst}.input_layernorm.weight": state[f"{src}.attn_norm.weight"],
@@ -190,7 +194,7 @@ def _block_tensors(state, src: str, dst: str, cfg: ModelConfig) -> dict[str, tor
         key = f"{src}.attn.{name}.weight"
         if key in state:
             weight = state[key]
-            if name in ("wq", "wk") and not cfg.latent_attention:
+            if name in ("wq", "wk") and not cfg.latent_attention:  # MLA: rope_interleave reads the pairs as they are
                 weight = half_split_rows(weight, cfg.mha_head_dim)
             out[f"{dst}.self_attn.{hf_name}.weight"] = weight
     ffn = f"{src}.ffn"
@@ -208,9 +212,9 @@ def _block_tensors(state, src: str, dst: str, cfg: ModelConfig) -> dict[str, tor
     return out
 
 
-def hf_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def hf_state(model: DSMini) -> dict[str, torch.Tensor]:
     """dsmini's state_dict under transformers' names (module docstring), each tensor its own contiguous copy."""
-    cfg: ModelConfig = model.cfg
+    cfg = model.cfg
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     out = {
         "model.embed_tokens.weight": state["embed.weight"],

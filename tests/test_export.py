@@ -182,6 +182,7 @@ def test_mtp_modules_sit_after_the_last_layer_with_nothing_left_out(tmp_path):
     (dict(mtp_layers=2), "mtp_layers=2", "MTP modules of 2 blocks"),
     (dict(attn_type="gqa", n_kv_heads=2), "ffn_type=moe, attn_type=gqa", "MoE with GQA"),
     (dict(norm_eps=1e-5), "norm_eps=1e-05", "eps 1e-6"),
+    (dict(router="softmax_topk", d_model=30, d_ff=30), "d_model=30, n_heads=4", "divisible"),
 ])
 def test_what_transformers_cannot_express_is_named(overrides, setting, why):
     problem = unsupported(ModelConfig(**{**SMALL, **overrides}))
