@@ -277,9 +277,13 @@ def tokenizer_config(cfg: ModelConfig) -> dict[str, Any]:
 # The folder
 
 
-def _loss(summary: dict[str, Any], key: str) -> str:
-    value = summary.get(key)
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+LOSSES = (("val", "val_loss"), ("best val", "best_val_loss"), ("whole val split", "final_val_loss"), ("test", "test_loss"))
+
+
+def _losses(summary: dict[str, Any]) -> str:
+    """The losses the checkpoint recorded, e.g. 'val 2.0861, best val 2.0651'; '-' when none."""
+    found = [f"{label} {summary[key]:.4f}" for label, key in LOSSES if isinstance(summary.get(key), (int, float))]
+    return ", ".join(found) or "-"
 
 
 def model_card(ckpt: Checkpoint, arch: str) -> str:
@@ -293,7 +297,7 @@ def model_card(ckpt: Checkpoint, arch: str) -> str:
     )
     ffn = (
         f"DeepSeekMoE: {cfg.n_shared_experts} shared + {cfg.n_routed_experts} routed experts, top-{cfg.top_k}, "
-        f"router {cfg.router}, first {cfg.n_dense_layers} layer(s) dense" if cfg.ffn_type == "moe" else "dense SwiGLU"
+        f"router {cfg.router}, dense layers first: {cfg.n_dense_layers}" if cfg.ffn_type == "moe" else "dense SwiGLU"
     )
     return f"""---
 library_name: transformers
@@ -304,9 +308,9 @@ tags: [dsmini, character-level, names]
 A character-level name generator made with **dsmini**, a mini DeepSeek, exported as `{arch}`.
 
 - **Corpus:** {ckpt.corpus.name or "-"}{f" (domains: {', '.join(ckpt.corpus.domains)})" if ckpt.corpus.domains else ""}
-- **Size:** {main['total']:,} parameters, {main['active']:,} active per token{f"; + {mtp:,} in {cfg.mtp_depth} MTP module(s) (layers {cfg.n_layers}..{cfg.n_layers + cfg.mtp_depth - 1}, `num_nextn_predict_layers`)" if cfg.mtp_depth else ""}
+- **Size:** {main['total']:,} parameters, {main['active']:,} active per token{f"; + {mtp:,} in the MTP modules from layer {cfg.n_layers} on (`num_nextn_predict_layers` = {cfg.mtp_depth})" if cfg.mtp_depth else ""}
 - **Architecture:** {cfg.n_layers} layers, width {cfg.d_model}, {cfg.n_heads} heads, {cfg.attn_type.upper()} attention; {ffn}
-- **Loss (nats/char):** val {_loss(summary, "val_loss")}, best val {_loss(summary, "best_val_loss")}, test {_loss(summary, "test_loss")}
+- **Loss (nats/char):** {_losses(summary)}
 - **Training:** {recipe}
 
 One token per character (NFC; a character outside the alphabet is an error); the boundary token
