@@ -5,10 +5,14 @@ Axes: n tokens (batch x time, flattened), d d_model, E n_routed_experts, k top_k
 Routers (`ModelConfig.router`):
 - `sigmoid_bias` (DeepSeek-V3 §2.1.2, aux-loss-free): affinity s = sigmoid(x W_g); a per-expert
   bias is added *only to choose* the top-k; gate weights are the unbiased s of the chosen experts,
-  normalised over the k. The trainer calls `Gate.update_bias(load)` once per optimizer step.
-- `softmax_topk` (DeepSeek-V2): p = softmax(x W_g); top-k of p, renormalised over the k.
+  normalised over the k (V3 eq. 13). The trainer calls `Gate.update_bias(load)` once per optimizer step.
+- `softmax_topk` (DeepSeek-V2 §2.2): p = softmax(x W_g); gate weights are the top-k of p as they are,
+  not renormalised (V2 eq. 22; they sum to less than 1).
 - `noisy_topk` (Shazeer et al. 2017): H = x W_g + N(0, 1) * softplus(x W_noise) in training only;
   top-k of H, softmax over the kept k.
+
+`ModelConfig.norm_topk_prob` overrides the renormalisation of the first two (None: as their paper);
+checkpoints saved before the option existed renormalised both, and load that way.
 
 Ablation (the explorer only, never training): `ExpertAblation` switches experts of one layer off in
 one of three ways, because they answer different questions. *Reroute* (blocked experts cannot be
@@ -168,6 +172,7 @@ class Gate(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.router, self.top_k, self.gamma = cfg.router, cfg.top_k, cfg.bias_update_speed
+        self.norm_topk_prob = cfg.normalises_topk
         self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.d_model))
         nn.init.normal_(self.weight, std=0.02)
         if self.router == "noisy_topk":
@@ -180,21 +185,19 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor, ablation: ExpertAblation | None = None):
         """x: (n, d). `ablation` (explorer only): experts that may not be chosen.
 
-        Returns weights (n, k) summing to 1, indices (n, k), probs (n, E) over all experts.
+        Returns weights (n, k) (summing to 1 when renormalised), indices (n, k), probs (n, E) over all experts.
         """
         logits = x @ self.weight.t()  # (n, E)
         if self.router == "sigmoid_bias":
             scores = logits.sigmoid()
             choice = scores + self.bias  # the bias steers the choice only
             indices = self._top_k(choice, ablation)
-            chosen = scores.gather(1, indices)
-            weights = chosen / chosen.sum(dim=-1, keepdim=True)
+            weights = self._gate_weights(scores.gather(1, indices))
             probs = scores / scores.sum(dim=-1, keepdim=True)
         elif self.router == "softmax_topk":
             probs = logits.softmax(dim=-1)
             indices = self._top_k(probs, ablation)
-            chosen = probs.gather(1, indices)
-            weights = chosen / chosen.sum(dim=-1, keepdim=True)
+            weights = self._gate_weights(probs.gather(1, indices))
         else:  # noisy_topk
             if self.training:
                 logits = logits + torch.randn_like(logits) * F.softplus(x @ self.w_noise.t())
@@ -202,6 +205,10 @@ class Gate(nn.Module):
             indices = self._top_k(logits, ablation)
             weights = logits.gather(1, indices).softmax(dim=-1)
         return weights, indices, probs
+
+    def _gate_weights(self, chosen: torch.Tensor) -> torch.Tensor:
+        """(n, k) scores of the chosen experts -> gate weights: renormalised over the k, or as they are."""
+        return chosen / chosen.sum(dim=-1, keepdim=True) if self.norm_topk_prob else chosen
 
     def _top_k(self, scores: torch.Tensor, ablation: ExpertAblation | None) -> torch.Tensor:
         """(n, E) selection scores -> (n, k) chosen experts, after the ablation's masks."""

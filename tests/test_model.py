@@ -190,14 +190,21 @@ def moe_layer(**overrides) -> MoE:
     return MoE(cfg, layer_id=1)
 
 
-@pytest.mark.parametrize("router", ["sigmoid_bias", "softmax_topk", "noisy_topk"])
-def test_gate_chooses_k_distinct_experts_with_weights_summing_to_one(router):
-    moe = moe_layer(router=router, n_routed_experts=6, top_k=3).train()
+@pytest.mark.parametrize("router, norm_topk_prob", [
+    ("sigmoid_bias", None), ("softmax_topk", True), ("noisy_topk", None), ("sigmoid_bias", False), ("softmax_topk", None),
+])
+def test_gate_chooses_k_distinct_experts_with_weights_summing_to_one(router, norm_topk_prob):
+    """...when renormalised over the k; else (DeepSeek-V2's softmax, the default) the chosen scores as they are."""
+    moe = moe_layer(router=router, norm_topk_prob=norm_topk_prob, n_routed_experts=6, top_k=3).train()
     x = torch.randn(40, moe_layer().gate.weight.size(1))
     weights, indices, probs = moe.gate(x)
     assert indices.shape == (40, 3)
     assert all(len(set(row.tolist())) == 3 for row in indices)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(40))
+    if norm_topk_prob is False or (router == "softmax_topk" and norm_topk_prob is None):
+        scores = probs if router == "softmax_topk" else torch.sigmoid(x @ moe.gate.weight.t())
+        torch.testing.assert_close(weights, scores.gather(1, indices))
+    else:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(40))
     torch.testing.assert_close(probs.sum(-1), torch.ones(40))
     assert (weights > 0).all()
 
