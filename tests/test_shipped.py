@@ -1,5 +1,6 @@
 """The checkpoints shipped in checkpoints/ load, have the full architecture and write real names."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -119,3 +120,18 @@ def test_shipped_checkpoint_writes_the_names_it_always_wrote(name):
     ckpt = load_checkpoint(ROOT / name)
     names = [g.text for g in generate(ckpt.model, ckpt.tokenizer, n=6, temperature=0.8, seed=3)]
     assert names == PINNED_NAMES[name]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_NAMES))
+def test_shipped_checkpoint_is_saved_with_stacked_experts_and_every_config_field(name):
+    import json
+
+    from safetensors import safe_open
+
+    from dsmini.config import ModelConfig
+
+    with safe_open(str(ROOT / name / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert any(k.endswith(".ffn.experts.w1") for k in keys) and not any(".experts.0." in k for k in keys)
+    saved = json.loads((ROOT / name / "checkpoint.json").read_text(encoding="utf-8"))["model_config"]
+    assert set(saved) == {f.name for f in dataclasses.fields(ModelConfig)}
