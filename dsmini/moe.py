@@ -303,7 +303,7 @@ class MoE(nn.Module):
             weights = weights * keep
         shared_on = self.shared_experts is not None and not (ablation is not None and ablation.shared_off)
         # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
-        base = self.shared_experts(flat) if shared_on else torch.zeros_like(flat)
+        base = self._shared(flat, valid_flat) if shared_on else torch.zeros_like(flat)
         y, load = self._dispatch(flat, indices, weights, keep, base)
         routing = Routing(
             layer=self.layer_id,
@@ -317,6 +317,17 @@ class MoE(nn.Module):
             aux_loss=self._aux_loss(indices, probs, valid_flat),
         )
         return rearrange(y, "(b t) d -> b t d", b=b), routing
+
+    def _shared(self, flat: torch.Tensor, valid_flat: torch.Tensor | None) -> torch.Tensor:
+        """(n, d) the shared experts' output: on the real tokens only, zero at padding.
+
+        Padding sits after a name's end: its targets are ignored and causal attention never lets a
+        real position read it, so what the FFN writes there is never seen. A training batch of
+        names is ~40% padding, and skipping it is what the routed experts already do."""
+        if valid_flat is None:
+            return self.shared_experts(flat)
+        rows = valid_flat.nonzero().squeeze(1)  # (v,) real tokens
+        return flat.new_zeros(flat.shape).index_copy(0, rows, self.shared_experts(flat[rows]))
 
     def _kept(self, indices, valid_flat, ablation: ExpertAblation | None) -> torch.Tensor | None:
         """(n, k) bool: assignments that run (real tokens, not silenced); None when all of them do."""

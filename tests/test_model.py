@@ -506,3 +506,19 @@ def test_rope_rotates_each_pair_by_its_angle_and_scores_depend_on_offset_only():
     ]
     assert torch.allclose(torch.stack(scores), scores[0].expand(7), atol=1e-5)
     assert apply_rope(x.bfloat16(), rotations).dtype == torch.bfloat16
+
+
+def test_padding_costs_no_expert_work_and_real_tokens_are_unchanged():
+    """With a padding mask neither the shared nor the routed experts run on padding (its FFN output
+    is zero: the residual passes through); every real token gets exactly what it gets unmasked."""
+    moe = moe_layer().train()
+    x = torch.randn(2, 7, 32)
+    valid = torch.tensor([[True] * 4 + [False] * 3, [True] * 7])
+    masked, _ = moe(x, ForwardOptions(valid=valid))
+    unmasked, _ = moe(x)
+    torch.testing.assert_close(masked[valid], unmasked[valid])
+    assert not masked[~valid].any()
+    calls = []
+    moe.shared_experts.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    moe(x, ForwardOptions(valid=valid))
+    assert calls == [int(valid.sum())]
