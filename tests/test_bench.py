@@ -97,8 +97,12 @@ def test_throughput_numbers(bench):
         assert arch["d_ff"] == arch["active_ffn_dim"]
     assert s["archs"]["dense"]["ratio"] == 1.0
     moe = s["moe_layer"]
-    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"])
+    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"], moe["ratio_all_rows"])
+    assert 0 < moe["real_tokens"] < moe["tokens"] == moe["batch_size"] * s["block_size"]  # a real batch's padding
     assert all(_finite_positive(t["tokens_per_sec"]) for t in s["thread_sweep"]["threads"].values())
+    other = s["other_batches"]["8"]  # the quick plan's second batch size
+    assert _finite_positive(other["full_vs_dense"], other["moe_layer"], other["moe_layer_all_rows"], other["mtp_share"])
+    assert set(other["tokens_per_sec"]) == set(s["archs"])
 
 
 def test_quality_numbers_for_every_corpus(bench):

@@ -38,6 +38,7 @@ class Plan:
     device: str = "cpu"  # where every section's models run: "cpu", "cuda", "cuda:1", "mps" (resolved, never "auto")
     data_corpus: str = "en-names"  # batches for throughput (real names, real padding)
     batch_size: int = 64
+    other_batches: tuple[int, ...] = (32,)  # throughput: the two ratios with a target, also at these batch sizes
     # throughput
     rounds: int = 7  # interleaved rounds; medians are over rounds
     steps_per_round: int = 10
@@ -103,7 +104,7 @@ def quick_plan(**overrides: Any) -> Plan:
     """Tiny sizes, seconds in all (the test suite runs it): every section, but one thread in the
     sweep, one checkpoint and the light pages for the app section. The numbers mean nothing."""
     sizes = dict(
-        batch_size=16, rounds=2, steps_per_round=2, warmup_steps=1, layer_calls=3,
+        batch_size=16, other_batches=(8,), rounds=2, steps_per_round=2, warmup_steps=1, layer_calls=3,
         corpora=("en-names",), steps=30, ru_steps=30, eval_every=10, curve_val_limit=128, workers=1,
         prefix_lengths=(8, 24), decode_chars=4, repeats=1, batch_names=50,
         mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
