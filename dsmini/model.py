@@ -20,7 +20,7 @@ from .attention import AttnTrace, build_attention
 from .cache import LayerCache, ModelCache, StackCache, new_model_cache
 from .config import ModelConfig
 from .data import IGNORE_INDEX
-from .moe import Expert, ExpertAblation, MoE, Routing
+from .moe import Expert, ExpertAblation, GroupedExperts, MoE, Routing
 from .options import ForwardOptions
 from .rope import rope_angles
 
@@ -109,13 +109,19 @@ class DSMini(nn.Module):
         self.register_buffer("rope_rotations", rope_angles(rope_dim, cfg.block_size, cfg.rope_theta), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith(("wo.weight", "w2.weight", "experts.w2")):
+            if name.endswith(("wo.weight", "w2.weight")):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
+            elif name.endswith("experts.w2"):  # expert by expert, in the order separate modules were drawn
+                for w in p.unbind(0):
+                    nn.init.normal_(w, std=0.02 / (2 * cfg.n_layers) ** 0.5)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
+        elif isinstance(module, GroupedExperts):
+            for w in module.per_expert():
+                nn.init.normal_(w, std=0.02)
 
     @property
     def has_mtp(self) -> bool:

@@ -112,8 +112,13 @@ class GroupedExperts(nn.Module):
         self.w1 = nn.Parameter(torch.empty(n_experts, inter_dim, d_model))
         self.w2 = nn.Parameter(torch.empty(n_experts, d_model, inter_dim))
         self.w3 = nn.Parameter(torch.empty(n_experts, inter_dim, d_model))
-        for w in (self.w1, self.w2, self.w3):
-            nn.init.normal_(w, std=0.02)  # as DSMini initialises every nn.Linear
+        for w in self.per_expert():  # nn.Linear's own init, so a seed draws what it drew for E modules
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+
+    def per_expert(self) -> list[torch.Tensor]:
+        """Each expert's w1, w2, w3 as 2-D views, expert by expert: the order E separate `Expert`
+        modules had, so initialising through it keeps a seed's random draws (and models) as before."""
+        return [w[e] for e in range(self.w1.size(0)) for w in (self.w1, self.w2, self.w3)]
 
     def forward(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).

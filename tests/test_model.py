@@ -522,3 +522,13 @@ def test_padding_costs_no_expert_work_and_real_tokens_are_unchanged():
     moe.shared_experts.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     moe(x, ForwardOptions(valid=valid))
     assert calls == [int(valid.sum())]
+
+
+def test_a_seed_draws_the_model_it_drew_before_experts_were_stacked():
+    """Stacked experts initialise slice by slice in the order separate Expert modules were drawn, so a
+    seeded run (and the benchmark's and the Experts page's untrained twins) starts from the same weights.
+    The number is the one dsmini computed with one nn.Module per expert."""
+    torch.manual_seed(1337)
+    model = DSMini(preset("small", vocab_size=30, block_size=12))
+    total = sum(float(p.double().abs().sum()) for p in model.state_dict().values())
+    assert total == pytest.approx(8413.093474103456, rel=1e-12)
