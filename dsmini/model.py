@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttnTrace, build_attention
+from .attention import AttnTrace, build_attention, causal_mask
 from .cache import LayerCache, ModelCache, StackCache, new_model_cache
 from .config import ModelConfig
 from .data import IGNORE_INDEX
@@ -152,9 +152,11 @@ class DSMini(nn.Module):
         MTP logits and losses are computed when targets are given (training and evaluation).
         """
         b, s = idx.shape
-        rope = self._rope(cache.length if cache is not None else 0, s)
+        start = cache.length if cache is not None else 0
+        rope = self._rope(start, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
-        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid)
+        causal = causal_mask(s, start + s, idx.device) if start and s > 1 else None  # a verify pass: one mask for all layers
+        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid, causal=causal)
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):

@@ -280,25 +280,28 @@ def _draft(model, batch: _Batch, cache: ModelCache, room: dict[int, int], temper
     """The chain of MTP steps (DeepSeek-V3 §2.2) for the rows in `room` ({row: drafts it may make}).
     Module k runs over the positions its cache lacks, [paired, n) for a row whose newest token is
     x_n, reading module k-1's states (the main model's for k = 1) and t_{i+k}; at i = n - 1 that is
-    x_n for k = 1 and the previous draft after, and it drafts x_{n+k}, written into the token buffer."""
+    x_n for k = 1 and the previous draft after, and it drafts x_{n+k}, written into the token buffer.
+    At batch 1 every op costs about as much as a small matmul, so the indices are built once per
+    round (while every row still drafts) and nothing is read back to the host."""
     chain = []
-    device = batch.tokens.device
+    rows = list(room)
+    index = torch.tensor([rows, [len(batch.rows[r].ids) - 2 for r in rows]], device=batch.tokens.device)  # (2, m)
     for k in range(1, max(room.values(), default=0) + 1):
-        rows = [r for r, most in room.items() if most >= k]
-        last = [len(batch.rows[r].ids) - 2 for r in rows]  # n - 1: the position that drafts x_{n+k}
+        if k > 1 and min(room[r] for r in rows) < k:  # rows out of room stop here
+            index = index[:, [i for i, r in enumerate(rows) if room[r] >= k]]
+            rows = [r for r in rows if room[r] >= k]
         paired = batch.paired[k - 1]
-        start, end = min(paired[r] for r in rows), max(last) + 1
+        start, end = min(paired[r] for r in rows), max(len(batch.rows[r].ids) - 1 for r in rows)
         cache.mtp_depths[k - 1].length = start
         h, logits = model.mtp_step(k, batch.hidden[k - 1][:, start:end], batch.tokens[:, start + k : end + k], cache,
                                    absorb)
         if k < len(batch.hidden):
             batch.hidden[k][:, start:end] = h
-        index = torch.tensor(rows, device=device), torch.tensor(last, device=device)
-        q_logits = logits[index[0], index[1] - start]  # (m, V)
+        q_logits = logits[index[0], index[1] - start]  # (m, V) at each row's n - 1
         ids = sample_next(q_logits, temperature, generator=generator)
-        batch.tokens[index[0], index[1] + 1 + k] = ids  # x_{n+k} at slot n + k
-        for r, i in zip(rows, last):
-            paired[r] = i + 1  # final once the round's acceptance is known (`_verify`)
+        batch.tokens[index[0], index[1] + (1 + k)] = ids  # x_{n+k} at slot n + k
+        for r in rows:
+            paired[r] = len(batch.rows[r].ids) - 1  # n; final once the round's acceptance is known (`_verify`)
         chain.append(_Drafts(rows, q_logits, ids))
     return chain
 
@@ -308,7 +311,7 @@ def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], 
     prefix of drafts and the main model's own next token after it."""
     device = batch.tokens.device
     newest = {r: len(batch.rows[r].ids) - 1 for r in live}  # x_n sits at slot n
-    most = {r: 0 for r in live}
+    most = dict.fromkeys(live, 0)
     for drafts in chain:
         for r in drafts.rows:
             most[r] += 1
@@ -319,31 +322,16 @@ def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], 
     batch.hidden[0][:, start:end] = out.hidden
     for r in live:
         batch.passes[r] += 1
-
-    def logits_at(rows: list[int], offsets: list[int]) -> torch.Tensor:  # (m, V) at slot n + offset
-        slots = torch.tensor([newest[r] + o - start for r, o in zip(rows, offsets)], device=device)
-        return out.logits[torch.tensor(rows, device=device), slots]
+    main_token, check = _deciders(out.logits, newest, start, temperature, generator)
 
     written = []
     plain = [r for r in live if not most[r]]  # full rows (and every row when not drafting)
-    if plain:
-        for r, token in zip(plain, sample_next(logits_at(plain, [0] * len(plain)), temperature,
-                                               generator=generator).tolist()):
-            batch.cached[r] = newest[r] + 1
-            if batch.rows[r].push(token):
-                written.append((r, newest[r] + 1, token))
-    if not chain:
-        batch.write(written)
-        return
-    # greedy keeps a draft iff it is the main model's argmax; sampling keeps it with probability
-    # min(1, p(d) / q(d)) and else draws from max(0, p - q): the main model's law either way. Every
-    # depth is checked at once; on the host each row then stops at its first rejection.
-    checked = {}  # (row, depth) -> (draft, accepted, chosen)
-    for k, drafts in enumerate(chain, start=1):
-        accepted, chosen = verify_draft(logits_at(drafts.rows, [k - 1] * len(drafts.rows)), drafts.q_logits,
-                                        drafts.ids, temperature, generator)
-        for r, verdict in zip(drafts.rows, torch.stack([drafts.ids, accepted.long(), chosen]).T.tolist()):
-            checked[r, k] = verdict
+    for r, token in zip(plain, main_token(plain, [0] * len(plain))):
+        batch.cached[r] = newest[r] + 1
+        if batch.rows[r].push(token):
+            written.append((r, newest[r] + 1, token))
+    # every depth is checked at once; on the host each row then stops at its first rejection
+    checked = {(r, k): verdict for k, drafts in enumerate(chain, start=1) for r, verdict in zip(drafts.rows, check(k, drafts))}
     bonus_rows = []
     for r in live:
         if not most[r]:
@@ -355,7 +343,8 @@ def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], 
             batch.timeline[r].append(SpecStep(n + k, drafted, tokenizer.label(drafted), bool(ok), token,
                                               tokenizer.label(token), k))
             row.push(token)  # room was checked when drafting, so it is kept
-            written.append((r, n + k, token))
+            if not ok:
+                written.append((r, n + k, token))  # an accepted draft is in the buffer already
             kept += ok
             if not ok or row.done:
                 break
@@ -364,9 +353,42 @@ def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], 
             batch.paired[k - 1][r] = max(0, min(n, n + kept - k + 1))
         if kept == most[r] and not row.done:
             bonus_rows.append(r)  # every draft confirmed and cached, so the last one's slot gives the next
-    if bonus_rows:
-        bonus = sample_next(logits_at(bonus_rows, [most[r] for r in bonus_rows]), temperature, generator=generator)
-        for r, token in zip(bonus_rows, bonus.tolist()):
-            if batch.rows[r].push(token):
-                written.append((r, newest[r] + most[r] + 1, token))
+    for r, token in zip(bonus_rows, main_token(bonus_rows, [most[r] for r in bonus_rows])):
+        if batch.rows[r].push(token):
+            written.append((r, newest[r] + most[r] + 1, token))
     batch.write(written)
+
+
+def _deciders(logits: torch.Tensor, newest: dict[int, int], start: int, temperature, generator):
+    """How `_verify` reads the main pass's logits (b, s, V), window from slot `start`:
+    main_token(rows, offsets) -> the main model's token at slot n + offset of each row, and
+    check(k, drafts) -> (draft, accepted, kept token) per row for the depth-k drafts, at slot n + k - 1.
+
+    Greedy keeps a draft iff it is the main model's argmax, so one argmax over the window read once
+    decides every row and depth. Sampling keeps it with probability min(1, p(d) / q(d)) and else
+    draws from max(0, p - q) (`verify_draft`): the main model's law either way."""
+    if temperature == 0:
+        picks = logits.argmax(dim=-1).tolist()  # (b, s) on the host
+
+        def main_token(rows, offsets):
+            return [picks[r][newest[r] + o - start] for r, o in zip(rows, offsets)]
+
+        def check(k, drafts):
+            chosen = main_token(drafts.rows, [k - 1] * len(drafts.rows))
+            return [(d, d == c, c) for d, c in zip(drafts.ids.tolist(), chosen)]
+
+        return main_token, check
+
+    def at(rows, offsets) -> torch.Tensor:  # (m, V) at slot n + offset
+        slots = torch.tensor([newest[r] + o - start for r, o in zip(rows, offsets)], device=logits.device)
+        return logits[torch.tensor(rows, device=logits.device), slots]
+
+    def sampled_token(rows, offsets):
+        return sample_next(at(rows, offsets), temperature, generator=generator).tolist() if rows else []
+
+    def sampled_check(k, drafts):
+        accepted, chosen = verify_draft(at(drafts.rows, [k - 1] * len(drafts.rows)), drafts.q_logits, drafts.ids,
+                                        temperature, generator)
+        return torch.stack([drafts.ids, accepted.long(), chosen]).T.tolist()
+
+    return sampled_token, sampled_check
