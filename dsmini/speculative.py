@@ -284,12 +284,16 @@ def _draft(model, batch: _Batch, cache: ModelCache, room: dict[int, int], temper
     At batch 1 every op costs about as much as a small matmul, so the indices are built once per
     round (while every row still drafts) and nothing is read back to the host."""
     chain = []
+    room = dict(room)
     rows = list(room)
     index = torch.tensor([rows, [len(batch.rows[r].ids) - 2 for r in rows]], device=batch.tokens.device)  # (2, m)
-    for k in range(1, max(room.values(), default=0) + 1):
-        if k > 1 and min(room[r] for r in rows) < k:  # rows out of room stop here
+    deepest = max(room.values(), default=0)
+    for k in range(1, deepest + 1):
+        if k > 1 and min(room[r] for r in rows) < k:  # rows out of room, or whose draft ended the name, stop here
             index = index[:, [i for i, r in enumerate(rows) if room[r] >= k]]
             rows = [r for r in rows if room[r] >= k]
+            if not rows:
+                break
         paired = batch.paired[k - 1]
         start, end = min(paired[r] for r in rows), max(len(batch.rows[r].ids) - 1 for r in rows)
         cache.mtp_depths[k - 1].length = start
@@ -303,6 +307,10 @@ def _draft(model, batch: _Batch, cache: ModelCache, room: dict[int, int], temper
         for r in rows:
             paired[r] = len(batch.rows[r].ids) - 1  # n; final once the round's acceptance is known (`_verify`)
         chain.append(_Drafts(rows, q_logits, ids))
+        if k < deepest:  # a draft after a drafted end is never checked: no module step, no verify slot for it
+            for r, d in zip(rows, ids.tolist()):
+                if d == BOUNDARY_ID:
+                    room[r] = k
     return chain
 
 

@@ -308,30 +308,31 @@ class SpeedReport:
 
 
 def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], repeats: int = 3) -> SpeedReport:
-    """Time plain greedy and greedy speculative decoding at every chain depth 1..mtp_depth, sweep by
-    sweep, in turns, so that load from elsewhere on the machine hits all alike. One warm-up name each
-    first (lazy init)."""
+    """Time plain greedy and greedy speculative decoding at every chain depth 1..mtp_depth over the
+    same prefixes. The decoders take turns name by name (their order rotating), so a burst of load
+    from elsewhere on the machine hits all alike; a sweep's time per decoder is the sum over its
+    names, the median over `repeats` sweeps is reported. One warm-up name each first (lazy init)."""
     check_mtp(model)
     if not prefixes or repeats < 1:
         raise ValueError(f"need at least one prefix and one repeat, got {len(prefixes)} and {repeats}")
-    decoders = {0: lambda p: generate(model, tokenizer, p, n=1, temperature=0.0)}
-    decoders.update({k: lambda p, k=k: speculative_decode(model, tokenizer, p, depth=k)
-                     for k in range(1, model.cfg.mtp_depth + 1)})
-    times: dict[int, list[float]] = {k: [] for k in decoders}
+    decoders = [lambda p: generate(model, tokenizer, p, n=1, temperature=0.0)]
+    decoders += [lambda p, k=k: speculative_decode(model, tokenizer, p, depth=k) for k in range(1, model.cfg.mtp_depth + 1)]
+    sweeps = []
     with inference(model):
-        results = [decode(prefixes[0]) for decode in decoders.values()]
+        for decode in decoders:
+            decode(prefixes[0])
         for _ in range(repeats):
-            for k, decode in decoders.items():
-                start = time.perf_counter()
-                results = [decode(prefix) for prefix in prefixes]
-                times[k].append(time.perf_counter() - start)
-    median = {k: statistics.median(t) for k, t in times.items()}
-    return SpeedReport(
-        tokens=sum(r.generated_tokens for r in results),
-        plain_seconds=median[0],
-        chain_seconds=tuple(median[k] for k in decoders if k),
-        repeats=repeats,
-    )
+            seconds = [0.0] * len(decoders)
+            for i, prefix in enumerate(prefixes):
+                for j in range(len(decoders)):
+                    k = (i + j) % len(decoders)
+                    start = time.perf_counter()
+                    decoders[k](prefix)
+                    seconds[k] += time.perf_counter() - start
+            sweeps.append(seconds)
+        tokens = sum(decoders[-1](prefix).generated_tokens for prefix in prefixes)
+    median = [statistics.median(sweep[k] for sweep in sweeps) for k in range(len(decoders))]
+    return SpeedReport(tokens=tokens, plain_seconds=median[0], chain_seconds=tuple(median[1:]), repeats=repeats)
 
 
 def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, device: torch.device, rounds: int = 5) -> dict[str, float]:
