@@ -282,7 +282,8 @@ def _draft(model, batch: _Batch, cache: ModelCache, room: dict[int, int], temper
     x_n, reading module k-1's states (the main model's for k = 1) and t_{i+k}; at i = n - 1 that is
     x_n for k = 1 and the previous draft after, and it drafts x_{n+k}, written into the token buffer.
     At batch 1 every op costs about as much as a small matmul, so the indices are built once per
-    round (while every row still drafts) and nothing is read back to the host."""
+    round (while every row still drafts); only a draft that ends the name is looked at on the host,
+    to stop that row's chain."""
     chain = []
     room = dict(room)
     rows = list(room)
