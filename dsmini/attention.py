@@ -76,24 +76,28 @@ def _has_fused_kernel(q: torch.Tensor, v: torch.Tensor) -> bool:
     return q.device.type != "cpu" or q.size(-1) == v.size(-1)
 
 
-def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0, on_logits=None):
+def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0, on_logits=None,
+           mask: torch.Tensor | None = None):
     """Causal softmax attention. q: (b, h, s, d), k: (b, h, t, d), v: (b, h, t, e) -> (b, h, s, e).
 
     Uses fused scaled_dot_product_attention when it has a fused kernel and neither the probabilities
     nor the logits (`on_logits`, called with the masked scores (b, h, s, t)) are asked for; else the
-    scores are written out (the explorer gets the probabilities back).
+    scores are written out (the explorer gets the probabilities back). `mask`: the (s, t) causal
+    mask when the caller already built it (`ForwardOptions.causal`), else it is built here.
     """
     s, t = q.size(-2), k.size(-2)
-    if not need_weights and on_logits is None and _has_fused_kernel(q, v):
-        if s == 1:  # one new query sees every cached position
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale), None
-        if s == t:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale), None
+    fused = not need_weights and on_logits is None and _has_fused_kernel(q, v)
+    if fused and s == 1:  # one new query sees every cached position
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale), None
+    if fused and s == t:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale), None
+    if s > 1 and mask is None:
         mask = causal_mask(s, t, q.device)
+    if fused:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
     scores = einsum(q, k, "b h s d, b h t d -> b h s t") * scale
     if s > 1:  # a single new query sees every cached position: nothing to mask
-        scores = scores.masked_fill(~causal_mask(s, t, q.device), float("-inf"))
+        scores = torch.where(mask, scores, float("-inf"))
     if on_logits is not None:
         on_logits(scores)
     probs = softmax_last(scores)
@@ -129,7 +133,7 @@ class MHA(nn.Module):
         k = repeat(k, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         v = repeat(v, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         dropout_p = self.dropout if self.training else 0.0
-        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p, logit_keeper(self))
+        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p, logit_keeper(self), opts.causal)
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
         return y, (AttnTrace(probs) if opts.need_weights else None)
 
@@ -210,7 +214,7 @@ class MLA(nn.Module):
     def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
         """Causal softmax attention over every earlier position -> (out, probs, selection). The
         sparse types override this with their selection (x, start and cache are for them)."""
-        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p, logit_keeper(self))
+        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p, logit_keeper(self), opts.causal)
         return out, probs, None
 
     def _score_parts(self, q_nope, w_uk, c_kv, q_rope, k_rope) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,10 +100,16 @@ class StackCache:
 
 @dataclass
 class ModelCache:
-    """Per-call KV cache for the main layers, plus the depth-1 MTP module's (its blocks') for drafting."""
+    """Per-call KV cache for the main layers, plus each MTP module's (its blocks') for drafting:
+    `mtp_depths[k - 1]` is depth k's, so chained drafts keep one cache per module."""
 
     layers: list[LayerCache]
-    mtp: StackCache | None = None
+    mtp_depths: list[StackCache] = dataclasses.field(default_factory=list)
+
+    @property
+    def mtp(self) -> StackCache | None:
+        """The depth-1 module's cache (None without MTP caches)."""
+        return self.mtp_depths[0] if self.mtp_depths else None
 
     @property
     def length(self) -> int:
@@ -155,14 +161,14 @@ def new_model_cache(
     cfg: ModelConfig, batch: int, max_len: int | None = None, device=None, dtype=torch.float32, with_mtp: bool = False
 ) -> ModelCache:
     """An empty cache for every main layer of a `cfg` model (max_len defaults to block_size); with
-    `with_mtp`, also one for each block of the depth-1 MTP module, which speculative decoding drafts with."""
+    `with_mtp`, also one for each block of every MTP module, which speculative decoding drafts with."""
     max_len = cfg.block_size if max_len is None else max_len
     if not 1 <= max_len <= cfg.block_size:
         raise ValueError(f"cache max_len must be in [1, block_size={cfg.block_size}], got {max_len}")
     layers = [new_layer_cache(cfg, batch, max_len, device, dtype) for _ in range(cfg.n_layers)]
-    mtp = None
-    if with_mtp and cfg.mtp_depth:
-        mtp = StackCache([new_layer_cache(cfg, batch, max_len, device, dtype) for _ in range(cfg.mtp_layers)])
+    depths = cfg.mtp_depth if with_mtp else 0
+    mtp = [StackCache([new_layer_cache(cfg, batch, max_len, device, dtype) for _ in range(cfg.mtp_layers)])
+           for _ in range(depths)]
     return ModelCache(layers, mtp)
 
 

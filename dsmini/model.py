@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttnTrace, build_attention
+from .attention import AttnTrace, build_attention, causal_mask
 from .cache import LayerCache, ModelCache, StackCache, new_model_cache
 from .config import ModelConfig
 from .data import IGNORE_INDEX
@@ -158,9 +158,11 @@ class DSMini(nn.Module):
         MTP logits and losses are computed when targets are given (training and evaluation).
         """
         b, s = idx.shape
-        rope = self._rope(cache.length if cache is not None else 0, s)
+        start = cache.length if cache is not None else 0
+        rope = self._rope(start, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
-        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid)
+        causal = causal_mask(s, start + s, idx.device) if start and s > 1 else None  # a verify pass: one mask for all layers
+        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid, causal=causal)
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):
@@ -205,10 +207,21 @@ class DSMini(nn.Module):
         next_idx (b, s) tokens t_{i+1} -> (b, s, V) logits for t_{i+2}. Uses `cache.mtp`."""
         if not self.has_mtp:
             raise ValueError("this model has no MTP module (mtp_depth = 0)")
-        mtp_cache = cache.mtp if cache is not None else None
+        return self.mtp_step(1, hidden, next_idx, cache, absorb)[1]
+
+    def mtp_step(
+        self, depth: int, h_prev: torch.Tensor, next_idx: torch.Tensor, cache: ModelCache | None = None,
+        absorb: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One MTP module on its own, as chained drafting runs them: h_prev (b, s, d) depth-1 states
+        at i (the main model's for depth 1), next_idx (b, s) tokens t_{i+depth} -> the module's states
+        (b, s, d), which depth + 1 reads, and logits (b, s, V) for t_{i+depth+1}. Uses
+        `cache.mtp_depths[depth - 1]`."""
+        mtp = self.mtp[depth - 1]
+        mtp_cache = cache.mtp_depths[depth - 1] if cache is not None else None
         rope = self._rope(mtp_cache.length if mtp_cache is not None else 0, next_idx.size(1))
-        h, _ = self.mtp[0](hidden, self.embed(next_idx), rope, mtp_cache, ForwardOptions(absorb=absorb))
-        return self.head(self.mtp[0].norm(h))
+        h, _ = mtp(h_prev, self.embed(next_idx), rope, mtp_cache, ForwardOptions(absorb=absorb))
+        return h, self.head(mtp.norm(h))
 
     # bookkeeping --------------------------------------------------------------------------
     def moe_layers(self) -> list[MoE]:

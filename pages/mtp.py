@@ -1,10 +1,11 @@
-"""MTP drafts: how often the depth-1 MTP head's guess for the character after next is accepted,
-by position and by letter, one generation draft by draft, and the wall-clock speed-up it buys;
-every depth's teacher-forced accuracy beside the main model's."""
+"""MTP drafts: how often the MTP modules' guesses are accepted, per draft depth (chained drafts),
+by position and by letter, one generation draft by draft, and the wall-clock speed-up each chain
+depth buys beside its ceiling; every depth's teacher-forced accuracy beside the main model's."""
 
 import streamlit as st
 
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from dsmini.charts.mtp_chain import chain_figure, speed_figure
 from dsmini.charts.mtp_depths import depth_accuracy_table
 from dsmini.probes.mtp import SPEED_REPEATS, MTPSettings, check_mtp, draft_timeline, mtp_speed, mtp_view
 from pages import _ui as ui
@@ -52,6 +53,11 @@ with ui.guard():
     mark = "✓" if matches == len(prefixes) else "✗"
     m[4].metric(ui.tr("mtp.m_identical"), f"{mark} ({matches}/{len(prefixes)})", help=ui.tr("mtp.m_identical_help"))
 
+    st.subheader(ui.tr("mtp.chain.title"))
+    st.caption(ui.tr("mtp.chain.caption"))
+    st.plotly_chart(ui.figure(chain_figure, view.chains, sampled, temperature, ui.lang()), width="stretch",
+                    key="mtp_chain")
+
     st.subheader(ui.tr("mtp.depth_title"))
     if view.depths:
         st.caption(ui.tr("mtp.depth_caption", n=view.accuracy_names))
@@ -85,7 +91,15 @@ with ui.guard():
     if st.session_state.get("mtp_speed_for") == (*key, prefixes):
         with st.spinner(ui.tr("mtp.speed_spinner", repeats=SPEED_REPEATS)):
             speed = ui.computed(mtp_speed, ckpt, n)
+        report = speed.report
         s1, s2, s3 = st.columns(3)
-        s1.metric(ui.tr("mtp.m_spec_speed"), ui.num(speed.speculative_per_second))
-        s2.metric(ui.tr("mtp.m_plain_speed"), ui.num(speed.plain_per_second))
-        s3.metric(ui.tr("mtp.m_speedup"), ui.num(speed.speedup, 2) + "×", help=ui.tr("mtp.m_speedup_help", tokens=speed.tokens))
+        s1.metric(ui.tr("mtp.m_spec_speed"), ui.num(report.speculative_per_second))
+        s2.metric(ui.tr("mtp.m_plain_speed"), ui.num(report.plain_per_second))
+        s3.metric(ui.tr("mtp.m_speedup"), ui.num(report.speedup, 2) + "×", help=ui.tr("mtp.m_speedup_help", tokens=report.tokens))
+        st.plotly_chart(ui.figure(speed_figure, speed, ui.lang()), width="stretch", key="mtp_speed_chart")
+        st.caption(ui.tr("mtp.chain.speed_caption"))
+        costs = speed.costs
+        st.caption(ui.tr(
+            "mtp.chain.costs", prefill=ui.num(costs["prefill_ms"], 2),
+            main=" / ".join(ui.num(v, 2) for k, v in costs.items() if k.startswith("main_pass")),
+            mtp=" / ".join(ui.num(v, 2) for k, v in costs.items() if k.startswith("mtp_step"))))

@@ -58,16 +58,19 @@ def with_plain_model(tmp_path, monkeypatch):
 # --- MTP -----------------------------------------------------------------------------------------
 
 
-def check_mtp_page(at, lang: str, n: int) -> None:
-    """Metrics, the greedy == plain check and the three charts' shapes."""
+def check_mtp_page(at, lang: str, n: int, depth: int = 1) -> None:
+    """Metrics, the greedy == plain check and the four charts' shapes (a model of MTP depth `depth`)."""
     no_errors(at)
     assert at.title[0].value == ui.t("mtp.title", lang)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[ui.t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
     greedy = float(metrics[ui.t("mtp.m_greedy", lang)].rstrip("%"))
     assert 50 < greedy <= 100  # the shipped MTP heads draft well
-    assert 1.2 < parse_num(metrics[ui.t("mtp.m_cpf", lang)], lang) <= 2.0
-    by_position, by_letter, timeline = charts(at)
+    assert 1.2 < parse_num(metrics[ui.t("mtp.m_cpf", lang)], lang) <= 1 + depth
+    chain, by_position, by_letter, timeline = charts(at)[:4]
+    ticks = [ui.t("mtp.chain.depth_tick", lang, depth=k) for k in range(1, depth + 1)]
+    assert [d["x"] for d in chain["data"][:2]] == [ticks, ticks]  # acceptance per draft depth, greedy and sampled
+    assert len(chain["data"][2]["x"]) == 1 + depth  # characters per main pass: plain, then each chain depth
     assert [d["type"] for d in by_position["data"]] == ["bar", "bar", "scatter"]  # greedy, sampled, the V3 band's key
     band = by_position["layout"]["shapes"][0]
     assert (band["y0"], band["y1"]) == (0.85, 0.9)  # DeepSeek-V3's reported acceptance
@@ -100,6 +103,25 @@ def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
     assert ui.t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
 
 
+def test_mtp_page_on_the_chained_depth_2_model_with_speed_and_ceilings():
+    at = open_page("pages/mtp.py", "en", "ru-names-mtp2", mtp_n=8)
+    check_mtp_page(at, "en", 8, depth=2)
+    chain = charts(at)[0]
+    greedy = chain["data"][0]
+    assert all(0.5 < rate <= 1 for rate in greedy["y"])  # both modules' drafts mostly stand
+    timelines = []
+    for i in range(8):  # some name of the eight has an accepted depth-2 draft, coloured as such
+        at.selectbox(key="mtp_pick").set_value(i).run()
+        timelines.append([d["name"] for d in charts(at)[3]["data"][1:]])
+    assert any(ui.t("mtp.chain.accepted_depth", "en", depth=2) in names for names in timelines)
+    at.button(key="mtp_measure").click().run()
+    no_errors(at)
+    speed = charts(at)[-1]
+    assert [d["name"] for d in speed["data"]] == [ui.t(f"mtp.chain.{k}", "en") for k in ("measured", "ceiling", "bound")]
+    assert all(len(d["x"]) == 2 for d in speed["data"])  # chain depth 1 and 2
+    assert ui.t("mtp.chain.speed_caption", "en") in [c.value for c in at.caption]
+
+
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_mtp_page_says_why_for_a_model_without_mtp(with_plain_model, lang):
     at = open_page("pages/mtp.py", lang, "plain")
@@ -113,7 +135,7 @@ def test_mtp_page_on_a_dense_mha_model_without_a_known_corpus(with_plain_model):
     no_errors(at)
     assert ui.t("mtp.source_alphabet", "en", corpus="?", examples="A, B, O") in [c.value for c in at.caption]
     assert {m.label: m.value for m in at.metric}[ui.t("mtp.m_identical", "en")] == "✓ (3/3)"
-    assert len(charts(at)) == 3
+    assert len(charts(at)) == 4  # chain depths, by position, by letter, the timeline
 
 
 # --- Compare -------------------------------------------------------------------------------------

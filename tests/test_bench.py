@@ -182,7 +182,8 @@ def test_mtp_numbers(bench):
     for r in s["checkpoints"].values():
         assert r["same_outputs"] is True
         assert 0 <= r["acceptance_rate"] <= 1
-        assert 1 <= r["chars_per_forward"] <= 2  # depth-1 drafts: at most 2 tokens per pass
+        assert 1 <= r["chars_per_forward"] <= 1 + r["mtp_depth"]  # D chained drafts: at most D + 1 tokens per pass
+        assert [c["depth"] for c in r["chains"]] == list(range(1, r["mtp_depth"] + 1))
         assert _finite_positive(r["speedup"], r["greedy_ms_per_name"], r["speculative_ms_per_name"])
 
 

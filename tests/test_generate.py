@@ -271,25 +271,30 @@ def test_speculative_on_trained_model_saves_forward_passes(trained):
 
 
 class CopyingMTP(DSMini):
-    """A model whose 'MTP head' is the main model itself: it rebuilds the sequence from the
-    pairs it is fed (t_{i+1} at MTP position i) and returns the main model's next-token logits.
-    Every draft is then the model's own choice, and a pair fed twice or out of order shows."""
+    """A model whose 'MTP modules' are the main model itself: each rebuilds the sequence from what
+    the modules are fed (t_{i+k} at depth k's position i; the drafts of a round reach the deeper
+    modules so) and returns the main model's logits at t_{i+k}. Every draft is then the model's own
+    choice, and a depth-1 pair fed twice or out of order shows in `seen`."""
 
-    def mtp_draft(self, hidden, next_idx, cache=None, absorb=False):
-        start = cache.mtp.length
-        super().mtp_draft(hidden, next_idx, cache=cache, absorb=absorb)  # advances cache.mtp
-        self.seen = torch.cat([self.seen[:, :start], next_idx], dim=1) if start else next_idx
-        seq = torch.cat([torch.full_like(next_idx[:, :1], BOUNDARY_ID), self.seen], dim=1)  # (1, start + s + 1)
-        return self(seq).logits[:, start + 1 :]  # at t_{i+1}: the prediction of t_{i+2}
+    def mtp_step(self, depth, h_prev, next_idx, cache=None, absorb=False):
+        start = cache.mtp_depths[depth - 1].length
+        h, _ = super().mtp_step(depth, h_prev, next_idx, cache=cache, absorb=absorb)  # advances the module's cache
+        if depth == 1:
+            self.seen = torch.cat([self.seen[:, :start], next_idx], dim=1) if start else next_idx
+        if self.sequence is None:
+            self.sequence = torch.full_like(next_idx[:, :1], BOUNDARY_ID)
+        self.sequence = torch.cat([self.sequence[:, : start + depth], next_idx], dim=1)  # [B] t_1 .. as last fed
+        return h, self(self.sequence).logits[:, start + depth :]  # at t_{i+k}: the prediction of t_{i+k+1}
 
 
-@pytest.mark.parametrize("attn_type", ["mla", "mha"])
-def test_draft_that_copies_the_model_is_always_accepted(attn_type):
+@pytest.mark.parametrize("attn_type,depth", [("mla", 1), ("mha", 1), ("mla", 2), ("mha", 3)])
+def test_draft_that_copies_the_model_is_always_accepted(attn_type, depth):
     torch.manual_seed(2)
-    model = CopyingMTP(preset("tiny", vocab_size=TOK.vocab_size, block_size=BLOCK, attn_type=attn_type)).eval()
+    cfg = preset("tiny", vocab_size=TOK.vocab_size, block_size=BLOCK, attn_type=attn_type, mtp_depth=depth)
+    model = CopyingMTP(cfg).eval()
     proposed = 0
     for prefix in PREFIXES:
-        model.seen = None
+        model.seen = model.sequence = None
         spec = speculative_decode(model, TOK, prefix)
         assert spec.ids == generate(model, TOK, prefix, n=1, temperature=0)[0].ids
         check_timeline(spec)
@@ -297,8 +302,9 @@ def test_draft_that_copies_the_model_is_always_accepted(attn_type):
         if spec.drafts_proposed:
             assert spec.acceptance_rate == 1.0
             assert model.seen[0].tolist() == spec.ids[1 : 1 + model.seen.size(1)]  # pairs fed once, in order
-            # each pass after prefill yields the checked draft plus a bonus token
-            assert spec.main_forward_passes <= 1 + math.ceil(spec.generated_tokens / 2)
+            # each pass after prefill yields `depth` checked drafts plus a bonus token (fewer where the name ends)
+            assert spec.main_forward_passes <= 1 + math.ceil(spec.generated_tokens / (depth + 1))
+            assert {step.depth for step in spec.timeline} <= set(range(1, depth + 1))
     assert proposed >= 5
 
 

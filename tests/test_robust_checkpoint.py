@@ -28,7 +28,7 @@ from pages import _ui as ui
 
 APP = "../app.py"
 SHIPPED_ROOT = ui.ROOT / "checkpoints"
-SHIPPED = ["en-names", "ru-en-names", "ru-en-noisy", "ru-en-softmax", "ru-full-names", "ru-names"]
+SHIPPED = ["en-names", "ru-en-names", "ru-en-noisy", "ru-en-softmax", "ru-full-names", "ru-names", "ru-names-mtp2"]
 CHARS = list("abcdefghijk")
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]
 

@@ -72,7 +72,8 @@ def headline(sections: dict[str, Any]) -> list[str]:
     if "mtp" in ok:
         for name, r in ok["mtp"]["checkpoints"].items():
             if "skipped" not in r:
-                lines.append(f"MTP drafts on `{name}`: **{r['acceptance_rate']:.0%}** accepted, "
+                chained = f" (chained depth {r['mtp_depth']})" if r.get("mtp_depth", 1) > 1 else ""
+                lines.append(f"MTP drafts on `{name}`{chained}: **{r['acceptance_rate']:.0%}** accepted, "
                              f"{r['chars_per_forward']:.2f} chars per forward pass, **{r['speedup']:.2f}x** wall-clock.")
     if "specialisation" in ok:
         lines.append(specialisation_headline(ok["specialisation"]))

@@ -267,40 +267,44 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     rows, costs, batched = [], [], []
     for name, r in s["checkpoints"].items():
         if "skipped" in r:
-            rows.append([name, r["skipped"]] + [""] * 6)
+            rows.append([name, r["skipped"]] + [""] * 10)
             continue
-        rows.append([name, str(r["prefixes"]), f"{r['acceptance_rate']:.1%}", f"{r['chars_per_forward']:.2f}",
-                     fmt_num(r["greedy_ms_per_name"]), fmt_num(r["speculative_ms_per_name"]), f"{r['speedup']:.2f}x",
-                     "yes (asserted)" if r["same_outputs"] else "**NO**"])
-        if "pass_costs" in r:
-            c = r["pass_costs"]
-            costs.append([name] + [fmt_num(c[k]) for k in ("prefill_ms", "main_pass_1_ms", "main_pass_2_ms", "mtp_step_ms")]
-                         + [f"{r['ceiling_speedup']:.2f}x", f"{r['bound_speedup']:.2f}x"])
-            batched.append([name, fmt_num(r["batched_greedy_ms_per_name"]), fmt_num(r["batched_speculative_ms_per_name"]),
-                            f"{r['batched_speedup']:.2f}x"])
-    parts = [
-        f"Greedy self-speculative decoding (`speculative_decode`: the depth-1 MTP head drafts the next-but-one "
-        f"character, the main model verifies it in the same pass) vs plain greedy `generate(n=1)`, both with the KV "
-        f"cache, on the first {plan['mtp_prefixes']} names of each checkpoint's val split, each cut to its first "
-        f"{s['prefix_chars']} characters as the prefix. Wall-clock: the whole set, the two taking turns, median of "
-        f"{s['repeats']}. Plain greedy makes 1 character per main-model forward pass.",
-        md_table(["checkpoint", "names", "draft acceptance", "chars per main forward", "greedy ms/name",
-                  "speculative ms/name", "speed-up", "same output as greedy"], rows),
-    ]
-    if costs:
-        parts += [
-            "The ceiling at this size, batch 1, ms per pass (median of 5 rounds of 200 calls, the four in turns): a plain name costs its prefill "
-            "plus one 1-token pass per further character; a speculative one its prefill plus, per round, one 2-token "
-            "verify pass and one MTP step. *Ceiling*: those costs with the measured rounds; *bound*: the same rounds "
-            "if a verify pass cost a plain one and the MTP step nothing.",
-            md_table(["checkpoint", "prefill", "main pass, 1 token", "main pass, 2 tokens", "MTP step", "ceiling",
-                      "bound"], costs),
-            "All the names as one batch (`speculative_generate`, each row accepting its own drafts; greedy output "
-            "asserted equal to plain per row in tests/test_speculative.py) vs the same loop with drafting off, ms "
-            "per name:",
-            md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
-        ]
-    return "\n\n".join(parts)
+        for c in r["chains"]:
+            by_depth = " / ".join(f"{v['rate']:.1%}" for v in c["acceptance_by_depth"].values())
+            rows.append([name, str(c["depth"]), str(r["prefixes"]), f"{c['acceptance_rate']:.1%}", by_depth,
+                         f"{c['chars_per_forward']:.2f}", fmt_num(r["greedy_ms_per_name"]),
+                         fmt_num(c["speculative_ms_per_name"]), f"**{c['speedup']:.2f}x**", f"{c['ceiling_speedup']:.2f}x",
+                         f"{c['bound_speedup']:.2f}x", "yes (asserted)" if r["same_outputs"] else "**NO**"])
+        pc = r["pass_costs"]
+        main = " / ".join(fmt_num(v) for k, v in pc.items() if k.startswith("main_pass"))
+        drafts = " / ".join(fmt_num(v) for k, v in pc.items() if k.startswith("mtp_step"))
+        costs.append([name, str(r["mtp_depth"]), fmt_num(pc["prefill_ms"]), main, drafts])
+        batched.append([name, fmt_num(r["batched_greedy_ms_per_name"]), fmt_num(r["batched_speculative_ms_per_name"]),
+                        f"{r['batched_speedup']:.2f}x"])
+    start, end = s.get("load_average", (None, None))
+    return "\n\n".join([
+        f"Greedy self-speculative decoding (`speculative_decode`: each round the MTP modules draft up to k characters "
+        f"in a chain, module j the j-th past the newest, and one main pass verifies them all) vs plain greedy "
+        f"`generate(n=1)`, both with the KV cache, at batch 1, on the first {plan['mtp_prefixes']} names of each "
+        f"checkpoint's val split, each cut to its first {s['prefix_chars']} characters as the prefix. Wall-clock: the "
+        f"whole set, the decoders taking turns name by name, median of {s['repeats']} sweeps. Plain greedy makes 1 "
+        f"character per main-model pass. *Acceptance per depth*: a depth-j draft is checked only when the j - 1 drafts "
+        f"before it in its round stood, so depth 2's rate is given depth 1's success.",
+        md_table(["checkpoint", "drafts per round", "names", "acceptance", "per depth", "chars per main pass",
+                  "greedy ms/name", "speculative ms/name", "speed-up", "ceiling", "bound", "same output as greedy"], rows),
+        f"Pass costs at batch 1, ms (median of 5 rounds of {s.get('cost_calls', 200)} calls, all in turns): the prefill of `[B]` + 2 characters, "
+        "a main pass over the cache with 1, 2, ... new tokens (1 is plain greedy's; s tokens verify s - 1 drafts), one "
+        "step of each MTP module. A plain name costs its prefill plus one 1-token pass per further character; a "
+        "speculative one its prefill plus, per round, a (k + 1)-token verify pass and k MTP steps. *Ceiling*: those "
+        "costs with the measured rounds; *bound*: the same rounds if a verify pass cost a plain one and drafting nothing.",
+        md_table(["checkpoint", "MTP depth", "prefill", "main pass, 1 / 2 / ... tokens", "MTP step, module 1 / 2 / ..."],
+                 costs),
+        "All the names as one batch (`speculative_generate` with the full chain, each row accepting its own drafts; "
+        "greedy output asserted equal to plain per row in tests/test_speculative.py) vs the same loop with drafting "
+        "off, ms per name:",
+        md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
+        f"Load average (1/5/15 min) {start} at the section's start, {end} at its end." if start else "",
+    ])
 
 
 def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:

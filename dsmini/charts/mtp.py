@@ -1,5 +1,6 @@
 """MTP draft acceptance (from probes.mtp): by position and by drafted letter against DeepSeek-V3's
-85–90% band, and one generation drawn draft by draft."""
+85–90% band, and one generation drawn draft by draft, each accepted draft coloured by the depth
+that drafted it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .common import message_figure, rounded, show_char
 GREEDY_COLOR, SAMPLED_COLOR = "#1f77b4", "#ff7f0e"
 BAND_COLOR, BAND_LINE = "rgba(44,160,44,0.15)", "#2ca02c"
 SOURCE_COLORS = {"prefix": "#d9d9d9", "main": "#9ecae1", "accepted": "#74c476", "rejected": "#fb6a4a"}
+DEEPER_COLORS = ("#238b45", "#00441b", "#003d2b")  # accepted drafts of depth 2, 3, 4: darker greens
 
 
 def _series(greedy: DraftStats, sampled: DraftStats | None, temperature: float, lang: str) -> list[tuple[str, str, DraftStats]]:
@@ -88,23 +90,40 @@ def _cell_hover(cell: TimelineCell, lang: str) -> tuple[str, str]:
     kept = t(f"chart.mtp.hover_{cell.source}", lang, pos=cell.position, char=char, draft=show_char(cell.draft or ""))
     if cell.draft is None:
         return "", kept
-    return t("chart.mtp.hover_draft", lang, pos=cell.position, draft=show_char(cell.draft),
+    return t("mtp.chain.hover_draft", lang, pos=cell.position, draft=show_char(cell.draft), depth=cell.depth,
              verdict=t(f"chart.mtp.{cell.source}", lang)), kept
 
 
+def _legend(cells: list[TimelineCell], lang: str) -> list[tuple[str, str, str]]:
+    """(key, legend name, colour) per colour band: the four sources, then one band per deeper depth
+    with an accepted draft, so a chained run shows which characters the second module gave."""
+    bands = [(source, t(f"chart.mtp.{source}", lang), SOURCE_COLORS[source]) for source in SOURCES]
+    deepest = max((c.depth for c in cells if c.source == "accepted"), default=1)
+    bands += [(f"accepted_{k}", t("mtp.chain.accepted_depth", lang, depth=k), DEEPER_COLORS[k - 2])
+              for k in range(2, deepest + 1)]
+    return bands
+
+
 def draft_timeline_figure(timeline: DraftTimeline, lang: str = "en") -> go.Figure:
-    """One name as two rows of cells: top, what the MTP head drafted at each position (green =
-    accepted, red = rejected); bottom, the character kept there, coloured by where it came from.
-    A rejected draft sits right above the main model's correction."""
-    cells, code = timeline.cells, {source: i + 1 for i, source in enumerate(SOURCES)}
+    """One name as two rows of cells: top, what the MTP modules drafted at each position (green =
+    accepted, darker for deeper modules; red = rejected); bottom, the character kept there,
+    coloured by where it came from. A rejected draft sits right above the main model's correction."""
+    cells = timeline.cells
+    bands = _legend(cells, lang)
+    code = {key: i + 1 for i, (key, _, _) in enumerate(bands)}
+
+    def band(cell: TimelineCell) -> int:
+        deeper = cell.source == "accepted" and cell.depth and cell.depth > 1
+        return code[f"accepted_{cell.depth}"] if deeper else code[cell.source]
+
     n = len(cells)
-    draft_z = [code[c.source] if c.draft is not None else None for c in cells]
-    kept_z = [code["main"] if c.source == "rejected" else code[c.source] for c in cells]
+    draft_z = [band(c) if c.draft is not None else None for c in cells]
+    kept_z = [code["main"] if c.source == "rejected" else band(c) for c in cells]
     hovers = [_cell_hover(c, lang) for c in cells]
-    steps = len(SOURCES)
+    steps = len(bands)
     scale = []
-    for i, source in enumerate(SOURCES):  # one flat band per source: z = 1..4 over [0.5, 4.5]
-        scale += [[i / steps, SOURCE_COLORS[source]], [(i + 1) / steps, SOURCE_COLORS[source]]]
+    for i, (_, _, color) in enumerate(bands):  # one flat band per colour: z = 1..steps over [0.5, steps + 0.5]
+        scale += [[i / steps, color], [(i + 1) / steps, color]]
     fig = go.Figure(go.Heatmap(
         z=[draft_z, kept_z], x=list(range(n)), y=[0, 1], zmin=0.5, zmax=steps + 0.5, colorscale=scale,
         showscale=False, xgap=2, ygap=2,
@@ -112,9 +131,9 @@ def draft_timeline_figure(timeline: DraftTimeline, lang: str = "en") -> go.Figur
         texttemplate="%{text}", textfont=dict(size=16),
         hovertext=[[h[0] for h in hovers], [h[1] for h in hovers]], hovertemplate="%{hovertext}<extra></extra>",
     ))
-    for source in SOURCES:  # legend entries: a heatmap has none of its own
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=t(f"chart.mtp.{source}", lang),
-                                 marker=dict(symbol="square", size=12, color=SOURCE_COLORS[source])))
+    for _, name, color in bands:  # legend entries: a heatmap has none of its own
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                                 marker=dict(symbol="square", size=12, color=color)))
     per_pass = timeline.generated_tokens / timeline.forward_passes if timeline.forward_passes else 0.0
     fig.update_layout(
         title=t("chart.mtp.timeline_title", lang, name=timeline.text, tokens=timeline.generated_tokens,

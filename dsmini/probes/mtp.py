@@ -1,7 +1,9 @@
-"""MTP drafts at inference (DeepSeek-V3 §2.2): how often the depth-1 head's guess for the character
-after next survives the main model's check, where in a name and for which letters, and what that
-buys in main-model passes and in wall-clock time; and, teacher-forced on the validation names, how
-often each depth's module predicts its own target (depth k: the character k + 1 ahead).
+"""MTP drafts at inference (DeepSeek-V3 §2.2): how often the MTP modules' guesses survive the main
+model's check (the depth-1 head's for the character after next, and with chained drafts each
+deeper module's for one character further), where in a name, for which letters and at which draft
+depth, and what that buys in main-model passes and in wall-clock time beside the ceiling the
+measured pass costs allow; and, teacher-forced on the validation names, how often each depth's
+module predicts its own target (depth k: the character k + 1 ahead).
 
 Every function returns plain data (dataclasses of ints, floats and strings; `SpecResult` from
 `dsmini.speculative`), so the page can cache it and charts and tests read it without torch. Nothing
@@ -16,14 +18,15 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ..checkpoint import Checkpoint
 from ..corpus_ref import checkpoint_validation_set
-from ..data import BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
-from ..generate import generate, inference
+from ..data import BOUNDARY_ID, BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
+from ..device import synchronize
+from ..generate import generate, inference, prefill
 from ..model import DSMini
 from ..speculative import SpecResult, speculative_decode
 
@@ -72,13 +75,16 @@ def check_mtp(model: DSMini) -> None:
 
 
 def run_drafts(
-    model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], temperature: float = 0.0, seed: int = 0
+    model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], temperature: float = 0.0, seed: int = 0,
+    depth: int | None = None,
 ) -> list[SpecResult]:
-    """One speculatively decoded name per prefix. Sampled runs (temperature > 0) use seed + i for the
-    i-th prefix, so a run replays exactly and no two names share a random stream."""
+    """One speculatively decoded name per prefix, drafting up to `depth` characters per round (default:
+    every MTP module, chained). Sampled runs (temperature > 0) use seed + i for the i-th prefix, so a
+    run replays exactly and no two names share a random stream."""
     check_mtp(model)
     return [
-        speculative_decode(model, tokenizer, prefix, temperature=temperature, seed=seed + i if temperature else None)
+        speculative_decode(model, tokenizer, prefix, temperature=temperature, seed=seed + i if temperature else None,
+                           depth=depth)
         for i, prefix in enumerate(prefixes)
     ]
 
@@ -120,18 +126,22 @@ class DraftStats:
     by_letter:   the character the MTP head proposed (BOUNDARY_SYMBOL = it proposed ending the
                  name), alphabetical with the end last: the question is "which guesses hold", so
                  group by the guess, not by the letter it followed
+    by_depth:    the module that drafted it (1 = the character after next); a depth-k draft is
+                 checked only when the k - 1 before it in its round stood, so this is acceptance
+                 given the chain so far
     """
 
     overall: Tally
     by_position: dict[int, Tally]
     by_letter: dict[str, Tally]
+    by_depth: dict[int, Tally]
     generated_tokens: int  # characters decided after the prefixes, end markers included
     forward_passes: int  # main-model passes, prefills included
     n_names: int
 
     @property
     def chars_per_forward(self) -> float:
-        """Generated tokens per main-model pass: 1 for plain decoding, up to 2 with depth-1 drafts."""
+        """Generated tokens per main-model pass: 1 for plain decoding, up to D + 1 with D drafts a round."""
         return self.generated_tokens / self.forward_passes if self.forward_passes else 0.0
 
 
@@ -140,16 +150,18 @@ def acceptance_stats(results: Sequence[SpecResult]) -> DraftStats:
     overall = Tally()
     by_position: dict[int, Tally] = {}
     by_letter: dict[str, Tally] = {}
+    by_depth: dict[int, Tally] = {}
     for result in results:
         for step in result.timeline:
             overall = overall.add(step.accepted)
-            by_position[step.position] = by_position.get(step.position, Tally()).add(step.accepted)
-            by_letter[step.draft] = by_letter.get(step.draft, Tally()).add(step.accepted)
+            for tallies, key in ((by_position, step.position), (by_letter, step.draft), (by_depth, step.depth)):
+                tallies[key] = tallies.get(key, Tally()).add(step.accepted)
     letters = sorted(by_letter, key=lambda c: (c == BOUNDARY_SYMBOL, c))
     return DraftStats(
         overall=overall,
         by_position=dict(sorted(by_position.items())),
         by_letter={c: by_letter[c] for c in letters},
+        by_depth=dict(sorted(by_depth.items())),
         generated_tokens=sum(r.generated_tokens for r in results),
         forward_passes=sum(r.main_forward_passes for r in results),
         n_names=len(results),
@@ -173,6 +185,7 @@ class TimelineCell:
     char: str
     source: str
     draft: str | None = None  # what the MTP head proposed here, if it drafted this position
+    depth: int | None = None  # the MTP module that drafted it (1 = the character after next)
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,7 @@ def draft_timeline(result: SpecResult, tokenizer: CharTokenizer) -> DraftTimelin
             source = "main"
         else:
             source = "accepted" if step.accepted else "rejected"
-        cells.append(TimelineCell(position, char, source, step.draft if step else None))
+        cells.append(TimelineCell(position, char, source, step.draft if step else None, step.depth if step else None))
     return DraftTimeline(
         text=result.text,
         cells=cells,
@@ -264,13 +277,18 @@ class SpeedReport:
     """Greedy speculative vs plain greedy over the same prefixes, one name at a time (batch 1).
 
     Seconds are the median over `repeats` sweeps of all prefixes; `tokens` is what one sweep
-    generates (both decoders produce the same names, end markers included).
+    generates (every decoder produces the same names, end markers included). `chain_seconds[k - 1]`:
+    drafting up to k characters a round; the last is the full chain (what `speculative_*` report).
     """
 
     tokens: int
-    speculative_seconds: float
     plain_seconds: float
+    chain_seconds: tuple[float, ...]
     repeats: int
+
+    @property
+    def speculative_seconds(self) -> float:
+        return self.chain_seconds[-1]
 
     @property
     def speculative_per_second(self) -> float:
@@ -284,31 +302,103 @@ class SpeedReport:
     def speedup(self) -> float:
         return self.plain_seconds / self.speculative_seconds
 
+    def speedup_at(self, depth: int) -> float:
+        """Plain time / time when drafting up to `depth` characters a round."""
+        return self.plain_seconds / self.chain_seconds[depth - 1]
+
 
 def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], repeats: int = 3) -> SpeedReport:
-    """Time greedy speculative and plain greedy decoding, sweep by sweep, alternating so that load
-    from elsewhere on the machine hits both alike. One warm-up name each first (lazy init)."""
+    """Time plain greedy and greedy speculative decoding at every chain depth 1..mtp_depth over the
+    same prefixes. The decoders take turns name by name (their order rotating), so a burst of load
+    from elsewhere on the machine hits all alike; a sweep's time per decoder is the sum over its
+    names, the median over `repeats` sweeps is reported. One warm-up name each first (lazy init)."""
     check_mtp(model)
     if not prefixes or repeats < 1:
         raise ValueError(f"need at least one prefix and one repeat, got {len(prefixes)} and {repeats}")
-    spec_times, plain_times = [], []
+    decoders = [lambda p: generate(model, tokenizer, p, n=1, temperature=0.0)]
+    decoders += [lambda p, k=k: speculative_decode(model, tokenizer, p, depth=k) for k in range(1, model.cfg.mtp_depth + 1)]
+    sweeps = []
     with inference(model):
-        speculative_decode(model, tokenizer, prefixes[0])
-        generate(model, tokenizer, prefixes[0], n=1, temperature=0.0)
+        for decode in decoders:
+            decode(prefixes[0])
         for _ in range(repeats):
+            seconds = [0.0] * len(decoders)
+            for i, prefix in enumerate(prefixes):
+                for j in range(len(decoders)):
+                    k = (i + j) % len(decoders)
+                    start = time.perf_counter()
+                    decoders[k](prefix)
+                    seconds[k] += time.perf_counter() - start
+            sweeps.append(seconds)
+        tokens = sum(decoders[-1](prefix).generated_tokens for prefix in prefixes)
+    median = [statistics.median(sweep[k] for sweep in sweeps) for k in range(len(decoders))]
+    return SpeedReport(tokens=tokens, plain_seconds=median[0], chain_seconds=tuple(median[1:]), repeats=repeats)
+
+
+def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, device: torch.device, rounds: int = 5) -> dict[str, float]:
+    """Median ms per call of each function, timed in turns (A B C A B C ...) so load hits all alike;
+    the clock waits for `device` (a GPU queues its kernels)."""
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            synchronize(device)
             start = time.perf_counter()
-            results = [speculative_decode(model, tokenizer, prefix) for prefix in prefixes]
-            middle = time.perf_counter()
-            for prefix in prefixes:
-                generate(model, tokenizer, prefix, n=1, temperature=0.0)
-            spec_times.append(middle - start)
-            plain_times.append(time.perf_counter() - middle)
-    return SpeedReport(
-        tokens=sum(r.generated_tokens for r in results),
-        speculative_seconds=statistics.median(spec_times),
-        plain_seconds=statistics.median(plain_times),
-        repeats=repeats,
-    )
+            for _ in range(calls):
+                fn()
+            synchronize(device)
+            times[key].append((time.perf_counter() - start) / calls)
+    return {key: 1000 * statistics.median(t) for key, t in times.items()}
+
+
+def pass_costs(model: DSMini, calls: int = 200, rounds: int = 5) -> dict[str, float]:
+    """ms of the passes decoding is made of, at batch 1 (CPU): the prefill of `[B]` + 2 characters,
+    a main pass over the cache with s = 1 .. D + 1 new tokens (`main_pass_{s}_ms`: 1 is plain greedy's,
+    s a verify of s - 1 drafts), and one step of each MTP module (`mtp_step_{k}_ms`)."""
+    check_mtp(model)
+    depth = model.cfg.mtp_depth
+    tokens = torch.arange(depth + 5, device=model.head.weight.device)[None] % model.cfg.vocab_size  # (1, t)
+    tokens[0, 0] = BOUNDARY_ID
+    with inference(model):
+        cache = model.new_cache(1, with_mtp=True)
+        hidden = prefill(model, tokens[:, :3], cache, absorb=True).hidden[:, -1:]  # (1, 1, d)
+
+        def main(s: int) -> None:
+            cache.truncate(3)
+            model(tokens[:, 3 : 3 + s], cache=cache, absorb=True)
+
+        def mtp(k: int) -> None:
+            cache.mtp_depths[k - 1].length = 2
+            model.mtp_step(k, hidden, tokens[:, 3:4], cache, absorb=True)
+
+        def fresh_prefill() -> None:
+            prefill(model, tokens[:, :3], model.new_cache(1, with_mtp=True), absorb=True)
+
+        fns = {"prefill_ms": fresh_prefill}
+        fns.update({f"main_pass_{s}_ms": lambda s=s: main(s) for s in range(1, depth + 2)})
+        fns.update({f"mtp_step_{k}_ms": lambda k=k: mtp(k) for k in range(1, depth + 1)})
+        return _interleaved_ms(fns, calls, model.head.weight.device, rounds)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """What drafting up to `depth` characters a round can buy, from the measured drafts and pass
+    costs. A plain name costs its prefill plus one 1-token pass per further character; a speculative
+    one its prefill plus, per round, a (depth + 1)-token verify pass and `depth` MTP steps (rounds
+    near the name's end or max_len draft fewer: this is the ceiling's slight pessimism).
+    `bound`: the same rounds if a verify pass cost a plain one and drafting nothing."""
+
+    depth: int
+    chars_per_pass: float  # generated tokens / main passes, prefills included
+    ceiling: float
+    bound: float
+
+
+def ceiling(costs: dict[str, float], depth: int, names: int, generated: int, passes: int) -> Ceiling:
+    prefills, rounds = names * costs["prefill_ms"], passes - names
+    plain = prefills + (generated - names) * costs["main_pass_1_ms"]
+    round_ms = costs[f"main_pass_{depth + 1}_ms"] + sum(costs[f"mtp_step_{k}_ms"] for k in range(1, depth + 1))
+    return Ceiling(depth, generated / passes, plain / (prefills + rounds * round_ms),
+                   plain / (prefills + rounds * costs["main_pass_1_ms"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +435,7 @@ class MTPView:
     sampled: DraftStats
     depths: tuple[DepthAccuracy, ...] = ()  # teacher-forced on the val names; () when they are unknown
     accuracy_names: int = 0  # the val names `depths` read
+    chains: tuple[DraftStats, ...] = ()  # greedy, drafting up to k = 1 .. D characters a round (the last is `greedy`)
 
 
 def _readable(ckpt: Checkpoint, names: Sequence[str]) -> list[str]:
@@ -378,6 +469,7 @@ def mtp_view(ckpt: Checkpoint, settings: MTPSettings = MTPSettings()) -> MTPView
     accuracy_names = _readable(ckpt, names or [])[:ACCURACY_NAMES]
     greedy_runs = run_drafts(model, tokenizer, prefixes)
     sampled_runs = run_drafts(model, tokenizer, prefixes, settings.temperature, settings.seed)
+    shorter = [acceptance_stats(run_drafts(model, tokenizer, prefixes, depth=k)) for k in range(1, model.cfg.mtp_depth)]
     return MTPView(
         prefixes=prefixes,
         source=source,
@@ -388,11 +480,38 @@ def mtp_view(ckpt: Checkpoint, settings: MTPSettings = MTPSettings()) -> MTPView
         sampled=acceptance_stats(sampled_runs),
         depths=tuple(depth_accuracy(model, tokenizer, accuracy_names)) if accuracy_names else (),
         accuracy_names=len(accuracy_names),
+        chains=(*shorter, acceptance_stats(greedy_runs)),
     )
 
 
-def mtp_speed(ckpt: Checkpoint, n_prefixes: int = MTPSettings().n_prefixes) -> SpeedReport:
-    """The speed button: greedy speculative vs plain greedy wall-clock over the view's prefixes
-    (which only `n_prefixes` decides: a new temperature keeps the measurement)."""
+SPEED_COST_CALLS = 20  # calls per round when the speed button prices each kind of pass
+
+
+@dataclass(frozen=True)
+class SpeedView:
+    """The speed button: wall-clock at every chain depth beside the ceiling its pass costs allow."""
+
+    report: SpeedReport
+    costs: dict[str, float]  # `pass_costs`
+    ceilings: tuple[Ceiling, ...]  # chain depth 1 .. D
+
+
+def speed_view(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], repeats: int = SPEED_REPEATS,
+               cost_calls: int = SPEED_COST_CALLS) -> SpeedView:
+    """Time every chain depth against plain greedy, price each pass, and work out each depth's ceiling
+    from its own greedy drafts over the same prefixes."""
+    report = time_decoding(model, tokenizer, prefixes, repeats)
+    costs = pass_costs(model, cost_calls)
+    ceilings = []
+    for k in range(1, model.cfg.mtp_depth + 1):
+        runs = run_drafts(model, tokenizer, prefixes, depth=k)
+        ceilings.append(ceiling(costs, k, len(runs), sum(r.generated_tokens for r in runs),
+                                sum(r.main_forward_passes for r in runs)))
+    return SpeedView(report, costs, tuple(ceilings))
+
+
+def mtp_speed(ckpt: Checkpoint, n_prefixes: int = MTPSettings().n_prefixes) -> SpeedView:
+    """The speed button over the view's prefixes (which only `n_prefixes` decides: a new temperature
+    keeps the measurement)."""
     prefixes, _ = mtp_prefixes(ckpt, n_prefixes)
-    return time_decoding(ckpt.model, ckpt.tokenizer, prefixes, SPEED_REPEATS)
+    return speed_view(ckpt.model, ckpt.tokenizer, prefixes)

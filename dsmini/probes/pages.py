@@ -22,6 +22,7 @@ from ..charts.experts import (
     expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
 )
 from ..charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from ..charts.mtp_chain import chain_figure
 from ..checkpoint import Checkpoint
 from . import lesson
 from .attention import AttentionSettings, AttentionTrace, attention_view
@@ -100,6 +101,7 @@ def _kv_cache_charts(ckpt: Checkpoint, view: KVCacheView, _) -> list[Call]:
 def _mtp_charts(ckpt: Checkpoint, view: MTPView, settings: MTPSettings) -> list[Call]:
     stats = (view.greedy, view.sampled, settings.temperature, LANG)
     return [(acceptance_by_position_figure, stats), (acceptance_by_letter_figure, stats),
+            (chain_figure, (view.chains, view.sampled, settings.temperature, LANG)),
             (draft_timeline_figure, (draft_timeline(view.greedy_runs[0], ckpt.tokenizer), LANG))]
 
 
