@@ -65,6 +65,18 @@ def write_file(path: Path, data: bytes) -> None:
     on_step(f"wrote {path.name}")
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """`path` holds `data` or what it held before, never a part: written beside it, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames and new entries in `path` durable (POSIX only; Windows cannot open dirs)."""
     if os.name != "posix":
