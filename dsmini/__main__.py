@@ -31,7 +31,9 @@ from .builtin_corpora import list_corpora, list_corpus_domains
 from .cache import cache_values_per_token
 from .checkpoint import load_checkpoint
 from .cli_eval import add_eval_parser, cmd_eval, loss_lines
-from .cli_train import CLI_RECIPE, DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
+from .cli_train import (
+    CLI_RECIPE, DEFAULT_PRESET, DEFAULT_SAVE_EVERY_S, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line,
+)
 from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
 from .generate import CUT_MARK, generate
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
     train.add_argument("--overwrite", action="store_true", help="start a new run over an existing checkpoint --out/--name (replaced once the new one is saved)")
     train.add_argument("--no-optimizer-state", action="store_true", help="save weights only (smaller; cannot resume)")
+    train.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY_S, metavar="SECONDS",
+                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at the end), "
+                       "so a killed run resumes from its last save")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads, 1 to this machine's cores (default: torch's choice)")
     _add_dataclass_flags(train, ModelConfig, MODEL_HELP, skip=("vocab_size",))
     _add_dataclass_flags(train, TrainConfig, TRAIN_HELP)

@@ -124,6 +124,7 @@ def save_checkpoint(
     rng_states: Mapping[str, torch.Tensor] | None = None,
     best_state: Mapping[str, torch.Tensor] | None = None,
     overwrite: bool = False,
+    forward_only: bool = False,
 ) -> Path:
     """Write `<root>/<name>/` atomically and return its path.
 
@@ -131,7 +132,8 @@ def save_checkpoint(
     optimizer_states: e.g. `{"adamw": opt.state_dict()}`; rng_states: e.g.
     `{"batches": generator.get_state()}`. Both optional, both needed for an exact resume.
     An existing `<name>` is replaced only with overwrite=True, and a shipped one never
-    (CheckpointExistsError, with a free name to offer).
+    (CheckpointExistsError, with a free name to offer); with forward_only=True (a run saving over its
+    own checkpoint) not when it is at a later step than `step` (CheckpointAheadError).
     Everything is serialised in memory first, so a bad argument fails before touching disk.
     """
     name = validate_name(name)
@@ -159,14 +161,14 @@ def save_checkpoint(
             atomic.write_file(tmp / OPTIMIZER_FILE, optimizer[0])
         atomic.write_file(tmp / META_FILE, meta_data)
 
-    return _commit(root, name, fill, overwrite)
+    return _commit(root, name, fill, overwrite, step if forward_only else None)
 
 
-def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool) -> Path:
+def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool, step: int | None = None) -> Path:
     """Publish through `dsmini.atomic`, replacing only what `replace_check` allows; an OSError
     becomes a CheckpointError that says where and why."""
     try:
-        return atomic.publish(root, name, fill, replace_check(overwrite))
+        return atomic.publish(root, name, fill, replace_check(overwrite, step))
     except OSError as err:
         taken = taken_meanwhile(root / name, err)  # another machine's save got there first
         if taken is not None:
