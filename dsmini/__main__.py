@@ -39,6 +39,7 @@ from .corpora import MAX_NAME_LEN
 from .generate import CUT_MARK, generate
 from .limits import LIMITS, check_sampling
 from .serve import add_parser as add_serve_parser, cmd_serve
+from .cli_warm import add_parser as add_warm_parser, cmd_warm
 
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written
 EXIT_CLOSED_PIPE = 141  # the reader went away (`| head`): 128 + SIGPIPE, as any Unix tool exits
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("corpora", help="list the built-in corpora")
     add_serve_parser(sub)
+    add_warm_parser(sub)
     sub.add_parser("bench", help="run the benchmarks (same as python -m dsmini.bench; see its --help)", add_help=False)
     return parser
 
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora, "eval": cmd_eval,
-               "serve": cmd_serve}[args.command]
+               "serve": cmd_serve, "warm": cmd_warm}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

@@ -23,10 +23,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 
 from . import atomic
 from .builtin_corpora import list_corpora
+from .cli_threads import set_threads
 from .checkpoint import list_checkpoints, load_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
@@ -68,7 +68,7 @@ DEFAULT_SAVE_EVERY_S = 30.0  # as the app's runs: a killed run (kill -9, the OOM
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Check everything, then train and save. Nothing is written before the first step."""
-    _set_threads(args.threads)
+    set_threads(args.threads)
     name = validate_name(args.name if args.name is not None else Path(args.corpus).stem)
     out = Path(args.out)
     if args.resume and args.overwrite:
@@ -98,15 +98,6 @@ def _claimed(out: Path, name: str):
     except BlockingIOError:
         raise CheckpointError(f"{out / name} is being trained by another run: wait for it to end, or resume a copy "
                               "under another --name") from None
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    cores = os.cpu_count() or 1
-    if not 1 <= threads <= cores:
-        raise ValueError(f"--threads must be between 1 and {cores} (this machine's cores), got {threads}")
-    torch.set_num_threads(threads)
 
 
 def _overrides(args: argparse.Namespace, cls, skip=()) -> dict:
