@@ -39,6 +39,7 @@ from .corpora import MAX_NAME_LEN
 from .generate import CUT_MARK, generate
 from .limits import LIMITS, check_sampling
 from .serve import add_parser as add_serve_parser, cmd_serve
+from .cli_threads import THREADS_HELP, set_threads
 from .cli_warm import add_parser as add_warm_parser, cmd_warm
 
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY_S, metavar="SECONDS",
                        help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at the end), "
                        "so a killed run resumes from its last save")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads, 1 to this machine's cores (default: torch's choice)")
+    train.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     _add_dataclass_flags(train, ModelConfig, MODEL_HELP, skip=("vocab_size",))
     _add_dataclass_flags(train, TrainConfig, TRAIN_HELP)
 
@@ -186,10 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--max-len", type=int, default=None, help="longest name in characters")
     sample.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     sample.add_argument("--best", action="store_true", help=BEST_HELP)
+    sample.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     info = sub.add_parser("info", help="print a checkpoint's card")
     info.add_argument("--checkpoint", required=True, help="checkpoint folder")
     info.add_argument("--best", action="store_true", help=BEST_HELP)
+    info.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     add_eval_parser(sub, BEST_HELP)
 
     sub.add_parser("corpora", help="list the built-in corpora")
@@ -201,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     LIMITS["samples"].check(args.n, "-n")  # before the checkpoint is even read
+    set_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, best=args.best)
     check_sampling(ckpt.model_config, args.n)
     names = generate(
@@ -215,6 +219,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, best=args.best)
     cfg, counts = ckpt.model_config, ckpt.param_counts
     lines = [

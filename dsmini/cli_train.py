@@ -191,6 +191,15 @@ def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[s
     return chosen
 
 
+def _check_cut(data: CorpusData, fractions: dict[str, float], n_names: int) -> None:
+    """A fraction given above 0 that cuts no name is refused: the user asked for a split and would get none."""
+    for part in ("val", "test"):
+        frac = fractions[f"{part}_frac"]
+        if frac > 0 and getattr(data, f"{part}_source") is None and not getattr(data, part).names:
+            raise ValueError(f"--{part}-frac {frac:g} of {n_names:,} names cuts 0 {part} names: give at least "
+                             f"{1.5 / n_names:.2g} (one name), or 0 for no {part} split")
+
+
 def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: dict) -> Trainer:
     train_cfg = dataclasses.replace(TrainConfig(), **{**CLI_RECIPE, **given})
     model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
@@ -199,7 +208,9 @@ def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: di
     base = recipe_preset(args.preset or DEFAULT_PRESET, len(corpus.names))
     model_cfg = dataclasses.replace(base, vocab_size=alphabet + 1, block_size=block_size, **model_over)
     check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
-    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, _fractions(args))
+    fractions = _fractions(args)
+    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, fractions)
+    _check_cut(data, fractions, len(corpus.names))
     return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
 
 

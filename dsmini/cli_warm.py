@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import Checkpoint, load_checkpoint, scan_checkpoints
-from .cli_threads import set_threads
+from .cli_threads import THREADS_HELP, set_threads
 from .probes.pages import default_calls
 from .view_store import entry_key, write_views
 
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     warm = sub.add_parser("warm", help="store the shipped checkpoints' default page views beside them (a fresh server reads them)",
                           description=__doc__)
     warm.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="the checkpoints folder (default: checkpoints)")
-    warm.add_argument("--threads", type=int, default=None, help="torch CPU threads, 1 to this machine's cores (default: torch's choice)")
+    warm.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 
 def stored_calls(ckpt: Checkpoint, listed: dict[str, Path]) -> dict[str, tuple]:

@@ -19,7 +19,7 @@ import streamlit as st
 from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
-from dsmini.data import CorpusData, prepare_corpus
+from dsmini.data import CorpusData, nfc, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.generate import CUT_MARK
 from dsmini.i18n import STRINGS, fmt_int, fmt_num, t
@@ -321,7 +321,9 @@ def session_jobs() -> dict[str, TrainingJob | str | None]:
 
 def text_problem(tokenizer, text: str, max_len: int, page: str) -> str | None:
     """Why the model cannot read `text` (characters outside its alphabet, or too long), in the
-    words of `page`'s strings (`<page>.oov`, `<page>.too_long`); None if it can."""
+    words of `page`'s strings (`<page>.oov`, `<page>.too_long`); None if it can. The text is read as the
+    model reads it, NFC-normalised (as the CLI does): «e» + a combining accent is «é»."""
+    text = nfc(text)
     unknown = tokenizer.unknown_chars(text)
     if unknown:
         return tr(f"{page}.oov", chars=", ".join(repr(c) for c in unknown))
