@@ -220,8 +220,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upstreams = args.upstream or [f"127.0.0.1:{8601 + i}" for i in range(args.replicas)]
         print(nginx_config(upstreams, args.port, args.address), end="")
         return 0
-    nginx = find_nginx(args.nginx)
     check_port_free(args.address, args.port)
+    nginx = find_nginx(args.nginx)
     with tempfile.TemporaryDirectory(prefix="dsmini-serve-") as runtime:
         return Deployment(Path(runtime), nginx, args).run()
 
