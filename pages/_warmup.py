@@ -79,8 +79,10 @@ def warm(names: list[str] | None = None) -> float:
         ui.device_name()  # the process's torch thread policy first: the pages' computations follow it
         shipped = [info.name for info in ui.checkpoints() if info.shipped]
         first = [name for name in ui.DEFAULT_CHECKPOINTS.values() if name in shipped]
-        for name in names if names is not None else first + [n for n in shipped if n not in first]:
-            _warm_checkpoint(name, shipped)
+        ordered = names if names is not None else first + [n for n in shipped if n not in first]
+        for stored in (True, False):  # what is read from disk first, for every model; then what is computed
+            for name in ordered:
+                _warm_checkpoint(name, shipped, stored)
     except Stopped:
         log.info("warm-up stopped: the process is exiting")
         return time.perf_counter() - started
@@ -91,10 +93,14 @@ def warm(names: list[str] | None = None) -> float:
     return seconds
 
 
-def _warm_checkpoint(name: str, listed: list[str]) -> None:
+def _warm_checkpoint(name: str, listed: list[str], stored: bool) -> None:
+    """The default views of `name` kept on disk (stored=True: cheap, and every page but one), or the others
+    (computed here: seconds each on a busy server, so after every model's pages are ready)."""
     _check()
     ckpt = ui.load_by_name(name)
     for stem, work, args in default_calls(ckpt, lambda other: ui.load_by_name(other) if other in listed else None):
+        if work.stored != stored:
+            continue
         try:
             _check()
             view = ui.computed(work.view, *args)
