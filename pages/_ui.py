@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -37,12 +38,22 @@ log = logging.getLogger("dsmini.app")
 Result = TypeVar("Result")
 
 
+_last_page_run = 0.0  # time.monotonic() of the latest page run of any session
+
+
 def enter_page() -> None:
     """Call first on every page. A brand-new server's first request for a deep link (/train)
     runs the page file alone (Streamlit's legacy pages/ routing, before app.py ever called
     st.navigation): send that session through app.py, which installs the real navigation."""
+    global _last_page_run
+    _last_page_run = time.monotonic()
     if not st.session_state.get("_shell"):
         st.switch_page("app.py")
+
+
+def seconds_since_a_page_run() -> float:
+    """How long no session has run a page: the warm-up leaves what no session needs yet to quiet moments."""
+    return time.monotonic() - _last_page_run
 
 
 def lang() -> str:

@@ -32,6 +32,7 @@ from pages import _ui as ui
 
 WARMUP_ENV = "DSMINI_WARMUP"
 EXIT_WAIT_S = 30.0  # at most one view's computation on a busy server
+QUIET_S = 2.0  # no page run for this long: the server is free for the models no session opened yet
 log = logging.getLogger("dsmini.app")
 _LOCK = threading.Lock()
 _STOP = threading.Event()
@@ -71,6 +72,14 @@ def _check() -> None:
         raise Stopped
 
 
+def _wait_for_quiet() -> None:
+    """Until no session has run a page for QUIET_S: a class arriving at a fresh server opens the default
+    models, and every other model's warm-up would only take the one core (the GIL) from them."""
+    while ui.seconds_since_a_page_run() < QUIET_S:
+        _STOP.wait(0.5)
+        _check()
+
+
 def warm(names: list[str] | None = None) -> float:
     """Make every page's default view and figures ready for the shipped checkpoints (or `names`); the
     seconds it took. Never raises: a failure is logged and leaves that page to compute when asked."""
@@ -82,7 +91,7 @@ def warm(names: list[str] | None = None) -> float:
         ordered = names if names is not None else first + [n for n in shipped if n not in first]
         for stored in (True, False):  # what is read from disk first, for every model; then what is computed
             for name in ordered:
-                _warm_checkpoint(name, shipped, stored)
+                _warm_checkpoint(name, shipped, stored, eager=name in first or names is not None)
     except Stopped:
         log.info("warm-up stopped: the process is exiting")
         return time.perf_counter() - started
@@ -93,16 +102,22 @@ def warm(names: list[str] | None = None) -> float:
     return seconds
 
 
-def _warm_checkpoint(name: str, listed: list[str], stored: bool) -> None:
+def _warm_checkpoint(name: str, listed: list[str], stored: bool, eager: bool) -> None:
     """The default views of `name` kept on disk (stored=True: cheap, and every page but one), or the others
-    (computed here: seconds each on a busy server, so after every model's pages are ready)."""
+    (computed here: seconds each on a busy server, so after every model's pages are ready). Not eager (a
+    model no session opens on): only while the server is quiet."""
     _check()
+    if not eager:
+        _wait_for_quiet()
     ckpt = ui.load_by_name(name)
     for stem, work, args in default_calls(ckpt, lambda other: ui.load_by_name(other) if other in listed else None):
         if work.stored != stored:
             continue
         try:
-            _check()
+            if eager:
+                _check()
+            else:
+                _wait_for_quiet()
             view = ui.computed(work.view, *args)
             if work.inputs != "checkpoint":  # Compare's figure is labelled per session: nothing to share
                 continue
