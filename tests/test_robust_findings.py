@@ -1,12 +1,12 @@
 """The adversary's findings that are no command line or checkpoint file (those are rows of
-tests/test_robust_cli.py and tests/test_robust_checkpoint.py): each gets a message naming the real problem."""
+tests/test_robust_cli.py and tests/test_robust_checkpoint.py; a combining accent typed in the app is a case
+of tests/test_app.py's out-of-vocabulary prefix): each gets a message naming the real problem."""
 
 import errno
 import os
 import socket
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dsmini.corpora import load_corpus
 from dsmini.data import CorpusError
@@ -29,15 +29,3 @@ def test_too_many_open_files_is_said_in_words(monkeypatch):
         free_ports(2)
     with pytest.raises(ServeError, match="too many open files"):
         check_port_free("127.0.0.1", 8599)
-
-
-def test_the_generate_page_reads_a_combining_accent_as_the_letter_it_makes():
-    """«e» + U+0301 is «é» once NFC-normalised, as the CLI reads it: the refusal names «é», not a bare accent."""
-    at = AppTest.from_file("../app.py", default_timeout=60)
-    at.session_state["checkpoint"] = "en-names"
-    at.run()
-    at.switch_page("pages/generate.py").run()
-    at.text_input(key="gen_prefix").set_value("Re\u0301")
-    at.button[0].click().run()
-    assert not at.exception
-    assert "'é'" in at.error[0].value and "\u0301'" not in at.error[0].value
