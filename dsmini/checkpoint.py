@@ -51,7 +51,7 @@ from .checkpoint_files import (
     read_small, read_tensors, state_bytes,
 )
 from .checkpoint_names import replace_check, taken_meanwhile, validate_name, without_shipped_flag
-from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem
+from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem, step_problem
 from .config import ModelConfig, TrainConfig
 from .corpus_ref import CorpusRef
 from .data import CharTokenizer
@@ -151,6 +151,9 @@ def save_checkpoint(
         model, tokenizer, train_config, corpus, history, summary, step, files,
         optimizer[1] if optimizer is not None else None,
     )
+    problem = step_problem(meta["step"], meta["history"].get("step", []))
+    if problem:  # a load would refuse it
+        raise CheckpointError(f"not saving {name}: {problem}")
     meta_data = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
     def fill(tmp: Path) -> None:

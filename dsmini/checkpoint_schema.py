@@ -438,10 +438,10 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
         return f"field 'optimizer' holds optimizer state but 'files' does not list {OPTIMIZER_FILE}"
     if lists_file and not has_state:
         return f"field 'files' lists {OPTIMIZER_FILE} but 'optimizer' is null"
-    return _step_problem(meta.get("step", 0), meta.get("history", {}).get("step", []))
+    return step_problem(meta.get("step", 0), meta.get("history", {}).get("step", []))
 
 
-def _step_problem(step: int, steps: list[int]) -> str | None:
+def step_problem(step: int, steps: list[int]) -> str | None:
     """A run records one history row per step, so its last row is its step (a resume asks --steps from it)."""
     if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
         return "field 'history.step' must increase from row to row"
