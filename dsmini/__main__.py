@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmini train|sample|info|corpora|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|bench ...` (thin layer over the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -52,6 +52,7 @@ MODEL_HELP = {
     "n_heads": "attention (query) heads",
     "dropout": "dropout probability in training",
     "rope_theta": "RoPE base frequency",
+    "norm_eps": "eps of every RMSNorm (DeepSeek-V2/V3: 1e-6)",
     "attn_type": f"attention: {', '.join(ATTN_TYPES)}",
     "head_dim": "MHA/GQA/MQA head size (0 = d_model / n_heads)",
     "n_kv_heads": "GQA key/value groups",
@@ -78,6 +79,8 @@ MODEL_HELP = {
     "aux_loss_coef": "load-balancing loss coefficient alpha (0 = off)",
     "bias_update_speed": "aux-loss-free bias step gamma (sigmoid_bias router)",
     "capacity_factor": "expert capacity factor; tokens over capacity are dropped (omit = no dropping)",
+    "norm_topk_prob": "renormalise the chosen experts' gate weights to sum to 1 (default: the router's paper: "
+    "sigmoid_bias yes, DeepSeek-V3; softmax_topk no, DeepSeek-V2; noisy_topk always)",
     "mtp_depth": "multi-token prediction depth D (0 = off)",
     "mtp_layers": "transformer blocks per MTP module (DeepSeek-V3: 1)",
     "mtp_lambda": "MTP loss weight lambda",
@@ -88,6 +91,8 @@ TRAIN_HELP = {
     "grad_accum": "micro-batches per optimizer step",
     "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best in the recipe "
                  "sweep, BENCHMARKS.md section 8; muon: Muon for 2-D hidden weights + AdamW; muonclip: + QK-clip)",
+    "muon_params": "muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense (all but the routed "
+                   "experts, which AdamW then trains; cheaper per step)",
     "qk_clip_tau": "muonclip: rescale a head's query/key weights when its max attention logit exceeds this (K2: 100)",
     "lr": "peak learning rate",
     "weight_decay": "decoupled weight decay (not on norms/embeddings)",
@@ -123,6 +128,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict[str, 
         flag = "--" + f.name.replace("_", "-")
         if kind is tuple:
             group.add_argument(flag, type=float, nargs=2, default=None, help=helps[f.name])
+        elif kind is bool:  # --flag / --no-flag; neither keeps the preset's value
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps[f.name])
         else:
             group.add_argument(flag, type=kind, default=None, help=helps[f.name])
 
@@ -195,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     add_eval_parser(sub, BEST_HELP)
 
+    export = sub.add_parser(
+        "export", help="write a checkpoint as a Hugging Face transformers folder",
+        description="Write --checkpoint as a transformers folder (config.json, model.safetensors, tokenizer, "
+        "generation_config.json, README.md) that AutoModelForCausalLM and AutoTokenizer load without custom code: "
+        "MLA + sigmoid router -> DeepseekV3ForCausalLM, MLA + softmax router with raw scores -> DeepseekV2ForCausalLM, "
+        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the feature.",
+    )
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/en-names")
+    export.add_argument("--out", required=True, help="the folder to write; written complete or not at all")
+    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never a dsmini checkpoint)")
+    export.add_argument("--best", action="store_true", help=BEST_HELP)
+
     sub.add_parser("corpora", help="list the built-in corpora")
     add_serve_parser(sub)
     add_warm_parser(sub)
@@ -241,6 +260,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint  # imported on demand: it pulls in the tokenizers library
+
+    path, arch = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite, best=args.best)
+    print(f"wrote {path} ({arch}); load it with transformers' AutoModelForCausalLM.from_pretrained")
+    return 0
+
+
 def cmd_corpora(_: argparse.Namespace) -> int:
     domains = list_corpus_domains()
     for name, description in list_corpora().items():
@@ -258,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora, "eval": cmd_eval,
-               "serve": cmd_serve, "warm": cmd_warm}[args.command]
+               "export": cmd_export, "serve": cmd_serve, "warm": cmd_warm}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

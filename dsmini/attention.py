@@ -153,12 +153,12 @@ class MLA(nn.Module):
         q_out = cfg.n_heads * cfg.qk_head_dim
         if cfg.q_lora_rank:
             self.wq_a = nn.Linear(cfg.d_model, cfg.q_lora_rank, bias=False)
-            self.q_norm = nn.RMSNorm(cfg.q_lora_rank)
+            self.q_norm = nn.RMSNorm(cfg.q_lora_rank, eps=cfg.norm_eps)
             self.wq_b = nn.Linear(cfg.q_lora_rank, q_out, bias=False)
         else:
             self.wq = nn.Linear(cfg.d_model, q_out, bias=False)
         self.wkv_a = nn.Linear(cfg.d_model, cfg.kv_lora_rank + cfg.qk_rope_head_dim, bias=False)
-        self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank)
+        self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank, eps=cfg.norm_eps)
         self.wkv_b = nn.Linear(cfg.kv_lora_rank, cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.v_head_dim, cfg.d_model, bias=False)
         self.track_max_logit, self.max_logit = False, None  # QK-clip's per-head max logit (dsmini.qk_clip)

@@ -57,6 +57,7 @@ from .corpus_ref import CorpusRef
 from .data import CharTokenizer
 from .limits import ResourceLimitError, check_model_size
 from .model import DSMini
+from .moe import stack_expert_weights
 from .optimizer_state import decode_optimizer_state, encode_optimizer_state
 
 FORMAT = "dsmini-checkpoint"
@@ -364,8 +365,9 @@ def load_checkpoint(
 
 
 def read_state(path: Path, meta: dict[str, Any], expected: Mapping[str, torch.Tensor], file_name: str) -> dict[str, torch.Tensor]:
-    """One weights file of a checked checkpoint, hashed and checked name by name and shape by shape."""
-    state = read_tensors(path / file_name, meta["files"][file_name])
+    """One weights file of a checked checkpoint, hashed and checked name by name and shape by shape;
+    routed experts saved one module each (older dsmini) come back stacked."""
+    state = stack_expert_weights(read_tensors(path / file_name, meta["files"][file_name]))
     check_state(expected, state, path / file_name)
     return state
 

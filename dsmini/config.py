@@ -20,6 +20,7 @@ LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and R
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
 OPTIMIZERS = ("adamw", "muon", "muonclip")
+MUON_PARAMS = ("all", "dense")  # which hidden matrices Muon takes: all of them, or all but the routed experts
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class ModelConfig:
     n_heads: int = 4
     dropout: float = 0.0
     rope_theta: float = 10000.0
+    # every RMSNorm's eps, the latent, MTP and final norms included (DeepSeek-V2/V3: 1e-6); None = torch's
+    # default, finfo(dtype).eps, which depends on the dtype: how checkpoints saved before the field were trained
+    norm_eps: float | None = 1e-6
     # attention
     attn_type: str = "mla"
     head_dim: int = 0  # mha/gqa/mqa head size; 0 -> d_model // n_heads
@@ -63,6 +67,10 @@ class ModelConfig:
     aux_loss_coef: float = 0.0  # load-balancing loss alpha; 0 = off (sigmoid_bias needs none)
     bias_update_speed: float = 0.001  # gamma of aux-loss-free balancing
     capacity_factor: float | None = None  # None -> no token dropping
+    # renormalise the chosen top-k gate weights to sum to 1; None = the router's source: sigmoid_bias
+    # True (DeepSeek-V3 §2.1.2), softmax_topk False (DeepSeek-V2 §2.2 keeps the raw softmax scores);
+    # noisy_topk always normalises (softmax over the kept k, Shazeer et al. 2017)
+    norm_topk_prob: bool | None = None
     # mtp (DeepSeek-V3 §2.2)
     mtp_depth: int = 1  # D sequential MTP modules; 0 = off
     mtp_layers: int = 1  # transformer blocks per MTP module (V3 §2.2: one; the seed nanoGPT: two)
@@ -96,6 +104,14 @@ class ModelConfig:
         """Fenwick levels a block_size sequence needs: level 0 (the query itself) and one level per
         bit of the largest distance (Guo et al. 2025 §3.1: at most log2(T) + 1 buckets)."""
         return (self.block_size - 1).bit_length() + 1
+
+    @property
+    def normalises_topk(self) -> bool:
+        """Whether the router's gate weights are its chosen scores renormalised over the k
+        (`norm_topk_prob`, or its router's source when None; see the field)."""
+        if self.norm_topk_prob is not None:
+            return self.norm_topk_prob
+        return self.router != "softmax_topk"
 
     def is_moe_layer(self, layer_id: int) -> bool:
         """Whether block `layer_id` has an MoE FFN: a main layer in `moe_layer_ids`, or any MTP block
@@ -148,15 +164,22 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """A saved config; a field it lacks takes what the model meant before the field existed
+        (`SAVED_BEFORE_FIELD`), else the field's default."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**{**SAVED_BEFORE_FIELD, **data})
 
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
         return cls.from_dict(json.loads(text))
+
+
+# What a config saved without these fields was trained with, where it differs from today's default:
+# every RMSNorm at torch's default eps, and every router renormalising its top-k (softmax_topk included)
+SAVED_BEFORE_FIELD: dict[str, Any] = {"norm_eps": None, "norm_topk_prob": True}
 
 
 def _require(ok: bool, field_name: str, message: str) -> None:
@@ -168,7 +191,8 @@ SEED_LIMIT = 2**63  # seeds are in [0, 2^63): torch takes < 2^64, and the traine
 
 
 def _type_problem(annotation: str, value: Any) -> str | None:
-    """Why `value` cannot be a field annotated `annotation` ('int', 'float', 'float | None', 'str'), or None.
+    """Why `value` cannot be a field annotated `annotation` ('int', 'float', 'float | None', 'str',
+    'bool | None'), or None.
 
     Checked before any range: `inf` passes every `>= 0` test and NaN fails them all silently, and a
     float where an int belongs only breaks when a layer is built, after a checkpoint was read or a
@@ -178,6 +202,8 @@ def _type_problem(annotation: str, value: Any) -> str | None:
         return None
     if annotation == "str":
         return None if isinstance(value, str) else "must be a string"
+    if annotation.startswith("bool"):
+        return None if isinstance(value, bool) else "must be true or false"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return "must be a number"
     if annotation == "int" and not isinstance(value, numbers.Integral):
@@ -205,6 +231,7 @@ def validate(c: ModelConfig) -> None:
     _require(c.vocab_size >= 2, "vocab_size", f"must be >= 2 (boundary + 1 char), got {c.vocab_size}")
     _require(0.0 <= c.dropout < 1.0, "dropout", f"must be in [0, 1), got {c.dropout}")
     _require(c.rope_theta > 0, "rope_theta", f"must be > 0, got {c.rope_theta}")
+    _require(c.norm_eps is None or c.norm_eps > 0, "norm_eps", f"must be > 0 or None (torch's default), got {c.norm_eps}")
     _require(c.attn_type in ATTN_TYPES, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
     if c.latent_attention:
         _require(c.kv_lora_rank >= 1, "kv_lora_rank", f"must be >= 1, got {c.kv_lora_rank}")
@@ -245,6 +272,11 @@ def validate(c: ModelConfig) -> None:
         )
         _require(c.moe_inter_dim >= 1, "moe_inter_dim", f"must be >= 1, got {c.moe_inter_dim}")
         _require(c.router in ROUTERS, "router", f"must be one of {ROUTERS}, got {c.router!r}")
+        _require(
+            c.router != "noisy_topk" or c.norm_topk_prob is not False,
+            "norm_topk_prob",
+            "noisy_topk always normalises (a softmax over the kept k, Shazeer et al. 2017): leave it unset or true",
+        )
         _require(c.aux_loss_coef >= 0, "aux_loss_coef", f"must be >= 0, got {c.aux_loss_coef}")
         _require(c.bias_update_speed >= 0, "bias_update_speed", f"must be >= 0, got {c.bias_update_speed}")
         _require(
@@ -338,6 +370,7 @@ class TrainConfig:
     grad_accum: int = 1
     optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest; "muonclip": + QK-clip
     qk_clip_tau: float = 100.0  # muonclip: a head's max logit above τ is clipped (Kimi K2 §2.1 uses 100)
+    muon_params: str = "all"  # muon/muonclip: "dense" leaves the routed experts to AdamW (MUON_PARAMS)
     lr: float = 3e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -363,6 +396,7 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}"),
+            (self.muon_params in MUON_PARAMS, "muon_params", f"must be one of {MUON_PARAMS}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
             (self.qk_clip_tau > 0, "qk_clip_tau", "must be > 0 (the largest attention logit muonclip allows)"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),

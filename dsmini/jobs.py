@@ -41,13 +41,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .checkpoint import checkpoint_zip_bytes, copy_checkpoint
+from .checkpoint import checkpoint_zip_bytes, copy_checkpoint, load_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_names import validate_name
 from .config import ModelConfig, TrainConfig
 from .data import CorpusData
+from .export import export_zip_bytes
 from .job_process import ChildRun
 from .job_slots import SLOTS
 from .limits import check_training
@@ -293,17 +294,23 @@ class TrainingJob:
             return path
 
     def download_bytes(self, name: str = "dsmini-run") -> bytes:
-        """The checkpoint (weights, optimizer, history) as zip bytes, for a download button.
+        """The checkpoint (weights, optimizer, history) as zip bytes, for a download button."""
+        return self._packed(name, checkpoint_zip_bytes)
 
-        Packed through a private temporary directory, never the checkpoints folder, so it
-        works when that folder cannot be written.
-        """
+    def transformers_bytes(self, name: str = "dsmini-run") -> bytes:
+        """The run as a zipped Hugging Face transformers folder (`dsmini.export`), for a download button;
+        ExportRefused when transformers cannot express the model (`export.unsupported(self.model_cfg)`)."""
+        return self._packed(name, lambda path: export_zip_bytes(load_checkpoint(path)))
+
+    def _packed(self, name: str, pack: Callable[[Path], bytes]) -> bytes:
+        """`pack` of the finished run saved as `name`, in a private temporary directory, never the
+        checkpoints folder, so it works when that folder cannot be written."""
         name = validate_name(name)
         with self._control:
             self._require_finished("download")
             try:
                 with tempfile.TemporaryDirectory(prefix="dsmini-download-") as tmp:
-                    return checkpoint_zip_bytes(copy_checkpoint(self._weights, tmp, name))
+                    return pack(copy_checkpoint(self._weights, tmp, name))
             except OSError as err:
                 raise CheckpointError(
                     f"could not package the checkpoint in a temporary folder: {err.strerror or err}"

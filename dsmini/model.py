@@ -30,9 +30,9 @@ class Block(nn.Module):
 
     def __init__(self, cfg: ModelConfig, layer_id: int):
         super().__init__()
-        self.attn_norm = nn.RMSNorm(cfg.d_model)
+        self.attn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = build_attention(cfg)
-        self.ffn_norm = nn.RMSNorm(cfg.d_model)
+        self.ffn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.ffn = MoE(cfg, layer_id) if cfg.is_moe_layer(layer_id) else Expert(cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -57,12 +57,12 @@ class MTP(nn.Module):
 
     def __init__(self, cfg: ModelConfig, depth: int):
         super().__init__()
-        self.enorm = nn.RMSNorm(cfg.d_model)
-        self.hnorm = nn.RMSNorm(cfg.d_model)
+        self.enorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.hnorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.eh_proj = nn.Linear(2 * cfg.d_model, cfg.d_model, bias=False)
         self.block = Block(cfg, layer_id=cfg.mtp_block_id(depth, 0))
         self.more_blocks = nn.ModuleList(Block(cfg, cfg.mtp_block_id(depth, j)) for j in range(1, cfg.mtp_layers))
-        self.norm = nn.RMSNorm(cfg.d_model)  # before the shared head (V3's shared_head.norm)
+        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)  # before the shared head (V3's shared_head.norm)
 
     @property
     def blocks(self) -> list[Block]:
@@ -102,14 +102,14 @@ class DSMini(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(cfg.d_model)
+        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.mtp = nn.ModuleList(MTP(cfg, k) for k in range(1, cfg.mtp_depth + 1))
         rope_dim = cfg.qk_rope_head_dim if cfg.latent_attention else cfg.mha_head_dim
         self.register_buffer("rope_rotations", rope_angles(rope_dim, cfg.block_size, cfg.rope_theta), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith(("wo.weight", "w2.weight")):
+            if name.endswith(("wo.weight", "w2.weight", "experts.w2")):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
 
     @staticmethod

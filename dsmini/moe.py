@@ -5,10 +5,14 @@ Axes: n tokens (batch x time, flattened), d d_model, E n_routed_experts, k top_k
 Routers (`ModelConfig.router`):
 - `sigmoid_bias` (DeepSeek-V3 §2.1.2, aux-loss-free): affinity s = sigmoid(x W_g); a per-expert
   bias is added *only to choose* the top-k; gate weights are the unbiased s of the chosen experts,
-  normalised over the k. The trainer calls `Gate.update_bias(load)` once per optimizer step.
-- `softmax_topk` (DeepSeek-V2): p = softmax(x W_g); top-k of p, renormalised over the k.
+  normalised over the k (V3 eq. 13). The trainer calls `Gate.update_bias(load)` once per optimizer step.
+- `softmax_topk` (DeepSeek-V2 §2.2): p = softmax(x W_g); gate weights are the top-k of p as they are,
+  not renormalised (V2 eq. 22; they sum to less than 1).
 - `noisy_topk` (Shazeer et al. 2017): H = x W_g + N(0, 1) * softplus(x W_noise) in training only;
   top-k of H, softmax over the kept k.
+
+`ModelConfig.norm_topk_prob` overrides the renormalisation of the first two (None: as their paper);
+checkpoints saved before the option existed renormalised both, and load that way.
 
 Ablation (the explorer only, never training): `ExpertAblation` switches experts of one layer off in
 one of three ways, because they answer different questions. *Reroute* (blocked experts cannot be
@@ -21,8 +25,8 @@ rest) asks "how much does a token need its favourite experts?".
 
 from __future__ import annotations
 
-import itertools
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +38,7 @@ from .config import ModelConfig
 from .options import ForwardOptions
 
 ABLATION_MODES = ("reroute", "drop")
-# routed experts through grouped_mm where it fits (see MoE._run_experts); tests switch it off to compare
+# routed experts through grouped_mm where it fits (see GroupedExperts); tests switch it off to compare
 GROUPED_EXPERTS = True
 
 
@@ -86,12 +90,89 @@ class Expert(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
+class GroupedExperts(nn.Module):
+    """The E routed experts of one MoE layer as stacked SwiGLU weights (torchtitan's GroupedExperts):
+    w1, w3 (E, h, d) and w2 (E, d, h); expert e computes w2[e] (silu(w1[e] x) * w3[e] x), the
+    `Expert` above with its three nn.Linear weights stacked on a leading expert axis.
+
+    Stacked, one grouped call serves every expert (no per-forward `torch.stack` of E weights) and
+    Muon orthogonalises a layer's experts as one batch (dsmini.muon). What it changes, as in every
+    grouped-GEMM MoE (torchtitan, Megatron): an expert that got no rows in a step gets a *zero*
+    gradient, where separate modules got None and were skipped by the optimizer. So an idle expert
+    is still stepped: AdamW's moments decay (m <- beta1 m, v <- beta2 v) and it keeps moving along
+    its past direction, less each idle step, while weight decay shrinks it by lr * wd per step;
+    Muon's momentum decays likewise, but Newton-Schulz rescales whatever momentum is left to a full-
+    size orthogonal update, so an idle expert keeps moving at full speed along its last direction
+    until it is routed again (an expert that never got a row has no momentum and stays put).
+    Checkpoints saved with one module per expert are stacked on load (`stack_expert_weights`).
+    """
+
+    def __init__(self, n_experts: int, d_model: int, inter_dim: int):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.empty(n_experts, inter_dim, d_model))
+        self.w2 = nn.Parameter(torch.empty(n_experts, d_model, inter_dim))
+        self.w3 = nn.Parameter(torch.empty(n_experts, inter_dim, d_model))
+        for w in (self.w1, self.w2, self.w3):
+            nn.init.normal_(w, std=0.02)  # as DSMini initialises every nn.Linear
+
+    def forward(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).
+
+        On CPU three `grouped_mm` calls run every expert at once (an expert without rows is an
+        empty group). Elsewhere a Python loop over the experts, as DeepSeek-V3's MoE does: CUDA's
+        grouped_mm wants bf16 on sm90+, and the loop works everywhere. Both give the same outputs
+        and gradients (tests/test_model.py).
+        """
+        if not self._grouped_mm_fits(rows):
+            segments = rows.split(counts.tolist())  # expert e's tokens, (count_e, d) each
+            return torch.cat([self._expert(e, seg) for e, seg in enumerate(segments) if seg.numel()])
+        ends = counts.cumsum(0, dtype=torch.int32)  # where each expert's rows end
+        gate = F.grouped_mm(rows, self.w1.transpose(1, 2), offs=ends)  # (a, h)
+        up = F.grouped_mm(rows, self.w3.transpose(1, 2), offs=ends)  # (a, h)
+        return F.grouped_mm(F.silu(gate) * up, self.w2.transpose(1, 2), offs=ends)  # (a, d)
+
+    def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.silu(F.linear(x, self.w1[e])) * F.linear(x, self.w3[e]), self.w2[e])
+
+    def _grouped_mm_fits(self, rows: torch.Tensor) -> bool:
+        """Whether the grouped path runs: CPU fp32 with 16-byte-aligned rows (grouped_mm's rule)."""
+        row_floats = 16 // rows.element_size()
+        return (
+            GROUPED_EXPERTS and rows.device.type == "cpu" and rows.dtype == torch.float32
+            and rows.size(1) % row_floats == 0 and self.w1.size(1) % row_floats == 0
+        )
+
+
+_PER_EXPERT_KEY = re.compile(r"^(?P<layer>.+\.experts)\.(?P<expert>\d+)\.(?P<weight>w[123])\.weight$")
+
+
+def stack_expert_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict saved with one module per routed expert (`...experts.{e}.w1.weight`, dsmini
+    before stacked experts) in today's layout (`...experts.w1`, (E, h, d)); others come back as
+    they are. Only complete layers are stacked, so a damaged file still fails the shape check by name."""
+    per_layer: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
+    converted = {}
+    for key, tensor in state.items():
+        match = _PER_EXPERT_KEY.match(key)
+        if match is None:
+            converted[key] = tensor
+        else:
+            per_layer.setdefault((match["layer"], match["weight"]), {})[int(match["expert"])] = tensor
+    for (layer, weight), experts in per_layer.items():
+        if sorted(experts) == list(range(len(experts))):
+            converted[f"{layer}.{weight}"] = torch.stack([experts[e] for e in range(len(experts))])
+        else:
+            converted.update({f"{layer}.{e}.{weight}.weight": t for e, t in experts.items()})
+    return converted
+
+
 class Gate(nn.Module):
     """Scores experts for each token; returns (weights, indices, probs) like DeepSeek-V3's Gate."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.router, self.top_k, self.gamma = cfg.router, cfg.top_k, cfg.bias_update_speed
+        self.norm_topk_prob = cfg.normalises_topk
         self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.d_model))
         nn.init.normal_(self.weight, std=0.02)
         if self.router == "noisy_topk":
@@ -104,21 +185,19 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor, ablation: ExpertAblation | None = None):
         """x: (n, d). `ablation` (explorer only): experts that may not be chosen.
 
-        Returns weights (n, k) summing to 1, indices (n, k), probs (n, E) over all experts.
+        Returns weights (n, k) (summing to 1 when renormalised), indices (n, k), probs (n, E) over all experts.
         """
         logits = x @ self.weight.t()  # (n, E)
         if self.router == "sigmoid_bias":
             scores = logits.sigmoid()
             choice = scores + self.bias  # the bias steers the choice only
             indices = self._top_k(choice, ablation)
-            chosen = scores.gather(1, indices)
-            weights = chosen / chosen.sum(dim=-1, keepdim=True)
+            weights = self._gate_weights(scores.gather(1, indices))
             probs = scores / scores.sum(dim=-1, keepdim=True)
         elif self.router == "softmax_topk":
             probs = logits.softmax(dim=-1)
             indices = self._top_k(probs, ablation)
-            chosen = probs.gather(1, indices)
-            weights = chosen / chosen.sum(dim=-1, keepdim=True)
+            weights = self._gate_weights(probs.gather(1, indices))
         else:  # noisy_topk
             if self.training:
                 logits = logits + torch.randn_like(logits) * F.softplus(x @ self.w_noise.t())
@@ -126,6 +205,10 @@ class Gate(nn.Module):
             indices = self._top_k(logits, ablation)
             weights = logits.gather(1, indices).softmax(dim=-1)
         return weights, indices, probs
+
+    def _gate_weights(self, chosen: torch.Tensor) -> torch.Tensor:
+        """(n, k) scores of the chosen experts -> gate weights: renormalised over the k, or as they are."""
+        return chosen / chosen.sum(dim=-1, keepdim=True) if self.norm_topk_prob else chosen
 
     def _top_k(self, scores: torch.Tensor, ablation: ExpertAblation | None) -> torch.Tensor:
         """(n, E) selection scores -> (n, k) chosen experts, after the ablation's masks."""
@@ -189,7 +272,7 @@ class MoE(nn.Module):
         self.n_experts, self.top_k = cfg.n_routed_experts, cfg.top_k
         self.capacity_factor, self.aux_coef = cfg.capacity_factor, cfg.aux_loss_coef
         self.gate = Gate(cfg)
-        self.experts = nn.ModuleList(Expert(cfg.d_model, cfg.moe_inter_dim) for _ in range(cfg.n_routed_experts))
+        self.experts = GroupedExperts(cfg.n_routed_experts, cfg.d_model, cfg.moe_inter_dim)
         # n_shared experts fused into one wider SwiGLU, as DeepSeek-V3 does
         inter = cfg.n_shared_experts * cfg.moe_inter_dim
         self.shared_experts = Expert(cfg.d_model, inter) if inter else None
@@ -220,7 +303,7 @@ class MoE(nn.Module):
             weights = weights * keep
         shared_on = self.shared_experts is not None and not (ablation is not None and ablation.shared_off)
         # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
-        base = self.shared_experts(flat) if shared_on else torch.zeros_like(flat)
+        base = self._shared(flat, valid_flat) if shared_on else torch.zeros_like(flat)
         y, load = self._dispatch(flat, indices, weights, keep, base)
         routing = Routing(
             layer=self.layer_id,
@@ -234,6 +317,17 @@ class MoE(nn.Module):
             aux_loss=self._aux_loss(indices, probs, valid_flat),
         )
         return rearrange(y, "(b t) d -> b t d", b=b), routing
+
+    def _shared(self, flat: torch.Tensor, valid_flat: torch.Tensor | None) -> torch.Tensor:
+        """(n, d) the shared experts' output: on the real tokens only, zero at padding.
+
+        Padding sits after a name's end: its targets are ignored and causal attention never lets a
+        real position read it, so what the FFN writes there is never seen. A training batch of
+        names is ~40% padding, and skipping it is what the routed experts already do."""
+        if valid_flat is None:
+            return self.shared_experts(flat)
+        rows = valid_flat.nonzero().squeeze(1)  # (v,) real tokens
+        return flat.new_zeros(flat.shape).index_copy(0, rows, self.shared_experts(flat[rows]))
 
     def _kept(self, indices, valid_flat, ablation: ExpertAblation | None) -> torch.Tensor | None:
         """(n, k) bool: assignments that run (real tokens, not silenced); None when all of them do."""
@@ -249,7 +343,7 @@ class MoE(nn.Module):
         slice of its tokens; `base` (n, d) is added to in place.
 
         Kept assignments are sorted by expert, so one gather lays every expert's tokens side by
-        side; the experts run on their slices (`_run_experts`); one scatter adds each output row,
+        side; the experts run on their slices (`GroupedExperts`); one scatter adds each output row,
         scaled by its gate weight, back to its token. The per-expert counts that cut the slices are
         the layer's load. (A padded (E, C, d) bmm was tried: it wastes E x the work whenever
         routing is skewed, as at init.)
@@ -264,42 +358,9 @@ class MoE(nn.Module):
         if assignment.numel() == 0:  # every assignment dropped (an ablation, or a batch of padding)
             return base, load
         token = assignment // self.top_k
-        out = self._run_experts(flat[token], load)  # (a, d), rows in expert order
+        out = self.experts(flat[token], load)  # (a, d), rows in expert order
         # under bf16 autocast (CUDA) the experts' outputs are bf16 and `base` may be fp32: one dtype for index_add_
         return base.index_add_(0, token, (out * weights.flatten()[assignment, None]).to(base.dtype)), load
-
-    def _run_experts(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """rows (a, d) sorted by expert, counts (E,) -> each expert's SwiGLU on its slice, (a, d).
-
-        On CPU one `grouped_mm` per projection runs every expert that got rows at once, on their
-        weights stacked per call (w1 and w3 side by side: one call for both): 2 grouped calls
-        instead of 3 x E matmuls, and fewer autograd nodes. Elsewhere a Python loop over the
-        experts, as DeepSeek-V3's MoE does: CUDA's grouped_mm wants bf16 on sm90+, and the loop
-        works everywhere. Both give the same outputs and gradients, and an expert without rows
-        gets no gradient on either (None, so AdamW leaves it alone) (tests/test_model.py).
-        """
-        sizes = counts.tolist()  # cuts the slices; on CPU reading it costs no device sync
-        if not self._grouped_mm_fits(rows):
-            segments = rows.split(sizes)  # expert e's tokens, (count_e, d) each
-            return torch.cat([expert(seg) for expert, seg in zip(self.experts, segments) if seg.numel()])
-        busy = [e for e, size in enumerate(sizes) if size]
-        ends = torch.tensor(list(itertools.accumulate(sizes[e] for e in busy)), dtype=torch.int32)
-        w13 = torch.cat([self._stacked("w1", busy), self._stacked("w3", busy)], dim=1)  # (E', 2h, d)
-        gate_up = F.grouped_mm(rows, w13.transpose(1, 2), offs=ends)  # (a, 2h)
-        gate, up = gate_up.chunk(2, dim=-1)
-        return F.grouped_mm(F.silu(gate) * up, self._stacked("w2", busy).transpose(1, 2), offs=ends)  # (a, d)
-
-    def _stacked(self, name: str, experts: list[int]) -> torch.Tensor:
-        """(E', out, in): projection `name` of the given routed experts (a copy; gradients flow back)."""
-        return torch.stack([getattr(self.experts[e], name).weight for e in experts])
-
-    def _grouped_mm_fits(self, rows: torch.Tensor) -> bool:
-        """Whether the grouped path runs: CPU fp32 with 16-byte-aligned rows (grouped_mm's rule)."""
-        row_floats = 16 // rows.element_size()
-        return (
-            GROUPED_EXPERTS and rows.device.type == "cpu" and rows.dtype == torch.float32
-            and rows.size(1) % row_floats == 0 and self.experts[0].w1.out_features % row_floats == 0
-        )
 
     def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """alpha * E * sum_i f_i * P_i over the real tokens (`valid`; None: all); f_i = share of the

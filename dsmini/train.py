@@ -25,6 +25,7 @@ from .data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from .device import autocast, pick_device, synchronize
 from .generate import generate
 from .model import DSMini
+from .muon import Muon
 from .probes.domains import domain_mi
 from .qk_clip import qk_clip, track_max_logits
 from .probes.experts import initial_model, route_names
@@ -98,10 +99,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-def _is_muon_param(name: str, p: torch.nn.Parameter) -> bool:
-    """Muon orthogonalises 2-D hidden weight matrices; embeddings, the head, router weights and
-    norms stay with AdamW (as in Keller Jordan's and Moonshot's recipes)."""
-    return p.ndim == 2 and not name.startswith(("embed.", "head.")) and ".gate." not in name
+def _is_muon_param(name: str, ndim: int, scope: str) -> bool:
+    """Muon orthogonalises hidden weight matrices (2-D, and the stacked (E, h, d) routed experts,
+    one matrix per expert, unless `scope` is "dense"); embeddings, the head, router weights and
+    norms stay with AdamW (as in Keller Jordan's and Moonshot's recipes). Why "dense" exists:
+    Newton-Schulz costs the same for an expert's matrix as for any other, while an expert sees only
+    k/E of the tokens, so on a small model the experts' share of Muon's time far exceeds their share
+    of the work (BENCHMARKS.md section 8)."""
+    if ndim < 2 or name.startswith(("embed.", "head.")) or ".gate." in name:
+        return False
+    return scope == "all" or ".experts." not in name
 
 
 # Devices whose fused AdamW kernel exists (one kernel for every parameter instead of ~10 ops
@@ -114,25 +121,96 @@ def build_optimizers(model: DSMini, cfg: TrainConfig) -> dict[str, torch.optim.O
 
     AdamW is fused where the model's device has the kernel (`FUSED_DEVICES`); same update rule,
     so a run may resume from the other kind's state (`Trainer.restore`)."""
-    muon, decay, no_decay = [], [], []
-    for name, p in model.named_parameters():
-        if cfg.optimizer in ("muon", "muonclip") and _is_muon_param(name, p):
-            muon.append(p)
-        elif p.ndim >= 2 and not name.startswith("embed."):
-            decay.append(p)
-        else:
-            no_decay.append(p)
+    params = dict(model.named_parameters())
+    split = _optimizer_groups([(name, p.ndim) for name, p in params.items()], cfg)
+    decay, no_decay = ([params[name] for name in group] for group in split["adamw"])
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = model.head.weight.device.type in FUSED_DEVICES
     optimizers: dict[str, torch.optim.Optimizer] = {
         "adamw": torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
     }
-    if muon:
+    if split["muon"]:
         # match_rms_adamw scales Muon's update to AdamW's RMS, so one LR schedule serves both
-        optimizers["muon"] = torch.optim.Muon(
-            muon, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
+        optimizers["muon"] = Muon(
+            [params[name] for name in split["muon"][0]], lr=cfg.lr, weight_decay=cfg.weight_decay,
+            adjust_lr_fn="match_rms_adamw",
         )
     return optimizers
+
+
+def _optimizer_groups(named: list[tuple[str, int]], cfg: TrainConfig) -> dict[str, list[str]]:
+    """`build_optimizers`' split of (name, ndim) pairs: optimizer -> its param names, group by group."""
+    muon, decay, no_decay = [], [], []
+    for name, ndim in named:
+        if cfg.optimizer in ("muon", "muonclip") and _is_muon_param(name, ndim, cfg.muon_params):
+            muon.append(name)
+        elif ndim >= 2 and not name.startswith("embed."):
+            decay.append(name)
+        else:
+            no_decay.append(name)
+    return {"adamw": [decay, no_decay], "muon": [muon] if muon else []}
+
+
+def _per_expert_names(model: DSMini) -> list[tuple[str, int, str]]:
+    """Each parameter as an older dsmini named it: a stacked expert weight `...experts.w1` (E, h, d)
+    was E 2-D weights `...experts.{e}.w1.weight`, in module order (expert by expert, w1 w2 w3 each).
+    (name then, ndim then, name now)."""
+    legacy, stacked = [], []
+    for name, p in model.named_parameters():
+        if ".experts.w" not in name:
+            legacy += [(name, p.ndim, name)]
+            continue
+        stacked.append((name, p))
+        if name.endswith("w3"):  # a layer's three weights are in: expert by expert, as nn.ModuleList held them
+            prefix = name[: -len(".w3")]
+            legacy += [(f"{prefix}.{e}.{n[-2:]}.weight", 2, n) for e in range(p.size(0)) for n, _ in stacked]
+            stacked = []
+    return legacy
+
+
+def stacked_expert_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, model: DSMini,
+                         cfg: TrainConfig) -> dict[str, Any]:
+    """An optimizer state saved before routed experts were stacked (one entry per expert weight),
+    rebuilt for today's stacked parameters: each expert's moments become its slice of the stack
+    (zeros for an expert that had none yet) and AdamW's step the largest of theirs, since the
+    stack is stepped as one tensor. A state that already fits comes back unchanged."""
+    fits = [len(g["params"]) for g in state["param_groups"]] == [len(g["params"]) for g in optimizer.param_groups]
+    if fits:
+        return state
+    which = "muon" if "momentum" in optimizer.defaults else "adamw"
+    legacy = _per_expert_names(model)
+    old_groups = _optimizer_groups([(old, ndim) for old, ndim, _ in legacy], cfg)[which]
+    if [len(g) for g in old_groups] != [len(g["params"]) for g in state["param_groups"]]:
+        raise ValueError("the saved optimizer state does not fit this model, stacked or not")
+    old_ids = {old: i for i, old in enumerate(old for group in old_groups for old in group)}
+    current = {old: now for old, _, now in legacy}
+    names = {id(p): name for name, p in model.named_parameters()}
+    new_state, groups, next_id = {}, [], 0
+    for saved, group in zip(state["param_groups"], optimizer.param_groups):
+        ids = []
+        for p in group["params"]:
+            parts = [state["state"].get(old_ids[old]) for old, now in current.items() if now == names[id(p)]]
+            merged = _stack_states(parts) if len(parts) > 1 else parts[0]
+            if merged is not None:
+                new_state[next_id] = merged
+            ids.append(next_id)
+            next_id += 1
+        groups.append({**saved, "params": ids})
+    return {"state": new_state, "param_groups": groups}
+
+
+def _stack_states(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Per-expert optimizer states -> one for the stack; None when no expert had one."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    merged = {}
+    for key, value in present[0].items():
+        if key == "step":
+            merged[key] = max((p[key] for p in present), key=float)
+        else:
+            merged[key] = torch.stack([value.new_zeros(value.shape) if p is None else p[key] for p in parts])
+    return merged
 
 
 def with_kernel_choice(state: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -395,7 +473,9 @@ class Trainer:
         for name, state in (optimizer_states or {}).items():
             if name not in self.optimizers:
                 raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses {sorted(self.optimizers)}")
-            self.optimizers[name].load_state_dict(with_kernel_choice(state, self.optimizers[name]))
+            optimizer = self.optimizers[name]
+            state = stacked_expert_state(state, optimizer, self.model, self.cfg)
+            optimizer.load_state_dict(with_kernel_choice(state, optimizer))
         if rng_states:
             self.batch_rng.set_state(rng_states["batches"])
             torch.set_rng_state(rng_states["torch"])

@@ -42,7 +42,8 @@ PACKAGE = Path(__file__).resolve().parent
 # Sources that never change what a view holds: the CLI, the server, training and its jobs, saving, figures,
 # text, benchmarks (the shipped views are regenerated less often for changes that cannot matter)
 UNRELATED = ("bench", "charts", "locales", "__main__.py", "serve.py", "i18n.py", "view_store.py", "single_flight.py",
-             "train.py", "qk_clip.py", "optimizer_state.py", "atomic.py", "checkpoint_names.py", "file_kind.py")
+             "train.py", "muon.py", "qk_clip.py", "optimizer_state.py", "atomic.py", "checkpoint_names.py", "file_kind.py",
+             "export.py")
 UNRELATED_PREFIXES = ("cli_", "job")
 log = logging.getLogger("dsmini.views")
 

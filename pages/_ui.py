@@ -20,8 +20,10 @@ import streamlit as st
 from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
+from dsmini.config import ModelConfig
 from dsmini.data import CorpusData, nfc, prepare_corpus
 from dsmini.device import pick_device
+from dsmini.export import architecture, unsupported
 from dsmini.generate import CUT_MARK
 from dsmini.i18n import STRINGS, fmt_int, fmt_num, t
 from dsmini.job_process import prepare_for_training
@@ -305,6 +307,20 @@ def require_checkpoint() -> Checkpoint:
         st.page_link("pages/train.py", label=tr("nav.train"), icon=":material/model_training:")
         st.stop()
     return ckpt
+
+
+def downloads(cfg: ModelConfig, stem: str, checkpoint: Callable[[], bytes], transformers: Callable[[], bytes], key: str) -> None:
+    """The dsmini checkpoint and, beside it, the same model as a transformers folder, both zips built on
+    click; a model transformers cannot express gets the reason instead of the second button."""
+    left, right = st.columns(2)
+    left.download_button(tr("export.checkpoint"), data=checkpoint, file_name=f"{stem}.zip", mime="application/zip",
+                         key=f"{key}_download")
+    problem = unsupported(cfg)
+    if problem is not None:
+        right.info(tr("export.refused", setting=problem.setting))
+        return
+    right.download_button(tr("export.download"), data=transformers, file_name=f"{stem}-transformers.zip",
+                          mime="application/zip", key=f"{key}_transformers", help=tr("export.download_help", arch=architecture(cfg)))
 
 
 # A plain module global, not st.cache_resource: session_jobs' on_release runs outside any script run.

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from dsmini.charts import architecture_figure
+from dsmini.checkpoint import checkpoint_zip_bytes
+from dsmini.export import export_zip_bytes
 from dsmini.probes.generation import home_names, home_view
 from pages import _ui as ui
 
@@ -24,6 +26,7 @@ with ui.guard():
     c2.metric(ui.tr("home.params"), ui.count(counts['main']['total']), help=ui.tr("home.params_help"))
     c3.metric(ui.tr("home.active"), ui.count(counts['main']['active']), help=ui.tr("home.active_help"))
     c4.metric(ui.tr("home.val_loss"), ui.num(val, 3), help=ui.tr("home.val_loss_help"))
+    ui.downloads(ckpt.model_config, ckpt.name, lambda: checkpoint_zip_bytes(ckpt.path), lambda: export_zip_bytes(ckpt), key="home")
 
     if st.button(ui.tr("home.generate10"), key="home_generate", type="primary"):
         st.session_state["home_names"] = home_names(ckpt)  # new names on every press: never cached

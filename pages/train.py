@@ -214,8 +214,8 @@ def finished_actions(job, snap) -> None:
         st.rerun()  # the whole app: the sidebar picker lists the new model, save_problem() shows what went wrong
     if st.session_state.get("train_saved"):
         st.success(ui.tr("train.saved", name=st.session_state["train_saved"]))
-    st.download_button(ui.tr("train.download"), data=lambda: job.download_bytes(name or "dsmini-run"),
-                       file_name=f"{name or 'dsmini-run'}.zip", mime="application/zip", key="train_download")
+    stem = name or "dsmini-run"
+    ui.downloads(job.model_cfg, stem, lambda: job.download_bytes(stem), lambda: job.transformers_bytes(stem), key="train")
 
 
 def save_run(job, name: str, overwrite: bool = False) -> None:

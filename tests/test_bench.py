@@ -9,6 +9,7 @@ import math
 import threading
 
 import pytest
+import torch
 
 from dsmini.bench import main, render_markdown
 from dsmini.bench.cli import raw_path
@@ -96,8 +97,12 @@ def test_throughput_numbers(bench):
         assert arch["d_ff"] == arch["active_ffn_dim"]
     assert s["archs"]["dense"]["ratio"] == 1.0
     moe = s["moe_layer"]
-    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"])
+    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"], moe["ratio_all_rows"])
+    assert 0 < moe["real_tokens"] < moe["tokens"] == moe["batch_size"] * s["block_size"]  # a real batch's padding
     assert all(_finite_positive(t["tokens_per_sec"]) for t in s["thread_sweep"]["threads"].values())
+    other = s["other_batches"]["8"]  # the quick plan's second batch size
+    assert _finite_positive(other["full_vs_dense"], other["moe_layer"], other["moe_layer_all_rows"], other["mtp_share"])
+    assert set(other["tokens_per_sec"]) == set(s["archs"])
 
 
 def test_quality_numbers_for_every_corpus(bench):
@@ -387,28 +392,36 @@ def test_bad_arguments_are_usage_errors(args, capsys):
     assert exc.value.code == 2
 
 
-def test_recipe_sweep_rows_best_points_and_report(bench):
-    from dsmini.bench.recipe import RECIPES, RecipeJob
+def test_recipe_by_the_clock_rows_budgets_and_report(bench):
+    from dsmini.bench.recipe import EQUAL_STEPS, EQUAL_TIME, RECIPES, REFERENCE, RecipeJob
 
     _, out, results, _ = bench
     s = results["sections"]["recipe"]
-    runs = s["corpora"]["en-names"]["runs"]
-    assert list(runs) == ["shipped", "dropout_0.2"]  # the quick plan's two recipes, in RECIPES order
-    assert runs["shipped"]["dropout"] == 0.1 and runs["dropout_0.2"]["dropout"] == 0.2
-    for r in runs.values():
-        vals = [p["val"] for p in r["curve"]]
-        assert [p["step"] for p in r["curve"]] == [10, 20]
-        assert r["best_val"] == min(vals) and r["final_val"] == vals[-1] and _finite_positive(*vals)
-        assert r["best_vs_shipped"] == pytest.approx(r["best_val"] - runs["shipped"]["best_val"])
-    assert s["corpora"]["en-names"]["winner"] == min(runs, key=lambda k: runs[k]["best_val"])
+    c = s["corpora"]["en-names"]
+    rows = c["rows"]
+    assert list(rows) == ["adamw", "muon_dense"]  # the quick plan's two recipes, in RECIPES order
+    ref = rows[REFERENCE]
+    assert ref[EQUAL_TIME] == ref[EQUAL_STEPS] and ref[EQUAL_TIME]["steps"] == s["reference_steps"] == 20
+    for key, r in rows.items():
+        assert _finite_positive(r["step_s"]) and 0 < r["optimizer_share"] < 1
+        # equal time: the steps its timed speed buys in the reference's seconds
+        assert r[EQUAL_TIME]["steps"] == max(1, round(c["budget_seconds"] / r["step_s"]))
+        assert r[EQUAL_STEPS]["steps"] == 20
+        for run in (r[EQUAL_TIME], r[EQUAL_STEPS]):
+            vals = [p["val"] for p in run["curve"]]
+            assert run["best_val"] == min(vals) and run["final_val"] == vals[-1] and _finite_positive(*vals)
+            assert run["curve"][-1]["step"] == run["steps"] and run["dropout"] == 0.1
+    assert c["budget_seconds"] == pytest.approx(20 * ref["step_s"])
+    for budget in (EQUAL_TIME, EQUAL_STEPS):
+        assert c[f"winner_{budget}"] == min(rows, key=lambda k: rows[k][budget]["best_val"])
     text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert "## 8. The training recipe, swept" in text and "| `dropout_0.2`" in text
-    assert "- Training recipe sweep: `en-names` best val" in text
-    # a recipe's own steps set its warm-up and its schedule; the others keep the shipped ones
-    longer = next(r for r in RECIPES if r.key == "steps_6000")
-    cfg = RecipeJob("ru-names", longer, 3000, 250, "small").train_config()
-    assert (cfg.steps, cfg.warmup_steps, cfg.lr) == (6000, 100, TrainConfig().lr)
-    assert RecipeJob("ru-names", RECIPES[0], 3000, 250, "small").dropout() == 0.0
+    assert "## 8. The training recipe, by the clock" in text and "| `muon_dense`" in text
+    assert "- Training recipe by the clock: `en-names` at equal wall-clock" in text
+    # a run's schedule is fitted to its own steps
+    muon = next(r for r in RECIPES if r.key == "muon")
+    cfg = RecipeJob("ru-names", muon, 1234, EQUAL_TIME, 12, "small").train_config()
+    assert (cfg.steps, cfg.warmup_steps, cfg.optimizer, cfg.lr) == (1234, 100, "muon", TrainConfig().lr)
+    assert RecipeJob("ru-names", muon, 500, EQUAL_TIME, 12, "small").train_config().warmup_steps == 50
 
 
 def test_cue_positions_point_at_the_gender_letters():
@@ -480,3 +493,44 @@ def test_attention_section_compares_five_types_with_cache_and_cue(bench):
     assert "## 9. Attention types on full names" in text and "| DSA (DeepSeek-V3.2: indexer top-k) |" in text
     assert "- Attention types on `ru-full-names` after 6 steps: best val **" in text
     assert f"| {mla_bytes} |" in text
+
+
+def test_peer_section_races_a_plain_gpt_to_its_final_val(bench):
+    from dsmini.bench.peer import DSMINI, PEER
+
+    _, out, results, _ = bench
+    s = results["sections"]["peer"]
+    peer, ours = s["runs"][PEER], s["runs"][DSMINI]
+    assert s["target"] == peer["curve"][-1]["val"]
+    assert peer["time_to_target"] is not None and peer["time_to_target"]["step"] <= peer["steps"]
+    for r in (peer, ours):
+        assert r["best_val"] == min(p["val"] for p in r["curve"])
+        assert [p["seconds"] for p in r["curve"]] == sorted(p["seconds"] for p in r["curve"])
+    assert peer["recipe"] == {"optimizer": "adamw", "lr": 5e-4, "batch_size": 32, "dropout": 0.0,
+                              "params": peer["recipe"]["params"]}
+    if ours["time_to_target"] is None:
+        assert s["time_ratio"] is None
+    else:
+        assert s["time_ratio"] == pytest.approx(ours["time_to_target"]["seconds"] / peer["time_to_target"]["seconds"])
+    text = (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "## 10. Time to quality against a plain GPT" in text and "- Against a plain GPT on `en-surnames`" in text
+
+
+def test_plain_gpt_is_makemores_shape_and_scored_as_dsmini_scores():
+    import torch.nn.functional as F
+
+    from dsmini.bench.peer import PlainGPT, peer_val
+    from dsmini.data import prepare_corpus
+
+    data = prepare_corpus(NAMES, block_size=8, seed=0, corpus_name="toy")
+    model = PlainGPT(data.tokenizer.vocab_size, data.block_size)
+    assert len(model.blocks) == 4 and model.blocks[0].attn.n_heads == 4 and model.wte.embedding_dim == 64
+    x, y = data.train.x, data.train.y
+    logits = model(x)
+    assert logits.shape == (*x.shape, data.tokenizer.vocab_size)
+    expected = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="sum") / (y != -1).sum()
+    assert peer_val(model, data.train, limit=len(x), batch_size=5) == pytest.approx(float(expected), rel=1e-5)
+    # causal: a later character never changes an earlier position's logits
+    changed = x.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % data.tokenizer.vocab_size
+    assert torch.allclose(model(changed)[:, :-1], logits[:, :-1], atol=1e-6)

@@ -551,3 +551,47 @@ def test_val_domains_must_be_labels_of_the_corpus(tmp_path):
     assert entries(tmp_path) == []  # refused before touching disk
     with pytest.raises(CheckpointError, match="'corpus' must be an object"):
         CorpusRef.from_json(["not", "a", "dict"])
+
+
+# the routed experts' layout -------------------------------------------------------------------
+
+def _per_expert_layout(state: dict) -> dict:
+    """A state dict as dsmini saved it before stacked experts: one w1/w2/w3 module per routed expert."""
+    old = {}
+    for key, tensor in state.items():
+        layer, _, weight = key.rpartition(".")
+        if layer.endswith(".experts"):
+            old.update({f"{layer}.{e}.{weight}.weight": tensor[e].clone() for e in range(tensor.size(0))})
+        else:
+            old[key] = tensor
+    return old
+
+
+def test_a_checkpoint_saved_with_one_module_per_expert_loads_stacked_and_unchanged(tmp_path):
+    model = make_model(seed=4)
+    path = save(tmp_path, model=model)
+    legacy = checkpoint_files.state_bytes(_per_expert_layout(model.state_dict()))
+    assert any(".experts.0.w1.weight" in k for k in _per_expert_layout(model.state_dict()))
+    (path / "model.safetensors").write_bytes(legacy)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    meta["files"]["model.safetensors"] = checkpoint_files.file_entry(legacy)
+    (path / "checkpoint.json").write_text(json.dumps(meta))
+    loaded = load_checkpoint(path)
+    assert_same_state(model, loaded.model)
+    idx = torch.randint(0, V, (2, 9))
+    torch.testing.assert_close(loaded.model(idx).logits, model.eval()(idx).logits, rtol=0, atol=0)
+
+
+def test_a_layer_missing_an_expert_is_refused_by_name(tmp_path):
+    model = make_model(seed=4)
+    path = save(tmp_path, model=model)
+    old = _per_expert_layout(model.state_dict())
+    missing = next(k for k in old if ".experts.1.w2.weight" in k)
+    del old[missing]
+    data = checkpoint_files.state_bytes(old)
+    (path / "model.safetensors").write_bytes(data)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    meta["files"]["model.safetensors"] = checkpoint_files.file_entry(data)
+    (path / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"does not fit its model_config: missing .*experts\.w2"):
+        load_checkpoint(path)

@@ -106,3 +106,23 @@ def test_corpora_says_which_have_domains(capsys):
     assert "[domains: first, patronymic, surname]" in lines["ru-name-parts"]
     assert "[domains: female, male]" in lines["ru-gender"]
     assert "[domains" not in lines["en-names"]
+
+
+def test_resume_with_its_preset_a_run_saved_before_norm_eps_and_norm_topk_prob(tmp_path, capsys):
+    """A checkpoint written before those fields existed resumes under `--preset` with no conflict:
+    the values it loads with are what the code did then, not a flag the user contradicts."""
+    import json
+
+    corpus = tmp_path / "names.txt"
+    corpus.write_text(NAMES, encoding="utf-8")
+    common = ["train", "--corpus", str(corpus), "--preset", "tiny", "--eval-every", "5", "--sample-every", "0",
+              "--batch-size", "8", "--out", str(tmp_path), "--name", "old"]
+    assert main([*common, "--steps", "5"]) == 0
+    meta_path = tmp_path / "old" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for field in ("norm_eps", "norm_topk_prob"):
+        del meta["model_config"][field]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    assert main([*common, "--steps", "8", "--resume"]) == 0, capsys.readouterr().err
+    assert "8 steps" in capsys.readouterr().out

@@ -190,14 +190,21 @@ def moe_layer(**overrides) -> MoE:
     return MoE(cfg, layer_id=1)
 
 
-@pytest.mark.parametrize("router", ["sigmoid_bias", "softmax_topk", "noisy_topk"])
-def test_gate_chooses_k_distinct_experts_with_weights_summing_to_one(router):
-    moe = moe_layer(router=router, n_routed_experts=6, top_k=3).train()
+@pytest.mark.parametrize("router, norm_topk_prob", [
+    ("sigmoid_bias", None), ("softmax_topk", True), ("noisy_topk", None), ("sigmoid_bias", False), ("softmax_topk", None),
+])
+def test_gate_chooses_k_distinct_experts_with_weights_summing_to_one(router, norm_topk_prob):
+    """...when renormalised over the k; else (DeepSeek-V2's softmax, the default) the chosen scores as they are."""
+    moe = moe_layer(router=router, norm_topk_prob=norm_topk_prob, n_routed_experts=6, top_k=3).train()
     x = torch.randn(40, moe_layer().gate.weight.size(1))
     weights, indices, probs = moe.gate(x)
     assert indices.shape == (40, 3)
     assert all(len(set(row.tolist())) == 3 for row in indices)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(40))
+    if norm_topk_prob is False or (router == "softmax_topk" and norm_topk_prob is None):
+        scores = probs if router == "softmax_topk" else torch.sigmoid(x @ moe.gate.weight.t())
+        torch.testing.assert_close(weights, scores.gather(1, indices))
+    else:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(40))
     torch.testing.assert_close(probs.sum(-1), torch.ones(40))
     assert (weights > 0).all()
 
@@ -254,8 +261,7 @@ def test_shared_experts_always_applied():
     x = torch.randn(1, 5, 32)
     all_off = torch.ones(moe.n_experts, dtype=torch.bool)
     # with every routed expert's output zeroed, what is left is exactly the shared expert
-    for expert in moe.experts:
-        torch.nn.init.zeros_(expert.w2.weight)
+    torch.nn.init.zeros_(moe.experts.w2)
     y, _ = moe(x)
     torch.testing.assert_close(y, moe.shared_experts(x))
     assert all_off.all()
@@ -309,10 +315,9 @@ def test_gradients_reach_every_expert_that_received_tokens():
     out.loss.backward()
     for moe, routing in zip(model.moe_layers(), out.routing):
         assert moe.gate.weight.grad.abs().sum() > 0
-        for e, expert in enumerate(moe.experts):
-            got_tokens = routing.load[e] > 0
-            has_grad = expert.w1.weight.grad is not None and expert.w1.weight.grad.abs().sum() > 0
-            assert has_grad == bool(got_tokens)
+        grad = moe.experts.w1.grad  # (E, h, d): an expert without tokens gets zeros
+        for e in range(moe.n_experts):
+            assert bool(grad[e].abs().sum() > 0) == bool(routing.load[e] > 0)
 
 
 def _moe_outputs_and_grads(moe: MoE, x: torch.Tensor, opts: ForwardOptions):
@@ -328,7 +333,7 @@ def _moe_outputs_and_grads(moe: MoE, x: torch.Tensor, opts: ForwardOptions):
 @pytest.mark.parametrize("capacity_factor", [None, 0.6])
 def test_grouped_experts_equal_the_per_expert_loop(monkeypatch, capacity_factor):
     """The CPU grouped_mm path and the any-device loop: same outputs, loads and gradients, and an
-    expert that got no tokens has no gradient on either (so AdamW leaves it alone)."""
+    expert that got no tokens gets a zero gradient on both (the stacked layout's rule)."""
     moe = moe_layer(capacity_factor=capacity_factor).train()
     with torch.no_grad():
         moe.gate.bias[3] = -10.0  # expert 3 is never chosen
@@ -336,20 +341,19 @@ def test_grouped_experts_equal_the_per_expert_loop(monkeypatch, capacity_factor)
     valid = torch.ones(3, 8, dtype=torch.bool)
     valid[1, 5:] = valid[2, 2:] = False  # padding, as in a training batch
     opts = ForwardOptions(valid=valid)
-    assert moe._grouped_mm_fits(x.flatten(0, 1))
+    assert moe.experts._grouped_mm_fits(x.flatten(0, 1))
     grouped = _moe_outputs_and_grads(moe, x, opts)
     monkeypatch.setattr("dsmini.moe.GROUPED_EXPERTS", False)
-    assert not moe._grouped_mm_fits(x.flatten(0, 1))
+    assert not moe.experts._grouped_mm_fits(x.flatten(0, 1))
     looped = _moe_outputs_and_grads(moe, x, opts)
     torch.testing.assert_close(grouped[0], looped[0])
     torch.testing.assert_close(grouped[1].load, looped[1].load)
     assert grouped[1].load[3] == 0 and grouped[1].load.sum() == (valid.sum() * moe.top_k - grouped[1].n_dropped)
     torch.testing.assert_close(grouped[2], looped[2])
     for name, grad in grouped[3].items():
-        if name.startswith("experts.3."):
-            assert grad is None and looped[3][name] is None, name
-        else:
-            torch.testing.assert_close(grad, looped[3][name], msg=name)
+        torch.testing.assert_close(grad, looped[3][name], msg=name)
+        if name.startswith("experts."):
+            assert not grad[3].any() and grad[:3].abs().sum() > 0, name
 
 
 def test_no_padding_mask_routes_exactly_like_an_all_valid_mask():
@@ -502,3 +506,19 @@ def test_rope_rotates_each_pair_by_its_angle_and_scores_depend_on_offset_only():
     ]
     assert torch.allclose(torch.stack(scores), scores[0].expand(7), atol=1e-5)
     assert apply_rope(x.bfloat16(), rotations).dtype == torch.bfloat16
+
+
+def test_padding_costs_no_expert_work_and_real_tokens_are_unchanged():
+    """With a padding mask neither the shared nor the routed experts run on padding (its FFN output
+    is zero: the residual passes through); every real token gets exactly what it gets unmasked."""
+    moe = moe_layer().train()
+    x = torch.randn(2, 7, 32)
+    valid = torch.tensor([[True] * 4 + [False] * 3, [True] * 7])
+    masked, _ = moe(x, ForwardOptions(valid=valid))
+    unmasked, _ = moe(x)
+    torch.testing.assert_close(masked[valid], unmasked[valid])
+    assert not masked[~valid].any()
+    calls = []
+    moe.shared_experts.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    moe(x, ForwardOptions(valid=valid))
+    assert calls == [int(valid.sum())]

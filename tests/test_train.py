@@ -1,5 +1,6 @@
 """Training loop: learning, reproducibility, exact resume, stop and NaN handling, optimizers."""
 
+import copy
 import dataclasses
 import math
 import threading
@@ -321,3 +322,55 @@ def test_thread_policy_per_role():
             configure_torch_threads(role="page")
     finally:
         torch.set_num_threads(previous)
+
+
+def _per_expert_copy(model: DSMini) -> DSMini:
+    """`model` as dsmini built it before stacked experts: each layer's routed experts an nn.ModuleList
+    of `Expert`s holding the slices of the stacked weights."""
+    from dsmini.moe import Expert
+
+    legacy = copy.deepcopy(model)
+    for moe in legacy.moe_layers():
+        stacked = moe.experts
+        experts = torch.nn.ModuleList(Expert(stacked.w1.size(2), stacked.w1.size(1)) for _ in range(stacked.w1.size(0)))
+        with torch.no_grad():
+            for e, expert in enumerate(experts):
+                for name in ("w1", "w2", "w3"):
+                    getattr(expert, name).weight.copy_(getattr(stacked, name)[e])
+        moe.experts = experts
+    return legacy
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_an_optimizer_state_saved_per_expert_resumes_stacked(data, optimizer):
+    """A run saved before experts were stacked resumes with each expert's moments in its slice of the
+    stack; an expert that never had a gradient gets zeros, and the stack's step is the largest."""
+    model_cfg, train_cfg = configs(data, optimizer=optimizer)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    legacy = _per_expert_copy(trainer.model)
+    old_optimizers = build_optimizers(legacy, train_cfg)
+    idle = "layers.1.ffn.experts.2."
+    for step in range(2):
+        for name, p in legacy.named_parameters():
+            p.grad = None if name.startswith(idle) or (step and ".experts.0." in name) else torch.randn_like(p)
+        for opt in old_optimizers.values():
+            opt.step()
+    trainer.restore({name: opt.state_dict() for name, opt in old_optimizers.items()}, None)
+    old_params = dict(legacy.named_parameters())
+    key = "exp_avg" if optimizer == "adamw" else "momentum_buffer"
+    opt = trainer.optimizers[optimizer]
+    for moe_name, moe in ((n, m) for n, m in trainer.model.named_modules() if n.endswith(".experts") and hasattr(m, "w1")):
+        for w in ("w1", "w2", "w3"):
+            stacked_state = opt.state[getattr(moe, w)]
+            for e in range(getattr(moe, w).size(0)):
+                old = old_optimizers[optimizer].state.get(old_params[f"{moe_name}.{e}.{w}.weight"])
+                expected = torch.zeros_like(stacked_state[key][e]) if old is None else old[key]
+                torch.testing.assert_close(stacked_state[key][e], expected, rtol=0, atol=0)
+            if optimizer == "adamw":
+                assert float(stacked_state["step"]) == 2.0
+    assert not opt.state[trainer.model.layers[1].ffn.experts.w1][key][2].any()  # the idle expert
+    others = {n: p for n, p in trainer.model.named_parameters() if ".experts." not in n}
+    for name, p in others.items():
+        if p in opt.state:
+            torch.testing.assert_close(opt.state[p][key], old_optimizers[optimizer].state[old_params[name]][key])
+    next(trainer.run())  # and it trains on

@@ -27,18 +27,19 @@ import torch
 
 from ..atomic import replace_file
 from ..device import pick_device
-from . import attention, decoding, memory, mtp, quality, recipe, responsiveness, specialisation, throughput
+from . import attention, decoding, memory, mtp, peer, quality, recipe, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan
 from .machine import load_average, machine_info
 from .report import render_markdown, render_section
 
 # throughput first, while nothing else of ours has run; the sections with parallel workers last
-RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation", "recipe", "attention")
+RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation", "recipe", "attention",
+             "peer")
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "throughput": throughput.run, "quality": quality.run, "decoding": decoding.run,
     "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run, "specialisation": specialisation.run,
-    "recipe": recipe.run, "attention": attention.run,
+    "recipe": recipe.run, "attention": attention.run, "peer": peer.run,
 }
 
 
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec-steps", type=int, default=None,
                    help="specialisation: training steps per router run (default 1000; quick 20)")
     p.add_argument("--workers", type=int, default=None,
-                   help="quality, specialisation, recipe: runs at once, 1 thread each (default 2; quick 1)")
+                   help="quality, specialisation, recipe, peer: runs at once, 1 thread each (default 2; quick 1)")
     p.add_argument("--checkpoints", type=Path, default=None, help="folder of the shipped checkpoints")
     return p
 

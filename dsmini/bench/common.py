@@ -25,7 +25,8 @@ import torch
 from ..device import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention")
+SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention",
+            "peer")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Plan:
     device: str = "cpu"  # where every section's models run: "cpu", "cuda", "cuda:1", "mps" (resolved, never "auto")
     data_corpus: str = "en-names"  # batches for throughput (real names, real padding)
     batch_size: int = 64
+    other_batches: tuple[int, ...] = (32,)  # throughput: the two ratios with a target, also at these batch sizes
     # throughput
     rounds: int = 7  # interleaved rounds; medians are over rounds
     steps_per_round: int = 10
@@ -73,8 +75,8 @@ class Plan:
     page_eval_every: int = 50
     # recipe: the default training recipe swept (dsmini/bench/recipe.py)
     recipe_corpora: tuple[str, ...] = ("en-names", "ru-names")
-    recipe_steps: int = 3000  # the shipped checkpoints' steps; a recipe may change it
-    recipe_eval_every: int = 250
+    recipe_steps: int = 3000  # the reference recipe's steps; the others' equal-time steps follow from their speed
+    recipe_evals: int = 12  # val points along each run's schedule
     recipes: tuple[str, ...] | None = None  # None: every recipe
     # attention: MLA, DSA, MoBA, log-linear and MHA on full names (dsmini/bench/attention.py)
     attention_corpus: str = "ru-full-names"
@@ -82,6 +84,10 @@ class Plan:
     attention_eval_every: int = 50
     attention_workers: int = 5  # all five types at once: one group, the same load for every run
     attention_cue_names: int = 512  # val names whose decision query the gender cue reads
+    # peer: time to quality against a plain GPT (dsmini/bench/peer.py)
+    peer_corpus: str = "en-surnames"  # a built-in corpus of >= 30,000 names
+    peer_steps: int = 3000  # the plain GPT's; its val after the last one is the target
+    peer_dsmini_steps: int | None = None  # None: what `train` does by default
 
     def steps_for(self, corpus: str) -> int:
         return self.ru_steps if corpus == "ru-names" else self.steps
@@ -98,14 +104,15 @@ def quick_plan(**overrides: Any) -> Plan:
     """Tiny sizes, seconds in all (the test suite runs it): every section, but one thread in the
     sweep, one checkpoint and the light pages for the app section. The numbers mean nothing."""
     sizes = dict(
-        batch_size=16, rounds=2, steps_per_round=2, warmup_steps=1, layer_calls=3,
+        batch_size=16, other_batches=(8,), rounds=2, steps_per_round=2, warmup_steps=1, layer_calls=3,
         corpora=("en-names",), steps=30, ru_steps=30, eval_every=10, curve_val_limit=128, workers=1,
         prefix_lengths=(8, 24), decode_chars=4, repeats=1, batch_names=50,
         mtp_prefixes=5, spec_repeats=1, app_repeats=1, memory_presets=("tiny",), sweep_threads=(1,),
         app_checkpoints=("en-names",), app_pages=("home", "generate", "train", "attention", "compare"),
         shootout_steps=20, shootout_val_names=100, page_steps=30, page_eval_every=10,
-        recipe_corpora=("en-names",), recipe_steps=20, recipe_eval_every=10, recipes=("shipped", "dropout_0.2"),
+        recipe_corpora=("en-names",), recipe_steps=20, recipe_evals=2, recipes=("adamw", "muon_dense"),
         attention_steps=6, attention_eval_every=3, attention_workers=1, attention_cue_names=24,
+        peer_steps=20, peer_dsmini_steps=20,
     )
     return Plan(quick=True, preset="tiny", **{**sizes, **overrides})
 

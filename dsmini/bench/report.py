@@ -18,6 +18,7 @@ from .common import SECTIONS
 from .report_format import md_table
 from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
 from .report_attention import attention_headline, attention_md
+from .report_peer import peer_headline, peer_md
 from .report_recipe import recipe_headline, recipe_md
 from .report_specialisation import specialisation_headline, specialisation_md
 
@@ -29,12 +30,13 @@ TITLES = {
     "mtp": "5. MTP self-speculative decoding",
     "app": "6. App responsiveness",
     "specialisation": "7. Expert specialisation by domain",
-    "recipe": "8. The training recipe, swept",
+    "recipe": "8. The training recipe, by the clock",
     "attention": "9. Attention types on full names",
+    "peer": "10. Time to quality against a plain GPT",
 }
 RENDERERS = {"throughput": throughput_md, "quality": quality_md, "decoding": decoding_md, "memory": memory_md,
              "mtp": mtp_md, "app": app_md, "specialisation": specialisation_md,
-             "recipe": recipe_md, "attention": attention_md}
+             "recipe": recipe_md, "attention": attention_md, "peer": peer_md}
 
 
 def render_section(name: str, section: dict[str, Any], plan: dict[str, Any]) -> str:
@@ -79,6 +81,8 @@ def headline(sections: dict[str, Any]) -> list[str]:
         lines.append(recipe_headline(ok["recipe"]))
     if "attention" in ok:
         lines.append(attention_headline(ok["attention"]))
+    if "peer" in ok:
+        lines.append(peer_headline(ok["peer"]))
     return [f"- {line}" for line in lines]
 
 

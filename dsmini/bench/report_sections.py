@@ -48,9 +48,15 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"{100 * mtp['share_of_full_step']:.0f}% of a full-model step: without it the same model trains "
         f"{fmt_int(mtp['tokens_per_sec_without_mtp'])} tokens/s.",
         chart_link("throughput", "tokens/s per architecture"),
+        _other_batches_md(s, targets),
         "### MoE layer vs a dense FFN of equal active size",
         f"Forward + backward of one layer on the same ({moe['tokens']}, {moe['d_model']}) input, "
-        f"{plan['layer_calls']} calls per round, median of {plan['rounds']} rounds.",
+        f"{plan['layer_calls']} calls per round, median of {plan['rounds']} rounds"
+        + ("." if "real_tokens" not in moe else
+           f", with the padding mask of a real training batch of {moe['batch_size']} names ({moe['real_tokens']} real "
+           f"tokens of {moe['tokens']}): the dense FFN runs on every row, as it does in training, the MoE layer on "
+           f"the real tokens only. Without the mask (every row real) the MoE layer is "
+           f"{moe['ratio_all_rows']:.2f}x the dense FFN."),
         md_table(["layer", "fwd+bwd ms", "forward ms"], [
             [f"dense SwiGLU, hidden {moe['dense_hidden']}", fmt_num(moe["dense_ms"], 3), fmt_num(moe["dense_forward_ms"], 3)],
             [f"MoE: {moe['n_shared_experts']} shared + {moe['n_routed_experts']} routed (top-{moe['top_k']}), "
@@ -66,6 +72,22 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
            f"around them (sort, gather, weighted scatter, loads) {fmt_num(moe['bookkeeping_forward_ms'], 3)} ms."),
         "### Threads",
         md_table(["architecture", *(f"tokens/s at {n} thread(s) (vs 1)" for n in counts)], thread_rows),
+    ])
+
+
+def _other_batches_md(s: dict[str, Any], targets: dict[str, float]) -> str:
+    """The two ratios with a target at the other batch sizes measured, or nothing."""
+    other = s.get("other_batches") or {}
+    if not other:
+        return ""
+    rows = [[f"{s['batch_size']} (above)", f"{s['archs']['full']['ratio']:.2f}x", f"{s['moe_layer']['ratio']:.2f}x",
+             f"{100 * s['mtp_block']['share_of_full_step']:.0f}%"]]
+    rows += [[b, f"{o['full_vs_dense']:.2f}x", f"{o['moe_layer']:.2f}x", f"{100 * o['mtp_share']:.0f}%"]
+             for b, o in other.items()]
+    return "\n\n".join([
+        f"At each batch size (same method; targets: full >= {targets['full_vs_dense']}x the dense baseline's "
+        f"tokens/s, an MoE layer <= {targets['moe_overhead']}x a dense FFN):",
+        md_table(["batch", "full vs dense tokens/s", "MoE layer vs dense FFN", "MTP share of a full step"], rows),
     ])
 
 
