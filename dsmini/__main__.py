@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
