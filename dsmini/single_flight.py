@@ -57,7 +57,3 @@ class SharedResults:
 
     def __len__(self) -> int:
         return len(self._done)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._done.clear()
