@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -31,12 +31,16 @@ from .builtin_corpora import list_corpora, list_corpus_domains
 from .cache import cache_values_per_token
 from .checkpoint import load_checkpoint
 from .cli_eval import add_eval_parser, cmd_eval, loss_lines
-from .cli_train import CLI_RECIPE, DEFAULT_PRESET, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line
+from .cli_train import (
+    CLI_RECIPE, DEFAULT_PRESET, DEFAULT_SAVE_EVERY_S, DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC, EXIT_INTERRUPTED, cmd_train, one_line,
+)
 from .config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
 from .corpora import MAX_NAME_LEN
 from .generate import CUT_MARK, generate
 from .limits import LIMITS, check_sampling
 from .serve import add_parser as add_serve_parser, cmd_serve
+from .cli_threads import THREADS_HELP, set_threads
+from .cli_warm import add_parser as add_warm_parser, cmd_warm
 
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written
 EXIT_CLOSED_PIPE = 141  # the reader went away (`| head`): 128 + SIGPIPE, as any Unix tool exits
@@ -173,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
     train.add_argument("--overwrite", action="store_true", help="start a new run over an existing checkpoint --out/--name (replaced once the new one is saved)")
     train.add_argument("--no-optimizer-state", action="store_true", help="save weights only (smaller; cannot resume)")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads, 1 to this machine's cores (default: torch's choice)")
+    train.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY_S, metavar="SECONDS",
+                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at the end), "
+                       "so a killed run resumes from its last save")
+    train.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     _add_dataclass_flags(train, ModelConfig, MODEL_HELP, skip=("vocab_size",))
     _add_dataclass_flags(train, TrainConfig, TRAIN_HELP)
 
@@ -187,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--max-len", type=int, default=None, help="longest name in characters")
     sample.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     sample.add_argument("--best", action="store_true", help=BEST_HELP)
+    sample.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     info = sub.add_parser("info", help="print a checkpoint's card")
     info.add_argument("--checkpoint", required=True, help="checkpoint folder")
     info.add_argument("--best", action="store_true", help=BEST_HELP)
+    info.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     add_eval_parser(sub, BEST_HELP)
 
     export = sub.add_parser(
@@ -207,12 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("corpora", help="list the built-in corpora")
     add_serve_parser(sub)
+    add_warm_parser(sub)
     sub.add_parser("bench", help="run the benchmarks (same as python -m dsmini.bench; see its --help)", add_help=False)
     return parser
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     LIMITS["samples"].check(args.n, "-n")  # before the checkpoint is even read
+    set_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, best=args.best)
     check_sampling(ckpt.model_config, args.n)
     names = generate(
@@ -227,6 +238,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, best=args.best)
     cfg, counts = ckpt.model_config, ckpt.param_counts
     lines = [
@@ -273,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "corpora": cmd_corpora, "eval": cmd_eval,
-               "export": cmd_export, "serve": cmd_serve}[args.command]
+               "export": cmd_export, "serve": cmd_serve, "warm": cmd_warm}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

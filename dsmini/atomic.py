@@ -65,6 +65,18 @@ def write_file(path: Path, data: bytes) -> None:
     on_step(f"wrote {path.name}")
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """`path` holds `data` or what it held before, never a part: written beside it, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames and new entries in `path` durable (POSIX only; Windows cannot open dirs)."""
     if os.name != "posix":
@@ -118,6 +130,33 @@ def _locked(root: Path, timeout: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def claimed(root: Path, name: str) -> Iterator[None]:
+    """Hold `name`'s claim in `root` for as long as one process works on it (a resumed training run
+    saves over it); a second claim fails at once with BlockingIOError. The kernel frees the claim when
+    its holder dies. The claim is a hidden file (listings never take it for a checkpoint), removed on
+    release; a claimer that locked a file removed meanwhile locks the new one instead."""
+    path = root / f".{name}.claim"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:  # released (and removed) between our open and our lock: try again
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still held: nobody else holds a lock on this file now
+        os.close(fd)
 
 
 def _leftovers(root: Path, prefix: str, name: str | None) -> dict[tuple[str, str], Path]:

@@ -48,10 +48,10 @@ from . import atomic
 from .checkpoint_errors import CheckpointError
 from .checkpoint_files import (
     BEST_FILE, META_FILE, MODEL_FILE, OPTIMIZER_FILE, check_size, check_state, checkpoint_dir, file_entry, model_bytes,
-    read_tensors, state_bytes,
+    read_small, read_tensors, state_bytes,
 )
 from .checkpoint_names import replace_check, taken_meanwhile, validate_name, without_shipped_flag
-from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem
+from .checkpoint_schema import history_columns, history_rows, is_int, jsonable, meta_problem, step_problem
 from .config import ModelConfig, TrainConfig
 from .corpus_ref import CorpusRef
 from .data import CharTokenizer
@@ -125,6 +125,7 @@ def save_checkpoint(
     rng_states: Mapping[str, torch.Tensor] | None = None,
     best_state: Mapping[str, torch.Tensor] | None = None,
     overwrite: bool = False,
+    forward_only: bool = False,
 ) -> Path:
     """Write `<root>/<name>/` atomically and return its path.
 
@@ -132,7 +133,8 @@ def save_checkpoint(
     optimizer_states: e.g. `{"adamw": opt.state_dict()}`; rng_states: e.g.
     `{"batches": generator.get_state()}`. Both optional, both needed for an exact resume.
     An existing `<name>` is replaced only with overwrite=True, and a shipped one never
-    (CheckpointExistsError, with a free name to offer).
+    (CheckpointExistsError, with a free name to offer); with forward_only=True (a run saving over its
+    own checkpoint) not when it is at a later step than `step` (CheckpointAheadError).
     Everything is serialised in memory first, so a bad argument fails before touching disk.
     """
     name = validate_name(name)
@@ -150,6 +152,9 @@ def save_checkpoint(
         model, tokenizer, train_config, corpus, history, summary, step, files,
         optimizer[1] if optimizer is not None else None,
     )
+    problem = step_problem(meta["step"], meta["history"].get("step", []))
+    if problem:  # a load would refuse it
+        raise CheckpointError(f"not saving {name}: {problem}")
     meta_data = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
     def fill(tmp: Path) -> None:
@@ -160,14 +165,14 @@ def save_checkpoint(
             atomic.write_file(tmp / OPTIMIZER_FILE, optimizer[0])
         atomic.write_file(tmp / META_FILE, meta_data)
 
-    return _commit(root, name, fill, overwrite)
+    return _commit(root, name, fill, overwrite, step if forward_only else None)
 
 
-def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool) -> Path:
+def _commit(root: Path, name: str, fill: Callable[[Path], None], overwrite: bool, step: int | None = None) -> Path:
     """Publish through `dsmini.atomic`, replacing only what `replace_check` allows; an OSError
     becomes a CheckpointError that says where and why."""
     try:
-        return atomic.publish(root, name, fill, replace_check(overwrite))
+        return atomic.publish(root, name, fill, replace_check(overwrite, step))
     except OSError as err:
         taken = taken_meanwhile(root / name, err)  # another machine's save got there first
         if taken is not None:
@@ -220,6 +225,17 @@ class Checkpoint:
     weights: str = "last"  # which of them `model` holds: "last" or "best"
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is refused (json keeps the last silently: `"step": 999999`
+    appended to a file would win)."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
 def _read_meta(path: Path) -> dict[str, Any]:
     """Parse checkpoint.json, check every field, and the data files' presence and sizes.
 
@@ -228,8 +244,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
     """
     meta_path = path / META_FILE
     try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        meta = json.loads(read_small(meta_path).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, a duplicate key, a 5,000-digit number
         raise CheckpointError(f"{meta_path} is not valid JSON: {err}") from None
     except RecursionError:  # the parser's own limit: thousands of nested brackets
         raise CheckpointError(f"{meta_path} is not valid JSON: nested too deeply") from None
@@ -248,8 +264,20 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if problem:
         raise CheckpointError(f"{meta_path}: {problem}")
     for file_name, entry in meta["files"].items():
-        check_size(path / file_name, entry["bytes"])
+        try:
+            check_size(path / file_name, entry["bytes"])
+        except CheckpointError as err:
+            if file_name != BEST_FILE:
+                raise
+            meta[_BEST_PROBLEM] = str(err)  # the last weights are intact: only --best is refused
     return meta
+
+
+_BEST_PROBLEM = "_best_problem"  # in the parsed meta only: why best.safetensors cannot be used
+
+
+def _has_best(meta: dict[str, Any]) -> bool:
+    return BEST_FILE in meta["files"] and _BEST_PROBLEM not in meta
 
 
 def _parse_configs(
@@ -307,6 +335,8 @@ def load_checkpoint(
     meta_path = path / META_FILE
     cfg, train_config, tokenizer = _parse_configs(meta, meta_path)
     weights_file = BEST_FILE if best else MODEL_FILE
+    if best and _BEST_PROBLEM in meta:
+        raise CheckpointError(f"{meta[_BEST_PROBLEM]}; the last weights are intact: load them (without --best)")
     if weights_file not in meta["files"]:
         raise CheckpointError(f"{path} has no best weights ({BEST_FILE}): saved before any evaluation or by an older dsmini")
     model = DSMini(cfg)
@@ -329,7 +359,7 @@ def load_checkpoint(
         mtime=meta_path.stat().st_mtime,
         created=meta.get("created", ""),
         shipped=meta.get("shipped", False),
-        has_best=BEST_FILE in meta["files"],
+        has_best=_has_best(meta),
         weights="best" if best else "last",
     )
 
@@ -401,7 +431,7 @@ def _info(path: Path) -> CheckpointInfo:
         created=meta.get("created", ""),
         summary=summary,
         shipped=meta.get("shipped", False),
-        has_best=BEST_FILE in meta["files"],
+        has_best=_has_best(meta),
     )
 
 

@@ -29,3 +29,15 @@ class CheckpointExistsError(CheckpointError):
                 f"e.g. {free_name!r}, or overwrite it explicitly"
             )
         super().__init__(message)
+
+
+class CheckpointAheadError(CheckpointExistsError):
+    """A save of a run would replace its checkpoint while the checkpoint is at a later step (another run
+    of it saved meanwhile): older weights never replace newer ones. `free_name` is where to save instead."""
+
+    def __init__(self, path: Path, free_name: str, step: int, ahead: int):
+        self.path, self.free_name, self.shipped = path, free_name, False
+        CheckpointError.__init__(
+            self, f"{path} is at step {ahead:,} now, past this run's {step:,} (another run saved it meanwhile): "
+            f"not replacing it with older weights; save under another name, e.g. {free_name!r}"
+        )

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 
 from .checkpoint_errors import CheckpointError
+from .file_kind import file_kind
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -58,6 +59,9 @@ def state_bytes(state: Mapping[str, torch.Tensor]) -> bytes:
 
 def _refuse_file(path: Path) -> None:
     """A file where a checkpoint directory was expected: say what it is, never unpickle it."""
+    kind = file_kind(path)
+    if kind is not None:  # a FIFO would block the open below
+        raise CheckpointError(f"{path} is {kind}, not a checkpoint directory")
     with open(path, "rb") as f:
         head = f.read(4)
     is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
@@ -70,6 +74,23 @@ def _refuse_file(path: Path) -> None:
     raise CheckpointError(f"{path} is a file, not a checkpoint directory")
 
 
+MAX_META_BYTES = 256 * 1024 * 1024  # checkpoint.json: the shipped ones are ~1 MB; a device never ends
+
+
+def read_small(path: Path) -> bytes:
+    """The bytes of a small regular file; CheckpointError naming what it is otherwise (never blocks on a
+    FIFO, never reads a device's endless bytes)."""
+    kind = file_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is {kind}")
+    if path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError(f"{path} is {path.stat().st_size:,} bytes: too big for a checkpoint's {META_FILE}")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"could not read {path}: {err.strerror or err}") from None
+
+
 def checkpoint_dir(path: Path) -> Path:
     """The checkpoint directory for `path` (which may also name its checkpoint.json)."""
     if path.name == META_FILE and path.is_file():
@@ -78,14 +99,18 @@ def checkpoint_dir(path: Path) -> Path:
         raise CheckpointError(f"no checkpoint at {path}: the path does not exist")
     if not path.is_dir():
         _refuse_file(path)
-    if not (path / META_FILE).is_file():
+    kind = file_kind(path / META_FILE)
+    if kind == "missing":
         raise CheckpointError(f"{path} is not a dsmini checkpoint: {META_FILE} is missing")
+    if kind is not None:
+        raise CheckpointError(f"{path / META_FILE} is {kind}")
     return path
 
 
 def check_size(file_path: Path, expected: int) -> None:
-    if not file_path.is_file():
-        raise CheckpointError(f"{file_path} is missing")
+    kind = file_kind(file_path)
+    if kind is not None:
+        raise CheckpointError(f"{file_path} is {kind}")
     size = file_path.stat().st_size
     if size != expected:
         raise CheckpointError(f"{file_path} is truncated or corrupt: {size} bytes, expected {expected}")

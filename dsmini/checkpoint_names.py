@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import atomic
-from .checkpoint_errors import CheckpointError, CheckpointExistsError
+from .checkpoint_errors import CheckpointAheadError, CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
 
 MAX_NAME_LEN = 64
@@ -107,9 +107,19 @@ def _is_shipped(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("shipped") is True
 
 
-def replace_check(overwrite: bool) -> Callable[[Path], None]:
+def _saved_step(path: Path) -> int | None:
+    """The step in the checkpoint.json at `path`, None when it cannot be read."""
+    try:
+        step = json.loads((path / META_FILE).read_bytes()).get("step")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
+def replace_check(overwrite: bool, step: int | None = None) -> Callable[[Path], None]:
     """The check before a save renames anything: refuse to replace a foreign directory, a shipped
-    checkpoint, or (without overwrite=True) any checkpoint."""
+    checkpoint, or (without overwrite=True) any checkpoint; with `step` (a run saving over its own
+    checkpoint), also one that is further along than `step`."""
 
     def check(final: Path) -> None:
         if not atomic.exists(final):
@@ -119,6 +129,9 @@ def replace_check(overwrite: bool) -> Callable[[Path], None]:
         shipped = _is_shipped(final)
         if shipped or not overwrite:
             raise CheckpointExistsError(final, next_free_name(final.parent, final.name), shipped)
+        ahead = _saved_step(final) if step is not None else None
+        if ahead is not None and ahead > step:
+            raise CheckpointAheadError(final, next_free_name(final.parent, final.name), step, ahead)
 
     return check
 

@@ -438,4 +438,13 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
         return f"field 'optimizer' holds optimizer state but 'files' does not list {OPTIMIZER_FILE}"
     if lists_file and not has_state:
         return f"field 'files' lists {OPTIMIZER_FILE} but 'optimizer' is null"
+    return step_problem(meta.get("step", 0), meta.get("history", {}).get("step", []))
+
+
+def step_problem(step: int, steps: list[int]) -> str | None:
+    """A run records one history row per step, so its last row is its step (a resume asks --steps from it)."""
+    if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
+        return "field 'history.step' must increase from row to row"
+    if steps and steps[-1] != step:
+        return f"field 'step' is {step:,} but the history ends at step {steps[-1]:,}: one of them is wrong"
     return None

@@ -11,6 +11,7 @@ own was taken meanwhile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,9 +23,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 
+from . import atomic
 from .builtin_corpora import list_corpora
+from .cli_threads import set_threads
 from .checkpoint import list_checkpoints, load_checkpoint
 from .checkpoint_errors import CheckpointError, CheckpointExistsError
 from .checkpoint_files import META_FILE
@@ -61,6 +63,7 @@ def recipe_preset(name: str, n_names: int) -> ModelConfig:
 # Cut from --corpus for val and test when no --val-file / --test-file names them: today's split, so
 # built-in corpora split exactly as the shipped checkpoints were
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
+DEFAULT_SAVE_EVERY_S = 30.0  # as the app's runs: a killed run (kill -9, the OOM killer) loses at most this much
 
 
 def default_run(data: CorpusData, n_names: int) -> tuple[ModelConfig, TrainConfig]:
@@ -73,7 +76,7 @@ def default_run(data: CorpusData, n_names: int) -> tuple[ModelConfig, TrainConfi
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Check everything, then train and save. Nothing is written before the first step."""
-    _set_threads(args.threads)
+    set_threads(args.threads)
     name = validate_name(args.name if args.name is not None else Path(args.corpus).stem)
     out = Path(args.out)
     if args.resume and args.overwrite:
@@ -83,20 +86,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         _check_new_target(out, name, args.overwrite)
     _check_writable(out)
+    if args.save_every < 0:
+        raise ValueError(f"--save-every is seconds between saves, 0 (only at the end) or more, got {args.save_every:g}")
     corpus, held = _training_corpus(args), _held_out_files(args)
-    trainer = _resumed_trainer(args, out / name, corpus, held, given) if args.resume else _new_trainer(args, corpus, held, given)
-    _check_jsonable(trainer)
-    _print_plan(trainer, corpus, {part: c for part, (c, _) in held.items()}, args.resume)
-    return _train_and_save(trainer, out, name, args)
+    with _claimed(out, name) if args.resume else contextlib.nullcontext():
+        trainer = _resumed_trainer(args, out / name, corpus, held, given) if args.resume else _new_trainer(args, corpus, held, given)
+        _check_jsonable(trainer)
+        _print_plan(trainer, corpus, {part: c for part, (c, _) in held.items()}, args.resume)
+        return _train_and_save(trainer, _Saves(trainer, out, name, args), args)
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    cores = os.cpu_count() or 1
-    if not 1 <= threads <= cores:
-        raise ValueError(f"--threads must be between 1 and {cores} (this machine's cores), got {threads}")
-    torch.set_num_threads(threads)
+@contextmanager
+def _claimed(out: Path, name: str):
+    """A resumed run holds its checkpoint from reading it to its last save: two resumes of one
+    checkpoint would each train from the same step, and the later save would win."""
+    try:
+        with atomic.claimed(out, name):
+            yield
+    except BlockingIOError:
+        raise CheckpointError(f"{out / name} is being trained by another run: wait for it to end, or resume a copy "
+                              "under another --name") from None
 
 
 def _overrides(args: argparse.Namespace, cls, skip=()) -> dict:
@@ -190,6 +199,15 @@ def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[s
     return chosen
 
 
+def _check_cut(data: CorpusData, fractions: dict[str, float], n_names: int) -> None:
+    """A fraction given above 0 that cuts no name is refused: the user asked for a split and would get none."""
+    for part in ("val", "test"):
+        frac = fractions[f"{part}_frac"]
+        if frac > 0 and getattr(data, f"{part}_source") is None and not getattr(data, part).names:
+            raise ValueError(f"--{part}-frac {frac:g} of {n_names:,} names cuts 0 {part} names: give at least "
+                             f"{1.5 / n_names:.2g} (one name), or 0 for no {part} split")
+
+
 def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: dict) -> Trainer:
     train_cfg = dataclasses.replace(TrainConfig(), **{**CLI_RECIPE, **given})
     model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
@@ -198,7 +216,9 @@ def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: di
     base = recipe_preset(args.preset or DEFAULT_PRESET, len(corpus.names))
     model_cfg = dataclasses.replace(base, vocab_size=alphabet + 1, block_size=block_size, **model_over)
     check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
-    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, _fractions(args))
+    fractions = _fractions(args)
+    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, fractions)
+    _check_cut(data, fractions, len(corpus.names))
     return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
 
 
@@ -348,11 +368,11 @@ def _domains_phrase(counts: dict[str, int]) -> str:
     return "domains " + " / ".join(f"{label} {n:,}" for label, n in counts.items()) + ", "
 
 
-def _train_and_save(trainer: Trainer, out: Path, name: str, args: argparse.Namespace) -> int:
-    """Run, then save the weights of the last finished step unless no step finished or they are not
-    finite; one line says how the run ended and where its weights are."""
+def _train_and_save(trainer: Trainer, saves: _Saves, args: argparse.Namespace) -> int:
+    """Run (saving every --save-every seconds), then save the weights of the last finished step unless
+    no step finished or they are not finite; one line says how the run ended and where its weights are."""
     first, started = trainer.step, time.perf_counter()
-    failure = _run(trainer)
+    failure = _run(trainer, saves.every_so_often)
     reason = failure or trainer.state.stop_reason
     code = _exit_code(reason)
     if trainer.step == first:
@@ -362,7 +382,7 @@ def _train_and_save(trainer: Trainer, out: Path, name: str, args: argparse.Names
         print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr", file=sys.stderr)
         return code
     final = trainer.final_report()  # the test split, scored once, goes into the summary saved next
-    path = _save(trainer, out, name, overwrite=args.resume or args.overwrite, include_optimizer=not args.no_optimizer_state)
+    path = saves.save()
     summary, seconds = trainer.summary(), time.perf_counter() - started
     rate = trainer.run_tokens_per_sec
     print(
@@ -393,7 +413,7 @@ def _exit_code(reason: str) -> int:
     return EXIT_INTERRUPTED if reason.startswith("stopped on request") else EXIT_STOPPED_EARLY
 
 
-def _run(trainer: Trainer) -> str | None:
+def _run(trainer: Trainer, after_step=lambda: None) -> str | None:
     """Train with progress on stderr; why it broke off if an error did it (the trainer's own stops
     are in `trainer.state.stop_reason`). A step computes its losses and gradients before it touches
     the weights, so a run that broke off holds the weights of its last finished step."""
@@ -407,6 +427,7 @@ def _run(trainer: Trainer) -> str | None:
                     print(line if live else line[1:], end="" if live else "\n", file=sys.stderr, flush=True)
                 if m.samples:
                     print(f"\n  samples: {', '.join(m.samples)}", file=sys.stderr)
+                after_step()
     except Exception as err:  # saved below like any other early end; the message goes with it
         return f"training failed at step {trainer.step + 1}: {type(err).__name__}: {one_line(err)}"
     finally:
@@ -456,13 +477,36 @@ def _stop_on_interrupt(trainer: Trainer):
         signal.signal(signal.SIGINT, previous)
 
 
-def _save(trainer: Trainer, out: Path, name: str, overwrite: bool, include_optimizer: bool) -> Path:
-    """Save under `name`; if that name was taken while the run went on, under the next free one."""
-    try:
-        return trainer.save(out, name, include_optimizer=include_optimizer, overwrite=overwrite)
-    except CheckpointExistsError as err:
-        print(f"{err}; saving as {err.free_name!r} instead", file=sys.stderr)
-        return trainer.save(out, err.free_name, include_optimizer=include_optimizer)
+class _Saves:
+    """Where and how the run saves: every `--save-every` seconds during the run (weights, optimizer and
+    RNG state: what --resume needs, atomically), and once at the end, all under one name. The first save
+    replaces a checkpoint only as --resume / --overwrite allow; the later ones replace the run's own
+    save, never a checkpoint that is further along. A name taken meanwhile moves the run to a free one."""
+
+    def __init__(self, trainer: Trainer, out: Path, name: str, args: argparse.Namespace):
+        self.trainer, self.out, self.name = trainer, out, name
+        self.overwrite, self.forward_only = args.resume or args.overwrite, args.resume
+        self.include_optimizer, self.every_s = not args.no_optimizer_state, args.save_every
+        self.last = time.monotonic()
+
+    def every_so_often(self) -> None:
+        if self.every_s and time.monotonic() - self.last >= self.every_s and self.trainer.weights_are_finite():
+            self.save()
+
+    def save(self) -> Path:
+        try:
+            path = self._save()
+        except CheckpointExistsError as err:  # CheckpointAheadError too: never older weights over newer ones
+            print(f"\n{err}; saving as {err.free_name!r} instead", file=sys.stderr)
+            self.name, self.overwrite, self.forward_only = err.free_name, False, False
+            path = self._save()
+        self.overwrite = self.forward_only = True  # from now on it replaces its own save, which only moves forward
+        self.last = time.monotonic()
+        return path
+
+    def _save(self) -> Path:
+        return self.trainer.save(self.out, self.name, include_optimizer=self.include_optimizer,
+                                 overwrite=self.overwrite, forward_only=self.forward_only)
 
 
 def one_line(err: BaseException) -> str:

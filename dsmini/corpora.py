@@ -16,6 +16,7 @@ travel beside the names, one per name; `domains=None` means an unlabelled corpus
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import Iterable, Sequence
 
 from .builtin_corpora import BUILTINS
 from .data import MIN_NAMES, CorpusError, LabelledNames, nfc
+from .file_kind import file_kind
 from .i18n import DEFAULT_LANGUAGE, t
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what editors count as a new line
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # upload cap: 5 MB
 DEFAULT_MAX_CHARS = 200  # alphabet cap: a bigger one is almost surely not a list of names
 MAX_DOMAINS = 12  # more labels than a chart can tell apart by colour
@@ -201,7 +204,7 @@ def _check_size(n_bytes: int, max_bytes: int) -> None:
 def _decode_text(data: bytes, max_bytes: int) -> list[str]:
     """Bytes of a text file -> lines, rejecting what is clearly not a UTF-8 list of names.
 
-    `utf-8-sig` strips a BOM (Windows Notepad); `splitlines` handles LF, CRLF and CR.
+    `utf-8-sig` strips a BOM (Windows Notepad); `lines` splits as editors number lines.
     NUL bytes are checked before decoding because UTF-16 text is "valid" byte soup otherwise.
     """
     _check_size(len(data), max_bytes)
@@ -221,7 +224,15 @@ def _decode_text(data: bytes, max_bytes: int) -> list[str]:
         ) from None
     if not text.strip():
         raise CorpusError("file contains only whitespace: expected one name per line")
-    return text.splitlines()
+    return lines(text)
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a text at LF, CRLF or CR only, as editors number them (str.splitlines also breaks at
+    U+2028, U+0085 and others, so error line numbers would disagree with the editor); such a character
+    stays in its name, which is then dropped as unprintable."""
+    parts = _LINE_BREAK.split(text)
+    return parts[:-1] if parts and parts[-1] == "" else parts
 
 
 def _shown(line: str, limit: int = 40) -> str:
@@ -334,8 +345,9 @@ def corpus_from_path(
     """A local text file -> Corpus; same checks as an upload, size checked before reading. Every
     CorpusError names the file."""
     path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"no such file: {path}")
+    kind = file_kind(path)
+    if kind is not None:
+        raise CorpusError(f"no such file: {path}" if kind == "missing" else f"{path} is {kind}: expected a text file")
     try:
         _check_size(path.stat().st_size, max_bytes)
         return corpus_from_bytes(
@@ -350,7 +362,7 @@ def corpus_from_path(
 def line_of(path: str | os.PathLike[str], name: str, lowercase: bool = False) -> int | None:
     """The number (1-based) of the first line of a text file that is `name` once cleaned as loading
     cleans it (its `<TAB>domain` aside), or None: so a message about one name can point at its line."""
-    for number, line in enumerate(Path(path).read_text("utf-8-sig", errors="replace").splitlines(), 1):
+    for number, line in enumerate(lines(Path(path).read_text("utf-8-sig", errors="replace")), 1):
         cleaned = _clean(line.split("\t")[0])
         if (cleaned.lower() if lowercase else cleaned) == name:
             return number

@@ -174,7 +174,8 @@ class CharTokenizer:
         text = nfc(text)  # its length is what the model reads
         limit = cfg.block_size - 1 if max_chars is None else max_chars
         if len(text) > limit:
-            raise ValueError(f"{what} {text!r} has {len(text)} characters; names here have at most {limit}")
+            shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}..."  # a 10,000-character paste is not echoed
+            raise ValueError(f"{what} {shown} has {len(text):,} characters; names here have at most {limit}")
         return self.frame(text)
 
     def check_model(self, cfg: ModelConfig) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,15 +72,33 @@ class NameScore:
 
 def score_names(
     model: DSMini, tokenizer: CharTokenizer, names: Sequence[str], domains: Sequence[str] | None = None,
-    batch_size: int = 256,
+    batch_tokens: int = 8192, progress: Callable[[int, int], None] | None = None,
 ) -> list[NameScore]:
     """Each name's loss under the model. ValueError for a name the model cannot read (a character
-    without an id, or too long for its block_size): check them first to point at a file's line."""
+    without an id, or too long for its block_size): check them first to point at a file's line.
+
+    Names are scored shortest first, each batch padded only to its own longest name and holding about
+    `batch_tokens` positions: a list of 480,000 names costs what its characters cost, not 480,000 rows of
+    block_size. Each row is scored on its own (no capacity limit at inference), so the grouping changes no
+    number. `progress(done, total)` after each batch."""
     tokenizer.check_model(model.cfg)
-    x, y = encode_names(list(names), tokenizer, model.cfg.block_size)
-    nats, tokens = score_rows(model, x, y, batch_size)
+    order = sorted(range(len(names)), key=lambda i: len(names[i]))
+    nats, tokens = [0.0] * len(names), [0] * len(names)
+    start = 0
+    while start < len(order):
+        width = min(len(names[order[start]]) + 1, model.cfg.block_size)  # the batch's shortest row
+        rows = max(1, batch_tokens // width)
+        chunk = order[start : start + rows]
+        longest = min(len(names[chunk[-1]]) + 1, model.cfg.block_size)
+        x, y = encode_names([names[i] for i in chunk], tokenizer, longest)
+        chunk_nats, chunk_tokens = score_rows(model, x, y, batch_size=len(chunk))
+        for i, n, t in zip(chunk, chunk_nats.tolist(), chunk_tokens.tolist()):
+            nats[i], tokens[i] = n, t
+        start += len(chunk)
+        if progress is not None:
+            progress(start, len(order))
     labels = list(domains) if domains is not None else [None] * len(names)
-    return [NameScore(n, d, float(s), int(t)) for n, d, s, t in zip(names, labels, nats.tolist(), tokens.tolist())]
+    return [NameScore(n, d, s, t) for n, d, s, t in zip(names, labels, nats, tokens)]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ Linux each child also gets SIGTERM if serve itself is killed (PR_SET_PDEATHSIG),
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
+import ipaddress
 import os
 import re
 import secrets
@@ -151,12 +153,40 @@ http {{
 """
 
 
+MAX_REPLICAS = 64  # about one per core: far more than any machine this runs on has
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def host(text: str) -> str | None:
+    """`text` as nginx may be given it, if it is a host name (RFC 1123) or an IP literal: IPv6 in brackets;
+    None for anything else. Only these reach the generated config, so it can hold nothing else."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None
+    if address is not None:
+        return f"[{address}]" if address.version == 6 else str(address)
+    if bare != text or len(text) > 253 or not all(_LABEL.fullmatch(label) for label in text.split(".")):
+        return None
+    return text
+
+
+def parse_address(text: str) -> str:
+    """--address: a host name or an IP literal; argparse's type."""
+    checked = host(text)
+    if checked is None:
+        raise argparse.ArgumentTypeError(f"--address must be a host name or an IP address (e.g. 0.0.0.0), got {text[:80]!r}")
+    return checked
+
+
 def parse_upstream(text: str) -> str:
     """'host:port' (a name, IPv4 or [IPv6]) of a replica elsewhere, checked; argparse's type."""
-    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", text)
-    if not match or not 1 <= int(match.group(2)) <= 65535:
-        raise argparse.ArgumentTypeError(f"--upstream must be host:port (e.g. 10.0.0.5:8501), got {text!r}")
-    return text
+    name, _, port = text.rpartition(":")
+    checked = host(name)
+    if checked is None or not re.fullmatch(r"\d{1,5}", port) or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"--upstream must be host:port (e.g. 10.0.0.5:8501), got {text[:80]!r}")
+    return f"{checked}:{int(port)}"
 
 
 def add_parser(sub) -> None:
@@ -166,9 +196,10 @@ def add_parser(sub) -> None:
         description="Start N `streamlit run app.py` processes on free local ports and Debian's nginx in front "
         "on --port, with sticky sessions by cookie and websockets proxied. Ctrl-C stops everything.",
     )
-    serve.add_argument("--replicas", type=int, default=2, help="app processes to start (default 2; about one per core)")
+    serve.add_argument("--replicas", type=int, default=2,
+                       help=f"app processes to start, 1 to {MAX_REPLICAS} (default 2; about one per core)")
     serve.add_argument("--port", type=int, default=8501, help="port nginx listens on (default 8501)")
-    serve.add_argument("--address", default="127.0.0.1",
+    serve.add_argument("--address", default="127.0.0.1", type=parse_address,
                        help="address nginx listens on (default 127.0.0.1; 0.0.0.0 for a classroom network)")
     serve.add_argument("--upstream", action="append", type=parse_upstream, default=[], metavar="HOST:PORT",
                        help="a replica running elsewhere (repeat it); then nothing is started here but nginx")
@@ -183,14 +214,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ServeError("serve needs Linux or another POSIX system (nginx, process groups)")
     if not 1 <= args.port <= 65535:
         raise ServeError(f"--port must be 1 to 65535, got {args.port}")
-    if not args.upstream and args.replicas < 1:
-        raise ServeError(f"--replicas must be at least 1, got {args.replicas}")
+    if not args.upstream and not 1 <= args.replicas <= MAX_REPLICAS:
+        raise ServeError(f"--replicas must be 1 to {MAX_REPLICAS} (about one per core), got {args.replicas}")
     if args.print_config:
         upstreams = args.upstream or [f"127.0.0.1:{8601 + i}" for i in range(args.replicas)]
         print(nginx_config(upstreams, args.port, args.address), end="")
         return 0
-    nginx = find_nginx(args.nginx)
     check_port_free(args.address, args.port)
+    nginx = find_nginx(args.nginx)
     with tempfile.TemporaryDirectory(prefix="dsmini-serve-") as runtime:
         return Deployment(Path(runtime), nginx, args).run()
 
@@ -204,23 +235,40 @@ def find_nginx(given: str | None) -> str:
     return found
 
 
+# why a bind failed, by errno: the real problem, never a guess
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "the port is taken: choose another with --port",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's: see `ip addr`, or use 0.0.0.0",
+    errno.EACCES: "ports below 1024 need root: choose another with --port",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    errno.ENFILE: "too many open files on this system",
+}
+
+
 def check_port_free(address: str, port: int) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds: a closed server's port is free
-        try:
-            probe.bind((address, port))
-        except OSError as err:
-            raise ServeError(f"cannot listen on {address}:{port}: {err.strerror or err} "
-                             "(the port is taken? choose another with --port)") from None
+    bare = address.strip("[]")
+    try:
+        family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds: a closed server's port is free
+            probe.bind((bare, port))
+    except socket.gaierror as err:
+        raise ServeError(f"cannot listen on {address}:{port}: the name {address!r} does not resolve ({err.strerror})") from None
+    except OSError as err:
+        why = _BIND_PROBLEMS.get(err.errno, err.strerror or str(err))
+        raise ServeError(f"cannot listen on {address}:{port}: {why}") from None
 
 
 def free_ports(n: int) -> list[int]:
     """n ports free on 127.0.0.1 now (held open together, so they differ)."""
-    probes = [socket.socket() for _ in range(n)]
+    probes: list[socket.socket] = []
     try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
+        for _ in range(n):
+            probes.append(socket.socket())
+            probes[-1].bind(("127.0.0.1", 0))
         return [probe.getsockname()[1] for probe in probes]
+    except OSError as err:
+        raise ServeError(f"cannot find {n} free local ports: {_BIND_PROBLEMS.get(err.errno, err.strerror or err)}") from None
     finally:
         for probe in probes:
             probe.close()

@@ -497,7 +497,7 @@ class Trainer:
             "stop_reason": self.state.stop_reason,
         }
 
-    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False):
+    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False, forward_only: bool = False):
         return save_checkpoint(
             root, name, self.model, self.data.tokenizer,
             train_config=self.cfg,
@@ -507,6 +507,7 @@ class Trainer:
             rng_states=self.rng_states() if include_optimizer else None,
             best_state=self.best_state,
             overwrite=overwrite,
+            forward_only=forward_only,
         )
 
     def weights_are_finite(self) -> bool:

@@ -6,12 +6,11 @@ data and charts live in `dsmini/` and know nothing of Streamlit.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
 import secrets
-import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -21,8 +20,8 @@ import streamlit as st
 from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
 from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
-from dsmini.data import CorpusData, prepare_corpus
 from dsmini.config import ModelConfig
+from dsmini.data import CorpusData, nfc, prepare_corpus
 from dsmini.device import pick_device
 from dsmini.export import architecture, unsupported
 from dsmini.generate import CUT_MARK
@@ -31,6 +30,8 @@ from dsmini.job_process import prepare_for_training
 from dsmini.job_registry import JobRegistry, run_grace_s
 from dsmini.job_slots import configure_torch_threads
 from dsmini.jobs import TrainingJob
+from dsmini.single_flight import SharedResults
+from dsmini.view_store import stored_view
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
@@ -39,12 +40,22 @@ log = logging.getLogger("dsmini.app")
 Result = TypeVar("Result")
 
 
+_last_page_run = 0.0  # time.monotonic() of the latest page run of any session
+
+
 def enter_page() -> None:
     """Call first on every page. A brand-new server's first request for a deep link (/train)
     runs the page file alone (Streamlit's legacy pages/ routing, before app.py ever called
     st.navigation): send that session through app.py, which installs the real navigation."""
+    global _last_page_run
+    _last_page_run = time.monotonic()
     if not st.session_state.get("_shell"):
         st.switch_page("app.py")
+
+
+def seconds_since_a_page_run() -> float:
+    """How long no session has run a page: the warm-up leaves what no session needs yet to quiet moments."""
+    return time.monotonic() - _last_page_run
 
 
 def lang() -> str:
@@ -89,7 +100,6 @@ def count(n: int) -> str:
     return fmt_int(n, lang())
 
 
-@st.cache_resource
 def _startup() -> str:
     """Once per process: torch thread policy and training's one-time costs (see dsmini.job_slots and
     dsmini.job_process), and the device in use."""
@@ -103,28 +113,45 @@ def _startup() -> str:
 EXPLORER_DEVICE = "cpu"
 
 
+# The process's shared results: plain Python (dsmini.single_flight), not st.cache_*, so the warm-up
+# thread fills them outside any script run (Streamlit warns on every st.cache call there), and each is
+# computed once while the other sessions asking for it wait (a class arriving at a fresh server).
+_ONCE = SharedResults(max_entries=1)
+_LOADED = SharedResults(max_entries=16)
+_LISTINGS = SharedResults(max_entries=4)
+_RESULTS = SharedResults(max_entries=256)
+MAX_FIGURES = 512  # a figure is tens of kB: at most tens of MB, however many sessions ask
+_FIGURES = SharedResults(MAX_FIGURES)
+
+
 def device_name() -> str:
     """Where training runs (TrainConfig.device "auto": CUDA, then MPS, then CPU)."""
-    return _startup()
+    return _ONCE.get("startup", _startup)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def _load(path: str, mtime: float, best: bool = False) -> Checkpoint:
     """Shared by every user and thread, so read-only: eval mode, caches made per call.
     Keyed by mtime so a re-saved checkpoint is reloaded; best: its best-validation weights."""
-    return load_checkpoint(path, device=EXPLORER_DEVICE, best=best)
+    return _LOADED.get((path, mtime, best), lambda: load_checkpoint(path, device=EXPLORER_DEVICE, best=best))
 
 
 def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:
     """`view(*args, **given)` (a probe of dsmini.probes), once per process for every session: the
-    results are read-only, so all share one (Streamlit's cache_resource).
+    results are read-only, so all share one. A view stored beside its checkpoint for this very
+    checkpoint and code (dsmini.view_store) is read instead of computed.
 
     Keyed by the function, each checkpoint's path and mtime (a re-saved checkpoint is computed
     again; a list of checkpoints keys each) and the other arguments: settings dataclasses, plain
     values. `given` is left out of the key, so it may only hold what the keyed arguments already
     determine: a result computed before (the checkpoint's analysis), passed so it is not redone.
     """
-    return _computed(f"{view.__module__}.{view.__qualname__}", tuple(_key(arg) for arg in args), view, args, given)
+    key = (f"{view.__module__}.{view.__qualname__}", tuple(_key(arg) for arg in args))
+    return _RESULTS.get(key, lambda: _stored_or_computed(view, args, given))
+
+
+def _stored_or_computed(view: Callable[..., Result], args: tuple, given: dict) -> Result:
+    stored = stored_view(view, args)
+    return view(*args, **given) if stored is None else stored
 
 
 def _key(arg: Any) -> Any:
@@ -133,16 +160,6 @@ def _key(arg: Any) -> Any:
     if isinstance(arg, (list, tuple)):
         return tuple(_key(item) for item in arg)
     return arg
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def _computed(name: str, key: tuple, _view: Callable, _args: tuple, _given: dict) -> Any:
-    return _view(*_args, **_given)
-
-
-_FIGURES: collections.OrderedDict[tuple, tuple[Any, tuple, dict]] = collections.OrderedDict()
-_FIGURES_LOCK = threading.Lock()
-MAX_FIGURES = 512  # a figure is tens of kB: at most tens of MB, however many sessions ask
 
 
 def figure(chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
@@ -154,22 +171,20 @@ def figure(chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
     its inputs alive, so an identity is never reused while it is cached. Pages never modify a figure.
     Only call it with inputs every session shares: a per-session object would never be found again.
     """
+    return shared_figure((lang(), text_scale()), chart, *args, **kwargs)
+
+
+def shared_figure(display: tuple[str, float], chart: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+    """`figure` for a given display (language, text scale: what for_display makes of it), outside any
+    session too (the warm-up)."""
     key = (chart.__module__, chart.__qualname__, tuple(map(_figure_key, args)),
-           tuple((name, _figure_key(value)) for name, value in sorted(kwargs.items())))
-    display = (lang(), text_scale())  # what for_display makes of it
-    key += display
-    with _FIGURES_LOCK:
-        if key in _FIGURES:
-            _FIGURES.move_to_end(key)
-            return _FIGURES[key][0]
-    built = chart(*args, **kwargs)  # outside the lock: two sessions may both build it once, nothing worse
-    if isinstance(built, go.Figure):
-        built = for_display(built, *display)
-    with _FIGURES_LOCK:
-        _FIGURES[key] = (built, args, kwargs)
-        while len(_FIGURES) > MAX_FIGURES:
-            _FIGURES.popitem(last=False)
-    return built
+           tuple((name, _figure_key(value)) for name, value in sorted(kwargs.items())), *display)
+
+    def build() -> tuple[Any, tuple, dict]:
+        built = chart(*args, **kwargs)
+        return (for_display(built, *display) if isinstance(built, go.Figure) else built), args, kwargs
+
+    return _FIGURES.get(key, build)[0]
 
 
 def _figure_key(value: Any) -> Any:
@@ -204,17 +219,13 @@ def checkpoint_listing() -> CheckpointListing:
     session asks (the sidebar picker); the answer changes only when a checkpoint is saved, which
     changes the folder's mtime."""
     folder = Path(CHECKPOINTS)
-    return _list(str(folder), folder.stat().st_mtime if folder.exists() else 0.0)
+    mtime = folder.stat().st_mtime if folder.exists() else 0.0
+    return _LISTINGS.get((str(folder), mtime), lambda: scan_checkpoints(folder))
 
 
 def checkpoints() -> list[CheckpointInfo]:
     """The readable checkpoints, sorted by name."""
     return checkpoint_listing().good
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _list(folder: str, mtime: float) -> CheckpointListing:
-    return scan_checkpoints(folder)
 
 
 DEFAULT_CHECKPOINTS = {"en": "en-names", "ru": "ru-names"}  # a new session opens on its language's shipped model
@@ -337,7 +348,9 @@ def session_jobs() -> dict[str, TrainingJob | str | None]:
 
 def text_problem(tokenizer, text: str, max_len: int, page: str) -> str | None:
     """Why the model cannot read `text` (characters outside its alphabet, or too long), in the
-    words of `page`'s strings (`<page>.oov`, `<page>.too_long`); None if it can."""
+    words of `page`'s strings (`<page>.oov`, `<page>.too_long`); None if it can. The text is read as the
+    model reads it, NFC-normalised (as the CLI does): «e» + a combining accent is «é»."""
+    text = nfc(text)
     unknown = tokenizer.unknown_chars(text)
     if unknown:
         return tr(f"{page}.oov", chars=", ".join(repr(c) for c in unknown))

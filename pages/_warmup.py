@@ -1,31 +1,46 @@
-"""The warm-up: each shipped checkpoint's pages at their default settings, computed once per server
+"""The warm-up: each shipped checkpoint's pages at their default settings, made ready once per server
 process in a background thread, so the first students on a page find its view and figures ready.
 
 A page's first load on a checkpoint pays its view (up to seconds: the Experts analysis, the MTP
-drafts) and its figures; `ui.computed` and `ui.figure` then share them with every session. Here the
-same calls (`dsmini/probes/pages.py`: each page's view, default settings and default figures, in
-both languages) are made ahead of time, the sessions' default checkpoints first. app.py starts it
-after its first script run, so the first page never waits for it; `python -m dsmini serve` makes
-that first run in each replica as it starts (Streamlit's script health check). Failures only cost
-the head start: they are logged, and the page computes as it would have. DSMINI_WARMUP=0 turns it
-off (the tests do, so as not to share their cores with it).
+drafts) and its figures; `ui.computed` and `ui.shared_figure` then share them with every session. Here
+the same calls (`dsmini/probes/pages.py` `default_calls`: each page's view, default settings and default
+figures, in both languages) are made ahead of time, the sessions' default checkpoints first; most views
+are read from the files `python -m dsmini warm` stores beside the checkpoints (dsmini/view_store.py).
+app.py starts it after its first script run, so the first page never waits for it; `python -m dsmini
+serve` makes that first run in each replica as it starts (Streamlit's script health check). Failures
+only cost the head start: they are logged, and the page computes as it would have. DSMINI_WARMUP=0
+turns it off (the tests do, so as not to share their cores with it).
+
+It calls no Streamlit function (Streamlit warns on each call from a thread outside a script run), and
+it ends with the process: at exit it stops between two computations and is joined before the
+interpreter shuts down, since a thread still inside torch then aborts the process ("terminate called
+without an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import threading
 import time
 
 from dsmini.i18n import LANGUAGES
-from dsmini.probes.pages import LANG, PAGES
+from dsmini.probes.pages import LANG, default_calls
 from pages import _ui as ui
 
 WARMUP_ENV = "DSMINI_WARMUP"
+EXIT_WAIT_S = 30.0  # at most one view's computation on a busy server
+QUIET_S = 2.0  # no page run for this long: the server is free for the models no session opened yet
 log = logging.getLogger("dsmini.app")
 _LOCK = threading.Lock()
+_STOP = threading.Event()
 _started = False
+
+
+class Stopped(Exception):
+    """The process is exiting: the warm-up ends where it is."""
 
 
 def start() -> bool:
@@ -37,20 +52,49 @@ def start() -> bool:
         if _started:
             return False
         _started = True
-    threading.Thread(target=warm, name="dsmini-warmup", daemon=True).start()
+    thread = threading.Thread(target=warm, name="dsmini-warmup", daemon=True)
+    thread.start()
+    atexit.register(_stop_at_exit, thread)
     return True
 
 
+def _stop_at_exit(thread: threading.Thread) -> None:
+    """Let the thread finish its current computation and end, before the interpreter shuts down. A
+    second Ctrl-C meanwhile is ignored: the process is already on its way out."""
+    _STOP.set()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    thread.join(EXIT_WAIT_S)
+
+
+def _check() -> None:
+    if _STOP.is_set():
+        raise Stopped
+
+
+def _wait_for_quiet() -> None:
+    """Until no session has run a page for QUIET_S: a class arriving at a fresh server opens the default
+    models, and every other model's warm-up would only take the one core (the GIL) from them."""
+    while ui.seconds_since_a_page_run() < QUIET_S:
+        _STOP.wait(0.5)
+        _check()
+
+
 def warm(names: list[str] | None = None) -> float:
-    """Compute every page's default view and figures for the shipped checkpoints (or `names`); the
+    """Make every page's default view and figures ready for the shipped checkpoints (or `names`); the
     seconds it took. Never raises: a failure is logged and leaves that page to compute when asked."""
     started = time.perf_counter()
     try:
         ui.device_name()  # the process's torch thread policy first: the pages' computations follow it
         shipped = [info.name for info in ui.checkpoints() if info.shipped]
         first = [name for name in ui.DEFAULT_CHECKPOINTS.values() if name in shipped]
-        for name in names if names is not None else first + [n for n in shipped if n not in first]:
-            _warm_checkpoint(name)
+        ordered = names if names is not None else first + [n for n in shipped if n not in first]
+        for stored in (True, False):  # what is read from disk first, for every model; then what is computed
+            for name in ordered:
+                _warm_checkpoint(name, shipped, stored, eager=name in first or names is not None)
+    except Stopped:
+        log.info("warm-up stopped: the process is exiting")
+        return time.perf_counter() - started
     except Exception:  # a broken checkpoint folder: the pages will say what is wrong
         log.exception("warm-up failed")
     seconds = time.perf_counter() - started
@@ -58,16 +102,30 @@ def warm(names: list[str] | None = None) -> float:
     return seconds
 
 
-def _warm_checkpoint(name: str) -> None:
+def _warm_checkpoint(name: str, listed: list[str], stored: bool, eager: bool) -> None:
+    """The default views of `name` kept on disk (stored=True: cheap, and every page but one), or the others
+    (computed here: seconds each on a busy server, so after every model's pages are ready). Not eager (a
+    model no session opens on): only while the server is quiet."""
+    _check()
+    if not eager:
+        _wait_for_quiet()
     ckpt = ui.load_by_name(name)
-    for stem, work in PAGES.items():
-        # "pair" and "corpus" pages depend on a second pick; a page of one fixed model only on that model
-        if work.inputs != "checkpoint" or work.model not in (None, name) or work.not_shown(ckpt):
+    for stem, work, args in default_calls(ckpt, lambda other: ui.load_by_name(other) if other in listed else None):
+        if work.stored != stored:
             continue
         try:
-            view = ui.computed(work.view, ckpt, *(() if work.settings is None else (work.settings,)))
-            for chart, args in work.charts(ckpt, view, work.settings) if work.charts else ():
+            if eager:
+                _check()
+            else:
+                _wait_for_quiet()
+            view = ui.computed(work.view, *args)
+            if work.inputs != "checkpoint":  # Compare's figure is labelled per session: nothing to share
+                continue
+            for chart, chart_args in work.charts(ckpt, view, work.settings) if work.charts else ():
                 for lang in LANGUAGES:
-                    ui.figure(chart, *(lang if isinstance(arg, str) and arg == LANG else arg for arg in args))
+                    _check()
+                    ui.shared_figure((lang, 1.0), chart, *(lang if isinstance(a, str) and a == LANG else a for a in chart_args))
+        except Stopped:
+            raise
         except Exception:
             log.exception("warm-up of the %s page on %s failed", stem, name)

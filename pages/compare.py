@@ -7,12 +7,11 @@ import streamlit as st
 from dsmini.builtin_corpora import list_corpora
 from dsmini.charts.compare import compare_figure
 from dsmini.corpora import MAX_NAME_LEN, corpus_from_bytes
-from dsmini.probes.compare import COMPARE_DEFAULTS, compare_scores, compare_view, held_out_names, rows_frame
+from dsmini.probes.compare import COMPARE_DEFAULTS, DEFAULT_PAIR, compare_scores, compare_view, held_out_names, rows_frame
 from dsmini.probes.generation import GenerateSettings
 from pages import _ui as ui
 
 ui.enter_page()
-SHIPPED = ("en-names", "ru-names")  # the default pair, when present
 HIGHLIGHT = "background-color: rgba(255, 165, 0, 0.25)"
 
 
@@ -97,7 +96,7 @@ st.markdown(ui.tr("cmp.intro"))
 with ui.guard():
     ui.require_checkpoint()
     names = [info.name for info in ui.checkpoints()]
-    defaults = [name for name in SHIPPED if name in names] or names[:2]
+    defaults = [name for name in DEFAULT_PAIR if name in names] or names[:2]
     defaults = (defaults * 2)[:2]  # one checkpoint: compared with itself
     if len(names) == 1:
         st.info(ui.tr("cmp.need_two"))

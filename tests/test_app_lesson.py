@@ -251,7 +251,7 @@ def test_lesson_training_step_shows_the_recorded_curve(at, tmp_path, monkeypatch
     history = [{"step": 50 * i, "elapsed": 10.0 * i, "domain_mi": [0.02 * i] * 3, "domain_mi_initial": initial}
                for i in range(1, 7)]
     save_checkpoint(tmp_path, "ru-en-names", mixed.model, mixed.tokenizer, train_config=mixed.train_config,
-                    corpus=mixed.corpus, history=history, summary=mixed.summary, step=mixed.step)
+                    corpus=mixed.corpus, history=history, summary=mixed.summary, step=history[-1]["step"])
     monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
     open_lesson(at, "en", step=6)
     (curve,) = charts(at)

@@ -143,6 +143,24 @@ def remove(file_name: str):
     return lambda path: (path / file_name).unlink()
 
 
+def appended(text: str):
+    """checkpoint.json with `text` added as its last member (raw: json.dumps would refuse some of it)."""
+    def corrupt(path: Path) -> None:
+        data = (path / "checkpoint.json").read_text().rstrip()
+        (path / "checkpoint.json").write_text(data[:-1] + ", " + text + "}")
+
+    return corrupt
+
+
+def replaced_by(make: Callable[[Path], None], file_name: str):
+    """`file_name` replaced by what `make(path)` creates there (a FIFO, a link to a device)."""
+    def corrupt(path: Path) -> None:
+        (path / file_name).unlink()
+        make(path / file_name)
+
+    return corrupt
+
+
 def rename_tensor_in_tree(meta):
     """Point the first optimizer tensor reference at a name the optimizer file does not have."""
     def walk(node):
@@ -166,6 +184,12 @@ CASES = [
     Case("json-nested-too-deep", write_bytes(b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), REFUSED,
          "not valid JSON"),
     Case("json-unknown-top-level-field", setter("notes", value={"by": "a newer dsmini"}), ACCEPTED),
+    # the adversary's findings: a key given twice (json keeps the last), a number Python will not convert
+    Case("json-duplicate-key", appended('"step": 999999'), REFUSED, "duplicate key 'step'"),
+    Case("json-5001-digit-integer", appended('"notes": ' + "9" * 5001), REFUSED, "not valid JSON: Exceeds the limit"),
+    Case("json-a-fifo", replaced_by(os.mkfifo, "checkpoint.json"), REFUSED, "a FIFO (named pipe), not a regular file"),
+    Case("json-link-to-dev-zero", replaced_by(lambda p: p.symlink_to("/dev/zero"), "checkpoint.json"), REFUSED,
+         "a character device, not a regular file (through a link)"),
     # format / version
     Case("format-missing", deleter("format"), REFUSED, "not a dsmini checkpoint"),
     Case("format-foreign", setter("format", value="keras"), REFUSED, "format 'keras'"),
@@ -225,6 +249,10 @@ CASES = [
     Case("step-text", setter("step", value="abc"), REFUSED, "field 'step' must be an integer >= 0, got 'abc'"),
     Case("step-negative", setter("step", value=-1), REFUSED, "field 'step'"),
     Case("step-float", setter("step", value=2.5), REFUSED, "field 'step'"),
+    Case("step-disagrees-with-history", setter("step", value=999999), REFUSED,
+         "field 'step' is 999,999 but the history ends at step 3"),
+    Case("history-steps-not-increasing", setter("history", "step", value=[1, 3, 3]), REFUSED,
+         "'history.step' must increase"),
     # history
     Case("history-a-list", setter("history", value=[1]), REFUSED, "field 'history' must be an object"),
     Case("history-column-not-list", setter("history", "loss", value="abc"), REFUSED,
@@ -280,6 +308,9 @@ CASES = [
     Case("weights-flipped-byte", flip_byte("model.safetensors"), AT_LOAD,
          "model.safetensors is corrupt or truncated: sha256"),
     Case("optimizer-file-missing", remove("optimizer.safetensors"), REFUSED, "optimizer.safetensors is missing"),
+    Case("weights-a-fifo", replaced_by(os.mkfifo, "model.safetensors"), REFUSED, "a FIFO (named pipe), not a regular file"),
+    Case("weights-link-to-dev-zero", replaced_by(lambda p: p.symlink_to("/dev/zero"), "model.safetensors"), REFUSED,
+         "model.safetensors is a character device"),
     Case("optimizer-file-flipped-byte", flip_byte("optimizer.safetensors"), AT_LOAD,
          "optimizer.safetensors is corrupt"),
     # optimizer
@@ -334,6 +365,20 @@ def test_a_corrupted_field_is_refused_by_name_or_read_generously(case, base, tmp
         (broken,) = listing.broken
         assert broken.name == "victim" and case.text in broken.reason
         assert broken.reason.startswith("victim"), broken.reason  # relative to the root: what the sidebar shows
+
+
+@pytest.mark.parametrize("damage", [remove("best.safetensors"), truncate("best.safetensors")], ids=["missing", "truncated"])
+def test_a_damaged_best_file_leaves_the_last_weights_usable(damage, tmp_path):
+    """best.safetensors is a spare: without it the checkpoint lists and loads (last weights); only --best says why not."""
+    model = make_model(1)
+    path = save_checkpoint(tmp_path, "run", model, CharTokenizer(CHARS), best_state=make_model(2).state_dict())
+    damage(path)
+    (info,) = scan_checkpoints(tmp_path).good
+    assert not info.has_best
+    loaded = load_checkpoint(path)
+    assert not loaded.has_best and same_weights(loaded.model, model)
+    with pytest.raises(CheckpointError, match="best.safetensors is (missing|truncated).*the last weights are intact"):
+        load_checkpoint(path, best=True)
 
 
 # saves cannot disappear ---------------------------------------------------------------------------------

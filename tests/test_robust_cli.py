@@ -166,6 +166,27 @@ CASES = [
     Case("checkpoint-corrupt", "info --checkpoint ck/corrupt", 2, "truncated or corrupt"),
     Case("info-closed-pipe", "info --checkpoint ck/toy", 141, "", stdout_closed=True),
     Case("sample-closed-pipe", f"{SAMPLE} -n 2000", 141, "", stdout_closed=True),
+    # 5. the adversary's findings: a message naming the real problem
+    Case("corpus-a-directory", f"train --corpus other {TINY} --out ck", 2, "other is a directory, not a regular file"),
+    Case("corpus-dev-null", f"train --corpus /dev/null {TINY} --out ck", 2, "/dev/null is a character device, not a regular file"),
+    Case("eval-names-a-directory", "eval --checkpoint ck/toy --names other", 2, "other is a directory, not a regular file"),
+    Case("line-numbers-as-editors-count", f"{TRAIN} --name new --val-file u2028.txt", 2,
+         "u2028.txt line 1: 'Анна Борис' has ' '"),
+    Case("test-frac-cuts-no-name", f"{TRAIN} --name new --test-frac 0.0001", 2,
+         "--test-frac 0.0001 of 12 names cuts 0 test names: give at least 0.12 (one name), or 0"),
+    Case("prefix-10000-characters", f"{SAMPLE} --prefix {'Ан' * 5000}", 2, "'... has 10,000 characters; names here have at most"),
+    Case("eval-threads-zero", "eval --checkpoint ck/toy --names names.txt --threads 0", 2, "--threads must be between 1 and"),
+    Case("sample-threads-zero", f"{SAMPLE} --threads 0", 2, "--threads must be between 1 and"),
+    Case("info-threads-zero", "info --checkpoint ck/toy --threads 0", 2, "--threads must be between 1 and"),
+    Case("save-every-negative", f"{TRAIN} --name new --save-every -1", 2, "--save-every is seconds between saves"),
+    Case("serve-address-injects-a-directive", "serve --address '127.0.0.1:80; include /etc/passwd; #' --print-config", 2,
+         "--address must be a host name or an IP address"),
+    Case("serve-address-with-a-newline", "serve --address '127.0.0.1\n}' --print-config", 2,
+         "--address must be a host name or an IP address"),
+    Case("serve-upstream-injects-a-directive", "serve --upstream 'a:80;include x' --print-config", 2, "--upstream must be host:port"),
+    Case("serve-replicas-unbounded", "serve --replicas 100000 --print-config", 2, "--replicas must be 1 to 64"),
+    Case("serve-address-does-not-resolve", "serve --address no-such-host.invalid --port 8599", 2,
+         "the name 'no-such-host.invalid' does not resolve"),
     Case("no-command", "", 2, "the following arguments are required: command"),
     Case("unknown-flag", "corpora --colour", 2, "unrecognized arguments: --colour"),
 ]
@@ -199,6 +220,9 @@ def template(tmp_path_factory) -> Path:
         "names.txt": NAMES, "renamed.txt": NAMES, "other/names.txt": OTHER_ALPHABET,
         "grown/names.txt": NAMES + ["Ванна"], "changed/names.txt": _changed_val_name(),
         "long.txt": NAMES[:6] + ["а" * 100_000] + NAMES[6:],
+        # U+2028 breaks a line for str.splitlines, not for an editor: the editor's line 1 holds it (and a
+        # line 2 and 3 do not exist)
+        "u2028.txt": ["Анна\u2028Борис"],
     }
     for path, names in corpora.items():
         (ws / path).parent.mkdir(exist_ok=True)

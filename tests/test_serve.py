@@ -86,7 +86,7 @@ def test_print_config_prints_the_upstreams_and_starts_nothing(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--replicas", "0"], "--replicas must be at least 1, got 0"),
+    (["--replicas", "0"], "--replicas must be 1 to 64 (about one per core), got 0"),
     (["--port", "70000"], "--port must be 1 to 65535, got 70000"),
     (["--nginx", "/nonexistent/nginx"], "install it: apt-get install nginx"),
 ])

@@ -1,10 +1,14 @@
 """The command line: run the chosen sections, print each one's tables, write the report files.
 
-Output, in `--out` (default: the current directory):
+Output, in `--out` (default: the current directory; a `--quick` run: a new temporary folder):
     BENCHMARKS.md                          tables, machine, command (rewritten after every section,
                                            so an interrupted run keeps what it measured)
     dsmini/bench/results/bench.json        every raw number, per round
     dsmini/bench/results/charts/*.html     Plotly charts (plotly.js from its CDN, so each file stays small)
+
+Nothing measured is lost by a smaller run: a `--sections` subset replaces only its own sections and
+keeps the others of the results already in `--out` (each section keeps the date of the run that
+measured it); a quick run never writes over a full run's results unless `--replace` says so.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..atomic import replace_file
 from ..device import pick_device
 from . import attention, decoding, memory, mtp, peer, quality, recipe, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
@@ -45,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes, seconds in total (tests use it); numbers mean nothing")
     p.add_argument("--corpus", nargs="+", action="extend", default=[], metavar="NAME|PATH",
                    help="extra corpora for the quality section (built-in name or .txt, one name per line)")
-    p.add_argument("--out", default=".", help=f"folder for BENCHMARKS.md, and {RESULTS_DIR}/ below it for bench.json "
-                   "and the charts (default: .)")
+    p.add_argument("--out", default=None, help=f"folder for BENCHMARKS.md, and {RESULTS_DIR}/ below it for bench.json "
+                   "and the charts (default: .; with --quick a new temporary folder, so a smoke run never replaces "
+                   "the real numbers)")
+    p.add_argument("--replace", action="store_true",
+                   help="write a --quick run over a full run's results in --out, or drop the sections of earlier "
+                   "runs that this one did not measure (default: keep them)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu",
                    help="where every section's models run (default cpu, so numbers compare with earlier runs; "
@@ -126,17 +136,47 @@ def raw_path(out: Path) -> Path:
     return out / RESULTS_DIR / "bench.json"
 
 
+def out_folder(args: argparse.Namespace) -> Path:
+    """`--out`, or for a quick run without it a fresh temporary folder: a smoke run from the repository
+    must not replace the release numbers."""
+    if args.out is not None:
+        return Path(args.out)
+    return Path(tempfile.mkdtemp(prefix="dsmini-bench-quick-")) if args.quick else Path(".")
+
+
+def earlier_results(out: Path, quick: bool, replace: bool) -> dict[str, Any]:
+    """The sections already measured in `out` that this run keeps: {} for a new folder or `--replace`.
+    Raises ValueError for a quick run over a full run's results (without `--replace`) and for a
+    bench.json that cannot be read (nothing is overwritten that was not understood)."""
+    path = raw_path(out)
+    if replace or not path.exists():
+        return {}
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        sections, was_quick = earlier["sections"], earlier["meta"]["plan"]["quick"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} holds earlier results that cannot be read ({err}); pass --replace to write over "
+                         "them, or choose another --out") from None
+    if quick and not was_quick:
+        raise ValueError(f"{out} holds a full run's results; a --quick run writes there only with --replace "
+                         "(or leave out --out: a quick run then writes to a new temporary folder)")
+    if was_quick != quick:  # a full run replaces a quick one's numbers, all of them
+        return {}
+    date = earlier["meta"].get("date")
+    return {name: {**section, "measured": section.get("measured", date)} for name, section in sections.items()}
+
+
 def write_outputs(results: dict[str, Any], out: Path) -> None:
-    """BENCHMARKS.md, bench.json and the charts, in section order."""
+    """BENCHMARKS.md, bench.json and the charts, in section order; each file replaced whole (atomically)."""
     results = {**results, "sections": {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}}
     (out / CHART_DIR).mkdir(parents=True, exist_ok=True)
-    raw_path(out).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    replace_file(raw_path(out), (json.dumps(results, indent=1, ensure_ascii=False) + "\n").encode())
     charts = {out / chart_file(name): fig for name, fig in figures(results).items()}
     for stale in set((out / CHART_DIR).glob("*.html")) - set(charts):  # from an earlier run with other sections
         stale.unlink()
     for path, fig in charts.items():
-        fig.write_html(path, include_plotlyjs="cdn")
-    (out / "BENCHMARKS.md").write_text(render_markdown(results), encoding="utf-8")
+        replace_file(path, fig.to_html(include_plotlyjs="cdn").encode())
+    replace_file(out / "BENCHMARKS.md", render_markdown(results).encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,13 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = plan_from_args(args, parser)
     chosen = _sections(args.sections, parser)
-    out = Path(args.out)
+    out = out_folder(args)
+    try:
+        kept = earlier_results(out, plan.quick, args.replace)
+    except ValueError as err:
+        parser.error(str(err))
     out.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)  # once; only the thread sweep changes it, and restores it
     start = time.perf_counter()
     meta = {**machine_info(argv, args.threads, plan.device), "plan": plan.to_dict()}
-    results: dict[str, Any] = {"meta": meta, "sections": {}}
+    results: dict[str, Any] = {"meta": meta, "sections": {n: s for n, s in kept.items() if n not in chosen}}
     try:
         for name in (n for n in RUN_ORDER if n in chosen):
             results["sections"][name] = run_section(name, plan)

@@ -41,7 +41,8 @@ RENDERERS = {"throughput": throughput_md, "quality": quality_md, "decoding": dec
 
 def render_section(name: str, section: dict[str, Any], plan: dict[str, Any]) -> str:
     body = f"Failed: `{section['error']}`" if "error" in section else RENDERERS[name](section, plan)
-    return f"## {TITLES[name]}\n\n{body}\n"
+    kept = f"\n_Kept from an earlier run, measured {section['measured']}._\n" if "measured" in section else ""
+    return f"## {TITLES[name]}\n\n{body}\n{kept}"
 
 
 # ---------------------------------------------------------------------------------------------

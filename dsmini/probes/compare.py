@@ -114,6 +114,7 @@ def rows_frame(rows: list[CompareRow], labels: Mapping[str, str], columns: tuple
 
 # The Compare page's shared generation settings (its widgets' defaults): the Generate page's, 8 names
 COMPARE_DEFAULTS = GenerateSettings(n=8)
+DEFAULT_PAIR = ("en-names", "ru-names")  # the shipped models Compare opens on, when present
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ figure calls of the page's default view, so the benchmark times those too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..charts import architecture_figure, next_char_figure, next_char_heatmap, routing_figure
 from ..charts.attention import attention_grid_figure, score_split_figure
@@ -27,7 +27,7 @@ from ..checkpoint import Checkpoint
 from . import lesson
 from .attention import AttentionSettings, AttentionTrace, attention_view
 from .cache import KVCacheView, kv_cache_view
-from .compare import COMPARE_DEFAULTS, CompareView, compare_view
+from .compare import COMPARE_DEFAULTS, DEFAULT_PAIR, CompareView, compare_view
 from .generation import GenerateSettings, GenerateView, HomeSettings, HomeView, generate_view, home_names, home_view
 from .mtp import MTPSettings, MTPView, draft_timeline, mtp_speed, mtp_view
 from .specialisation import ExpertAnalysis, experts_view
@@ -46,7 +46,9 @@ class PageWork:
     instead of the picked one (the Lesson); settings None: the view takes none. requires: "moe" or
     "mtp" when the page only explains why a model without them has nothing to show.
     charts(checkpoint, result, settings): the figure calls of the default view. on_demand: probes
-    behind a button, each with its default argument, called after the inputs.
+    behind a button, each with its default argument, called after the inputs. stored: whether the
+    default view may be computed ahead on another machine and kept on disk (dsmini.view_store); not
+    for a view that measures the machine it runs on.
     """
 
     view: Callable[..., Any]
@@ -56,6 +58,7 @@ class PageWork:
     requires: str | None = None
     charts: Callable[[Checkpoint, Any, Any], list[Call]] | None = None
     on_demand: tuple[Call, ...] = ()
+    stored: bool = True
 
     def not_shown(self, ckpt: Checkpoint) -> str | None:
         """Why the page only explains itself on this checkpoint (it `requires` what the model lacks), if it does."""
@@ -120,8 +123,25 @@ PAGES: dict[str, PageWork] = {
     "generate": PageWork(generate_view, GenerateSettings(), charts=_generate_charts),
     "experts": PageWork(experts_view, requires="moe", charts=_experts_charts),
     "attention": PageWork(attention_view, AttentionSettings(), charts=_attention_charts),
-    "kv_cache": PageWork(kv_cache_view, charts=_kv_cache_charts),
+    "kv_cache": PageWork(kv_cache_view, charts=_kv_cache_charts, stored=False),  # times this machine's decoding
     "mtp": PageWork(mtp_view, MTPSettings(), requires="mtp", charts=_mtp_charts,
                     on_demand=((mtp_speed, MTPSettings().n_prefixes),)),
     "compare": PageWork(compare_view, COMPARE_DEFAULTS, inputs="pair", charts=_compare_charts),
 }
+
+
+def default_calls(ckpt: Checkpoint, load: Callable[[str], Checkpoint | None]) -> Iterator[tuple[str, PageWork, tuple]]:
+    """(page, its work, the view's arguments) of each page's default view on `ckpt`: the pages of the
+    picked checkpoint (a page of one fixed model only on that model), and Compare when `ckpt` is A of
+    the default pair (B from `load(name)`, None when it is not there). The Train page's corpus is no
+    checkpoint's: it is not here."""
+    for stem, work in PAGES.items():
+        if work.model not in (None, ckpt.name) or work.not_shown(ckpt):
+            continue
+        if work.inputs == "checkpoint":
+            inputs: tuple = (ckpt,)
+        elif work.inputs == "pair" and ckpt.name == DEFAULT_PAIR[0] and (second := load(DEFAULT_PAIR[1])) is not None:
+            inputs = (ckpt, second)
+        else:
+            continue
+        yield stem, work, inputs + (() if work.settings is None else (work.settings,))
