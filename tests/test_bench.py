@@ -179,7 +179,9 @@ def test_cache_memory_measured_equals_formula(bench):
 
 def test_mtp_numbers(bench):
     s = bench[2]["sections"]["mtp"]
-    for r in s["checkpoints"].values():
+    measured = [r for r in s["checkpoints"].values() if "skipped" not in r]  # the fixture links two of them
+    assert measured
+    for r in measured:
         assert r["same_outputs"] is True
         assert 0 <= r["acceptance_rate"] <= 1
         assert 1 <= r["chars_per_forward"] <= 1 + r["mtp_depth"]  # D chained drafts: at most D + 1 tokens per pass
@@ -527,10 +529,11 @@ def test_plain_gpt_is_makemores_shape_and_scored_as_dsmini_scores():
     model = PlainGPT(data.tokenizer.vocab_size, data.block_size)
     assert len(model.blocks) == 4 and model.blocks[0].attn.n_heads == 4 and model.wte.embedding_dim == 64
     x, y = data.train.x, data.train.y
-    logits = model(x)
+    with torch.no_grad():
+        logits = model(x)
     assert logits.shape == (*x.shape, data.tokenizer.vocab_size)
     expected = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="sum") / (y != -1).sum()
-    assert peer_val(model, data.train, limit=len(x), batch_size=5) == pytest.approx(float(expected), rel=1e-5)
+    assert peer_val(model, data.train, limit=len(x), batch_size=5) == pytest.approx(expected.item(), rel=1e-5)
     # causal: a later character never changes an earlier position's logits
     changed = x.clone()
     changed[:, -1] = (changed[:, -1] + 1) % data.tokenizer.vocab_size
