@@ -89,10 +89,10 @@ TRAIN_HELP = {
     "steps": f"optimizer steps in total (default {CLI_RECIPE['steps']}; with --resume: the step to stop at, default the checkpoint's own)",
     "batch_size": "names per micro-batch",
     "grad_accum": "micro-batches per optimizer step",
-    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best in the recipe "
-                 "sweep, BENCHMARKS.md section 8; muon: Muon for 2-D hidden weights + AdamW; muonclip: + QK-clip)",
-    "muon_params": "muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense (all but the routed "
-                   "experts, which AdamW then trains; cheaper per step)",
+    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best at equal wall-clock "
+                 "in BENCHMARKS.md section 8; muon: Muon for the hidden matrices + AdamW; muonclip: + QK-clip)",
+    "muon_params": f"muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense (all but the routed "
+                   f"experts, which AdamW then trains: a fifth of Muon's cost) (default {CLI_RECIPE['muon_params']})",
     "qk_clip_tau": "muonclip: rescale a head's query/key weights when its max attention logit exceeds this (K2: 100)",
     "lr": "peak learning rate",
     "weight_decay": "decoupled weight decay (not on norms/embeddings)",

@@ -274,7 +274,8 @@ def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size():
     small = load_corpus("en-names")
     assert len(small.names) < SMALL_CORPUS
     trainer = _new_trainer(args, small, {}, {})
-    assert (trainer.cfg.optimizer, trainer.cfg.steps) == (CLI_RECIPE["optimizer"], CLI_RECIPE["steps"])
+    assert (trainer.cfg.optimizer, trainer.cfg.muon_params, trainer.cfg.steps) == ("muon", "dense", 3000)
+    assert {key: getattr(trainer.cfg, key) for key in CLI_RECIPE} == CLI_RECIPE
     assert trainer.model_cfg.dropout == SMALL_CORPUS_DROPOUT
     given = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny", "--dropout", "0.3"])
     assert _new_trainer(given, small, {}, {}).model_cfg.dropout == 0.3  # a flag always wins
