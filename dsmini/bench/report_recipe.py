@@ -45,9 +45,10 @@ def recipe_headline(s: dict[str, Any]) -> str:
     bits = []
     for corpus, c in s["corpora"].items():
         win_t, win_n = c[f"winner_{EQUAL_TIME}"], c[f"winner_{EQUAL_STEPS}"]
+        share = c["rows"][win_t]["optimizer_share"]
         bits.append(f"`{corpus}` at equal wall-clock **`{win_t}`** "
-                    f"({c['rows'][win_t][EQUAL_TIME]['best_val']:.3f}), at equal steps `{win_n}` "
-                    f"({c['rows'][win_n][EQUAL_STEPS]['best_val']:.3f})")
+                    f"({c['rows'][win_t][EQUAL_TIME]['best_val']:.3f}, optimizer share {share:.0%}), at equal steps "
+                    f"`{win_n}` ({c['rows'][win_n][EQUAL_STEPS]['best_val']:.3f})")
     return "Training recipe by the clock: " + "; ".join(bits) + "."
 
 
