@@ -286,62 +286,57 @@ class MoE(nn.Module):
         """x: (b, t, d) -> (y, Routing). `opts.valid` (b, t) bool: False = padding, not routed.
 
         `opts.ablation[layer_id]` (explorer only) switches experts off; see `ExpertAblation`.
-        What nobody asked for costs nothing: no mask is built without padding or an ablation, no
+        Padding never reaches the layer: the real tokens are gathered once, routed and run through
+        the experts, and scattered back, so a padding position's FFN output is zero (the residual
+        passes through). Padding sits after a name's end: its targets are ignored and causal
+        attention never lets a real position read it, so nothing sees that zero; a training batch of
+        names is ~40% padding. What nobody asked for costs nothing: no mask without an ablation, no
         capacity count without a capacity factor, no aux-loss indexing at aux_loss_coef 0.
         """
         b, t, _ = x.shape
         flat = rearrange(x, "b t d -> (b t) d")
-        valid_flat = None if opts.valid is None else opts.valid.flatten()
         ablation = opts.ablation.get(self.layer_id)
         if ablation is not None:
             ablation.check(self.n_experts, self.top_k)
-        weights, indices, probs = self.gate(flat, ablation)  # (n, k), (n, k), (n, E)
-        keep = self._kept(indices, valid_flat, ablation)  # (n, k) bool, or None: every assignment kept
-        dropped, n_dropped = None, 0
+        if opts.valid is None:
+            y, per_token, load, n_dropped, aux = self._route(flat, ablation)
+            valid = torch.ones(b, t, dtype=torch.bool, device=x.device)
+        else:
+            valid = opts.valid
+            real = valid.flatten().nonzero().squeeze(1)  # (v,) real tokens
+            y_real, per_token, load, n_dropped, aux = self._route(flat[real], ablation)
+            y = flat.new_zeros(flat.shape).index_copy(0, real, y_real)
+            per_token = [z.new_zeros((flat.size(0), *z.shape[1:])).index_copy(0, real, z) for z in per_token]
+        indices, weights, probs, dropped = (z.view(b, t, -1) for z in per_token)
+        routing = Routing(layer=self.layer_id, indices=indices, weights=weights, probs=probs, dropped=dropped,
+                          valid=valid, load=load, n_dropped=n_dropped, aux_loss=aux)
+        return rearrange(y, "(b t) d -> b t d", b=b), routing
+
+    def _route(self, rows: torch.Tensor, ablation: ExpertAblation | None):
+        """rows (v, d) of real tokens -> (y (v, d), [indices, weights, probs, dropped] per row, load (E,),
+        n_dropped, aux_loss)."""
+        weights, indices, probs = self.gate(rows, ablation)  # (v, k), (v, k), (v, E)
+        keep = self._kept(indices, ablation)  # (v, k) bool, or None: every assignment kept
+        dropped, n_dropped = torch.zeros_like(indices, dtype=torch.bool), 0
         if self.capacity_factor is not None and self.training:  # DeepSeek drops no tokens at inference
             keep = torch.ones_like(indices, dtype=torch.bool) if keep is None else keep
-            n_valid = flat.size(0) if valid_flat is None else int(valid_flat.sum())
-            capacity = math.ceil(self.capacity_factor * n_valid * self.top_k / self.n_experts)
+            capacity = math.ceil(self.capacity_factor * rows.size(0) * self.top_k / self.n_experts)
             dropped = over_capacity(indices, weights, keep, capacity, self.n_experts)
             keep, n_dropped = keep & ~dropped, int(dropped.sum())
         if keep is not None:
             weights = weights * keep
         shared_on = self.shared_experts is not None and not (ablation is not None and ablation.shared_off)
         # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
-        base = self._shared(flat, valid_flat) if shared_on else torch.zeros_like(flat)
-        y, load = self._dispatch(flat, indices, weights, keep, base)
-        routing = Routing(
-            layer=self.layer_id,
-            indices=indices.view(b, t, -1),
-            weights=weights.view(b, t, -1),
-            probs=probs.view(b, t, -1),
-            dropped=torch.zeros_like(indices, dtype=torch.bool).view(b, t, -1) if dropped is None else dropped.view(b, t, -1),
-            valid=torch.ones(b, t, dtype=torch.bool, device=x.device) if valid_flat is None else valid_flat.view(b, t),
-            load=load,
-            n_dropped=n_dropped,
-            aux_loss=self._aux_loss(indices, probs, valid_flat),
-        )
-        return rearrange(y, "(b t) d -> b t d", b=b), routing
+        base = self.shared_experts(rows) if shared_on else torch.zeros_like(rows)
+        y, load = self._dispatch(rows, indices, weights, keep, base)
+        return y, [indices, weights, probs, dropped], load, n_dropped, self._aux_loss(indices, probs)
 
-    def _shared(self, flat: torch.Tensor, valid_flat: torch.Tensor | None) -> torch.Tensor:
-        """(n, d) the shared experts' output: on the real tokens only, zero at padding.
-
-        Padding sits after a name's end: its targets are ignored and causal attention never lets a
-        real position read it, so what the FFN writes there is never seen. A training batch of
-        names is ~40% padding, and skipping it is what the routed experts already do."""
-        if valid_flat is None:
-            return self.shared_experts(flat)
-        rows = valid_flat.nonzero().squeeze(1)  # (v,) real tokens
-        return flat.new_zeros(flat.shape).index_copy(0, rows, self.shared_experts(flat[rows]))
-
-    def _kept(self, indices, valid_flat, ablation: ExpertAblation | None) -> torch.Tensor | None:
-        """(n, k) bool: assignments that run (real tokens, not silenced); None when all of them do."""
-        keep = None if valid_flat is None else valid_flat[:, None].expand_as(indices)
+    def _kept(self, indices, ablation: ExpertAblation | None) -> torch.Tensor | None:
+        """(v, k) bool: assignments that run (not silenced by a drop ablation); None when all of them do."""
         silenced = None if ablation is None else ablation.output_blocked()
-        if silenced is not None:  # drop: chosen as usual, output removed, the other weights left as they are
-            running = ~silenced.to(indices.device)[indices]
-            keep = running if keep is None else keep & running
-        return keep
+        if silenced is None:
+            return None
+        return ~silenced.to(indices.device)[indices]  # drop: chosen as usual, output removed, others' weights kept
 
     def _dispatch(self, flat, indices, weights, keep, base) -> tuple[torch.Tensor, torch.Tensor]:
         """(base + routed outputs (n, d), load (E,)): each expert runs once, on one contiguous
@@ -367,15 +362,11 @@ class MoE(nn.Module):
         # under bf16 autocast (CUDA) the experts' outputs are bf16 and `base` may be fp32: one dtype for index_add_
         return base.index_add_(0, token, (out * weights.flatten()[assignment, None]).to(base.dtype)), load
 
-    def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """alpha * E * sum_i f_i * P_i over the real tokens (`valid`; None: all); f_i = share of the
-        n*k choices that picked expert i, P_i = mean router probability of i. Equals alpha exactly
-        when routing is uniform."""
-        if self.aux_coef == 0:
-            return probs.new_zeros(())
-        if valid is not None:
-            indices, probs = indices[valid], probs[valid]
-        if indices.numel() == 0:
+    def _aux_loss(self, indices: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """alpha * E * sum_i f_i * P_i over the routed (real) tokens; f_i = share of the n*k choices
+        that picked expert i, P_i = mean router probability of i. Equals alpha exactly when routing
+        is uniform."""
+        if self.aux_coef == 0 or indices.numel() == 0:
             return probs.new_zeros(())
         f = torch.bincount(indices.flatten(), minlength=self.n_experts).float() / indices.numel()
         p = probs.mean(dim=0)
