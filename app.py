@@ -2,7 +2,7 @@
 
 Everything happens in main(), imports included. Streamlit runs this file as `__main__`, and
 multiprocessing imports `__main__` again, as `__mp_main__`, in every process it starts (each
-training run, see dsmini.job_process). There the file must do nothing, and do it quickly.
+training run, see dsmini.jobs.process). There the file must do nothing, and do it quickly.
 """
 
 # (file in pages/ and its nav.* string, url path, Material icon)

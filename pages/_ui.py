@@ -19,19 +19,15 @@ import streamlit as st
 
 from dsmini.charts.common import for_display
 from dsmini.checkpoint import Checkpoint, CheckpointInfo, CheckpointListing, load_checkpoint, scan_checkpoints
-from dsmini.corpora import MAX_NAME_LEN, Corpus, corpus_from_bytes, load_corpus
 from dsmini.config import ModelConfig
-from dsmini.data import CorpusData, nfc, prepare_corpus
-from dsmini.device import pick_device
+from dsmini.data import MAX_NAME_LEN, Corpus, CorpusData, corpus_from_bytes, load_corpus, nfc, prepare_corpus
+from dsmini.decoding import CUT_MARK
 from dsmini.export import architecture, unsupported
-from dsmini.generate import CUT_MARK
 from dsmini.i18n import STRINGS, fmt_int, fmt_num, t
-from dsmini.job_process import prepare_for_training
-from dsmini.job_registry import JobRegistry, run_grace_s
-from dsmini.job_slots import configure_torch_threads
-from dsmini.jobs import TrainingJob
+from dsmini.jobs import JobRegistry, TrainingJob, configure_torch_threads, prepare_for_training, run_grace_s
+from dsmini.probes.store import stored_view
 from dsmini.single_flight import SharedResults
-from dsmini.view_store import stored_view
+from dsmini.training import pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
@@ -101,8 +97,8 @@ def count(n: int) -> str:
 
 
 def _startup() -> str:
-    """Once per process: torch thread policy and training's one-time costs (see dsmini.job_slots and
-    dsmini.job_process), and the device in use."""
+    """Once per process: torch thread policy and training's one-time costs (see dsmini.jobs.slots and
+    dsmini.jobs.process), and the device in use."""
     configure_torch_threads()
     prepare_for_training()
     return str(pick_device())
@@ -138,7 +134,7 @@ def _load(path: str, mtime: float, best: bool = False) -> Checkpoint:
 def computed(view: Callable[..., Result], *args: Any, **given: Any) -> Result:
     """`view(*args, **given)` (a probe of dsmini.probes), once per process for every session: the
     results are read-only, so all share one. A view stored beside its checkpoint for this very
-    checkpoint and code (dsmini.view_store) is read instead of computed.
+    checkpoint and code (dsmini.probes.store) is read instead of computed.
 
     Keyed by the function, each checkpoint's path and mtime (a re-saved checkpoint is computed
     again; a list of checkpoints keys each) and the other arguments: settings dataclasses, plain
@@ -287,7 +283,7 @@ def checkpoint_identity(ckpt: Checkpoint) -> tuple[str, float]:
 
 
 def show_names(shown: list[str]) -> None:
-    """Names in bold, one line; a legend when some were cut at the max length (see dsmini.generate.marked)."""
+    """Names in bold, one line; a legend when some were cut at the max length (see dsmini.decoding.generate.marked)."""
     st.markdown(" · ".join(f"**{name}**" for name in shown))
     if any(name.endswith(CUT_MARK) for name in shown):
         st.caption(tr("gen.cut_legend"))

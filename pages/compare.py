@@ -4,10 +4,16 @@ prefix, seed and temperature."""
 import pandas as pd
 import streamlit as st
 
-from dsmini.builtin_corpora import list_corpora
 from dsmini.charts.compare import compare_figure
-from dsmini.corpora import MAX_NAME_LEN, corpus_from_bytes
-from dsmini.probes.compare import COMPARE_DEFAULTS, DEFAULT_PAIR, compare_scores, compare_view, held_out_names, rows_frame
+from dsmini.data import MAX_NAME_LEN, corpus_from_bytes, list_corpora
+from dsmini.probes.compare import (
+    COMPARE_DEFAULTS,
+    DEFAULT_PAIR,
+    compare_scores,
+    compare_view,
+    held_out_names,
+    rows_frame,
+)
 from dsmini.probes.generation import GenerateSettings
 from pages import _ui as ui
 

@@ -4,16 +4,30 @@ off, and how the three routers compare on one corpus."""
 import streamlit as st
 
 from dsmini.charts.domains import (
-    ablation_figure, domain_damage_figure, domain_map_figure, domain_mi_figure, domain_name, spec_label,
+    ablation_figure,
+    domain_damage_figure,
+    domain_map_figure,
+    domain_mi_figure,
+    domain_name,
+    spec_label,
 )
 from dsmini.charts.experts import (
-    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
+    expert_load_figure,
+    expert_profile_figure,
+    letter_expert_figure,
+    position_expert_figure,
+    specialisation_figure,
 )
 from dsmini.charts.shootout import shootout_figures, shootout_table
 from dsmini.checkpoint import Checkpoint
 from dsmini.i18n import t
 from dsmini.probes.ablation import (
-    ABLATION_KINDS, GENERATED_NAMES, GENERATION_SEED, GENERATION_TEMPERATURE, MIN_LETTER_TOKENS, AblationSpec,
+    ABLATION_KINDS,
+    GENERATED_NAMES,
+    GENERATION_SEED,
+    GENERATION_TEMPERATURE,
+    MIN_LETTER_TOKENS,
+    AblationSpec,
     domain_top_experts,
 )
 from dsmini.probes.experts import INITIAL_SEED

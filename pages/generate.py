@@ -7,7 +7,7 @@ from dsmini.charts import next_char_figure, next_char_heatmap, routing_figure
 from dsmini.charts.routing import expert_choice, step_candidates_figure, step_table
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
-from dsmini.generate import marked
+from dsmini.decoding import marked
 from dsmini.probes.generation import GenerateSettings, generate_view, name_trace
 from dsmini.probes.routing import DecodeStep, step_once
 from pages import _ui as ui

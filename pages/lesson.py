@@ -11,8 +11,9 @@ from dsmini.charts.routing import expert_choice, step_candidates_figure
 from dsmini.charts.shootout import mi_by_router_figure, router_label
 from dsmini.checkpoint import Checkpoint
 from dsmini.data import BOUNDARY_SYMBOL
-from dsmini.generate import marked
-from dsmini.probes import domain_mi_history, lesson as plan
+from dsmini.decoding import marked
+from dsmini.probes import domain_mi_history
+from dsmini.probes import lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
 from dsmini.probes.generation import generate_view
 from dsmini.probes.routing import DecodeStep, step_once

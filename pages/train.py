@@ -7,10 +7,9 @@ import streamlit as st
 
 from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure, length_figure, loss_figure
 from dsmini.charts.domains import domain_name
+from dsmini.checkpoint import CheckpointExistsError
 from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
-from dsmini.builtin_corpora import list_corpora, list_corpus_domains
-from dsmini.checkpoint_errors import CheckpointExistsError
-from dsmini.data import CorpusError, default_block_size
+from dsmini.data import CorpusError, default_block_size, list_corpora, list_corpus_domains
 from dsmini.jobs import JobError, TrainingJob
 from dsmini.probes import domain_mi_history, expert_load_history, loss_curves
 from dsmini.probes.training import corpus_view

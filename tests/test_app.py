@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dsmini.i18n import fmt_int
-from dsmini.job_slots import set_max_concurrent_jobs
+from dsmini.jobs.slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file

@@ -7,9 +7,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dsmini.checkpoint import save_checkpoint
+from dsmini.checkpoint import CorpusRef, save_checkpoint
 from dsmini.config import preset
-from dsmini.corpus_ref import CorpusRef
 from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.probes.experts import LETTER_GROUPS, letter_group

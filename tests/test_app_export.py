@@ -10,7 +10,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from dsmini.i18n import t
-from tests.test_app_save import fresh_session, finished_run  # noqa: F401 (fresh_session: an autouse fixture)
+from tests.test_app_save import finished_run, fresh_session  # noqa: F401 (fresh_session: an autouse fixture)
 
 APP = "../app.py"  # relative to this file
 

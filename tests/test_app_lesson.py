@@ -8,9 +8,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dsmini.checkpoint import copy_checkpoint, save_checkpoint
 from dsmini.charts.domains import domain_name, spec_label
 from dsmini.charts.shootout import router_label
+from dsmini.checkpoint import copy_checkpoint, save_checkpoint
 from dsmini.i18n import t
 from dsmini.probes import lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts

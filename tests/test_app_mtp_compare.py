@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import ModelConfig, preset
-from dsmini.i18n import parse_num
 from dsmini.data import CharTokenizer
+from dsmini.i18n import parse_num
 from dsmini.model import DSMini
 from pages import _ui as ui
 
@@ -187,9 +187,9 @@ def test_compare_page_same_model_twice_then_a_plain_model(with_plain_model):
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_compare_page_scores_both_on_the_held_out_names_of_a_corpus(lang):
     from dsmini.checkpoint import load_checkpoint
-    from dsmini.corpora import load_corpus
+    from dsmini.data import load_corpus
+    from dsmini.decoding import score_names, score_table
     from dsmini.probes.compare import held_out_names
-    from dsmini.scoring import score_names, score_table
 
     at = open_page("pages/compare.py", lang, "en-names")
     assert at.selectbox(key="cmp_score_corpus").value == "en-names"  # A's own corpus by default

@@ -11,7 +11,7 @@ from streamlit.runtime.caching import clear_session_resource_cache
 from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import load_checkpoint
-from dsmini.job_slots import set_max_concurrent_jobs
+from dsmini.jobs.slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file

@@ -6,7 +6,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dsmini.job_slots import set_max_concurrent_jobs
+from dsmini.jobs.slots import set_max_concurrent_jobs
 from pages import _ui as ui
 
 APP = "../app.py"  # relative to this file

@@ -7,19 +7,30 @@ import pytest
 import torch
 from einops import einsum, rearrange
 
-from dsmini.cache import (
-    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, cache_values_per_token, values_per_layer, values_per_token,
-)
 from dsmini.charts.attention import attention_grid_figure, score_split_figure
 from dsmini.charts.cache import cache_growth_figure, cache_table, formula, scale_table
 from dsmini.config import ATTN_TYPES, preset
 from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
-from dsmini.model import DSMini
+from dsmini.model import (
+    ATTN_ORDER,
+    DEEPSEEK_V2,
+    DEEPSEEK_V3,
+    CacheDims,
+    DSMini,
+    cache_values_per_token,
+    values_per_layer,
+    values_per_token,
+)
+from dsmini.model.rope import apply_rope
 from dsmini.probes.attention import sample_name, trace_attention
 from dsmini.probes.cache import (
-    attention_variants, cache_growth, greedy_through_cache, measure_caches, scale_rows, time_absorbed_decode,
+    attention_variants,
+    cache_growth,
+    greedy_through_cache,
+    measure_caches,
+    scale_rows,
+    time_absorbed_decode,
 )
-from dsmini.rope import apply_rope
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "Annabelle"]
 BLOCK = 12
@@ -272,7 +283,7 @@ def test_written_out_attention_equals_sdpa_where_sdpa_has_no_fused_cpu_kernel():
     """MLA's query/key and value head sizes differ, so on a CPU `attend` writes the scores out
     (softmax_last) instead of taking SDPA's slow unfused fallback: the same numbers, with and without a
     cache (s < t), for one new query, and with the probabilities the explorer asks for."""
-    from dsmini.attention import attend, causal_mask, softmax_last
+    from dsmini.model.attention import attend, causal_mask, softmax_last
 
     torch.manual_seed(0)
     scores = torch.randn(3, 5, 7)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dsmini.bench import main, render_markdown
-from dsmini.bench.cli import raw_path
 from dsmini.bench.archs import ARCHS, active_ffn_dim, arch_config
 from dsmini.bench.charts import chart_file
+from dsmini.bench.cli import raw_path
 from dsmini.bench.common import REPO_ROOT, SECTIONS, Progress, Rendezvous, interleaved, map_job_groups, quick_plan
 from dsmini.bench.quality import job_groups, keep_loaded, point_at, same_load, time_to_target, val_at
 from dsmini.bench.report import TITLES, render_section
@@ -23,7 +23,7 @@ from dsmini.bench.specialisation import ABLATION_KINDS, ROUTERS, TOP_N, domain_d
 from dsmini.config import TrainConfig, preset
 from dsmini.model import DSMini
 from dsmini.probes.ablation import DAMAGE_FLOOR
-from dsmini.train import Trainer
+from dsmini.training import Trainer
 
 NAMES = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира",
          "Нина", "Олег", "Петр", "Рита", "Семен", "Таня", "Ульяна", "Фаина"]

@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.checkpoint import load_checkpoint
+from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 from dsmini.config import preset
-from dsmini.corpus_ref import checkpoint_validation_set
 from dsmini.data import BOUNDARY_ID, CharTokenizer
-from dsmini.generate import generate, inference
+from dsmini.decoding import generate, inference, speculative_decode, speculative_generate
 from dsmini.model import DSMini
 from dsmini.probes.mtp import acceptance_stats
-from dsmini.speculative import speculative_decode, speculative_generate
 
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINTS = sorted(p.name for p in SHIPPED.iterdir() if (p / "checkpoint.json").exists())

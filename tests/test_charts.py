@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from dsmini import charts
-from dsmini.cache import cache_values_per_token
 from dsmini.charts.common import ACTUAL_COLOR
 from dsmini.charts.training import MAX_LINE_POINTS
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
 from dsmini.i18n import t
-from dsmini.model import DSMini
+from dsmini.model import DSMini, cache_values_per_token
 from dsmini.probes import expert_load_history, loss_curves, trace_name
 
 NAMES = ["анна", "олег", "юлия", "john", "mary"]

@@ -16,11 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini import atomic, checkpoint_files, corpus_ref
-from dsmini.checkpoint import checkpoint_zip_bytes, list_checkpoints, load_checkpoint, save_checkpoint, scan_checkpoints
-from dsmini.checkpoint_errors import CheckpointError
-from dsmini.checkpoint_names import validate_name
-from dsmini.corpus_ref import CorpusRef
+from dsmini.checkpoint import (
+    CheckpointError,
+    CorpusRef,
+    atomic,
+    checkpoint_zip_bytes,
+    corpus_ref,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    scan_checkpoints,
+    validate_name,
+)
+from dsmini.checkpoint import files as checkpoint_files
 from dsmini.config import TrainConfig, preset
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
@@ -440,9 +448,8 @@ def test_zip_round_trip(tmp_path):
 
 # corpus reference: domains and stored validation names ----------------------------------
 
-from dsmini.corpora import load_corpus  # noqa: E402
-from dsmini.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference  # noqa: E402
-from dsmini.data import CorpusError, LabelledNames, prepare_corpus, validation_set  # noqa: E402
+from dsmini.checkpoint.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference
+from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set
 
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dsmini.__main__ import main
+from dsmini.cli.main import main
 
 NAMES = "\n".join(["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира"])
 
@@ -72,8 +72,7 @@ def test_corpora_lists_builtins(capsys):
 
 
 def test_train_on_a_labelled_file_keeps_its_domains(tmp_path, capsys):
-    from dsmini.checkpoint import load_checkpoint
-    from dsmini.corpus_ref import checkpoint_validation_set
+    from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 
     lines = [f"{name}\t{'short' if len(name) <= 3 else 'long'}" for name in NAMES.split("\n")]
     corpus = tmp_path / "labelled.txt"

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dsmini import atomic
-from dsmini.__main__ import main
-from dsmini.checkpoint import load_checkpoint
-from dsmini.checkpoint_errors import CheckpointAheadError
+from dsmini.checkpoint import atomic, load_checkpoint
+from dsmini.checkpoint.errors import CheckpointAheadError
+from dsmini.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира"]
@@ -41,7 +40,7 @@ def test_a_resume_is_refused_while_another_run_holds_the_checkpoint(ws, capsys):
 
 def test_a_save_never_replaces_a_later_step(ws):
     from dsmini.data import prepare_corpus
-    from dsmini.train import Trainer
+    from dsmini.training import Trainer
 
     ckpt = load_checkpoint(ws / "ck" / "toy")
     data = prepare_corpus(NAMES, ckpt.model_config.block_size, ckpt.train_config.split_seed)

@@ -1,7 +1,7 @@
 """Bring your own names: `train --val-file/--test-file/--val-frac/--test-frac/--dedupe`, the start report,
-best weights (`--best`), the test split scored once, `eval` (dsmini.scoring) and the throughput averages.
+best weights (`--best`), the test split scored once, `eval` (dsmini.decoding.scoring) and the throughput averages.
 
-In-process through `dsmini.__main__.main` on the tiny preset (a few steps each)."""
+In-process through `dsmini.cli.main.main` on the tiny preset (a few steps each)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,20 @@ import re
 import pytest
 import torch
 
-from dsmini.__main__ import main
-from dsmini.checkpoint import load_checkpoint
-from dsmini.checkpoint_errors import CheckpointError
+from dsmini.checkpoint import CheckpointError, checkpoint_validation_set, corpus_reference, load_checkpoint
+from dsmini.cli.main import main
 from dsmini.config import TrainConfig, preset
-from dsmini.corpus_ref import checkpoint_validation_set, corpus_reference
-from dsmini.corpora import load_corpus
-from dsmini.data import HeldOut, HeldOutCharacterError, LabelledNames, default_block_size, encode_names, prepare_corpus
-from dsmini.scoring import score_names, score_table
-from dsmini.train import EVAL_BATCH_NAMES, Trainer, eval_limit, evaluate
+from dsmini.data import (
+    HeldOut,
+    HeldOutCharacterError,
+    LabelledNames,
+    default_block_size,
+    encode_names,
+    load_corpus,
+    prepare_corpus,
+)
+from dsmini.decoding import score_names, score_table
+from dsmini.training.trainer import EVAL_BATCH_NAMES, Trainer, eval_limit, evaluate
 
 TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-every", "3", "--sample-every", "0"]
 TRAIN = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира",
@@ -266,9 +271,9 @@ def test_progress_lines_in_a_log_are_plain(tmp_path, capfd):
 
 
 def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size():
-    from dsmini.__main__ import build_parser
-    from dsmini.cli_train import CLI_RECIPE, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, _new_trainer
-    from dsmini.corpora import load_corpus
+    from dsmini.cli.main import build_parser
+    from dsmini.cli.train import CLI_RECIPE, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, _new_trainer
+    from dsmini.data import load_corpus
 
     args = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny"])
     small = load_corpus("en-names")

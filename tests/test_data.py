@@ -1,4 +1,4 @@
-"""dsmini.builtin_corpora, dsmini.corpora and dsmini.data: built-in corpora, upload validation, splits,
+"""dsmini.data.builtin, dsmini.data.corpora and dsmini.data: built-in corpora, upload validation, splits,
 stats, tokenizer, batches."""
 
 from __future__ import annotations
@@ -10,14 +10,7 @@ import random
 import pytest
 import torch
 
-from dsmini.builtin_corpora import list_corpora, ru_names
 from dsmini.config import preset
-from dsmini.corpora import (
-    corpus_from_bytes,
-    corpus_from_path,
-    load_corpus,
-    normalise_names,
-)
 from dsmini.data import (
     BOUNDARY_ID,
     IGNORE_INDEX,
@@ -33,6 +26,8 @@ from dsmini.data import (
     prepare_corpus,
     split_names,
 )
+from dsmini.data.builtin import list_corpora, ru_names
+from dsmini.data.corpora import corpus_from_bytes, corpus_from_path, load_corpus, normalise_names
 
 CYRILLIC = {chr(c) for c in range(ord("А"), ord("я") + 1)} | {"Ё", "ё"}
 
@@ -397,16 +392,8 @@ def test_prepare_corpus_needs_names_that_fit():
 
 # --- domains: labelled corpora ---------------------------------------------------------------
 
-from dsmini.builtin_corpora import list_corpus_domains  # noqa: E402 (the domain API, kept beside its tests)
-from dsmini.corpora import (  # noqa: E402
-    MAX_DOMAIN_LEN,
-    MAX_DOMAINS,
-    Corpus,
-    Dropped,
-    count_domains,
-    normalise_labelled,
-)
-from dsmini.data import LabelledNames, validation_set  # noqa: E402
+from dsmini.data import LabelledNames, list_corpus_domains, validation_set
+from dsmini.data.corpora import MAX_DOMAIN_LEN, MAX_DOMAINS, Corpus, Dropped, count_domains, normalise_labelled
 
 # The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
 MIXED = {

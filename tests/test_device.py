@@ -18,8 +18,8 @@ from dsmini.bench.archs import ARCHS, arch_config
 from dsmini.bench.cli import build_parser, plan_from_args
 from dsmini.bench.common import REPO_ROOT, clock, timed
 from dsmini.bench.machine import device_name
-from dsmini.device import autocast, pick_device, synchronize
 from dsmini.model import DSMini
+from dsmini.training.device import autocast, pick_device, synchronize
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 
@@ -103,7 +103,7 @@ def test_bench_device_flag_resolves_auto_and_defaults_to_cpu(capsys):
 
 @pytest.mark.parametrize("key", [a.key for a in ARCHS])
 def test_every_architecture_trains_under_bf16_autocast(key):
-    """The trainer's step on CUDA (`dsmini.device.autocast`), with CPU autocast standing in for it."""
+    """The trainer's step on CUDA (`dsmini.training.device.autocast`), with CPU autocast standing in for it."""
     torch.manual_seed(0)
     model = DSMini(arch_config(key, "tiny", vocab_size=30, block_size=16)).train()
     x, y = torch.randint(0, 30, (4, 16)), torch.randint(0, 30, (4, 16))

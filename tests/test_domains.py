@@ -9,9 +9,7 @@ import torch
 from dsmini.charts.domains import domain_damage_figure, domain_map_figure, domain_mi_figure, spec_label
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
-from dsmini.model import DSMini
-from dsmini.moe import MoE, ExpertAblation
-from dsmini.options import ForwardOptions
+from dsmini.model import DSMini, ExpertAblation, ForwardOptions, MoE
 from dsmini.probes.ablation import DAMAGE_FLOOR, AblationSpec, ablate, domain_top_experts, expert_mask
 from dsmini.probes.domains import domain_mi, domain_report, relative_load
 from dsmini.probes.experts import RoutedTokens, letter_group

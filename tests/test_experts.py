@@ -5,24 +5,23 @@ import math
 
 import plotly.graph_objects as go
 import pytest
-
 import torch
 
 from dsmini.charts.domains import ablation_figure
 from dsmini.charts.experts import (
-    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure,
+    expert_load_figure,
+    expert_profile_figure,
+    letter_expert_figure,
+    position_expert_figure,
     specialisation_figure,
 )
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus, validation_set
-from dsmini.generate import generate
+from dsmini.decoding import generate
 from dsmini.i18n import t
-from dsmini.model import DSMini
-from dsmini.moe import MoE
+from dsmini.model import DSMini, MoE
 from dsmini.probes.ablation import AblationSpec, ablate, ablation_effect, expert_mask
-from dsmini.probes.experts import (
-    POSITION_CATEGORIES, initial_model, joint_counts, mutual_information, route_names,
-)
+from dsmini.probes.experts import POSITION_CATEGORIES, initial_model, joint_counts, mutual_information, route_names
 from dsmini.probes.specialisation import expert_analysis as analyse
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "я", "ян", "александра"]

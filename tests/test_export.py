@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.__main__ import main
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
+from dsmini.cli.main import main
 from dsmini.config import ModelConfig, preset
 from dsmini.data import CharTokenizer
-from dsmini.export import ExportRefused, export_checkpoint, export_zip_bytes, unsupported
-from dsmini.generate import generate
+from dsmini.decoding import generate
+from dsmini.export.transformers import ExportRefused, export_checkpoint, export_zip_bytes, unsupported
 from dsmini.model import DSMini
 
 transformers = pytest.importorskip("transformers")
@@ -251,7 +251,7 @@ def test_norm_topk_prob_follows_each_routers_paper_and_old_checkpoints_keep_reno
 
 
 def test_train_flags_set_both_options():
-    from dsmini.__main__ import build_parser
+    from dsmini.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--corpus", "en-names", "--no-norm-topk-prob", "--norm-eps", "1e-5"])
     assert args.norm_topk_prob is False and args.norm_eps == 1e-5

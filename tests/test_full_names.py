@@ -4,12 +4,16 @@ import statistics
 
 import pytest
 
-from dsmini.__main__ import main
-from dsmini.builtin_corpora import (
-    _RU_MEN_LINES, _RU_WOMEN_LINES, FULL_NAME_LEN, FULL_NAMES_PER_GENDER, _ru_gendered, ru_full_names,
+from dsmini.cli.main import main
+from dsmini.data import default_block_size, load_corpus, prepare_corpus
+from dsmini.data.builtin import (
+    _RU_MEN_LINES,
+    _RU_WOMEN_LINES,
+    FULL_NAME_LEN,
+    FULL_NAMES_PER_GENDER,
+    _ru_gendered,
+    ru_full_names,
 )
-from dsmini.corpora import load_corpus
-from dsmini.data import default_block_size, prepare_corpus
 
 GENDER_LINES = {"male": _RU_MEN_LINES, "female": _RU_WOMEN_LINES}
 PATRONYMIC_ENDING = {"male": "ич", "female": "на"}  # -ович/-евич/-ич, -овна/-евна/-ична

@@ -11,7 +11,7 @@ import torch
 
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_ID, CharTokenizer, UnknownCharacterError, encode_names
-from dsmini.generate import (
+from dsmini.decoding.generate import (
     TOP_ALTERNATIVES,
     decode_one_token,
     generate,
@@ -20,8 +20,8 @@ from dsmini.generate import (
     prefill,
     sample_next,
 )
+from dsmini.decoding.speculative import speculative_decode, verify_draft
 from dsmini.model import DSMini
-from dsmini.speculative import speculative_decode, verify_draft
 
 NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]
 TOK = CharTokenizer.from_names(NAMES)

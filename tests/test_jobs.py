@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.checkpoint import load_checkpoint
-from dsmini.checkpoint_errors import CheckpointError
+from dsmini.checkpoint import CheckpointError, load_checkpoint
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.job_slots import configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs
 from dsmini.jobs import JobError, TrainingJob
+from dsmini.jobs.slots import configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs
 
 NAMES = [
     "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev",
@@ -230,7 +229,7 @@ def test_save_validates_name_and_survives_a_read_only_folder(make_job, tmp_path,
     read_only = tmp_path / "read-only"
     mkdir = os.mkdir
 
-    def refuse(path, *args, **kwargs):  # the save's first write: its hidden temp folder (dsmini.atomic)
+    def refuse(path, *args, **kwargs):  # the save's first write: its hidden temp folder (dsmini.checkpoint.atomic)
         if Path(path).parent == read_only:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
         return mkdir(path, *args, **kwargs)

@@ -11,9 +11,9 @@ import pytest
 from dsmini.checkpoint import load_checkpoint
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.job_registry import GRACE_S, JobRegistry, run_grace_s
-from dsmini.job_slots import set_max_concurrent_jobs
 from dsmini.jobs import JobError, TrainingJob
+from dsmini.jobs.registry import GRACE_S, JobRegistry, run_grace_s
+from dsmini.jobs.slots import set_max_concurrent_jobs
 
 NAMES = ["anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "olga"]
 FOREVER = 1_000_000  # such jobs end only by stop()
@@ -182,16 +182,16 @@ def test_grace_period_policy(monkeypatch):
 def test_a_run_over_the_documented_limits_is_refused_before_a_model_is_built(monkeypatch):
     """The app's widgets allow the medium preset with 64 experts (~50M parameters): over DSMINI_MAX_PARAMS."""
     from dsmini.config import TrainConfig, preset
-    from dsmini.limits import ResourceLimitError
     from dsmini.data import prepare_corpus
     from dsmini.jobs import TrainingJob
+    from dsmini.model import ResourceLimitError
 
     data = prepare_corpus(["anna", "boris", "clara", "dmitri", "elena"], 8, 0)
     big = preset("medium", vocab_size=data.tokenizer.vocab_size, block_size=8, n_routed_experts=64, d_model=256)
     import importlib
 
     built = []  # the module, not the `train` function that dsmini re-exports under the same name
-    monkeypatch.setattr(importlib.import_module("dsmini.train"), "DSMini", lambda cfg: built.append(cfg))
+    monkeypatch.setattr(importlib.import_module("dsmini.training.trainer"), "DSMini", lambda cfg: built.append(cfg))
     with pytest.raises(ResourceLimitError, match="DSMINI_MAX_PARAMS"):
         TrainingJob(big, TrainConfig(steps=10), data)
     assert built == []  # refused from the config alone

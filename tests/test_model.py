@@ -6,11 +6,9 @@ import math
 import pytest
 import torch
 
-from dsmini.cache import cache_values_per_token, check_cache, new_model_cache
 from dsmini.config import PRESETS, ModelConfig, preset
-from dsmini.model import DSMini
-from dsmini.moe import ExpertAblation, MoE, over_capacity
-from dsmini.options import ForwardOptions
+from dsmini.model import DSMini, ForwardOptions, cache_values_per_token, check_cache, new_model_cache
+from dsmini.model.moe import ExpertAblation, MoE, over_capacity
 
 V = 24
 ATTN_TYPES = ["mla", "mha", "gqa", "mqa"]
@@ -343,7 +341,7 @@ def test_grouped_experts_equal_the_per_expert_loop(monkeypatch, capacity_factor)
     opts = ForwardOptions(valid=valid)
     assert moe.experts._grouped_mm_fits(x.flatten(0, 1))
     grouped = _moe_outputs_and_grads(moe, x, opts)
-    monkeypatch.setattr("dsmini.moe.GROUPED_EXPERTS", False)
+    monkeypatch.setattr("dsmini.model.moe.GROUPED_EXPERTS", False)
     assert not moe.experts._grouped_mm_fits(x.flatten(0, 1))
     looped = _moe_outputs_and_grads(moe, x, opts)
     torch.testing.assert_close(grouped[0], looped[0])
@@ -490,7 +488,7 @@ def test_param_counts_equal_hand_computation():
 
 
 def test_rope_rotates_each_pair_by_its_angle_and_scores_depend_on_offset_only():
-    from dsmini.rope import apply_rope, rope_angles
+    from dsmini.model.rope import apply_rope, rope_angles
 
     rotations = rope_angles(dim=8, max_len=10, theta=100.0)  # (t, p, 2)
     x = torch.randn(2, 3, 10, 12)[..., 4:]  # a non-contiguous slice, as MLA's split makes

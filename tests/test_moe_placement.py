@@ -8,9 +8,8 @@ from dsmini.charts.architecture import architecture_figure
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, preset
 from dsmini.data import CharTokenizer
-from dsmini.limits import count_params
-from dsmini.model import DSMini
-from dsmini.moe import MoE
+from dsmini.model import DSMini, MoE
+from dsmini.model.limits import count_params
 
 
 def placed(**overrides) -> ModelConfig:

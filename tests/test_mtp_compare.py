@@ -7,26 +7,38 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from dsmini.charts.compare import compare_figure
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.checkpoint import load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, preset
-from dsmini.corpora import load_corpus
-from dsmini.data import BOUNDARY_ID, CharTokenizer, prepare_corpus, validation_set
-from dsmini.generate import generate
+from dsmini.data import BOUNDARY_ID, CharTokenizer, load_corpus, prepare_corpus, validation_set
+from dsmini.decoding import generate
+from dsmini.decoding.speculative import SpecResult, SpecStep
 from dsmini.i18n import t
 from dsmini.model import DSMini
 from dsmini.probes.compare import (
-    CompareRow, compare_rows, config_rows, display_value, fact_rows, model_facts, rows_frame,
+    CompareRow,
+    compare_rows,
+    config_rows,
+    display_value,
+    fact_rows,
+    model_facts,
+    rows_frame,
 )
 from dsmini.probes.mtp import (
-    SOURCES, V3_ACCEPTANCE, Tally, acceptance_stats, alphabet_prefixes, draft_prefixes, draft_timeline,
-    greedy_matches, run_drafts, time_decoding,
+    SOURCES,
+    V3_ACCEPTANCE,
+    Tally,
+    acceptance_stats,
+    alphabet_prefixes,
+    draft_prefixes,
+    draft_timeline,
+    greedy_matches,
+    run_drafts,
+    time_decoding,
 )
-from dsmini.speculative import SpecResult, SpecStep
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]

@@ -8,18 +8,15 @@ import math
 import pytest
 import torch
 
-from dsmini.cache import StackCache
-from dsmini.checkpoint import load_checkpoint, save_checkpoint
+from dsmini.checkpoint import checkpoint_validation_set, corpus_reference, load_checkpoint, save_checkpoint
 from dsmini.config import ModelConfig, TrainConfig, preset
-from dsmini.corpus_ref import checkpoint_validation_set, corpus_reference
 from dsmini.data import prepare_corpus
-from dsmini.generate import generate
-from dsmini.limits import count_params
-from dsmini.model import DSMini
-from dsmini.moe import MoE
+from dsmini.decoding import generate, speculative_decode
+from dsmini.model import DSMini, MoE
+from dsmini.model.cache import StackCache
+from dsmini.model.limits import count_params
 from dsmini.probes.mtp import depth_accuracy
-from dsmini.speculative import speculative_decode
-from dsmini.train import Trainer
+from dsmini.training import Trainer
 from tests.test_sparse_attention import SHIPPED
 from tests.test_train import NAMES
 

@@ -1,10 +1,10 @@
-"""dsmini.muon: the same update as torch.optim.Muon, in float32 on a CPU, batched over shapes and experts."""
+"""dsmini.training.muon: the same update as torch.optim.Muon, in float32 on a CPU, batched over shapes and experts."""
 
 import pytest
 import torch
 
-from dsmini import muon as muon_module
-from dsmini.muon import Muon, orthogonalise
+from dsmini.training import muon as muon_module
+from dsmini.training.muon import Muon, orthogonalise
 
 
 def _matrices(seed: int) -> list[torch.nn.Parameter]:

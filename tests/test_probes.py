@@ -8,17 +8,21 @@ import pytest
 import torch
 
 from app import PAGES as APP_PAGES
-from dsmini.checkpoint import load_checkpoint
-from dsmini.corpus_ref import checkpoint_validation_set
+from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 from dsmini.config import preset
-from dsmini.corpora import load_corpus
-from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
+from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError, load_corpus
 from dsmini.model import DSMini
 from dsmini.probes import expert_load_history, loss_curves, trace_name
 from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
 from dsmini.probes.cache import (
-    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, kv_cache_view, scale_rows, values_per_token,
+    ATTN_ORDER,
+    DEEPSEEK_V2,
+    DEEPSEEK_V3,
+    CacheDims,
+    kv_cache_view,
+    scale_rows,
+    values_per_token,
 )
 from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, model_facts
 from dsmini.probes.experts import MAX_NAMES

@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from dsmini.attention import build_attention
 from dsmini.checkpoint import load_checkpoint
-from dsmini.checkpoint_schema import meta_problem
+from dsmini.checkpoint.schema import meta_problem
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.model import DSMini
-from dsmini.qk_clip import qk_clip, track_max_logits
-from dsmini.rope import rope_angles
-from dsmini.train import Trainer
+from dsmini.model.attention import build_attention
+from dsmini.model.rope import rope_angles
+from dsmini.training import Trainer
+from dsmini.training.qk_clip import qk_clip, track_max_logits
 from tests.test_train import NAMES
 
 T = 10

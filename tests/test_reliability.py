@@ -81,7 +81,7 @@ def test_broken_checkpoints_never_crash_the_app(checkpoint_dir):
 
 
 def test_save_names_with_paths_are_refused(checkpoint_dir):
-    from dsmini.job_slots import set_max_concurrent_jobs
+    from dsmini.jobs.slots import set_max_concurrent_jobs
 
     set_max_concurrent_jobs(8)  # never queued behind a run another test left stopping
     at = AppTest.from_file("../app.py", default_timeout=60)

@@ -15,11 +15,17 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app import PAGES
-from dsmini import atomic
-from dsmini.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint, scan_checkpoints
-from dsmini.checkpoint_errors import CheckpointError, CheckpointExistsError
-from dsmini.checkpoint_names import next_free_name
-from dsmini.corpus_ref import corpus_reference
+from dsmini.checkpoint import (
+    CheckpointError,
+    CheckpointExistsError,
+    atomic,
+    copy_checkpoint,
+    corpus_reference,
+    load_checkpoint,
+    save_checkpoint,
+    scan_checkpoints,
+)
+from dsmini.checkpoint.names import next_free_name
 from dsmini.config import TrainConfig, preset
 from dsmini.data import CharTokenizer, prepare_corpus
 from dsmini.i18n import t
@@ -39,7 +45,7 @@ def make_model(seed: int) -> DSMini:
 
 
 def history_rows(n: int = 3) -> list[dict]:
-    """Rows with every StepMetrics key (dsmini.train), as a labelled run records them."""
+    """Rows with every StepMetrics key (dsmini.training.trainer), as a labelled run records them."""
     return [
         {"step": i, "loss": 3.0 - 0.1 * i, "main_loss": 2.9, "mtp_losses": [3.1], "aux_loss": 0.0, "lr": 1e-3,
          "grad_norm": 0.5, "tokens": 40, "tokens_per_sec": 1000.0, "elapsed": 0.1 * i,
@@ -555,8 +561,8 @@ def test_next_free_name(tmp_path):
 
 
 def test_a_job_cannot_save_over_a_shipped_or_existing_checkpoint(tmp_path):
-    from dsmini.job_slots import set_max_concurrent_jobs
     from dsmini.jobs import TrainingJob
+    from dsmini.jobs.slots import set_max_concurrent_jobs
 
     set_max_concurrent_jobs(8)  # never queued behind a run another test left stopping
     data = prepare_corpus(WORDS, 4, 42, corpus_name="toy")

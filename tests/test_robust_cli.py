@@ -7,7 +7,7 @@ written or changed outside the paths it may write, gigabytes allocated, or minut
 
 The processes are forked from one server that imported dsmini once: `python -m dsmini` spends
 2-5 s importing torch before it reads its arguments, and the table holds dozens of cases. A forked
-child runs the module's own entry point (`dsmini.__main__._entry`) with its own file descriptors,
+child runs the module's own entry point (`dsmini.cli.main.entry`) with its own file descriptors,
 environment and working directory, and reports its real exit status. A few cases also run through
 a real interpreter (`test_real_interpreter_agrees`), as do Ctrl-C and the closed pipe.
 """
@@ -31,15 +31,22 @@ from typing import Callable, NamedTuple
 import pytest
 import torch
 
-from dsmini.__main__ import main
 from dsmini.checkpoint import load_checkpoint
+from dsmini.cli.main import main
 from dsmini.config import PRESETS, ModelConfig, TrainConfig, preset
-from dsmini.corpora import MAX_LINE_LEN, MAX_NAME_LEN, load_corpus, normalise_names
 from dsmini.data import CharTokenizer, prepare_corpus, split_names
-from dsmini.limits import LIMITS, ResourceLimitError, check_sampling, check_training, count_params, estimate_training
-from dsmini.generate import generate
+from dsmini.data.corpora import MAX_LINE_LEN, MAX_NAME_LEN, load_corpus, normalise_names
+from dsmini.decoding import generate
 from dsmini.model import DSMini
-from dsmini.train import Trainer
+from dsmini.model.limits import (
+    LIMITS,
+    ResourceLimitError,
+    check_sampling,
+    check_training,
+    count_params,
+    estimate_training,
+)
+from dsmini.training import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Зоя", "Иван", "Кира", "Лев", "Мира"]
@@ -261,7 +268,7 @@ SERVER = r"""
 import json, os, signal, sys, time, traceback
 import torch
 torch.set_num_threads(1)
-import dsmini.__main__ as cli
+import dsmini.cli.main as cli
 
 def child(req):
     os.chdir(req["cwd"])
@@ -277,7 +284,7 @@ def child(req):
     os.dup2(os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
     sys.argv = ["python -m dsmini", *req["argv"]]
     try:
-        code = cli._entry()
+        code = cli.entry()
     except SystemExit as stop:  # argparse exits through here, always with a number
         code = stop.code
     except BaseException:
@@ -507,7 +514,7 @@ def test_unexpected_errors_are_one_line_unless_debugging(workspace, monkeypatch,
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr("dsmini.__main__.load_checkpoint", broken)
+    monkeypatch.setattr("dsmini.cli.main.load_checkpoint", broken)
     monkeypatch.delenv("DSMINI_DEBUG", raising=False)
     assert main(["info", "--checkpoint", str(workspace / "ck" / "toy")]) == 2
     assert capsys.readouterr().err == "error: unexpected KeyError: 'a bug'\n"

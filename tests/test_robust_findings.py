@@ -8,9 +8,8 @@ import socket
 
 import pytest
 
-from dsmini.corpora import load_corpus
-from dsmini.data import CorpusError
-from dsmini.serve import ServeError, check_port_free, free_ports
+from dsmini.cli.serve import ServeError, check_port_free, free_ports
+from dsmini.data import CorpusError, load_corpus
 
 
 def test_a_fifo_as_corpus_is_named_and_never_opened(tmp_path):

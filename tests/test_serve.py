@@ -23,14 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from dsmini.__main__ import main as cli
-from dsmini.checkpoint_errors import CheckpointExistsError
-from dsmini.checkpoint import copy_checkpoint
+from dsmini.checkpoint import CheckpointExistsError, copy_checkpoint
+from dsmini.cli.main import main as cli
+from dsmini.cli.serve import COOKIE, find_nginx, nginx_config
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.job_slots import SLOTS, SLOTS_DIR_ENV, set_max_concurrent_jobs
 from dsmini.jobs import TrainingJob
-from dsmini.serve import COOKIE, find_nginx, nginx_config
+from dsmini.jobs.slots import SLOTS, SLOTS_DIR_ENV, set_max_concurrent_jobs
 from tests.loadtest import free_port
 from tests.st_client import StreamlitClient
 
@@ -206,7 +205,7 @@ def test_two_replicas_behind_nginx_sticky_sessions_and_a_clean_stop(nginx):
 
 HOLD_A_SLOT = """
 import sys, threading
-from dsmini.job_slots import SLOTS
+from dsmini.jobs.slots import SLOTS
 held = SLOTS.acquire(object(), 1, threading.Event())
 print("held", flush=True)
 sys.stdin.readline()
@@ -268,7 +267,7 @@ def test_a_killed_process_gives_its_slot_back(shared_slots):
 SAVE_AT_GO = """
 import json, os, sys, time
 from dsmini.checkpoint import copy_checkpoint
-from dsmini.checkpoint_errors import CheckpointExistsError
+from dsmini.checkpoint.errors import CheckpointExistsError
 source, root, go = sys.argv[1:]
 print("ready", flush=True)
 while not os.path.exists(go):
@@ -302,7 +301,7 @@ def test_a_name_taken_where_the_folder_lock_does_not_reach_is_refused_not_replac
     check and its rename; the rename refuses (a directory is only renamed onto an empty one)."""
     import shutil
 
-    from dsmini import atomic
+    from dsmini.checkpoint import atomic
 
     root = tmp_path / "checkpoints"
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsmini.checkpoint import list_checkpoints, load_checkpoint
-from dsmini.generate import generate
-from dsmini.speculative import speculative_decode
+from dsmini.decoding import generate, speculative_decode
 
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = {"ru-names": re.compile(r"^[А-ЯЁ][а-яё-]+$"), "en-names": re.compile(r"^[A-Z][a-z]+$")}
@@ -74,7 +73,7 @@ def test_full_names_checkpoint_is_sparse_small_and_trained():
 def test_full_names_checkpoint_writes_full_names_of_one_gender():
     """The long-range cue: the patronymic's ending must agree with the first name's gender, 20-odd
     letters back, through an attention that sees only part of the past."""
-    from dsmini.builtin_corpora import _RU_MEN_LINES, _RU_WOMEN_LINES, _ru_gendered
+    from dsmini.data.builtin import _RU_MEN_LINES, _RU_WOMEN_LINES, _ru_gendered
 
     ckpt = load_checkpoint(ROOT / FULL)
     names = [g.text for g in generate(ckpt.model, ckpt.tokenizer, n=60, temperature=0.8, seed=0)]

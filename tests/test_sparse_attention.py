@@ -8,24 +8,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.attention import build_attention
 from dsmini.bench.responsiveness import inputs as page_inputs
-from dsmini.cache import IndexedLatentCache, LatentCache, cache_values_per_token, check_cache, new_layer_cache
-from dsmini.checkpoint import load_checkpoint, save_checkpoint
-from dsmini.checkpoint_schema import meta_problem
+from dsmini.checkpoint import corpus_reference, load_checkpoint, save_checkpoint
+from dsmini.checkpoint.schema import meta_problem
 from dsmini.config import SPARSE_ATTN_TYPES, ModelConfig, TrainConfig, preset
-from dsmini.corpora import load_corpus
-from dsmini.corpus_ref import corpus_reference
-from dsmini.data import prepare_corpus
-from dsmini.generate import generate
-from dsmini.limits import count_params
-from dsmini.model import DSMini
-from dsmini.options import ForwardOptions
+from dsmini.data import load_corpus, prepare_corpus
+from dsmini.decoding import generate
+from dsmini.model import DSMini, ForwardOptions
+from dsmini.model.attention import build_attention
+from dsmini.model.cache import IndexedLatentCache, LatentCache, cache_values_per_token, check_cache, new_layer_cache
+from dsmini.model.limits import count_params
+from dsmini.model.rope import rope_angles
+from dsmini.model.sparse_attention import fenwick_levels, indexer_kl
 from dsmini.probes.attention import trace_attention
 from dsmini.probes.pages import PAGES
-from dsmini.rope import rope_angles
-from dsmini.sparse_attention import fenwick_levels, indexer_kl
-from dsmini.train import Trainer
+from dsmini.training import Trainer
 
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "en-names"
 T = 24  # positions: several MoBA blocks, Fenwick levels 0..5, more than DSA's top-k

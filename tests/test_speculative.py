@@ -8,13 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsmini.checkpoint import load_checkpoint
+from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 from dsmini.config import preset
-from dsmini.corpus_ref import checkpoint_validation_set
 from dsmini.data import CharTokenizer
-from dsmini.generate import generate
+from dsmini.decoding import generate, speculative_decode, speculative_generate
 from dsmini.model import DSMini
-from dsmini.speculative import speculative_decode, speculative_generate
 
 ROOT = Path(__file__).resolve().parent.parent
 TOK = CharTokenizer.from_names(["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"])

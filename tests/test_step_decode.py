@@ -14,7 +14,7 @@ from dsmini.charts.common import ACTUAL_COLOR
 from dsmini.charts.routing import expert_choice, step_candidates_figure, step_table
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError
-from dsmini.generate import next_token_probs
+from dsmini.decoding.generate import next_token_probs
 from dsmini.i18n import fmt_num, t
 from dsmini.model import DSMini
 from dsmini.probes import trace_name

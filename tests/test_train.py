@@ -10,9 +10,9 @@ import torch
 
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
-from dsmini.job_slots import THREADS, configure_torch_threads
+from dsmini.jobs.slots import THREADS, configure_torch_threads
 from dsmini.model import DSMini
-from dsmini.train import Trainer, build_optimizers, evaluate, lr_at, train
+from dsmini.training.trainer import Trainer, build_optimizers, evaluate, lr_at, train
 
 NAMES = [
     "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "nikita",
@@ -327,7 +327,7 @@ def test_thread_policy_per_role():
 def _per_expert_copy(model: DSMini) -> DSMini:
     """`model` as dsmini built it before stacked experts: each layer's routed experts an nn.ModuleList
     of `Expert`s holding the slices of the stacked weights."""
-    from dsmini.moe import Expert
+    from dsmini.model import Expert
 
     legacy = copy.deepcopy(model)
     for moe in legacy.moe_layers():

@@ -10,7 +10,7 @@ from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.i18n import t
 from dsmini.probes import domain_mi_history
-from dsmini.train import Trainer
+from dsmini.training import Trainer
 
 
 def row(step, mi=None, initial=None):

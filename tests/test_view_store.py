@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dsmini.checkpoint import load_checkpoint
-from dsmini.cli_warm import shipped, stored_calls
+from dsmini.cli.warm import shipped, stored_calls
 from dsmini.probes.generation import GenerateSettings, generate_view
-from dsmini.view_store import StoredViews, code_version, encode, entry_key, store_paths, stored_view, write_views
+from dsmini.probes.store import StoredViews, code_version, encode, entry_key, store_paths, stored_view, write_views
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 REGENERATE = "run `python -m dsmini warm --checkpoints checkpoints` and commit checkpoints/.views"

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ModelConfig, preset
-from ..model import DSMini
+from dsmini.config import ModelConfig, preset
+from dsmini.model import DSMini
 
 
 @dataclass(frozen=True)

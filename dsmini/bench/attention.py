@@ -3,7 +3,7 @@
 Corpus `ru-full-names` («Фамилия Имя Отчество», one gender throughout, 28-40 characters). Every
 run trains the full model of preset `plan.preset` (MoE + MTP, the shipped recipe: AdamW, lr 3e-3,
 cosine) with one attention type changed: MLA (the default), DSA, MoBA, log-linear (all three on
-the MLA path, `dsmini.sparse_attention`, at their `ModelConfig` defaults) and MHA; the same seed,
+the MLA path, `dsmini.model.sparse_attention`, at their `ModelConfig` defaults) and MHA; the same seed,
 hence the same initial batches and the same split. Training, timing and the equal-time comparison
 are the quality section's (`dsmini.bench.quality`: `train_measured`, `summarise`, `same_load`): a
 group's runs start together and keep the machine loaded until the last has finished. By default
@@ -13,7 +13,7 @@ run's *val at equal time* is its last curve point within it.
 
 Measured on the trained model (not timed):
 - cache bytes per token: `model.new_cache(1, max_len=1)`'s bytes per (sequence, position) slot,
-  the real cache, checked against Table 1 (`dsmini.cache.check_cache`; DSA's indexer keys included);
+  the real cache, checked against Table 1 (`dsmini.model.cache.check_cache`; DSA's indexer keys included);
 - the **gender cue**. In a full name «S F P» the patronymic ends in «-ич» (a man) or «-на» (a woman),
   and nothing inside the patronymic's stem says which: the cue is earlier, in the surname's and the
   first name's endings (Иванов/Иванова, Иван/Мария). The *decision query* of a name is the position
@@ -40,11 +40,11 @@ from typing import Any
 
 import torch
 
-from ..cache import check_cache
-from ..config import ModelConfig, preset
-from ..data import CorpusData
-from ..model import DSMini
-from ..scoring import inference
+from dsmini.config import ModelConfig, preset
+from dsmini.data import CorpusData
+from dsmini.decoding import inference
+from dsmini.model import DSMini, check_cache
+
 from .common import Plan, Progress, Rendezvous, map_job_groups
 from .quality import meeting_groups, releasing, same_load, summarise, train_measured
 from .throughput import corpus_data

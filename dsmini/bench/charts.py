@@ -10,7 +10,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..charts.common import rounded
+from dsmini.charts.common import rounded
+
 from .archs import ARCH_BY_KEY
 
 RESULTS_DIR = "dsmini/bench/results"  # raw numbers and charts, below the package: the top level stays as README lists it

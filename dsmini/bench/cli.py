@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..atomic import replace_file
-from ..device import pick_device
+from dsmini.checkpoint import replace_file
+from dsmini.training import pick_device
+
 from . import attention, decoding, memory, mtp, peer, quality, recipe, responsiveness, specialisation, throughput
 from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
 from .common import SECTIONS, Plan, full_plan, quick_plan

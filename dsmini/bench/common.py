@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
-from ..device import synchronize
+from dsmini.training import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention",
@@ -126,7 +126,7 @@ def median(values: list[float]) -> float:
 
 
 def clock(device: str | torch.device = "cpu") -> float:
-    """`time.perf_counter()` once `device` is idle (`dsmini.device.synchronize`): read it before and
+    """`time.perf_counter()` once `device` is idle (`dsmini.training.device.synchronize`): read it before and
     after the work timed."""
     synchronize(device)
     return time.perf_counter()

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..generate import decode_one_token, generate, inference, prefill
-from ..model import DSMini
+from dsmini.checkpoint import load_checkpoint
+from dsmini.decoding import decode_one_token, generate, inference, prefill
+from dsmini.model import DSMini
+
 from .archs import ARCHS, arch_config
 from .common import Plan, Progress, clock, interleaved, median
 

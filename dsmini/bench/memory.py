@@ -1,6 +1,6 @@
 """Section 4: KV-cache bytes per token, measured from the cache tensors and from the formula.
 
-Measured: `model.new_cache(batch, max_len)` allocates the real tensors; `dsmini.cache.check_cache`
+Measured: `model.new_cache(batch, max_len)` allocates the real tensors; `dsmini.model.cache.check_cache`
 weighs them per token against DeepSeek-V2 Table 1 times the element size. The two must agree
 exactly; `equal` records it and the report shows any row where they do not.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cache import check_cache
-from ..config import ATTN_TYPES, preset
-from ..model import DSMini
+from dsmini.config import ATTN_TYPES, preset
+from dsmini.model import DSMini, check_cache
+
 from .common import Plan
 
 BATCH, MAX_LEN = 2, 32

@@ -17,10 +17,10 @@ import statistics
 import time
 from typing import Any
 
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..corpus_ref import checkpoint_validation_set
-from ..probes.mtp import acceptance_stats, ceiling, greedy_matches, pass_costs, run_drafts, time_decoding
-from ..speculative import speculative_generate
+from dsmini.checkpoint import Checkpoint, checkpoint_validation_set, load_checkpoint
+from dsmini.decoding import speculative_generate
+from dsmini.probes.mtp import acceptance_stats, ceiling, greedy_matches, pass_costs, run_drafts, time_decoding
+
 from .common import Plan, Progress
 
 CHECKPOINTS = ("en-names", "ru-names", "ru-en-names", "ru-names-mtp2")

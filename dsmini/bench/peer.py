@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cli_train import default_run
-from ..corpora import load_corpus
-from ..data import IGNORE_INDEX, CorpusData, EncodedSplit, get_batch
-from ..train import Trainer
+from dsmini.cli.train import default_run
+from dsmini.data import IGNORE_INDEX, CorpusData, EncodedSplit, get_batch, load_corpus
+from dsmini.training import Trainer
+
 from .common import Plan, Progress, Rendezvous, map_job_groups
 from .quality import _curve, keep_loaded, meeting_groups, releasing, time_to_target
 from .throughput import corpus_data
@@ -90,7 +90,7 @@ class PlainGPT(nn.Module):
 
 @torch.no_grad()
 def peer_val(model: PlainGPT, split: EncodedSplit, limit: int, batch_size: int = 256) -> float:
-    """nats/char over the first `limit` names, counted as dsmini counts it (`dsmini.scoring`)."""
+    """nats/char over the first `limit` names, counted as dsmini counts it (`dsmini.decoding.scoring`)."""
     model.eval()
     nats, tokens = 0.0, 0
     for start in range(0, min(limit, len(split.x)), batch_size):

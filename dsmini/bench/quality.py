@@ -5,7 +5,7 @@ batch 64, cosine schedule; dropout 0.1 on en-names, which overfits without it) o
 exactly as training splits it (`prepare_corpus(names, default_block_size(names), seed=42)`).
 Every `eval_every` steps the run records its training seconds so far (evaluation excluded) and
 its val loss on a fixed subset of the val split (the whole split when it is small); the number
-after the last step is on the whole val split (`dsmini.train.evaluate`).
+after the last step is on the whole val split (`dsmini.training.trainer.evaluate`).
 
 Runs go `workers` at a time in worker processes (one torch thread each), in groups per corpus,
 the dense baseline and the full model always in the first group: a group's runs start together
@@ -21,18 +21,18 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-from ..config import ModelConfig, TrainConfig
-from ..data import CorpusData
-from ..device import synchronize
-from ..model import DSMini
-from ..train import Trainer, evaluate
+from dsmini.config import ModelConfig, TrainConfig
+from dsmini.data import CorpusData
+from dsmini.model import DSMini
+from dsmini.training import Trainer, evaluate, synchronize
+
 from .archs import ARCHS, BASELINE, arch_config, describe
 from .common import Plan, Progress, Rendezvous, map_job_groups
 from .throughput import corpus_data

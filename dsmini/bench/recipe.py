@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..cli_train import recipe_preset
-from ..config import TrainConfig
-from ..corpora import load_corpus
-from ..train import Trainer, evaluate
+from dsmini.cli.train import recipe_preset
+from dsmini.config import TrainConfig
+from dsmini.data import load_corpus
+from dsmini.training import Trainer, evaluate
+
 from .common import Plan, Progress, interleaved, map_jobs, median
 from .throughput import corpus_data
 

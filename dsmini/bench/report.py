@@ -15,11 +15,11 @@ from typing import Any
 from .archs import BASELINE
 from .charts import RESULTS_DIR
 from .common import SECTIONS
-from .report_format import md_table
-from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
 from .report_attention import attention_headline, attention_md
+from .report_format import md_table
 from .report_peer import peer_headline, peer_md
 from .report_recipe import recipe_headline, recipe_md
+from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
 from .report_specialisation import specialisation_headline, specialisation_md
 
 TITLES = {

@@ -253,7 +253,7 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ref = s["v2_reference"]
     return "\n\n".join([
         f"Measured: the tensors `model.new_cache({s['batch']}, max_len={s['max_len']})` allocates, per token. "
-        f"Formula: `dsmini.cache.check_cache` (DeepSeek-V2 Table 1) x 4 bytes (fp32). Sizes, not speed: the same "
+        f"Formula: `dsmini.model.cache.check_cache` (DeepSeek-V2 Table 1) x 4 bytes (fp32). Sizes, not speed: the same "
         f"on every device.",
         md_table(["preset", "attention", "layers", "values/token", "formula", "bytes/token", "vs MHA",
                 "measured == formula"], rows),

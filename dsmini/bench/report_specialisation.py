@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..probes.ablation import DAMAGE_FLOOR
+from dsmini.probes.ablation import DAMAGE_FLOOR
+
 from .report_format import chart_link, fmt_num, md_table, met_or_missed
 
 

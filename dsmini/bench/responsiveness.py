@@ -16,9 +16,10 @@ from __future__ import annotations
 from functools import lru_cache, partial
 from typing import Any, Callable
 
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..corpora import load_corpus
-from ..probes.pages import PAGES, PageWork
+from dsmini.checkpoint import Checkpoint, load_checkpoint
+from dsmini.data import load_corpus
+from dsmini.probes.pages import PAGES, PageWork
+
 from .common import Plan, Progress, median, timed
 
 # loaded for every page (the compare page shows two); ru-en-names has domains, so the Experts page's

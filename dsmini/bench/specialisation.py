@@ -21,15 +21,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..checkpoint import load_checkpoint
-from ..corpus_ref import checkpoint_validation_set
-from ..config import TrainConfig, preset
-from ..corpora import load_corpus
-from ..data import CharTokenizer, CorpusData, default_block_size, prepare_corpus
-from ..model import DSMini
-from ..probes.ablation import ablate, domain_top_experts
-from ..probes.specialisation import ExpertAnalysis, expert_analysis
-from ..train import DOMAIN_PROBE_NAMES, Trainer, evaluate
+from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
+from dsmini.config import TrainConfig, preset
+from dsmini.data import CharTokenizer, CorpusData, default_block_size, load_corpus, prepare_corpus
+from dsmini.model import DSMini
+from dsmini.probes.ablation import ablate, domain_top_experts
+from dsmini.probes.specialisation import ExpertAnalysis, expert_analysis
+from dsmini.training import DOMAIN_PROBE_NAMES, Trainer, evaluate
+
 from .common import Plan, Progress, map_jobs
 from .machine import load_average
 

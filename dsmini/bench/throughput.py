@@ -14,12 +14,11 @@ from typing import Any, Iterator
 
 import torch
 
-from ..config import TrainConfig, preset
-from ..corpora import load_corpus
-from ..data import IGNORE_INDEX, CorpusData, default_block_size, get_batch, prepare_corpus
-from ..moe import Expert, MoE
-from ..options import ForwardOptions
-from ..train import StepMetrics, Trainer
+from dsmini.config import TrainConfig, preset
+from dsmini.data import IGNORE_INDEX, CorpusData, default_block_size, get_batch, load_corpus, prepare_corpus
+from dsmini.model import Expert, ForwardOptions, MoE
+from dsmini.training import StepMetrics, Trainer
+
 from .archs import ARCHS, BASELINE, active_ffn_dim, arch_config, describe
 from .common import Plan, Progress, clock, interleaved, median, ratios_by_round, torch_threads
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..cache import CacheDims, cache_values_per_token, values_per_layer
-from ..config import ModelConfig
-from ..i18n import t
+from dsmini.config import ModelConfig
+from dsmini.i18n import t
+from dsmini.model import CacheDims, cache_values_per_token, values_per_layer
+
 from .common import COLORS
 
 # Architecture block diagram (data coordinates: x 0..100, y 0..40)

@@ -12,8 +12,9 @@ import math
 
 import plotly.graph_objects as go
 
-from ..i18n import t
-from ..probes.attention import AttentionTrace
+from dsmini.i18n import t
+from dsmini.probes.attention import AttentionTrace
+
 from .common import char_axis, message_figure, on_subplot, rounded, show_char, subplot_layout
 
 TICK_FONT = dict(size=9)

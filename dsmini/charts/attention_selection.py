@@ -1,4 +1,4 @@
-"""What each query was allowed to see, for the sparse types (DSA, MoBA, log-linear; dsmini.sparse_attention).
+"""What each query was allowed to see, for the sparse types (DSA, MoBA, log-linear; dsmini.model.sparse_attention).
 
 One head of one layer, two panels side by side, query on rows and key on columns as in
 dsmini.charts.attention: left its softmax weights, right the selection itself coloured by kind
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..i18n import t
-from ..probes.attention import AttentionTrace
+from dsmini.i18n import t
+from dsmini.probes.attention import AttentionTrace
+
 from .attention import _char_axes, _heatmap, _pairs
 from .common import on_subplot, subplot_layout
 

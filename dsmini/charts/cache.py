@@ -12,9 +12,10 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..cache import CacheDims, cached_per_layer
-from ..i18n import t
-from ..probes.cache import CacheGrowth, CacheMeasurement, ScaleRow
+from dsmini.i18n import t
+from dsmini.model import CacheDims, cached_per_layer
+from dsmini.probes.cache import CacheGrowth, CacheMeasurement, ScaleRow
+
 from .common import rounded
 
 COLORS = {

@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..i18n import plotly_separators, t
+from dsmini.i18n import plotly_separators, t
 
 # (outline, fill) per kind of block in the architecture diagram
 COLORS = {

@@ -5,8 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..i18n import t
-from ..probes.compare import ModelFacts
+from dsmini.i18n import t
+from dsmini.probes.compare import ModelFacts
+
 from .common import rounded
 
 A_COLOR, B_COLOR = "#1f77b4", "#ff7f0e"

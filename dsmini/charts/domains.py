@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..i18n import STRINGS, t
-from ..probes.ablation import AblationResult, AblationSpec
-from ..probes.domains import DomainReport
-from .common import ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, on_subplot, rounded, show_char, subplot_layout
+from dsmini.i18n import STRINGS, t
+from dsmini.probes.ablation import AblationResult, AblationSpec
+from dsmini.probes.domains import DomainReport
+
+from .common import (
+    ACTUAL_COLOR,
+    OTHER_COLOR,
+    layer_label,
+    message_figure,
+    on_subplot,
+    rounded,
+    show_char,
+    subplot_layout,
+)
 from .experts import INITIAL_COLOR
 
 ROW_PX = 34  # one domain row in the domain x expert maps

@@ -5,10 +5,18 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..i18n import t
-from ..probes.experts import ExpertProfile, ExpertReport
+from dsmini.i18n import t
+from dsmini.probes.experts import ExpertProfile, ExpertReport
+
 from .common import (
-    ACTUAL_COLOR, OTHER_COLOR, layer_label, message_figure, on_subplot, rounded, show_char, subplot_layout,
+    ACTUAL_COLOR,
+    OTHER_COLOR,
+    layer_label,
+    message_figure,
+    on_subplot,
+    rounded,
+    show_char,
+    subplot_layout,
 )
 
 VIEWS = ("allk", "top1")  # all-k: each of the k choices counts 1/k; top-1: the heaviest choice only

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..data import BOUNDARY_SYMBOL
-from ..i18n import t
-from ..probes.mtp import SOURCES, V3_ACCEPTANCE, DraftStats, DraftTimeline, Tally, TimelineCell
+from dsmini.data import BOUNDARY_SYMBOL
+from dsmini.i18n import t
+from dsmini.probes.mtp import SOURCES, V3_ACCEPTANCE, DraftStats, DraftTimeline, Tally, TimelineCell
+
 from .common import message_figure, rounded, show_char
 
 GREEDY_COLOR, SAMPLED_COLOR = "#1f77b4", "#ff7f0e"

@@ -7,8 +7,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..i18n import t
-from ..probes.mtp import V3_ACCEPTANCE, DraftStats, SpeedView, Tally
+from dsmini.i18n import t
+from dsmini.probes.mtp import V3_ACCEPTANCE, DraftStats, SpeedView, Tally
+
 from .common import rounded
 from .mtp import BAND_COLOR, BAND_LINE, GREEDY_COLOR, SAMPLED_COLOR
 

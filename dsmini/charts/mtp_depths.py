@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..i18n import t
-from ..probes.mtp import DepthAccuracy
+from dsmini.i18n import t
+from dsmini.probes.mtp import DepthAccuracy
 
 
 def depth_accuracy_table(depths: list[DepthAccuracy], lang: str = "en") -> pd.DataFrame:

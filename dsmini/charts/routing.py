@@ -3,14 +3,14 @@ the steps of step-through decoding (probes.routing.step_once)."""
 
 from __future__ import annotations
 
-
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..data import BOUNDARY_SYMBOL
-from ..i18n import fmt_num, t
-from ..probes.routing import DecodeStep, NameTrace
+from dsmini.data import BOUNDARY_SYMBOL
+from dsmini.i18n import fmt_num, t
+from dsmini.probes.routing import DecodeStep, NameTrace
+
 from .common import ACTUAL_COLOR, OTHER_COLOR, char_axis, message_figure, rounded, show_char
 
 # Routing and next-character beliefs for one traced name

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..i18n import t
-from ..probes.specialisation import RouterShootout
+from dsmini.i18n import t
+from dsmini.probes.specialisation import RouterShootout
+
 from .common import layer_label, rounded
 from .domains import relative_load_maps
 

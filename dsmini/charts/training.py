@@ -15,7 +15,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..i18n import t
+from dsmini.i18n import t
+
 from .common import OTHER_COLOR, layer_label, message_figure, rounded
 from .experts import INITIAL_COLOR
 

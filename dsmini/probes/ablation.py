@@ -1,6 +1,6 @@
 """Switch experts off and measure what breaks: loss per letter and per domain, names before/after.
 
-Three kinds (`dsmini.moe.ExpertAblation` holds the mechanics and why each exists):
+Three kinds (`dsmini.model.moe.ExpertAblation` holds the mechanics and why each exists):
   reroute    the chosen experts can no longer be picked; the router takes its next choice
   drop       they are picked as before but their weighted output is removed, nothing replaces it,
              the other experts' weights are not renormalised: what they contributed
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import CharTokenizer
-from ..generate import generate
-from ..model import DSMini
-from ..moe import ExpertAblation
+from dsmini.data import CharTokenizer
+from dsmini.decoding import generate
+from dsmini.model import DSMini, ExpertAblation
+
 from .domains import DomainReport
 from .experts import RoutedTokens, route_names
 

@@ -5,7 +5,7 @@ For MLA the pre-softmax score of a query/key pair is the sum of two dot products
 `q_rope · k_rope` from the decoupled RoPE key shared by all heads. `AttnTrace` carries both
 parts; here they become plain lists so charts and tests need no torch.
 
-The sparse types (DSA, MoBA, log-linear; dsmini.sparse_attention) also say what each query was
+The sparse types (DSA, MoBA, log-linear; dsmini.model.sparse_attention) also say what each query was
 allowed to see: DSA's top-k picks (one set for all heads), MoBA's chosen blocks plus the query's
 own (per head), log-linear's Fenwick level of every pair (levels >= its fine levels are pooled).
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checkpoint import Checkpoint
-from ..data import CharTokenizer, nfc
-from ..generate import inference
-from ..model import DSMini
+from dsmini.checkpoint import Checkpoint
+from dsmini.data import CharTokenizer, nfc
+from dsmini.decoding import inference
+from dsmini.model import DSMini
 
 # Shown when the page opens: the first one the model's alphabet can spell is used (the full name only
 # by a model of full names, the one alphabet with a space: there a sparse selection has room to show).

@@ -1,5 +1,5 @@
 """KV-cache sizes per attention type, measured from real caches against DeepSeek-V2 Table 1 (the
-formula and the check are in dsmini.cache), and the time MLA's absorbed decode saves.
+formula and the check are in dsmini.model.cache), and the time MLA's absorbed decode saves.
 
 Measured sizes come from the caches of real greedy generations, so a bug in the cache layout
 shows up as a disagreement with the formula rather than as a wrong number on a slide.
@@ -16,14 +16,23 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cache import (
-    ATTN_ORDER, DEEPSEEK_V2, DEEPSEEK_V3, CacheDims, ModelCache, cached_per_layer, check_cache, new_model_cache,
-    values_per_layer, values_per_token,
+from dsmini.checkpoint import Checkpoint
+from dsmini.data import BOUNDARY_ID, CharTokenizer
+from dsmini.decoding import decode_one_token, inference, prefill
+from dsmini.model import (
+    ATTN_ORDER,
+    DEEPSEEK_V2,
+    DEEPSEEK_V3,
+    CacheDims,
+    DSMini,
+    ModelCache,
+    cached_per_layer,
+    check_cache,
+    new_model_cache,
+    values_per_layer,
+    values_per_token,
 )
-from ..checkpoint import Checkpoint
-from ..data import BOUNDARY_ID, CharTokenizer
-from ..generate import decode_one_token, inference, prefill
-from ..model import DSMini
+
 from .attention import sample_name
 
 BF16_BYTES = torch.finfo(torch.bfloat16).bits // 8
@@ -106,7 +115,7 @@ class CacheMeasurement:
     bytes_fp32: float  # cache.nbytes() / (batch * max_len), the float32 cache the model decoded with
     bytes_bf16: float  # the same cache allocated in bfloat16
     positions_used: int  # positions the generated name filled
-    matches: bool  # values and bytes per token both equal Table 1's (`dsmini.cache.check_cache`)
+    matches: bool  # values and bytes per token both equal Table 1's (`dsmini.model.cache.check_cache`)
     # what one layer caches per token, tensor by tensor: (("c_kv", 16), ("k_rope", 4)); DSA adds
     # ("k_index", d^I), its lightning indexer's keys; MoBA and log-linear cache exactly MLA's
     contents: tuple[tuple[str, int], ...] = ()

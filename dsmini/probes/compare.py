@@ -13,12 +13,12 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..cache import cache_values_per_token
-from ..checkpoint import SUMMARY_VAL_LOSS_KEYS, Checkpoint
-from ..config import ModelConfig, TrainConfig
-from ..corpora import Corpus
-from ..scoring import ScoreRow, score_names, score_table, unreadable
-from ..splits import split_names
+from dsmini.checkpoint import SUMMARY_VAL_LOSS_KEYS, Checkpoint
+from dsmini.config import ModelConfig, TrainConfig
+from dsmini.data import Corpus, split_names
+from dsmini.decoding import ScoreRow, score_names, score_table, unreadable
+from dsmini.model import cache_values_per_token
+
 from .generation import GenerateSettings, generated_names
 
 
@@ -140,7 +140,7 @@ def compare_view(a: Checkpoint, b: Checkpoint, settings: GenerateSettings = COMP
 
 
 # ---------------------------------------------------------------------------------------------
-# Both checkpoints scored on the same names (dsmini.scoring, as `python -m dsmini eval` scores)
+# Both checkpoints scored on the same names (dsmini.decoding.scoring, as `python -m dsmini eval` scores)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig
-from ..data import BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
-from ..generate import inference
-from ..model import DSMini
-from ..moe import ExpertAblation
+from dsmini.config import ModelConfig
+from dsmini.data import BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
+from dsmini.decoding import inference
+from dsmini.model import DSMini, ExpertAblation
 
 POSITION_CATEGORIES = ("start", "first", "middle", "last")
 # ~6K tokens of ru-names, ~0.2 s per pass on one CPU thread (the page stays under 2 s); MI moves by < 0.01 bits from 1,000 to 4,000 names

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..checkpoint import Checkpoint
-from ..config import ModelConfig
-from ..generate import Generated, generate
+from dsmini.checkpoint import Checkpoint
+from dsmini.config import ModelConfig
+from dsmini.decoding import Generated, generate
+
 from .routing import NameTrace, trace_name
 
 

@@ -6,7 +6,7 @@ measured pass costs allow; and, teacher-forced on the validation names, how ofte
 module predicts its own target (depth k: the character k + 1 ahead).
 
 Every function returns plain data (dataclasses of ints, floats and strings; `SpecResult` from
-`dsmini.speculative`), so the page can cache it and charts and tests read it without torch. Nothing
+`dsmini.decoding.speculative`), so the page can cache it and charts and tests read it without torch. Nothing
 is written to the model: `speculative_decode` makes a fresh cache per name.
 
 Positions count as in `SpecResult.ids`: 0 is the opening boundary, 1 the first character of the
@@ -22,13 +22,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..checkpoint import Checkpoint
-from ..corpus_ref import checkpoint_validation_set
-from ..data import BOUNDARY_ID, BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
-from ..device import synchronize
-from ..generate import generate, inference, prefill
-from ..model import DSMini
-from ..speculative import SpecResult, speculative_decode
+from dsmini.checkpoint import Checkpoint, checkpoint_validation_set
+from dsmini.data import BOUNDARY_ID, BOUNDARY_SYMBOL, IGNORE_INDEX, CharTokenizer, encode_names
+from dsmini.decoding import SpecResult, generate, inference, prefill, speculative_decode
+from dsmini.model import DSMini
+from dsmini.training import synchronize
 
 V3_ACCEPTANCE = (0.85, 0.90)  # DeepSeek-V3 §5.4.3: acceptance of the second (MTP-drafted) token
 V3_SPEEDUP = 1.8  # and the decoding speed it bought, in tokens per second

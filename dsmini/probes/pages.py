@@ -12,18 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ..charts import architecture_figure, next_char_figure, next_char_heatmap, routing_figure
-from ..charts.attention import attention_grid_figure, score_split_figure
-from ..charts.attention_selection import selection_figure
-from ..charts.cache import cache_growth_figure, cache_table, scale_table
-from ..charts.compare import compare_figure
-from ..charts.domains import domain_map_figure, domain_mi_figure
-from ..charts.experts import (
-    expert_load_figure, expert_profile_figure, letter_expert_figure, position_expert_figure, specialisation_figure,
+from dsmini.charts import architecture_figure, next_char_figure, next_char_heatmap, routing_figure
+from dsmini.charts.attention import attention_grid_figure, score_split_figure
+from dsmini.charts.attention_selection import selection_figure
+from dsmini.charts.cache import cache_growth_figure, cache_table, scale_table
+from dsmini.charts.compare import compare_figure
+from dsmini.charts.domains import domain_map_figure, domain_mi_figure
+from dsmini.charts.experts import (
+    expert_load_figure,
+    expert_profile_figure,
+    letter_expert_figure,
+    position_expert_figure,
+    specialisation_figure,
 )
-from ..charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
-from ..charts.mtp_chain import chain_figure
-from ..checkpoint import Checkpoint
+from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
+from dsmini.charts.mtp_chain import chain_figure
+from dsmini.checkpoint import Checkpoint
+
 from . import lesson
 from .attention import AttentionSettings, AttentionTrace, attention_view
 from .cache import KVCacheView, kv_cache_view
@@ -47,7 +52,7 @@ class PageWork:
     "mtp" when the page only explains why a model without them has nothing to show.
     charts(checkpoint, result, settings): the figure calls of the default view. on_demand: probes
     behind a button, each with its default argument, called after the inputs. stored: whether the
-    default view may be computed ahead on another machine and kept on disk (dsmini.view_store); not
+    default view may be computed ahead on another machine and kept on disk (dsmini.probes.store); not
     for a view that measures the machine it runs on.
     """
 

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ModelConfig
-from ..data import BOUNDARY_ID, CharTokenizer, nfc
-from ..generate import (
-    TOP_ALTERNATIVES, check_sampling_settings, inference, resolve_max_len, sample_next, seeded_generator,
+from dsmini.config import ModelConfig
+from dsmini.data import BOUNDARY_ID, CharTokenizer, nfc
+from dsmini.decoding import (
+    TOP_ALTERNATIVES,
+    check_sampling_settings,
+    inference,
+    resolve_max_len,
+    sample_next,
+    seeded_generator,
 )
-from ..model import DSMini, ModelOutput
-from ..moe import Routing
+from dsmini.model import DSMini, ModelOutput, Routing
 
 
 @dataclass

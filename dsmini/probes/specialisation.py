@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..checkpoint import Checkpoint
-from ..corpus_ref import checkpoint_validation_set
-from ..data import CharTokenizer
-from ..model import DSMini
+from dsmini.checkpoint import Checkpoint, checkpoint_validation_set
+from dsmini.data import CharTokenizer
+from dsmini.model import DSMini
+
 from .ablation import AblationResult, AblationSpec, ablate
 from .domains import DomainReport, domain_report
 from .experts import MAX_NAMES, ExpertReport, RoutedTokens, expert_report, initial_model, route_names

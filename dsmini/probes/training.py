@@ -7,10 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ModelConfig
-from ..corpora import Corpus, Dropped
-from ..data import CorpusStats, corpus_stats
-from ..i18n import DEFAULT_LANGUAGE, t
+from dsmini.config import ModelConfig
+from dsmini.data import Corpus, CorpusStats, Dropped, corpus_stats
+from dsmini.i18n import DEFAULT_LANGUAGE, t
 
 
 def expert_load_history(history: list[dict[str, Any]], cfg: ModelConfig | None = None) -> dict[str, Any]:

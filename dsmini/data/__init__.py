@@ -1,0 +1,61 @@
+"""dsmini.data."""
+
+from .builtin import list_corpora, list_corpus_domains
+from .corpora import MAX_NAME_LEN, Corpus, Dropped, corpus_from_bytes, line_of, load_corpus
+from .file_kind import file_kind
+from .splits import split_names
+from .tokenizer import (
+    BOUNDARY_ID,
+    BOUNDARY_SYMBOL,
+    IGNORE_INDEX,
+    CharTokenizer,
+    CorpusData,
+    CorpusError,
+    CorpusStats,
+    EncodedSplit,
+    HeldOut,
+    HeldOutCharacterError,
+    LabelledNames,
+    UnknownCharacterError,
+    corpus_stats,
+    count_target_tokens,
+    default_block_size,
+    encode_names,
+    get_batch,
+    nfc,
+    prepare_corpus,
+    validation_set,
+)
+
+__all__ = [
+    "BOUNDARY_ID",
+    "BOUNDARY_SYMBOL",
+    "CharTokenizer",
+    "Corpus",
+    "CorpusData",
+    "CorpusError",
+    "CorpusStats",
+    "Dropped",
+    "EncodedSplit",
+    "HeldOut",
+    "HeldOutCharacterError",
+    "IGNORE_INDEX",
+    "LabelledNames",
+    "MAX_NAME_LEN",
+    "UnknownCharacterError",
+    "corpus_from_bytes",
+    "corpus_stats",
+    "count_target_tokens",
+    "default_block_size",
+    "encode_names",
+    "file_kind",
+    "get_batch",
+    "line_of",
+    "list_corpora",
+    "list_corpus_domains",
+    "load_corpus",
+    "nfc",
+    "prepare_corpus",
+    "split_names",
+    "validation_set",
+]

@@ -1,0 +1,51 @@
+"""dsmini.model."""
+
+from .attention import MHA, MLA
+from .cache import (
+    ATTN_ORDER,
+    DEEPSEEK_V2,
+    DEEPSEEK_V3,
+    CacheDims,
+    ModelCache,
+    cache_values_per_token,
+    cached_per_layer,
+    check_cache,
+    new_model_cache,
+    values_per_layer,
+    values_per_token,
+)
+from .limits import LIMITS, ResourceLimitError, check_learning_rate, check_model_size, check_sampling, check_training
+from .moe import Expert, ExpertAblation, MoE, Routing, stack_expert_weights
+from .options import ForwardOptions
+from .transformer import IGNORE_INDEX, DSMini, ModelOutput
+
+__all__ = [
+    "IGNORE_INDEX",
+    "ATTN_ORDER",
+    "CacheDims",
+    "DEEPSEEK_V2",
+    "DEEPSEEK_V3",
+    "DSMini",
+    "Expert",
+    "ExpertAblation",
+    "ForwardOptions",
+    "LIMITS",
+    "MHA",
+    "MLA",
+    "MoE",
+    "ModelCache",
+    "ModelOutput",
+    "ResourceLimitError",
+    "Routing",
+    "cache_values_per_token",
+    "cached_per_layer",
+    "check_cache",
+    "check_learning_rate",
+    "check_model_size",
+    "check_sampling",
+    "check_training",
+    "new_model_cache",
+    "stack_expert_weights",
+    "values_per_layer",
+    "values_per_token",
+]
