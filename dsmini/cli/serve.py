@@ -50,7 +50,7 @@ from pathlib import Path
 
 from dsmini.jobs import SLOTS_DIR_ENV
 
-ROOT = Path(__file__).resolve().parent.parent  # where app.py and .streamlit/config.toml are
+ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/config.toml are
 COOKIE = "dsmini_replica"
 NGINX = "/usr/sbin/nginx"  # Debian's package `nginx`
 READY_TIMEOUT_S = 120.0  # a replica imports torch and streamlit: seconds on a busy 2-core machine
