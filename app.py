@@ -53,7 +53,8 @@ def main() -> None:
                 st.session_state["checkpoint"] = choice
             st.selectbox(ui.tr("ui.checkpoint"), names, key="checkpoint", help=ui.tr("ui.checkpoint_help"))
             if next(info for info in listing.good if info.name == choice).has_best:  # best and last weights kept
-                st.segmented_control(ui.tr("ui.weights"), ("last", "best"), format_func=lambda w: ui.tr(f"ui.weights_{w}"),
+                st.segmented_control(ui.tr("ui.weights"), ("last", "best"),
+                                     format_func=lambda w: ui.tr(f"ui.weights_{w}"),
                                      default="last", key="weights", help=ui.tr("ui.weights_help"))
         else:
             st.caption(ui.tr("ui.no_checkpoint"))

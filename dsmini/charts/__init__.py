@@ -11,4 +11,14 @@ from .architecture import architecture_figure
 from .routing import next_char_figure, next_char_heatmap, routing_figure
 from .training import domain_mi_curve, expert_load_bars, imbalance_figure, length_figure, loss_figure
 
-__all__ = ["architecture_figure", "domain_mi_curve", "expert_load_bars", "imbalance_figure", "length_figure", "loss_figure", "next_char_figure", "next_char_heatmap", "routing_figure"]
+__all__ = [
+    "architecture_figure",
+    "domain_mi_curve",
+    "expert_load_bars",
+    "imbalance_figure",
+    "length_figure",
+    "loss_figure",
+    "next_char_figure",
+    "next_char_heatmap",
+    "routing_figure",
+]

@@ -18,7 +18,8 @@ SOURCE_COLORS = {"prefix": "#d9d9d9", "main": "#9ecae1", "accepted": "#74c476", 
 DEEPER_COLORS = ("#238b45", "#00441b", "#003d2b")  # accepted drafts of depth 2, 3, 4: darker greens
 
 
-def _series(greedy: DraftStats, sampled: DraftStats | None, temperature: float, lang: str) -> list[tuple[str, str, DraftStats]]:
+def _series(greedy: DraftStats, sampled: DraftStats | None, temperature: float,
+            lang: str) -> list[tuple[str, str, DraftStats]]:
     runs = [(t("chart.mtp.greedy", lang), GREEDY_COLOR, greedy)]
     if sampled is not None:
         runs.append((t("chart.mtp.sampled", lang, temperature=rounded(temperature)), SAMPLED_COLOR, sampled))
@@ -48,7 +49,8 @@ def _acceptance_figure(runs: list[tuple[str, str, DraftStats]], keys: list, tick
     # above the bars, faint, so the reference shows through wherever a bar reaches it
     fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line=dict(color=BAND_LINE, width=1, dash="dot"), layer="above")
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=t("chart.mtp.v3_band", lang), hoverinfo="skip",
-                             marker=dict(symbol="square", size=12, color=BAND_COLOR, line=dict(color=BAND_LINE, width=1))))
+                             marker=dict(symbol="square", size=12, color=BAND_COLOR,
+                                         line=dict(color=BAND_LINE, width=1))))
     fig.update_layout(
         title=title, barmode="group",
         xaxis=dict(title=x_title, tickmode="array", tickvals=list(range(len(keys))), ticktext=ticktext),
@@ -81,7 +83,8 @@ def acceptance_by_letter_figure(greedy: DraftStats, sampled: DraftStats | None =
         return message_figure(t("chart.mtp.no_drafts", lang))
     fig = _acceptance_figure(runs, keys, [show_char(c) for c in keys], "by_letter",
                              t("chart.mtp.by_letter_title", lang), t("chart.mtp.letter", lang), lang)
-    fig.update_traces(text=None, selector=dict(type="bar"))  # many narrow bars: counts would overlap (they stay in the hover)
+    # many narrow bars: counts would overlap (they stay in the hover)
+    fig.update_traces(text=None, selector=dict(type="bar"))
     return fig
 
 

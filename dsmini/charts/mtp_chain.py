@@ -26,7 +26,8 @@ def _depth_bars(name: str, color: str, depths: list[int], stats: DraftStats, lan
     )
 
 
-def chain_figure(chains: tuple[DraftStats, ...], sampled: DraftStats, temperature: float, lang: str = "en") -> go.Figure:
+def chain_figure(chains: tuple[DraftStats, ...], sampled: DraftStats, temperature: float,
+                 lang: str = "en") -> go.Figure:
     """Left: acceptance of the drafts of each depth (greedy and sampled, with the full chain), over
     DeepSeek-V3's 85–90% band. Right: generated characters per main-model pass, plain decoding (1)
     beside drafting up to k = 1 .. D characters a round (greedy)."""
@@ -39,7 +40,8 @@ def chain_figure(chains: tuple[DraftStats, ...], sampled: DraftStats, temperatur
     low, high = V3_ACCEPTANCE
     fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line=dict(color=BAND_LINE, width=1, dash="dot"), layer="above",
                   row=1, col=1)
-    labels = [t("mtp.chain.plain", lang)] + [t("mtp.chain.chain_tick", lang, depth=k) for k in range(1, len(chains) + 1)]
+    labels = [t("mtp.chain.plain", lang)] + [t("mtp.chain.chain_tick", lang, depth=k)
+                                             for k in range(1, len(chains) + 1)]
     values = [1.0] + [rounded(stats.chars_per_forward) for stats in chains]
     fig.add_trace(go.Bar(x=labels, y=values, marker_color=[PLAIN_COLOR] + [GREEDY_COLOR] * len(chains),
                          text=[f"{v:.2f}" for v in values], textposition="outside", cliponaxis=False, showlegend=False),

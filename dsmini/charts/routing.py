@@ -42,7 +42,8 @@ def _routing_layer(trace: NameTrace, layer: int, lang: str) -> tuple[list[str], 
         z.insert(0, [1.0] * n_pos)
         text.insert(0, [""] * n_pos)
         hover.insert(0, [
-            t("chart.routing.hover_shared", lang, char=show_char(c), pos=i, layer=name) for i, c in enumerate(trace.labels)
+            t("chart.routing.hover_shared", lang, char=show_char(c), pos=i, layer=name)
+            for i, c in enumerate(trace.labels)
         ])
     heatmap = go.Heatmap(
         z=z, x=list(range(n_pos)), y=list(range(len(rows))), text=text, texttemplate="%{text}",

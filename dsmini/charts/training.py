@@ -130,7 +130,8 @@ def domain_mi_curve(mi_history: dict[str, Any], lang: str = "en") -> go.Figure:
         for name, values in zip(names, mi_history["mi"])
     ])
     fig.add_trace(go.Scatter(
-        x=steps, y=[rounded(max(mi_history["initial"]))] * len(steps), mode="lines", name=t("chart.domain_mi.initial", lang),
+        x=steps, y=[rounded(max(mi_history["initial"]))] * len(steps), mode="lines",
+        name=t("chart.domain_mi.initial", lang),
         line=dict(color=INITIAL_COLOR, dash="dash"),
     ))
     fig.update_layout(

@@ -139,5 +139,6 @@ def checkpoint_validation_set(
             f"built-in corpus {ref.name!r} now has domains {rebuilt.domain_labels}, but the checkpoint was "
             f"trained with {list(ref.domains)}: its validation names cannot be rebuilt"
         )
-    fractions = {key: value for key, value in (("val_frac", ref.val_frac), ("test_frac", ref.test_frac)) if value is not None}
+    fractions = {key: value for key, value in (("val_frac", ref.val_frac), ("test_frac", ref.test_frac))
+                 if value is not None}
     return validation_set(rebuilt.names, ref.block_size, ref.split_seed, max_names, rebuilt.domains, **fractions)

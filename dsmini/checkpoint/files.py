@@ -2,10 +2,11 @@
 
 Nothing here ever unpickles (no `torch.load`): tensors are safetensors, read by
 `safetensors.torch.load` from bytes, and a pickle, `.pt` or zip file where a checkpoint folder was
-expected is refused by its suffix or its first four bytes, never opened as anything else. A data file is read once, its sha256 is
-checked against checkpoint.json, and those same bytes are parsed, so a file swapped between the
-check and the read cannot slip through; sizes are checked first, from a stat, so listing a folder
-of checkpoints stays cheap. Each failure is a CheckpointError naming the file.
+expected is refused by its suffix or its first four bytes, never opened as anything else. A data
+file is read once, its sha256 is checked against checkpoint.json, and those same bytes are parsed,
+so a file swapped between the check and the read cannot slip through; sizes are checked first,
+from a stat, so listing a folder of checkpoints stays cheap. Each failure is a CheckpointError
+naming the file.
 """
 
 from __future__ import annotations

@@ -216,7 +216,8 @@ def corpus_problem(corpus: Any) -> str | None:
             return f"corpus field {key!r} must be null or a string, got {corpus[key]!r:.80}"
     for key in ("val_frac", "test_frac"):
         value = corpus.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and 0 <= value < 1):
             return f"corpus field {key!r} must be null or a number in [0, 1), got {value!r:.80}"
     domains = corpus.get("domains", [])
     if not _is_str_list(domains) or len(set(domains)) != len(domains):
@@ -266,7 +267,8 @@ _FILE_ENTRY = _object({"sha256": _sha256_hex, "bytes": _integer()}, required=("s
 
 
 def _files(value: Any, field: str) -> None:
-    _object({name: _FILE_ENTRY for name in (MODEL_FILE, OPTIMIZER_FILE, BEST_FILE)}, required=(MODEL_FILE,))(value, field)
+    _object({name: _FILE_ENTRY for name in (MODEL_FILE, OPTIMIZER_FILE, BEST_FILE)},
+            required=(MODEL_FILE,))(value, field)
     unknown = sorted(set(value) - {MODEL_FILE, OPTIMIZER_FILE, BEST_FILE})
     if unknown:
         raise _Invalid(f"field {field!r} lists an unknown file {unknown[0]!r}")

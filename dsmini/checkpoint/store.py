@@ -346,7 +346,9 @@ def load_checkpoint(
     if best and _BEST_PROBLEM in meta:
         raise CheckpointError(f"{meta[_BEST_PROBLEM]}; the last weights are intact: load them (without --best)")
     if weights_file not in meta["files"]:
-        raise CheckpointError(f"{path} has no best weights ({BEST_FILE}): saved before any evaluation or by an older dsmini")
+        raise CheckpointError(
+            f"{path} has no best weights ({BEST_FILE}): saved before any evaluation or by an older dsmini"
+        )
     model = DSMini(cfg)
     model.load_state_dict(read_state(path, meta, model.state_dict(), weights_file))
     optimizer_states, rng_states = _load_optimizer(path, meta) if load_optimizer else (None, None)
@@ -372,7 +374,8 @@ def load_checkpoint(
     )
 
 
-def read_state(path: Path, meta: dict[str, Any], expected: Mapping[str, torch.Tensor], file_name: str) -> dict[str, torch.Tensor]:
+def read_state(path: Path, meta: dict[str, Any], expected: Mapping[str, torch.Tensor],
+               file_name: str) -> dict[str, torch.Tensor]:
     """One weights file of a checked checkpoint, hashed and checked name by name and shape by shape;
     routed experts saved one module each (older dsmini) come back stacked."""
     state = stack_expert_weights(read_tensors(path / file_name, meta["files"][file_name]))

@@ -29,9 +29,12 @@ def add_eval_parser(sub, best_help: str) -> None:
         "the start token, and the end token.",
     )
     ev.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    ev.add_argument("--names", required=True, help="a .txt file (or a built-in corpus name), one name or name<TAB>domain per line")
-    ev.add_argument("--by", choices=GROUPINGS, default=None, help="one row per name length or per domain, below the overall row")
-    ev.add_argument("--lowercase", action="store_true", help="lowercase every name (as a model trained with --lowercase reads)")
+    ev.add_argument("--names", required=True,
+                    help="a .txt file (or a built-in corpus name), one name or name<TAB>domain per line")
+    ev.add_argument("--by", choices=GROUPINGS, default=None,
+                    help="one row per name length or per domain, below the overall row")
+    ev.add_argument("--lowercase", action="store_true",
+                    help="lowercase every name (as a model trained with --lowercase reads)")
     ev.add_argument("--best", action="store_true", help=best_help)
     ev.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
@@ -46,8 +49,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scores = score_names(ckpt.model, ckpt.tokenizer, corpus.names, corpus.domains, progress=Progress(len(corpus.names)))
     rows = score_table(scores, args.by)
     dropped = corpus.dropped.describe()
-    print(f"{ckpt.path} ({ckpt.weights} weights, step {ckpt.step}) on {corpus.name}: {corpus.intake(deduplicated=False)}"
-          + (f" (dropped {dropped})" if dropped else ""))
+    print(f"{ckpt.path} ({ckpt.weights} weights, step {ckpt.step}) on {corpus.name}: "
+          f"{corpus.intake(deduplicated=False)}" + (f" (dropped {dropped})" if dropped else ""))
     print(format_table(rows, args.by))
     return 0
 
@@ -93,7 +96,8 @@ def loss_lines(ckpt: Checkpoint) -> list[str]:
     best_detail = f" at step {summary['best_step']} (best.safetensors)" if summary.get("best_step") is not None else ""
     names = summary.get("test_names")
     return [
-        f"weights     {ckpt.weights}" + (" (best ones kept too: --best)" if ckpt.has_best and ckpt.weights == "last" else ""),
+        f"weights     {ckpt.weights}"
+        + (" (best ones kept too: --best)" if ckpt.has_best and ckpt.weights == "last" else ""),
         f"val loss    {loss('val_loss')}",
         f"best val    {loss('best_val_loss', best_detail)}",
         f"whole val   {loss('final_val_loss')}",

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from dsmini.jobs import SLOTS_DIR_ENV
 
-ROOT = Path(__file__).resolve().parent.parent  # where app.py and .streamlit/config.toml are
+ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/config.toml are
 COOKIE = "dsmini_replica"
 NGINX = "/usr/sbin/nginx"  # Debian's package `nginx`
 READY_TIMEOUT_S = 120.0  # a replica imports torch and streamlit: seconds on a busy 2-core machine
@@ -176,7 +176,9 @@ def parse_address(text: str) -> str:
     """--address: a host name or an IP literal; argparse's type."""
     checked = host(text)
     if checked is None:
-        raise argparse.ArgumentTypeError(f"--address must be a host name or an IP address (e.g. 0.0.0.0), got {text[:80]!r}")
+        raise argparse.ArgumentTypeError(
+            f"--address must be a host name or an IP address (e.g. 0.0.0.0), got {text[:80]!r}"
+        )
     return checked
 
 
@@ -250,10 +252,13 @@ def check_port_free(address: str, port: int) -> None:
     try:
         family = socket.AF_INET6 if ":" in bare else socket.AF_INET
         with socket.socket(family) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds: a closed server's port is free
+            # as nginx binds: a closed server's port is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((bare, port))
     except socket.gaierror as err:
-        raise ServeError(f"cannot listen on {address}:{port}: the name {address!r} does not resolve ({err.strerror})") from None
+        raise ServeError(
+            f"cannot listen on {address}:{port}: the name {address!r} does not resolve ({err.strerror})"
+        ) from None
     except OSError as err:
         why = _BIND_PROBLEMS.get(err.errno, err.strerror or str(err))
         raise ServeError(f"cannot listen on {address}:{port}: {why}") from None
@@ -268,7 +273,8 @@ def free_ports(n: int) -> list[int]:
             probes[-1].bind(("127.0.0.1", 0))
         return [probe.getsockname()[1] for probe in probes]
     except OSError as err:
-        raise ServeError(f"cannot find {n} free local ports: {_BIND_PROBLEMS.get(err.errno, err.strerror or err)}") from None
+        why = _BIND_PROBLEMS.get(err.errno, err.strerror or err)
+        raise ServeError(f"cannot find {n} free local ports: {why}") from None
     finally:
         for probe in probes:
             probe.close()
@@ -329,7 +335,8 @@ class Deployment:
         except KeyboardInterrupt:
             print("\ndsmini serve: stopping", flush=True)
         finally:
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave orphans
+            # a second Ctrl-C must not leave orphans
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
             self._stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -356,7 +363,8 @@ class Deployment:
               + ", ".join(upstreams) + f"; runtime files in {self.runtime}", flush=True)
 
     def _start_replicas(self, n: int) -> None:
-        secret = secrets.token_hex(16)  # one cookie secret: a browser moved to another replica keeps a valid XSRF cookie
+        # one cookie secret: a browser moved to another replica keeps a valid XSRF cookie
+        secret = secrets.token_hex(16)
         env = {**os.environ, SLOTS_DIR_ENV: os.environ.get(SLOTS_DIR_ENV) or str(self.runtime / "job-slots"),
                "STREAMLIT_SERVER_COOKIE_SECRET": secret}  # Streamlit takes it from the environment, not a flag
         for index, port in enumerate(free_ports(n), start=1):
@@ -366,7 +374,8 @@ class Deployment:
                     [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                      "--server.address", "127.0.0.1", "--server.port", str(port),
                      "--server.scriptHealthCheckEnabled", "true"],
-                    cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, preexec_fn=_die_with_serve,
+                    cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                    preexec_fn=_die_with_serve,
                 )
             self.replicas.append(Replica(index, port, process, log))
             print(f"  replica {index}: http://{self.replicas[-1].address} (pid {process.pid}), log {log}", flush=True)
@@ -405,7 +414,8 @@ class Deployment:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise ServeError(f"nginx did not listen on port {self.args.port} within 10 s:\n{_tail(self.runtime / 'error.log')}")
+        raise ServeError(f"nginx did not listen on port {self.args.port} within 10 s:\n"
+                         + _tail(self.runtime / "error.log"))
 
     # running --------------------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -414,7 +424,8 @@ class Deployment:
         while True:
             time.sleep(0.5)
             if self.nginx.poll() is not None:
-                raise ServeError(f"nginx stopped with status {self.nginx.returncode}:\n{_tail(self.runtime / 'error.log')}")
+                raise ServeError(f"nginx stopped with status {self.nginx.returncode}:\n"
+                                 + _tail(self.runtime / "error.log"))
             for replica in self.replicas:
                 if not replica.reported and replica.process.poll() is not None:
                     replica.reported = True

@@ -17,9 +17,11 @@ from .threads import THREADS_HELP, set_threads
 
 
 def add_parser(sub) -> None:
-    warm = sub.add_parser("warm", help="store the shipped checkpoints' default page views beside them (a fresh server reads them)",
+    warm = sub.add_parser("warm", help="store the shipped checkpoints' default page views beside them "
+                                       "(a fresh server reads them)",
                           description=__doc__)
-    warm.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="the checkpoints folder (default: checkpoints)")
+    warm.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
+                      help="the checkpoints folder (default: checkpoints)")
     warm.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 

@@ -30,7 +30,8 @@ GROUPINGS = ("length", "domain")  # what `score_table(by=...)` can split the row
 ALL = "all"  # the group label of the row over every name
 
 
-def score_rows(model: DSMini, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def score_rows(model: DSMini, x: torch.Tensor, y: torch.Tensor,
+               batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of (x, y) (N, T), as encode_names makes them: (nats, tokens), each (N,) on the CPU:
     Σ -ln p(target) over the row's real targets, and how many there are. Eval mode, no autograd;
     the caller's mode comes back. The targets go into the forward pass, so padding is masked exactly
@@ -41,7 +42,8 @@ def score_rows(model: DSMini, x: torch.Tensor, y: torch.Tensor, batch_size: int 
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)  # (b, T)
             logits = model(xb, yb).logits  # (b, T, V)
-            per_token = F.cross_entropy(logits.transpose(1, 2).float(), yb, ignore_index=IGNORE_INDEX, reduction="none")  # (b, T)
+            per_token = F.cross_entropy(logits.transpose(1, 2).float(), yb, ignore_index=IGNORE_INDEX,
+                                        reduction="none")  # (b, T)
             nats.append(per_token.sum(dim=1).cpu())
             tokens.append((yb != IGNORE_INDEX).sum(dim=1).cpu())
     if not nats:
@@ -144,7 +146,8 @@ def format_table(rows: Sequence[ScoreRow], by: str | None = None) -> str:
     """The rows as the CLI prints them: aligned columns, one header line."""
     header = f"{by or 'names':>10} {'names':>8} {'tokens':>9} {'nats/char':>10} {'bits/char':>10} {'perplexity':>10}"
     lines = [header] + [
-        f"{r.group:>10} {r.names:>8,} {r.tokens:>9,} {r.nats_per_char:>10.4f} {r.bits_per_char:>10.4f} {r.perplexity:>10.3f}"
+        f"{r.group:>10} {r.names:>8,} {r.tokens:>9,} {r.nats_per_char:>10.4f} {r.bits_per_char:>10.4f} "
+        f"{r.perplexity:>10.3f}"
         for r in rows
     ]
     return "\n".join(lines)

@@ -318,7 +318,6 @@ def _draft(model, batch: _Batch, cache: ModelCache, room: dict[int, int], temper
 def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], temperature, generator, absorb):
     """One main pass over every live row's newest token and drafts; keep each row's longest accepted
     prefix of drafts and the main model's own next token after it."""
-    device = batch.tokens.device
     newest = {r: len(batch.rows[r].ids) - 1 for r in live}  # x_n sits at slot n
     most = dict.fromkeys(live, 0)
     for drafts in chain:
@@ -340,7 +339,8 @@ def _verify(model, tokenizer, batch: _Batch, cache, live, chain: list[_Drafts], 
         if batch.rows[r].push(token):
             written.append((r, newest[r] + 1, token))
     # every depth is checked at once; on the host each row then stops at its first rejection
-    checked = {(r, k): verdict for k, drafts in enumerate(chain, start=1) for r, verdict in zip(drafts.rows, check(k, drafts))}
+    checked = {(r, k): verdict for k, drafts in enumerate(chain, start=1)
+               for r, verdict in zip(drafts.rows, check(k, drafts))}
     bonus_rows = []
     for r in live:
         if not most[r]:

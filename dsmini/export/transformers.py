@@ -2,11 +2,13 @@
 
 Which class holds which model (each loads with `AutoModelForCausalLM.from_pretrained(DIR)`, no custom code):
 
-| dsmini                                  | transformers             | what the mapping settles                     |
-|-----------------------------------------|--------------------------|----------------------------------------------|
-| MLA + sigmoid_bias router (or dense FFN)| `DeepseekV3ForCausalLM`  | n_group = topk_group = 1, routed_scaling_factor 1 (V3's reference `route_scale`), interleaved RoPE (`rope_interleave`), the router bias as `e_score_correction_bias` |
-| MLA + softmax_topk, raw top-k scores    | `DeepseekV2ForCausalLM`  | `topk_method` greedy: V2 keeps the raw softmax scores, so a renormalised softmax router is refused |
-| MHA / GQA / MQA + dense FFN             | `LlamaForCausalLM`       | Llama rotates half-split pairs, dsmini adjacent pairs: each head's query/key rows de-interleaved |
+- MLA + sigmoid_bias router (or dense FFN) -> `DeepseekV3ForCausalLM`: n_group = topk_group = 1,
+  routed_scaling_factor 1 (V3's reference `route_scale`), interleaved RoPE (`rope_interleave`), the
+  router bias as `e_score_correction_bias`.
+- MLA + softmax_topk, raw top-k scores -> `DeepseekV2ForCausalLM`: `topk_method` greedy: V2 keeps the
+  raw softmax scores, so a renormalised softmax router is refused.
+- MHA / GQA / MQA + dense FFN -> `LlamaForCausalLM`: Llama rotates half-split pairs, dsmini adjacent
+  pairs: each head's query/key rows de-interleaved.
 
 Both DeepSeek classes: q_lora_rank 0 is None, first_k_dense_replace = n_dense_layers, untied head,
 the shared experts one MLP of width n_shared * moe_inter_dim, routed experts per expert
@@ -76,11 +78,17 @@ class Unsupported:
 def unsupported(cfg: ModelConfig) -> Unsupported | None:
     """Why no transformers class computes what this model computes, or None. From the config alone."""
     if cfg.attn_type in SPARSE_ATTN_TYPES:
-        return Unsupported(f"attn_type={cfg.attn_type}", f"{cfg.attn_type} sparse attention (transformers has MLA, MHA, GQA and MQA)")
+        return Unsupported(
+            f"attn_type={cfg.attn_type}", f"{cfg.attn_type} sparse attention (transformers has MLA, MHA, GQA and MQA)"
+        )
     if cfg.mtp_depth and cfg.mtp_layers > 1:
-        return Unsupported(f"mtp_layers={cfg.mtp_layers}", f"MTP modules of {cfg.mtp_layers} blocks (DeepSeek-V3 gives each one)")
+        return Unsupported(
+            f"mtp_layers={cfg.mtp_layers}", f"MTP modules of {cfg.mtp_layers} blocks (DeepSeek-V3 gives each one)"
+        )
     if cfg.latent_attention and cfg.norm_eps not in (None, DEEPSEEK_NORM_EPS):
-        return Unsupported(f"norm_eps={cfg.norm_eps}", "transformers' DeepSeek classes fix MLA's latent norms at eps 1e-6")
+        return Unsupported(
+            f"norm_eps={cfg.norm_eps}", "transformers' DeepSeek classes fix MLA's latent norms at eps 1e-6"
+        )
     if cfg.ffn_type == "dense":
         return None
     if not cfg.latent_attention:
@@ -93,13 +101,19 @@ def unsupported(cfg: ModelConfig) -> Unsupported | None:
     if cfg.capacity_factor is not None:
         return Unsupported(f"capacity_factor={cfg.capacity_factor}", "experts trained with token dropping")
     if cfg.router == "noisy_topk":
-        return Unsupported("router=noisy_topk", "the noisy router's softmax renormalised over the top k (DeepseekV2 keeps the raw scores)")
+        return Unsupported(
+            "router=noisy_topk",
+            "the noisy router's softmax renormalised over the top k (DeepseekV2 keeps the raw scores)",
+        )
     if cfg.router == "softmax_topk" and cfg.normalises_topk:
         return Unsupported(
-            "router=softmax_topk, norm_topk_prob=true", "a softmax router renormalised over the top k (DeepseekV2 keeps the raw scores)"
+            "router=softmax_topk, norm_topk_prob=true",
+            "a softmax router renormalised over the top k (DeepseekV2 keeps the raw scores)",
         )
     if cfg.router == "softmax_topk" and cfg.d_model % cfg.n_heads:
-        return Unsupported(f"d_model={cfg.d_model}, n_heads={cfg.n_heads}", "DeepseekV2Config needs d_model divisible by n_heads")
+        return Unsupported(
+            f"d_model={cfg.d_model}, n_heads={cfg.n_heads}", "DeepseekV2Config needs d_model divisible by n_heads"
+        )
     return None
 
 
@@ -110,7 +124,9 @@ def architecture(cfg: ModelConfig) -> str:
         raise ExportRefused(str(problem))
     if not cfg.latent_attention:
         return "LlamaForCausalLM"
-    return "DeepseekV2ForCausalLM" if cfg.ffn_type == "moe" and cfg.router == "softmax_topk" else "DeepseekV3ForCausalLM"
+    if cfg.ffn_type == "moe" and cfg.router == "softmax_topk":
+        return "DeepseekV2ForCausalLM"
+    return "DeepseekV3ForCausalLM"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +162,8 @@ def hf_config(cfg: ModelConfig, arch: str) -> dict[str, Any]:
         "dtype": "float32",
     }
     if arch == "LlamaForCausalLM":
-        return {**common, "model_type": "llama", "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.mha_head_dim, "mlp_bias": False}
+        return {**common, "model_type": "llama", "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.mha_head_dim,
+                "mlp_bias": False}
     moe = cfg.ffn_type == "moe"
     deepseek = {
         **common,
@@ -203,7 +220,8 @@ def _block_tensors(state: dict[str, torch.Tensor], src: str, dst: str, cfg: Mode
     if f"{ffn}.gate.bias" in state:
         out[f"{dst}.mlp.gate.e_score_correction_bias"] = state[f"{ffn}.gate.bias"]
     if f"{ffn}.shared_experts.w1.weight" in state:
-        out.update({f"{dst}.mlp.shared_experts.{HF_MLP[w]}.weight": state[f"{ffn}.shared_experts.{w}.weight"] for w in W})
+        out.update({f"{dst}.mlp.shared_experts.{HF_MLP[w]}.weight": state[f"{ffn}.shared_experts.{w}.weight"]
+                    for w in W})
     for w in W:  # dsmini stacks the routed experts (E, out, in) (GroupedExperts); DeepSeek's files keep one module each
         for e, weight in enumerate(state[f"{ffn}.experts.{w}"]):
             out[f"{dst}.mlp.experts.{e}.{HF_MLP[w]}.weight"] = weight
@@ -254,7 +272,8 @@ def tokenizer_json(tokenizer: CharTokenizer) -> str:
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.add_special_tokens([BOUNDARY_TOKEN])
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOUNDARY_TOKEN} $A", pair=f"{BOUNDARY_TOKEN} $A {BOUNDARY_TOKEN} $B", special_tokens=[(BOUNDARY_TOKEN, BOUNDARY_ID)]
+        single=f"{BOUNDARY_TOKEN} $A", pair=f"{BOUNDARY_TOKEN} $A {BOUNDARY_TOKEN} $B",
+        special_tokens=[(BOUNDARY_TOKEN, BOUNDARY_ID)],
     )
     tok.decoder = decoders.Fuse()
     return tok.to_str()
@@ -275,7 +294,9 @@ def tokenizer_config(cfg: ModelConfig) -> dict[str, Any]:
 # The folder
 
 
-LOSSES = (("val", "val_loss"), ("best val", "best_val_loss"), ("whole val split", "final_val_loss"), ("test", "test_loss"))
+LOSSES = (
+    ("val", "val_loss"), ("best val", "best_val_loss"), ("whole val split", "final_val_loss"), ("test", "test_loss")
+)
 
 
 def _losses(summary: dict[str, Any]) -> str:
@@ -297,6 +318,11 @@ def model_card(ckpt: Checkpoint, arch: str) -> str:
         f"DeepSeekMoE: {cfg.n_shared_experts} shared + {cfg.n_routed_experts} routed experts, top-{cfg.top_k}, "
         f"router {cfg.router}, dense layers first: {cfg.n_dense_layers}" if cfg.ffn_type == "moe" else "dense SwiGLU"
     )
+    attn = cfg.attn_type.upper()
+    mtp_modules = (
+        f"; + {mtp:,} in the MTP modules from layer {cfg.n_layers} on (`num_nextn_predict_layers` = {cfg.mtp_depth})"
+        if cfg.mtp_depth else ""
+    )
     return f"""---
 library_name: transformers
 tags: [dsmini, character-level, names]
@@ -306,8 +332,8 @@ tags: [dsmini, character-level, names]
 A character-level name generator made with **dsmini**, a mini DeepSeek, exported as `{arch}`.
 
 - **Corpus:** {ckpt.corpus.name or "-"}{f" (domains: {', '.join(ckpt.corpus.domains)})" if ckpt.corpus.domains else ""}
-- **Size:** {main['total']:,} parameters, {main['active']:,} active per token{f"; + {mtp:,} in the MTP modules from layer {cfg.n_layers} on (`num_nextn_predict_layers` = {cfg.mtp_depth})" if cfg.mtp_depth else ""}
-- **Architecture:** {cfg.n_layers} layers, width {cfg.d_model}, {cfg.n_heads} heads, {cfg.attn_type.upper()} attention; {ffn}
+- **Size:** {main['total']:,} parameters, {main['active']:,} active per token{mtp_modules}
+- **Architecture:** {cfg.n_layers} layers, width {cfg.d_model}, {cfg.n_heads} heads, {attn} attention; {ffn}
 - **Loss (nats/char):** {_losses(summary)}
 - **Training:** {recipe}
 
@@ -336,7 +362,9 @@ def export_files(ckpt: Checkpoint) -> dict[str, bytes]:
             "max_length": cfg.block_size,
         },
         "tokenizer_config.json": tokenizer_config(cfg),
-        "special_tokens_map.json": {"bos_token": BOUNDARY_TOKEN, "eos_token": BOUNDARY_TOKEN, "pad_token": BOUNDARY_TOKEN},
+        "special_tokens_map.json": {
+            "bos_token": BOUNDARY_TOKEN, "eos_token": BOUNDARY_TOKEN, "pad_token": BOUNDARY_TOKEN,
+        },
     }
     files = {name: (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode() for name, value in text.items()}
     files["tokenizer.json"] = tokenizer_json(ckpt.tokenizer).encode()
@@ -362,7 +390,8 @@ def _replace_check(overwrite: bool) -> Callable[[Path], None]:
     return check
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False, best: bool = False) -> tuple[Path, str]:
+def export_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False,
+                      best: bool = False) -> tuple[Path, str]:
     """Write the transformers folder of the checkpoint at `checkpoint` as `out`, atomically: (path, class).
 
     Refused (ExportRefused, nothing written) when transformers cannot express the model, or `out` exists

@@ -196,7 +196,8 @@ class _Slots:
             return self._line.index(ticket) + 1 if ticket in self._line else None
 
 
-SLOTS = _Slots()  # the process's one cap (shared with other processes through slots_folder()): every TrainingJob takes its slots here
+# the process's one cap (shared with other processes through slots_folder()): every TrainingJob takes its slots here
+SLOTS = _Slots()
 
 
 def set_max_concurrent_jobs(n: int | None) -> None:

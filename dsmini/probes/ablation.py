@@ -61,7 +61,9 @@ class AblationSpec:
                 raise ValueError("mask_top takes r >= 1 and no expert list (it masks each token's own favourites)")
         else:
             if len(self.experts) != len(self.layers):
-                raise ValueError(f"give one expert list per layer: {len(self.layers)} layers, {len(self.experts)} lists")
+                raise ValueError(
+                    f"give one expert list per layer: {len(self.layers)} layers, {len(self.experts)} lists"
+                )
             bad = sorted({e for group in self.experts for e in group if not 0 <= e < n_experts})
             if bad:
                 raise ValueError(f"experts must be in [0, {n_experts - 1}], got {bad}")

@@ -35,7 +35,8 @@ from dsmini.decoding import inference
 from dsmini.model import DSMini, ExpertAblation
 
 POSITION_CATEGORIES = ("start", "first", "middle", "last")
-# ~6K tokens of ru-names, ~0.2 s per pass on one CPU thread (the page stays under 2 s); MI moves by < 0.01 bits from 1,000 to 4,000 names
+# ~6K tokens of ru-names, ~0.2 s per pass on one CPU thread (the page stays under 2 s); MI moves by < 0.01 bits
+# from 1,000 to 4,000 names
 MAX_NAMES = 600
 BATCH_SIZE = 500  # names per forward pass; batches are sorted by length so little padding runs
 TOP_CONTEXTS = 10  # letters and contexts listed per expert

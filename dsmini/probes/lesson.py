@@ -31,7 +31,8 @@ TRAIN_COMMANDS = {
     # every 50 steps: its history is the domain curve step 6 shows
     "ru-en-names": _MIXED.format(router="sigmoid_bias", aux=0, steps=2000, every=50, name="ru-en-names"),
     # trained when softmax_topk renormalised its top k (DeepSeek-V2 does not, today's default): said explicitly
-    "ru-en-softmax": _MIXED.format(router="softmax_topk --norm-topk-prob", aux=0.01, steps=2000, every=250, name="ru-en-softmax"),
+    "ru-en-softmax": _MIXED.format(router="softmax_topk --norm-topk-prob", aux=0.01, steps=2000, every=250,
+                                   name="ru-en-softmax"),
     "ru-en-noisy": _MIXED.format(router="noisy_topk", aux=0.01, steps=2000, every=250, name="ru-en-noisy"),
 }
 

@@ -87,7 +87,8 @@ def run_drafts(
     ]
 
 
-def greedy_matches(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str], results: Sequence[SpecResult]) -> int:
+def greedy_matches(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[str],
+                   results: Sequence[SpecResult]) -> int:
     """How many greedy speculative names equal plain greedy decoding's, token for token.
 
     They all must: a draft only saves passes, the main model still decides every token.
@@ -248,7 +249,8 @@ def _hits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
     return int((logits.argmax(-1).eq(targets) & real).sum()), int(real.sum())
 
 
-def depth_accuracy(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str], batch_size: int = 256) -> list[DepthAccuracy]:
+def depth_accuracy(model: DSMini, tokenizer: CharTokenizer, names: Sequence[str],
+                   batch_size: int = 256) -> list[DepthAccuracy]:
     """Depth 0, then every MTP depth, over `names` (each must fit the model and its alphabet)."""
     counts = [[0, 0] for _ in range(1 + len(model.mtp))]
     if not names:
@@ -314,7 +316,8 @@ def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[st
     if not prefixes or repeats < 1:
         raise ValueError(f"need at least one prefix and one repeat, got {len(prefixes)} and {repeats}")
     decoders = [lambda p: generate(model, tokenizer, p, n=1, temperature=0.0)]
-    decoders += [lambda p, k=k: speculative_decode(model, tokenizer, p, depth=k) for k in range(1, model.cfg.mtp_depth + 1)]
+    decoders += [lambda p, k=k: speculative_decode(model, tokenizer, p, depth=k)
+                 for k in range(1, model.cfg.mtp_depth + 1)]
     sweeps = []
     with inference(model):
         for decode in decoders:
@@ -333,7 +336,8 @@ def time_decoding(model: DSMini, tokenizer: CharTokenizer, prefixes: Sequence[st
     return SpeedReport(tokens=tokens, plain_seconds=median[0], chain_seconds=tuple(median[1:]), repeats=repeats)
 
 
-def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, device: torch.device, rounds: int = 5) -> dict[str, float]:
+def _interleaved_ms(fns: dict[str, Callable[[], object]], calls: int, device: torch.device,
+                    rounds: int = 5) -> dict[str, float]:
     """Median ms per call of each function, timed in turns (A B C A B C ...) so load hits all alike;
     the clock waits for `device` (a GPU queues its kernels)."""
     times: dict[str, list[float]] = {key: [] for key in fns}

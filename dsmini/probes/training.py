@@ -49,7 +49,8 @@ def _shares(load: list[int]) -> list[float]:
     return [c / total if total else 0.0 for c in load]
 
 
-def loss_curves(history: list[dict[str, Any]], lang: str = DEFAULT_LANGUAGE) -> dict[str, tuple[list[int], list[float]]]:
+def loss_curves(history: list[dict[str, Any]],
+                lang: str = DEFAULT_LANGUAGE) -> dict[str, tuple[list[int], list[float]]]:
     """The loss curves of the live chart: legend entry (in `lang`) -> (steps, values), finite values only
     (val exists only on eval steps; a NaN step is left out rather than drawn as a gap at infinity).
 
@@ -93,7 +94,9 @@ def domain_mi_history(history: list[dict[str, Any]], cfg: ModelConfig | None = N
         raise ValueError(f"history has I(domain; expert) for {n_moe} MoE layers but the config has {len(layers)}")
     for h in rows:
         if len(h["domain_mi"]) != n_moe or len(h["domain_mi_initial"]) != n_moe:
-            raise ValueError(f"step {h['step']} has I(domain; expert) for {len(h['domain_mi'])} MoE layers, not {n_moe}")
+            raise ValueError(
+                f"step {h['step']} has I(domain; expert) for {len(h['domain_mi'])} MoE layers, not {n_moe}"
+            )
     mi = [[float(h["domain_mi"][j]) for h in rows] for j in range(n_moe)]
     initial = [float(v) for v in rows[-1]["domain_mi_initial"]] if rows else []
     best = max(range(n_moe), key=lambda j: mi[j][-1]) if rows else None

@@ -78,7 +78,9 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.ndim not in (2, 3):
-                    raise ValueError(f"Muon takes matrices or stacks of them, got a parameter of shape {tuple(p.shape)}")
+                    raise ValueError(
+                        f"Muon takes matrices or stacks of them, got a parameter of shape {tuple(p.shape)}"
+                    )
 
     @torch.no_grad()
     def step(self, closure=None):
