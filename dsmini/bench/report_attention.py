@@ -67,11 +67,11 @@ def _cue_row(key: str, r: dict[str, Any]) -> list[str]:
             *(share(f) for f in ("cue_surname", "cue_first", "cue_either", "density"))]
 
 
-def attention_headline(s: dict[str, Any]) -> str:
+def attention_headline(s: dict[str, Any]) -> list[str]:
     runs = s["runs"]
     best = min(runs, key=lambda k: runs[k]["final_val"])
     vals = ", ".join(f"{SHORT[k]} {r['final_val']:.3f}" for k, r in runs.items())
     cue = "; ".join(f"{SHORT[k]} selects the gender cue for {runs[k]['cue_either']:.0%} of its decision queries' "
                     f"heads (density {runs[k]['density']:.0%})" for k in ("dsa", "moba") if k in runs)
-    return (f"Attention types on `{s['corpus']}` after {s['steps']:,} steps: best val **{SHORT[best]}** "
-            f"({vals}); {cue}.")
+    return [f"Attention types on `{s['corpus']}` after {s['steps']:,} steps: best val **{SHORT[best]}** "
+            f"({vals}); {cue}."]

@@ -1,8 +1,8 @@
 """Markdown of the benchmark's speed and size sections (1-6): throughput, quality, decoding, memory, MTP, app.
 
-Each `<section>_md(results, plan)` turns that section's plain-dict results into its body text;
-`report.render_section` adds the title. Section 7 is long enough for its own module
-(`report_specialisation.py`).
+Each `<section>_md(results, plan)` turns that section's plain-dict results into its body text and
+`<section>_headline(results)` into its headline bullets; `report.render_section` adds the title.
+Sections 7-10 are long enough for a module each (`report_specialisation.py`, ...).
 """
 
 from __future__ import annotations
@@ -89,6 +89,11 @@ def _other_batches_md(s: dict[str, Any], targets: dict[str, float]) -> str:
         f"tokens/s, an MoE layer <= {targets['moe_overhead']}x a dense FFN):",
         md_table(["batch", "full vs dense tokens/s", "MoE layer vs dense FFN", "MTP share of a full step"], rows),
     ])
+
+
+def throughput_headline(s: dict[str, Any]) -> list[str]:
+    return [f"Full model (MLA + MoE + MTP) trains at **{s['archs']['full']['ratio']:.2f}x** the dense baseline's "
+            f"tokens/s; one MoE layer costs **{s['moe_layer']['ratio']:.2f}x** a dense FFN of equal active size."]
 
 
 def _quality_corpus_md(corpus: str, summary: dict[str, Any], index: int) -> str:
@@ -210,6 +215,18 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def quality_headline(s: dict[str, Any]) -> list[str]:
+    lines = []
+    for corpus, summary in s["corpora"].items():
+        full, base = summary["runs"].get("full"), summary["runs"].get(BASELINE)
+        if full and base:
+            lines.append(f"`{corpus}`: val loss after {full['steps_done']:,} steps **{full['final_val']:.3f}** "
+                         f"nats/char (full) vs {base['final_val']:.3f} (dense baseline).")
+        if summary.get("dense_vs_full"):
+            lines.append(f"`{corpus}`, equal wall-clock: {dense_vs_full_line(summary['dense_vs_full'])}")
+    return lines
+
+
 def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     archs, lengths = s["archs"], s["prefix_lengths"]
     rows = [[str(n)] + [f"{fmt_num(c['cached_ms'][i], 3)} / {fmt_num(c['uncached_ms'][i], 3)}" for c in archs.values()]
@@ -263,6 +280,11 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ])
 
 
+def memory_headline(s: dict[str, Any]) -> list[str]:
+    small = s["presets"].get("small") or next(iter(s["presets"].values()))
+    return [f"MLA's KV cache is **{small['mla']['vs_mha']:.1%}** of MHA's per token."]
+
+
 def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     rows, costs, batched = [], [], []
     for name, r in s["checkpoints"].items():
@@ -305,6 +327,16 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
         f"Load average (1/5/15 min) {start} at the section's start, {end} at its end." if start else "",
     ])
+
+
+def mtp_headline(s: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, r in s["checkpoints"].items():
+        if "skipped" not in r:
+            chained = f" (chained depth {r['mtp_depth']})" if r.get("mtp_depth", 1) > 1 else ""
+            lines.append(f"MTP drafts on `{name}`{chained}: **{r['acceptance_rate']:.0%}** accepted, "
+                         f"{r['chars_per_forward']:.2f} chars per forward pass, **{r['speedup']:.2f}x** wall-clock.")
+    return lines
 
 
 def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:

@@ -152,7 +152,7 @@ def specialisation_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ])
 
 
-def specialisation_headline(s: dict[str, Any]) -> str:
+def specialisation_headline(s: dict[str, Any]) -> list[str]:
     summary, verdict = s["routers"]["summary"], s["routers"]["verdict"]
     top = summary[verdict["top"]]
     parts = [
@@ -171,4 +171,4 @@ def specialisation_headline(s: dict[str, Any]) -> str:
     reached = s["page_run"]["reached"]
     parts.append(f"a Train-page run specialises in **{reached['seconds']:.0f} s** (step {reached['step']})" if reached
                  else "a Train-page run did **not** specialise within its steps")
-    return "; ".join(parts) + "."
+    return ["; ".join(parts) + "."]
