@@ -29,7 +29,8 @@ def attention_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"28-40 characters). Preset `{s['preset']}`, the full model (MoE + MTP) with only the attention type changed, "
         f"the same seed and batches, {fmt_int(s['steps'])} steps of batch {s['batch_size']} (AdamW, lr 3e-3, cosine). "
         f"*Val after steps*: the whole val split after the last step. *Val at equal time*: each run's val curve "
-        f"(a point every {s['eval_every']} steps against training seconds) read at {fmt_num(s['budget_seconds'], 1)} s, "
+        f"(a point every {s['eval_every']} steps against training seconds) read at "
+        f"{fmt_num(s['budget_seconds'], 1)} s, "
         f"the fastest run's total (– : that run had no point yet). Tokens/s: training targets per second of "
         f"training. {load}: seconds compare between runs, not with a lone run's. Cache: bytes per token of the "
         f"real decoding cache (float32), the DSA row includes its indexer keys.",

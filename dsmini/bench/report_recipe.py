@@ -36,7 +36,8 @@ def recipe_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             f"{fmt_int(first['n_train'])} training names, {fmt_int(first['n_val'])} val names, dropout "
             f"{first['dropout']:g}; the budget: {c['budget_seconds']:.1f} s of training steps at the timed speed.",
             md_table(["recipe", "what", "ms/step (vs adamw)", "optimizer share", "steps in the budget",
-                      "best val, equal time", "final, equal time", "best val, equal steps", "final, equal steps"], rows),
+                      "best val, equal time", "final, equal time", "best val, equal steps", "final, equal steps"],
+                     rows),
         ]
     return "\n\n".join(parts)
 

@@ -133,8 +133,8 @@ def _page_run_md(s: dict[str, Any]) -> str:
         f"(`domain_mi_initial`: {' / '.join(fmt_num(v, 3) for v in s['mi_initial'])} bits). Specialised: some layer "
         f">= {s['factor']:.0f}x its untrained value.",
         f"Start to specialised: {outcome}.",
-        md_table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})", "best x untrained"],
-               rows),
+        md_table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})",
+                  "best x untrained"], rows),
     ])
 
 
