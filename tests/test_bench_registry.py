@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dsmini.bench import cli
-from dsmini.bench.charts import chart_file
+from dsmini.bench.charts import CHART_DIR, chart_file
 from dsmini.bench.common import REPO_ROOT
 from dsmini.bench.report import figures, headline, render_markdown, render_section
 from dsmini.bench.sections import BY_NAME, REPORT_ORDER, RUN_ORDER, SECTION_NAMES
@@ -44,7 +44,8 @@ def test_every_section_renders_under_its_heading_in_number_order_with_its_charts
         assert body in text and "Failed" not in body
         for name in section.charts(COMMITTED["sections"][section.name]):
             assert chart_file(name) in body
-    assert list(figures(COMMITTED)) == [name for s in REPORT_ORDER for name in s.charts(COMMITTED["sections"][s.name])]
+    drawn = [name for s in REPORT_ORDER for name in s.charts(COMMITTED["sections"][s.name])]
+    assert list(figures(COMMITTED)) == drawn  # no two sections draw a chart of the same name
 
 
 def test_a_failed_section_has_no_headline_or_charts_and_says_why():
@@ -64,7 +65,7 @@ def test_the_cli_offers_runs_and_writes_the_registered_sections(tmp_path, monkey
     assert ran == [s.name for s in RUN_ORDER]
     written = json.loads(cli.raw_path(tmp_path).read_text(encoding="utf-8"))
     assert list(written["sections"]) == list(SECTION_NAMES) and written["sections"] == COMMITTED["sections"]
-    assert {p.name for p in (tmp_path / chart_file("x")).parent.iterdir()} == {f"{n}.html" for n in figures(COMMITTED)}
+    assert {p.name for p in (tmp_path / CHART_DIR).iterdir()} == {f"{n}.html" for n in figures(COMMITTED)}
     written_md, rendered = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8"), render_markdown(COMMITTED)
     first = f"\n## {REPORT_ORDER[0].heading}\n"  # from there on, nothing of this run's machine or date
     assert written_md[written_md.index(first):] == rendered[rendered.index(first):]

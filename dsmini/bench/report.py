@@ -33,7 +33,7 @@ def _measured(sections: dict[str, Any]) -> list[tuple[Section, dict[str, Any]]]:
 
 def headline(sections: dict[str, Any]) -> list[str]:
     """The key ratios, one bullet each, for whichever sections ran."""
-    return [f"- {line}" for section, results in _measured(sections) for line in section.headline(results)]
+    return [f"- {line}" for section, measured in _measured(sections) for line in section.headline(measured)]
 
 
 def figures(results: dict[str, Any]) -> dict[str, go.Figure]:
