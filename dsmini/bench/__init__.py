@@ -1,17 +1,9 @@
 """`python -m dsmini.bench`: side-by-side measurements -> BENCHMARKS.md + bench.json.
 
 One module per section, each a few small functions (one per measurement) that return plain
-dicts; `report.render_markdown(results)` turns those dicts into the document, `charts` into
-Plotly figures, `cli` runs the sections and writes the files.
-
-    throughput   training tokens/s of four architectures at matched active parameters;
-                 MoE layer vs dense FFN; 1 thread vs all cores
-    quality      val loss after equal steps and equal wall-clock; time to a target loss
-    decoding     ms/char with and without the KV cache over prefix lengths; MLA naive vs
-                 absorbed; batched names/s
-    memory       KV-cache bytes/token per attention type, measured == formula
-    mtp          self-speculative decoding on the shipped checkpoints
-    app          each explorer page's main computation, timed directly
+dicts; `sections.py` registers every section once (its runner, markdown, headline bullets and
+charts, with what each measures), and everything else reads that registry: `report` turns the
+dicts into the document and the figures, `cli` runs the sections and writes the files.
 
 Method, everywhere: medians of repeated runs; variants measured side by side in the same
 process, with the same threads and data, interleaved in rounds (A B C D A B C D ...) so drift

@@ -95,7 +95,8 @@ def run(plan: Plan) -> dict[str, Any]:
     summary = summarise({r["arch"]: r for r in runs}, None)  # no time-to-target here: no dense baseline
     reference = summary["runs"][REFERENCE]
     for r in summary["runs"].values():
-        r["vs_reference"] = {"load": same_load(r, reference)["kind"], "final_val": r["final_val"] - reference["final_val"],
+        r["vs_reference"] = {"load": same_load(r, reference)["kind"],
+                             "final_val": r["final_val"] - reference["final_val"],
                              "tokens_per_sec": r["tokens_per_sec"] / reference["tokens_per_sec"]}
     return {"corpus": plan.attention_corpus, "preset": plan.preset, "workers": plan.attention_workers,
             "steps": plan.attention_steps, "eval_every": plan.attention_eval_every, "batch_size": plan.batch_size,

@@ -1,7 +1,8 @@
 """Report figures: plain section results -> plotly go.Figure (pure, English: the report is).
 
-`figures(results)` names each figure by the file it is saved as, under `CHART_DIR` (relative to the
-folder of BENCHMARKS.md); `report` links the same names.
+Each section registers its figures by name (`sections.Section.charts`); a figure is saved as
+`chart_file(name)`, under `CHART_DIR` (relative to the folder of BENCHMARKS.md), and the section's
+markdown links the same name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dsmini.charts.common import rounded
 
 from .archs import ARCH_BY_KEY
 
-RESULTS_DIR = "dsmini/bench/results"  # raw numbers and charts, below the package: the top level stays as README lists it
+# raw numbers and charts, below the package: the top level stays as README lists it
+RESULTS_DIR = "dsmini/bench/results"
 CHART_DIR = f"{RESULTS_DIR}/charts"
 ARCH_COLORS = {"dense": "#7f7f7f", "mla": "#1f77b4", "moe": "#ff7f0e", "full": "#9467bd"}
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.2))
@@ -55,6 +57,12 @@ def quality_figure(corpus: str, summary: dict[str, Any]) -> go.Figure:
     fig.update_layout(title=f"{corpus}: val loss (nats/char) vs training seconds",
                       xaxis_title="training seconds", yaxis_title="val loss, nats/char", height=420, **_LAYOUT)
     return fig
+
+
+def quality_figures(section: dict[str, Any]) -> dict[str, go.Figure]:
+    """One `quality_figure` per corpus, named `quality-<i>` in the section's corpus order."""
+    corpora = section["corpora"].items()
+    return {f"quality-{i}": quality_figure(corpus, summary) for i, (corpus, summary) in enumerate(corpora)}
 
 
 def decoding_figure(section: dict[str, Any]) -> go.Figure:
@@ -106,20 +114,3 @@ def specialisation_figure(section: dict[str, Any]) -> go.Figure:
                       barmode="group", scattermode="group", yaxis=dict(title="bits", rangemode="tozero"), height=420,
                       **_LAYOUT)
     return fig
-
-
-def figures(results: dict[str, Any]) -> dict[str, go.Figure]:
-    """Every figure the results allow, by name (see `chart_file`); sections that failed have none."""
-    ok = {k: v for k, v in results.get("sections", {}).items() if "error" not in v}
-    out: dict[str, go.Figure] = {}
-    if "throughput" in ok:
-        out["throughput"] = throughput_figure(ok["throughput"])
-    for i, (corpus, summary) in enumerate(ok.get("quality", {}).get("corpora", {}).items()):
-        out[f"quality-{i}"] = quality_figure(corpus, summary)
-    if "decoding" in ok:
-        out["decoding"] = decoding_figure(ok["decoding"])
-    if "memory" in ok:
-        out["memory"] = memory_figure(ok["memory"])
-    if "specialisation" in ok:
-        out["specialisation"] = specialisation_figure(ok["specialisation"])
-    return out

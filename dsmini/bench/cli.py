@@ -21,27 +21,18 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from dsmini.checkpoint import replace_file
 from dsmini.training import pick_device
 
-from . import attention, decoding, memory, mtp, peer, quality, recipe, responsiveness, specialisation, throughput
-from .charts import CHART_DIR, RESULTS_DIR, chart_file, figures
-from .common import SECTIONS, Plan, full_plan, quick_plan
+from .charts import CHART_DIR, RESULTS_DIR, chart_file
+from .common import Plan, full_plan, quick_plan
 from .machine import load_average, machine_info
-from .report import render_markdown, render_section
-
-# throughput first, while nothing else of ours has run; the sections with parallel workers last
-RUN_ORDER = ("throughput", "memory", "decoding", "mtp", "app", "quality", "specialisation", "recipe", "attention",
-             "peer")
-RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
-    "throughput": throughput.run, "quality": quality.run, "decoding": decoding.run,
-    "memory": memory.run, "mtp": mtp.run, "app": responsiveness.run, "specialisation": specialisation.run,
-    "recipe": recipe.run, "attention": attention.run, "peer": peer.run,
-}
+from .report import figures, render_markdown, render_section
+from .sections import BY_NAME, RUN_ORDER, SECTION_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m dsmini.bench",
         description="Benchmark dsmini side by side with its baselines; writes BENCHMARKS.md and its raw numbers.",
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes, seconds in total (tests use it); numbers mean nothing")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, seconds in total (tests use it); numbers mean nothing")
     p.add_argument("--corpus", nargs="+", action="extend", default=[], metavar="NAME|PATH",
                    help="extra corpora for the quality section (built-in name or .txt, one name per line)")
     p.add_argument("--out", default=None, help=f"folder for BENCHMARKS.md, and {RESULTS_DIR}/ below it for bench.json "
@@ -58,11 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="write a --quick run over a full run's results in --out, or drop the sections of earlier "
                    "runs that this one did not measure (default: keep them)")
-    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--sections", default=",".join(SECTION_NAMES),
+                   help=f"comma-separated subset of {','.join(SECTION_NAMES)}")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu",
                    help="where every section's models run (default cpu, so numbers compare with earlier runs; "
                    "auto: CUDA, else MPS, else CPU); refused when not available")
-    p.add_argument("--threads", type=int, default=1, help="torch threads for everything but the thread sweep (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for everything but the thread sweep (default 1)")
     p.add_argument("--steps", type=int, default=None, help="quality: training steps per run (default 3000; quick 30)")
     p.add_argument("--ru-steps", type=int, default=None, help="quality: steps on ru-names (default 1000; quick 30)")
     p.add_argument("--target", action="append", default=[], metavar="CORPUS=LOSS",
@@ -117,16 +111,16 @@ def _device(requested: str, parser: argparse.ArgumentParser) -> str:
 
 def _sections(text: str, parser: argparse.ArgumentParser) -> list[str]:
     chosen = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in SECTIONS]
+    unknown = [s for s in chosen if s not in BY_NAME]
     if unknown or not chosen:
-        parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
+        parser.error(f"unknown sections {unknown}; choose from {','.join(SECTION_NAMES)}")
     return chosen
 
 
 def run_section(name: str, plan: Plan) -> dict[str, Any]:
     """One section's results; a failure becomes {"error": ...} so the other sections still run."""
     try:
-        return RUNNERS[name](plan)
+        return BY_NAME[name].run(plan)
     except Exception as err:  # the report shows which section failed and why; the traceback goes to stderr
         traceback.print_exc()
         return {"error": f"{type(err).__name__}: {err}"}
@@ -169,7 +163,8 @@ def earlier_results(out: Path, quick: bool, replace: bool) -> dict[str, Any]:
 
 def write_outputs(results: dict[str, Any], out: Path) -> None:
     """BENCHMARKS.md, bench.json and the charts, in section order; each file replaced whole (atomically)."""
-    results = {**results, "sections": {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}}
+    sections = results["sections"]
+    results = {**results, "sections": {n: sections[n] for n in SECTION_NAMES if n in sections}}
     (out / CHART_DIR).mkdir(parents=True, exist_ok=True)
     replace_file(raw_path(out), (json.dumps(results, indent=1, ensure_ascii=False) + "\n").encode())
     charts = {out / chart_file(name): fig for name, fig in figures(results).items()}
@@ -198,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {**machine_info(argv, args.threads, plan.device), "plan": plan.to_dict()}
     results: dict[str, Any] = {"meta": meta, "sections": {n: s for n, s in kept.items() if n not in chosen}}
     try:
-        for name in (n for n in RUN_ORDER if n in chosen):
+        for name in (s.name for s in RUN_ORDER if s.name in chosen):
             results["sections"][name] = run_section(name, plan)
             print(render_section(name, results["sections"][name], results["meta"]["plan"]), flush=True)
             results["meta"].update(seconds=time.perf_counter() - start, load_at_end=load_average())

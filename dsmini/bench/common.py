@@ -25,8 +25,6 @@ import torch
 from dsmini.training import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("throughput", "quality", "decoding", "memory", "mtp", "app", "specialisation", "recipe", "attention",
-            "peer")
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ def run(plan: Plan) -> dict[str, Any]:
             "skipped": f"no checkpoint at {path}"}
         progress.step(name)
     progress.close()
-    return {"prefix_chars": PREFIX_CHARS, "repeats": plan.spec_repeats, "cost_calls": _cost_calls(plan), "checkpoints": result,
-            "load_average": [load_at_start, [round(x, 2) for x in os.getloadavg()]]}
+    return {"prefix_chars": PREFIX_CHARS, "repeats": plan.spec_repeats, "cost_calls": _cost_calls(plan),
+            "checkpoints": result, "load_average": [load_at_start, [round(x, 2) for x in os.getloadavg()]]}
 
 
 def _cost_calls(plan: Plan) -> int:

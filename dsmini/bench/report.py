@@ -1,8 +1,9 @@
-"""bench results (plain dicts) -> BENCHMARKS.md text. Pure: no measuring, no files.
+"""bench results (plain dicts) -> BENCHMARKS.md text and the charts. Pure: no measuring, no files.
 
 This module assembles the document: the headline, the machine table and each section under its
-title. The sections' own markdown is in `report_sections.py` (1-6) and `report_specialisation.py`
-(7), the shared number and table formatting in `report_format.py`.
+title, in the order `sections.py` registers them. Each section's own markdown, headline bullets and
+figures are the functions registered there (`report_sections.py` for 1-6, a `report_<name>.py` each
+for 7-10, `charts.py`); the shared number and table formatting is in `report_format.py`.
 
 `render_section` is also what the CLI prints after each section, so the terminal and the file
 show the same tables.
@@ -12,80 +13,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from .archs import BASELINE
-from .charts import RESULTS_DIR
-from .common import SECTIONS
-from .report_attention import attention_headline, attention_md
-from .report_format import md_table
-from .report_peer import peer_headline, peer_md
-from .report_recipe import recipe_headline, recipe_md
-from .report_sections import app_md, decoding_md, dense_vs_full_line, memory_md, mtp_md, quality_md, throughput_md
-from .report_specialisation import specialisation_headline, specialisation_md
+import plotly.graph_objects as go
 
-TITLES = {
-    "throughput": "1. Training throughput",
-    "quality": "2. Quality at a fixed budget",
-    "decoding": "3. Decoding",
-    "memory": "4. KV-cache memory",
-    "mtp": "5. MTP self-speculative decoding",
-    "app": "6. App responsiveness",
-    "specialisation": "7. Expert specialisation by domain",
-    "recipe": "8. The training recipe, by the clock",
-    "attention": "9. Attention types on full names",
-    "peer": "10. Time to quality against a plain GPT",
-}
-RENDERERS = {"throughput": throughput_md, "quality": quality_md, "decoding": decoding_md, "memory": memory_md,
-             "mtp": mtp_md, "app": app_md, "specialisation": specialisation_md,
-             "recipe": recipe_md, "attention": attention_md, "peer": peer_md}
+from .charts import RESULTS_DIR
+from .report_format import md_table
+from .sections import BY_NAME, REPORT_ORDER, Section
 
 
 def render_section(name: str, section: dict[str, Any], plan: dict[str, Any]) -> str:
-    body = f"Failed: `{section['error']}`" if "error" in section else RENDERERS[name](section, plan)
+    body = f"Failed: `{section['error']}`" if "error" in section else BY_NAME[name].render(section, plan)
     kept = f"\n_Kept from an earlier run, measured {section['measured']}._\n" if "measured" in section else ""
-    return f"## {TITLES[name]}\n\n{body}\n{kept}"
+    return f"## {BY_NAME[name].heading}\n\n{body}\n{kept}"
 
 
-# ---------------------------------------------------------------------------------------------
-# The document
+def _measured(sections: dict[str, Any]) -> list[tuple[Section, dict[str, Any]]]:
+    """(registered section, its results) for each section that ran without an error, in report order."""
+    return [(s, sections[s.name]) for s in REPORT_ORDER if s.name in sections and "error" not in sections[s.name]]
 
 
 def headline(sections: dict[str, Any]) -> list[str]:
     """The key ratios, one bullet each, for whichever sections ran."""
-    ok = {k: v for k, v in sections.items() if "error" not in v}
-    lines = []
-    if "throughput" in ok:
-        t = ok["throughput"]
-        lines.append(f"Full model (MLA + MoE + MTP) trains at **{t['archs']['full']['ratio']:.2f}x** the dense "
-                     f"baseline's tokens/s; one MoE layer costs **{t['moe_layer']['ratio']:.2f}x** a dense FFN of "
-                     f"equal active size.")
-    if "quality" in ok:
-        for corpus, summary in ok["quality"]["corpora"].items():
-            full = summary["runs"].get("full")
-            base = summary["runs"].get(BASELINE)
-            if full and base:
-                lines.append(f"`{corpus}`: val loss after {full['steps_done']:,} steps **{full['final_val']:.3f}** "
-                             f"nats/char (full) vs {base['final_val']:.3f} (dense baseline).")
-            if summary.get("dense_vs_full"):
-                lines.append(f"`{corpus}`, equal wall-clock: {dense_vs_full_line(summary['dense_vs_full'])}")
-    if "memory" in ok:
-        small = ok["memory"]["presets"].get("small") or next(iter(ok["memory"]["presets"].values()))
-        lines.append(f"MLA's KV cache is **{small['mla']['vs_mha']:.1%}** of MHA's per token.")
-    if "mtp" in ok:
-        for name, r in ok["mtp"]["checkpoints"].items():
-            if "skipped" not in r:
-                chained = f" (chained depth {r['mtp_depth']})" if r.get("mtp_depth", 1) > 1 else ""
-                lines.append(f"MTP drafts on `{name}`{chained}: **{r['acceptance_rate']:.0%}** accepted, "
-                             f"{r['chars_per_forward']:.2f} chars per forward pass, **{r['speedup']:.2f}x** wall-clock.")
-    if "specialisation" in ok:
-        lines.append(specialisation_headline(ok["specialisation"]))
-    if "recipe" in ok:
-        lines.append(recipe_headline(ok["recipe"]))
-    if "attention" in ok:
-        lines.append(attention_headline(ok["attention"]))
-    if "peer" in ok:
-        lines.append(peer_headline(ok["peer"]))
-    return [f"- {line}" for line in lines]
+    return [f"- {line}" for section, measured in _measured(sections) for line in section.headline(measured)]
 
+
+def figures(results: dict[str, Any]) -> dict[str, go.Figure]:
+    """Every figure the results allow, by name (see `charts.chart_file`); sections that failed have none."""
+    return {name: fig for section, measured in _measured(results.get("sections", {}))
+            for name, fig in section.charts(measured).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The document
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -110,7 +68,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Produced by `{meta['command']}` (raw numbers: `{RESULTS_DIR}/bench.json`). Run it again to refresh.",
     ]
     if plan["quick"]:
-        parts.append("> **Quick mode**: tiny sizes that exercise every measurement in seconds; the numbers mean nothing.")
+        parts.append("> **Quick mode**: tiny sizes that exercise every measurement in seconds; "
+                     "the numbers mean nothing.")
     summary = headline(sections)
     if summary:
         parts += ["## Headline", "\n".join(summary)]
@@ -120,5 +79,5 @@ def render_markdown(results: dict[str, Any]) -> str:
         "data, interleaved in rounds (A B C D A B C D ...) so drift in the machine's speed hits all alike. "
         "Nothing else of this benchmark runs during the throughput section.",
     ]
-    parts += [render_section(name, sections[name], plan) for name in SECTIONS if name in sections]
+    parts += [render_section(s.name, sections[s.name], plan) for s in REPORT_ORDER if s.name in sections]
     return "\n\n".join(p.rstrip() for p in parts) + "\n"

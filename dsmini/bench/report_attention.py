@@ -29,7 +29,8 @@ def attention_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"28-40 characters). Preset `{s['preset']}`, the full model (MoE + MTP) with only the attention type changed, "
         f"the same seed and batches, {fmt_int(s['steps'])} steps of batch {s['batch_size']} (AdamW, lr 3e-3, cosine). "
         f"*Val after steps*: the whole val split after the last step. *Val at equal time*: each run's val curve "
-        f"(a point every {s['eval_every']} steps against training seconds) read at {fmt_num(s['budget_seconds'], 1)} s, "
+        f"(a point every {s['eval_every']} steps against training seconds) read at "
+        f"{fmt_num(s['budget_seconds'], 1)} s, "
         f"the fastest run's total (– : that run had no point yet). Tokens/s: training targets per second of "
         f"training. {load}: seconds compare between runs, not with a lone run's. Cache: bytes per token of the "
         f"real decoding cache (float32), the DSA row includes its indexer keys.",
@@ -67,11 +68,11 @@ def _cue_row(key: str, r: dict[str, Any]) -> list[str]:
             *(share(f) for f in ("cue_surname", "cue_first", "cue_either", "density"))]
 
 
-def attention_headline(s: dict[str, Any]) -> str:
+def attention_headline(s: dict[str, Any]) -> list[str]:
     runs = s["runs"]
     best = min(runs, key=lambda k: runs[k]["final_val"])
     vals = ", ".join(f"{SHORT[k]} {r['final_val']:.3f}" for k, r in runs.items())
     cue = "; ".join(f"{SHORT[k]} selects the gender cue for {runs[k]['cue_either']:.0%} of its decision queries' "
                     f"heads (density {runs[k]['density']:.0%})" for k in ("dsa", "moba") if k in runs)
-    return (f"Attention types on `{s['corpus']}` after {s['steps']:,} steps: best val **{SHORT[best]}** "
-            f"({vals}); {cue}.")
+    return [f"Attention types on `{s['corpus']}` after {s['steps']:,} steps: best val **{SHORT[best]}** "
+            f"({vals}); {cue}."]

@@ -39,8 +39,8 @@ def peer_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ])
 
 
-def peer_headline(s: dict[str, Any]) -> str:
+def peer_headline(s: dict[str, Any]) -> list[str]:
     ratio = s["time_ratio"]
     when = "never reach its final val" if ratio is None else f"reach its final val in **{ratio:.2f}x** its time"
-    return (f"Against a plain GPT on `{s['runs'][PEER]['corpus']}`: dsmini's `train` defaults {when}; best val "
-            f"**{s['runs'][DSMINI]['best_val']:.3f}** vs {s['runs'][PEER]['best_val']:.3f}.")
+    return [f"Against a plain GPT on `{s['runs'][PEER]['corpus']}`: dsmini's `train` defaults {when}; best val "
+            f"**{s['runs'][DSMINI]['best_val']:.3f}** vs {s['runs'][PEER]['best_val']:.3f}."]

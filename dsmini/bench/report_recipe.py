@@ -36,12 +36,13 @@ def recipe_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             f"{fmt_int(first['n_train'])} training names, {fmt_int(first['n_val'])} val names, dropout "
             f"{first['dropout']:g}; the budget: {c['budget_seconds']:.1f} s of training steps at the timed speed.",
             md_table(["recipe", "what", "ms/step (vs adamw)", "optimizer share", "steps in the budget",
-                      "best val, equal time", "final, equal time", "best val, equal steps", "final, equal steps"], rows),
+                      "best val, equal time", "final, equal time", "best val, equal steps", "final, equal steps"],
+                     rows),
         ]
     return "\n\n".join(parts)
 
 
-def recipe_headline(s: dict[str, Any]) -> str:
+def recipe_headline(s: dict[str, Any]) -> list[str]:
     bits = []
     for corpus, c in s["corpora"].items():
         win_t, win_n = c[f"winner_{EQUAL_TIME}"], c[f"winner_{EQUAL_STEPS}"]
@@ -49,7 +50,7 @@ def recipe_headline(s: dict[str, Any]) -> str:
         bits.append(f"`{corpus}` at equal wall-clock **`{win_t}`** "
                     f"({c['rows'][win_t][EQUAL_TIME]['best_val']:.3f}, optimizer share {share:.0%}), at equal steps "
                     f"`{win_n}` ({c['rows'][win_n][EQUAL_STEPS]['best_val']:.3f})")
-    return "Training recipe by the clock: " + "; ".join(bits) + "."
+    return ["Training recipe by the clock: " + "; ".join(bits) + "."]
 
 
 def _marked(text: str, best: bool) -> str:

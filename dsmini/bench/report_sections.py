@@ -1,8 +1,8 @@
 """Markdown of the benchmark's speed and size sections (1-6): throughput, quality, decoding, memory, MTP, app.
 
-Each `<section>_md(results, plan)` turns that section's plain-dict results into its body text;
-`report.render_section` adds the title. Section 7 is long enough for its own module
-(`report_specialisation.py`).
+Each `<section>_md(results, plan)` turns that section's plain-dict results into its body text and
+`<section>_headline(results)` into its headline bullets; `report.render_section` adds the title.
+Sections 7-10 are long enough for a module each (`report_specialisation.py`, ...).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     archs, moe, targets = s["archs"], s["moe_layer"], s["targets"]
     rows = [
         [arch_label(k), a["attn_type"], a["ffn_type"], str(a["mtp_depth"]), fmt_int(a["params_active_main"]),
-         fmt_int(a["params_active_all"]), fmt_int(a["params_total"]), fmt_int(a["tokens_per_sec"]), f"{a['ratio']:.2f}x"]
+         fmt_int(a["params_active_all"]), fmt_int(a["params_total"]), fmt_int(a["tokens_per_sec"]),
+         f"{a['ratio']:.2f}x"]
         for k, a in archs.items()
     ]
     full = archs["full"]["ratio"]
@@ -58,7 +59,8 @@ def throughput_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
            f"the real tokens only. Without the mask (every row real) the MoE layer is "
            f"{moe['ratio_all_rows']:.2f}x the dense FFN."),
         md_table(["layer", "fwd+bwd ms", "forward ms"], [
-            [f"dense SwiGLU, hidden {moe['dense_hidden']}", fmt_num(moe["dense_ms"], 3), fmt_num(moe["dense_forward_ms"], 3)],
+            [f"dense SwiGLU, hidden {moe['dense_hidden']}", fmt_num(moe["dense_ms"], 3),
+             fmt_num(moe["dense_forward_ms"], 3)],
             [f"MoE: {moe['n_shared_experts']} shared + {moe['n_routed_experts']} routed (top-{moe['top_k']}), "
              f"hidden {moe['moe_inter_dim']} each", fmt_num(moe["moe_ms"], 3), fmt_num(moe["moe_forward_ms"], 3)],
         ]),
@@ -89,6 +91,11 @@ def _other_batches_md(s: dict[str, Any], targets: dict[str, float]) -> str:
         f"tokens/s, an MoE layer <= {targets['moe_overhead']}x a dense FFN):",
         md_table(["batch", "full vs dense tokens/s", "MoE layer vs dense FFN", "MTP share of a full step"], rows),
     ])
+
+
+def throughput_headline(s: dict[str, Any]) -> list[str]:
+    return [f"Full model (MLA + MoE + MTP) trains at **{s['archs']['full']['ratio']:.2f}x** the dense baseline's "
+            f"tokens/s; one MoE layer costs **{s['moe_layer']['ratio']:.2f}x** a dense FFN of equal active size."]
 
 
 def _quality_corpus_md(corpus: str, summary: dict[str, Any], index: int) -> str:
@@ -194,8 +201,8 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     )
     device = s.get("device", "cpu")  # older results have no device: they all ran on the CPU
     device = f" Models trained on `{device}`" + (" (bf16 autocast)." if device.startswith("cuda") else ".")
-    ru = (f" `ru-names` trains {plan['ru_steps']:,} steps instead of {plan['steps']:,} to keep the full run under an hour."
-          if "ru-names" in s["corpora"] and plan["ru_steps"] != plan["steps"] else "")
+    ru = (f" `ru-names` trains {plan['ru_steps']:,} steps instead of {plan['steps']:,} to keep the full run under "
+          "an hour." if "ru-names" in s["corpora"] and plan["ru_steps"] != plan["steps"] else "")
     parts = [
         f"Preset `{s['preset']}` per architecture, the shipped checkpoints' recipe (AdamW, lr 3e-3, batch "
         f"{s['batch_size']}, warmup then cosine), seeded split as in training (`prepare_corpus(names, "
@@ -210,6 +217,18 @@ def quality_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def quality_headline(s: dict[str, Any]) -> list[str]:
+    lines = []
+    for corpus, summary in s["corpora"].items():
+        full, base = summary["runs"].get("full"), summary["runs"].get(BASELINE)
+        if full and base:
+            lines.append(f"`{corpus}`: val loss after {full['steps_done']:,} steps **{full['final_val']:.3f}** "
+                         f"nats/char (full) vs {base['final_val']:.3f} (dense baseline).")
+        if summary.get("dense_vs_full"):
+            lines.append(f"`{corpus}`, equal wall-clock: {dense_vs_full_line(summary['dense_vs_full'])}")
+    return lines
+
+
 def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     archs, lengths = s["archs"], s["prefix_lengths"]
     rows = [[str(n)] + [f"{fmt_num(c['cached_ms'][i], 3)} / {fmt_num(c['uncached_ms'][i], 3)}" for c in archs.values()]
@@ -221,7 +240,8 @@ def decoding_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         for k, c in archs.items()
     ]
     mla = {k: c for k, c in archs.items() if "naive_cached_ms" in c}
-    mla_rows = [[str(n)] + [f"{fmt_num(c['naive_cached_ms'][i], 3)} / {fmt_num(c['cached_ms'][i], 3)}" for c in mla.values()]
+    mla_rows = [[str(n)] + [f"{fmt_num(c['naive_cached_ms'][i], 3)} / {fmt_num(c['cached_ms'][i], 3)}"
+                            for c in mla.values()]
                 for i, n in enumerate(lengths)]
     b = s["batched"]
     batched = (f"`generate(n={b['n']:,})` on the shipped `ru-names` checkpoint (sampling, temperature 1, one batch): "
@@ -247,8 +267,9 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     rows, ratios = [], []
     for name, by_attn in s["presets"].items():
         for attn, r in by_attn.items():
-            rows.append([name, attn, str(r["n_layers"]), fmt_int(r["values_per_token"]), fmt_int(r["formula_values_per_token"]),
-                         fmt_int(r["bytes_per_token"]), f"{r['vs_mha']:.1%}", "yes" if r["equal"] else "**NO**"])
+            rows.append([name, attn, str(r["n_layers"]), fmt_int(r["values_per_token"]),
+                         fmt_int(r["formula_values_per_token"]), fmt_int(r["bytes_per_token"]), f"{r['vs_mha']:.1%}",
+                         "yes" if r["equal"] else "**NO**"])
         ratios.append(f"preset `{name}`: **MLA/MHA = {by_attn['mla']['vs_mha']:.1%}**")
     ref = s["v2_reference"]
     return "\n\n".join([
@@ -263,6 +284,11 @@ def memory_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ])
 
 
+def memory_headline(s: dict[str, Any]) -> list[str]:
+    small = s["presets"].get("small") or next(iter(s["presets"].values()))
+    return [f"MLA's KV cache is **{small['mla']['vs_mha']:.1%}** of MHA's per token."]
+
+
 def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     rows, costs, batched = [], [], []
     for name, r in s["checkpoints"].items():
@@ -273,8 +299,9 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             by_depth = " / ".join(f"{v['rate']:.1%}" for v in c["acceptance_by_depth"].values())
             rows.append([name, str(c["depth"]), str(r["prefixes"]), f"{c['acceptance_rate']:.1%}", by_depth,
                          f"{c['chars_per_forward']:.2f}", fmt_num(r["greedy_ms_per_name"]),
-                         fmt_num(c["speculative_ms_per_name"]), f"**{c['speedup']:.2f}x**", f"{c['ceiling_speedup']:.2f}x",
-                         f"{c['bound_speedup']:.2f}x", "yes (asserted)" if r["same_outputs"] else "**NO**"])
+                         fmt_num(c["speculative_ms_per_name"]), f"**{c['speedup']:.2f}x**",
+                         f"{c['ceiling_speedup']:.2f}x", f"{c['bound_speedup']:.2f}x",
+                         "yes (asserted)" if r["same_outputs"] else "**NO**"])
         pc = r["pass_costs"]
         main = " / ".join(fmt_num(v) for k, v in pc.items() if k.startswith("main_pass"))
         drafts = " / ".join(fmt_num(v) for k, v in pc.items() if k.startswith("mtp_step"))
@@ -291,20 +318,33 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         f"character per main-model pass. *Acceptance per depth*: a depth-j draft is checked only when the j - 1 drafts "
         f"before it in its round stood, so depth 2's rate is given depth 1's success.",
         md_table(["checkpoint", "drafts per round", "names", "acceptance", "per depth", "chars per main pass",
-                  "greedy ms/name", "speculative ms/name", "speed-up", "ceiling", "bound", "same output as greedy"], rows),
-        f"Pass costs at batch 1, ms (median of 5 rounds of {s.get('cost_calls', 200)} calls, all in turns): the prefill of `[B]` + 2 characters, "
+                  "greedy ms/name", "speculative ms/name", "speed-up", "ceiling", "bound", "same output as greedy"],
+                 rows),
+        f"Pass costs at batch 1, ms (median of 5 rounds of {s.get('cost_calls', 200)} calls, all in turns): the "
+        "prefill of `[B]` + 2 characters, "
         "a main pass over the cache with 1, 2, ... new tokens (1 is plain greedy's; s tokens verify s - 1 drafts), one "
         "step of each MTP module. A plain name costs its prefill plus one 1-token pass per further character; a "
         "speculative one its prefill plus, per round, a (k + 1)-token verify pass and k MTP steps. *Ceiling*: those "
-        "costs with the measured rounds; *bound*: the same rounds if a verify pass cost a plain one and drafting nothing.",
-        md_table(["checkpoint", "MTP depth", "prefill", "main pass, 1 / 2 / ... tokens", "MTP step, module 1 / 2 / ..."],
-                 costs),
+        "costs with the measured rounds; *bound*: the same rounds if a verify pass cost a plain one and drafting "
+        "nothing.",
+        md_table(["checkpoint", "MTP depth", "prefill", "main pass, 1 / 2 / ... tokens",
+                  "MTP step, module 1 / 2 / ..."], costs),
         "All the names as one batch (`speculative_generate` with the full chain, each row accepting its own drafts; "
         "greedy output asserted equal to plain per row in tests/test_speculative.py) vs the same loop with drafting "
         "off, ms per name:",
         md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
         f"Load average (1/5/15 min) {start} at the section's start, {end} at its end." if start else "",
     ])
+
+
+def mtp_headline(s: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, r in s["checkpoints"].items():
+        if "skipped" not in r:
+            chained = f" (chained depth {r['mtp_depth']})" if r.get("mtp_depth", 1) > 1 else ""
+            lines.append(f"MTP drafts on `{name}`{chained}: **{r['acceptance_rate']:.0%}** accepted, "
+                         f"{r['chars_per_forward']:.2f} chars per forward pass, **{r['speedup']:.2f}x** wall-clock.")
+    return lines
 
 
 def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:

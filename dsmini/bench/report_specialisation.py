@@ -133,8 +133,8 @@ def _page_run_md(s: dict[str, Any]) -> str:
         f"(`domain_mi_initial`: {' / '.join(fmt_num(v, 3) for v in s['mi_initial'])} bits). Specialised: some layer "
         f">= {s['factor']:.0f}x its untrained value.",
         f"Start to specialised: {outcome}.",
-        md_table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})", "best x untrained"],
-               rows),
+        md_table(["step", "seconds since Start", "val loss", f"MI per layer ({_layers(s['layers'])})",
+                  "best x untrained"], rows),
     ])
 
 
@@ -152,7 +152,7 @@ def specialisation_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
     ])
 
 
-def specialisation_headline(s: dict[str, Any]) -> str:
+def specialisation_headline(s: dict[str, Any]) -> list[str]:
     summary, verdict = s["routers"]["summary"], s["routers"]["verdict"]
     top = summary[verdict["top"]]
     parts = [
@@ -171,4 +171,4 @@ def specialisation_headline(s: dict[str, Any]) -> str:
     reached = s["page_run"]["reached"]
     parts.append(f"a Train-page run specialises in **{reached['seconds']:.0f} s** (step {reached['step']})" if reached
                  else "a Train-page run did **not** specialise within its steps")
-    return "; ".join(parts) + "."
+    return ["; ".join(parts) + "."]

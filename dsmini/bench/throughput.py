@@ -59,7 +59,8 @@ def _training_loop(key: str, plan: Plan, data: CorpusData, **overrides: Any) -> 
     cfg = dataclasses.replace(cfg, **overrides)
     steps = plan.warmup_steps + plan.rounds * plan.steps_per_round + 1
     # eval and sampling past the last step we take: the loop measured is pure training
-    train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0, device=plan.device)
+    train_cfg = TrainConfig(steps=steps + 1, batch_size=plan.batch_size, eval_every=steps + 1, sample_every=0,
+                            device=plan.device)
     trainer = Trainer(cfg, train_cfg, data)
     return trainer, trainer.run()
 
@@ -106,7 +107,8 @@ def training_throughput(plan: Plan, data: CorpusData, progress: Progress) -> dic
                           ratio=median(ratios), ratio_rounds=ratios)
     # tokens/s is steps/s times the same tokens: 1 - full/without is the share of a full step MTP takes
     shares = [1 - f / w for f, w in zip(per_round["full"], without_mtp, strict=True)]
-    mtp = {"tokens_per_sec_without_mtp": median(without_mtp), "share_of_full_step": median(shares), "share_rounds": shares}
+    mtp = {"tokens_per_sec_without_mtp": median(without_mtp), "share_of_full_step": median(shares),
+           "share_rounds": shares}
     return {"archs": archs, "mtp_block": mtp}
 
 
@@ -134,7 +136,7 @@ def moe_layer_overhead(plan: Plan, data: CorpusData, progress: Progress) -> dict
     torch.manual_seed(0)
     moe = MoE(cfg, layer_id=cfg.n_dense_layers).to(plan.device).train()
     dense = Expert(cfg.d_model, active_ffn_dim(cfg)).to(plan.device).train()
-    x = torch.randn(plan.batch_size, data.block_size, cfg.d_model, device=plan.device)  # (b, t, d) a training batch's worth
+    x = torch.randn(plan.batch_size, data.block_size, cfg.d_model, device=plan.device)  # (b, t, d) a batch's worth
     _, targets = get_batch(data.train.x, data.train.y, plan.batch_size, torch.Generator().manual_seed(0))
     real = ForwardOptions(valid=(targets != IGNORE_INDEX).to(plan.device))  # (b, t) as training masks it
     flat = x.flatten(0, 1)  # (n, d)
