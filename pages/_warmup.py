@@ -3,7 +3,7 @@ process in a background thread, so the first students on a page find its view an
 
 A page's first load on a checkpoint pays its view (up to seconds: the Experts analysis, the MTP
 drafts) and its figures; `ui.computed` and `ui.shared_figure` then share them with every session. Here
-the same calls (`dsmini/probes/pages.py` `default_calls`: each page's view, default settings and default
+the same calls (`dsmini/page_views.py` `default_calls`: each page's view, default settings and default
 figures, in both languages) are made ahead of time, the sessions' default checkpoints first; most views
 are read from the files `python -m dsmini warm` stores beside the checkpoints (dsmini/view_store.py).
 app.py starts it after its first script run, so the first page never waits for it; `python -m dsmini
@@ -27,7 +27,7 @@ import threading
 import time
 
 from dsmini.i18n import LANGUAGES
-from dsmini.probes.pages import LANG, default_calls
+from dsmini.page_views import LANG, default_calls
 from pages import _ui as ui
 
 WARMUP_ENV = "DSMINI_WARMUP"

@@ -9,8 +9,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dsmini"
 MAX_ROOT_MODULES = 15
-# Each folder may import only what sits below it (README, "Where each concept lives"); the root's modules
-# (config, i18n, single_flight, version) are below everything.
+# Each folder may import only what sits below it (README, "Where each concept lives"). These root modules sit
+# below every folder; the others (the package's facade, the CLI's entry, the page registry) above them all.
+BASE_MODULES = {"dsmini.config", "dsmini.i18n", "dsmini.single_flight", "dsmini.version"}
 ALLOWED = {
     "model": set(),
     "data": {"model"},
@@ -114,6 +115,10 @@ def test_lower_layers_never_import_upper_ones(graph):
             if other is not None and other != own and other not in ALLOWED[own]:
                 wrong.append(f"{module} -> {target}")
     assert wrong == []
+
+
+def test_the_base_modules_import_no_folder(graph):
+    assert {module: sorted(graph[module]) for module in BASE_MODULES if graph[module] - BASE_MODULES} == {}
 
 
 def test_the_root_keeps_few_modules():

@@ -1,5 +1,5 @@
 """Probes: traces are plain data with the routing invariants, and tracing never touches the model; each
-page's view (dsmini.probes.pages) on the shipped checkpoints."""
+page's view (dsmini.page_views) on the shipped checkpoints."""
 
 import math
 from pathlib import Path
@@ -28,7 +28,7 @@ from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, model_facts
 from dsmini.probes.experts import MAX_NAMES
 from dsmini.probes.generation import GenerateSettings, HomeSettings, generate_view, home_names, home_view, name_trace
 from dsmini.probes.mtp import MTPSettings, acceptance_stats, mtp_view
-from dsmini.probes.pages import PAGES
+from dsmini.page_views import PAGES
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from dsmini.probes.training import corpus_view
 
@@ -151,7 +151,7 @@ def test_loss_curves():
 
 
 # ---------------------------------------------------------------------------------------------
-# The pages' views (dsmini.probes.pages), on the shipped checkpoints
+# The pages' views (dsmini.page_views), on the shipped checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from dsmini.model.limits import count_params
 from dsmini.model.rope import rope_angles
 from dsmini.model.sparse_attention import fenwick_levels, indexer_kl
 from dsmini.probes.attention import trace_attention
-from dsmini.probes.pages import PAGES
+from dsmini.page_views import PAGES
 from dsmini.training import Trainer
 
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "en-names"

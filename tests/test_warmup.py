@@ -5,7 +5,7 @@ import dataclasses
 import functools
 import threading
 
-from dsmini.probes.pages import LANG, PAGES
+from dsmini.page_views import LANG, PAGES
 from pages import _ui as ui
 from pages import _warmup
 

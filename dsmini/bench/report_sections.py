@@ -356,7 +356,7 @@ def app_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
             rows.append([f"`pages/{page}.py`", ckpt, calls, fmt_num(r["total_ms"], 0), ok])
             notes += [f"- `{page}` on {ckpt}: {note}" for note in r["notes"]]
     return "\n\n".join(p for p in [
-        f"Each page's main computation: its view (the probe the page caches, `dsmini/probes/pages.py`) with the "
+        f"Each page's main computation: its view (the probe the page caches, `dsmini/page_views.py`) with the "
         f"page's default settings, then that view's figures, each timed directly, ms, median of {s['repeats']}. "
         f"Widget layout and the browser are not included; the pages cache this work, so it is paid once per "
         f"checkpoint and settings. Budget: {s['budget_ms'] / 1000:.0f} s.",

@@ -1,6 +1,6 @@
 """Section 6: each explorer page's work on the shipped checkpoints, timed directly.
 
-A page's work is its entry in `dsmini.probes.pages.PAGES`: the probe the page caches and lays out,
+A page's work is its entry in `dsmini.page_views.PAGES`: the probe the page caches and lays out,
 called with the page's default settings (its first load), then the figure calls of that default
 view, each timed on its own, median of repeats. Probes behind a button (on demand) are timed once
 each (the MTP speed button times decoding itself, for seconds), as notes outside the page's total.
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from dsmini.checkpoint import Checkpoint, load_checkpoint
 from dsmini.data import load_corpus
-from dsmini.probes.pages import PAGES, PageWork
+from dsmini.page_views import PAGES, PageWork
 
 from .common import Plan, Progress, median, timed
 
@@ -87,7 +87,7 @@ def time_page(stem: str, ckpt: Checkpoint | None, shipped: dict[str, Checkpoint]
     on-demand probes as notes."""
     work = PAGES.get(stem)
     if work is None:
-        return _untimed("no entry in dsmini/probes/pages.py: not timed")
+        return _untimed("no entry in dsmini/page_views.py: not timed")
     if ckpt is None:
         return _untimed(f"no shipped `{work.model}` checkpoint: not timed")
     reason = work.not_shown(ckpt)
@@ -105,7 +105,7 @@ def time_page(stem: str, ckpt: Checkpoint | None, shipped: dict[str, Checkpoint]
             ms, _ = CallTimer(1).measure(fn, *args, default)
             notes.append(f"`{fn.__name__}` (on demand, behind a button) {ms:.0f} ms, not in the total")
     except Exception as err:  # a probe mid-change: say so, keep benchmarking the others
-        return {**_untimed(f"probe failed ({type(err).__name__}: {err}); see dsmini/probes/pages.py"),
+        return {**_untimed(f"probe failed ({type(err).__name__}: {err}); see dsmini/page_views.py"),
                 "calls": timer.calls}
     total = sum(c["ms"] for c in timer.calls)
     return {"calls": timer.calls, "total_ms": total, "within_budget": total < BUDGET_MS, "notes": notes}

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from dsmini.checkpoint import Checkpoint, load_checkpoint, scan_checkpoints
-from dsmini.probes.pages import default_calls
+from dsmini.page_views import default_calls
 from dsmini.probes.store import entry_key, write_views
 
 from .threads import THREADS_HELP, set_threads

@@ -3,7 +3,7 @@ class at once: `python -m dsmini warm --checkpoints checkpoints` writes them, th
 
 A fresh server's first sessions would otherwise wait for each page's first computation (the Experts
 analysis, the MTP drafts, Compare: seconds each, many times that while a class arrives). Each shipped
-checkpoint's default views (`dsmini/probes/pages.py`) are stored in `<checkpoints>/.views/<name>.json`
+checkpoint's default views (`dsmini/page_views.py`) are stored in `<checkpoints>/.views/<name>.json`
 (the tree of each view: dataclasses, lists, numbers, text) and `<name>.safetensors` (its tensors), and
 are used only while both keys match:
 - the checkpoint: the sha256 of its checkpoint.json as read now (which holds its weights' sha256), and

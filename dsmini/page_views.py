@@ -28,15 +28,22 @@ from dsmini.charts.experts import (
 from dsmini.charts.mtp import acceptance_by_letter_figure, acceptance_by_position_figure, draft_timeline_figure
 from dsmini.charts.mtp_chain import chain_figure
 from dsmini.checkpoint import Checkpoint
-
-from . import lesson
-from .attention import AttentionSettings, AttentionTrace, attention_view
-from .cache import KVCacheView, kv_cache_view
-from .compare import COMPARE_DEFAULTS, DEFAULT_PAIR, CompareView, compare_view
-from .generation import GenerateSettings, GenerateView, HomeSettings, HomeView, generate_view, home_names, home_view
-from .mtp import MTPSettings, MTPView, draft_timeline, mtp_speed, mtp_view
-from .specialisation import ExpertAnalysis, experts_view
-from .training import corpus_view
+from dsmini.probes import lesson
+from dsmini.probes.attention import AttentionSettings, AttentionTrace, attention_view
+from dsmini.probes.cache import KVCacheView, kv_cache_view
+from dsmini.probes.compare import COMPARE_DEFAULTS, DEFAULT_PAIR, CompareView, compare_view
+from dsmini.probes.generation import (
+    GenerateSettings,
+    GenerateView,
+    HomeSettings,
+    HomeView,
+    generate_view,
+    home_names,
+    home_view,
+)
+from dsmini.probes.mtp import MTPSettings, MTPView, draft_timeline, mtp_speed, mtp_view
+from dsmini.probes.specialisation import ExpertAnalysis, experts_view
+from dsmini.probes.training import corpus_view
 
 LANG = "en"  # the charts the benchmark times
 Call = tuple[Callable[..., Any], tuple[Any, ...]]  # a function and its arguments
