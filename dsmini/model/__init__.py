@@ -15,8 +15,8 @@ from .cache import (
     values_per_token,
 )
 from .limits import LIMITS, ResourceLimitError, check_learning_rate, check_model_size, check_sampling, check_training
-from .moe import Expert, ExpertAblation, MoE, Routing, stack_expert_weights
-from .options import ForwardOptions
+from .moe import Expert, MoE, Routing, stack_expert_weights
+from .options import ExpertAblation, ForwardOptions
 from .transformer import IGNORE_INDEX, DSMini, ModelOutput
 
 __all__ = [
