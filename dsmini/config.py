@@ -11,12 +11,10 @@ import dataclasses
 import json
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-ATTN_TYPES = ("mla", "mha", "gqa", "mqa", "dsa", "moba", "loglinear")
-SPARSE_ATTN_TYPES = ("dsa", "moba", "loglinear")  # built on MLA's projections: dsmini/sparse_attention.py
-LATENT_ATTN_TYPES = ("mla", *SPARSE_ATTN_TYPES)  # cache MLA's latent c_kv and RoPE key
 FFN_TYPES = ("moe", "dense")
 ROUTERS = ("sigmoid_bias", "softmax_topk", "noisy_topk")
 OPTIMIZERS = ("adamw", "muon", "muonclip")
@@ -92,12 +90,12 @@ class ModelConfig:
     @property
     def kv_heads(self) -> int:
         """Key/value heads of the MHA family (MLA has none: it caches a latent)."""
-        return {"mha": self.n_heads, "gqa": self.n_kv_heads, "mqa": 1}.get(self.attn_type, 0)
+        return ATTENTION_KINDS[self.attn_type].kv_heads(self)
 
     @property
     def latent_attention(self) -> bool:
         """Whether attention runs on MLA's cached latent (MLA and the sparse types built on it)."""
-        return self.attn_type in LATENT_ATTN_TYPES
+        return ATTENTION_KINDS[self.attn_type].latent
 
     @property
     def loglinear_levels(self) -> int:
@@ -231,8 +229,10 @@ def validate(c: ModelConfig) -> None:
     _require(c.vocab_size >= 2, "vocab_size", f"must be >= 2 (boundary + 1 char), got {c.vocab_size}")
     _require(0.0 <= c.dropout < 1.0, "dropout", f"must be in [0, 1), got {c.dropout}")
     _require(c.rope_theta > 0, "rope_theta", f"must be > 0, got {c.rope_theta}")
-    _require(c.norm_eps is None or c.norm_eps > 0, "norm_eps", f"must be > 0 or None (torch's default), got {c.norm_eps}")
-    _require(c.attn_type in ATTN_TYPES, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
+    _require(
+        c.norm_eps is None or c.norm_eps > 0, "norm_eps", f"must be > 0 or None (torch's default), got {c.norm_eps}"
+    )
+    _require(c.attn_type in ATTENTION_KINDS, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
     if c.latent_attention:
         _require(c.kv_lora_rank >= 1, "kv_lora_rank", f"must be >= 1, got {c.kv_lora_rank}")
         _require(c.q_lora_rank >= 0, "q_lora_rank", f"must be >= 0 (0 = off), got {c.q_lora_rank}")
@@ -252,14 +252,7 @@ def validate(c: ModelConfig) -> None:
                 f"d_model {c.d_model} must be divisible by n_heads {c.n_heads} (or set head_dim)",
             )
         _require(c.mha_head_dim % 2 == 0, "head_dim", f"must be even for RoPE, got {c.mha_head_dim}")
-        if c.attn_type == "gqa":
-            _require(c.n_kv_heads >= 1, "n_kv_heads", f"must be >= 1, got {c.n_kv_heads}")
-            _require(
-                c.n_heads % c.n_kv_heads == 0,
-                "n_kv_heads",
-                f"n_heads {c.n_heads} must be divisible by n_kv_heads {c.n_kv_heads}",
-            )
-    _validate_sparse(c)
+    ATTENTION_KINDS[c.attn_type].check(c)
     _require(c.ffn_type in FFN_TYPES, "ffn_type", f"must be one of {FFN_TYPES}, got {c.ffn_type!r}")
     _require(c.d_ff >= 1, "d_ff", f"must be >= 1, got {c.d_ff}")
     if c.ffn_type == "moe":
@@ -304,37 +297,93 @@ def validate(c: ModelConfig) -> None:
     _require(c.mtp_layers >= 1, "mtp_layers", f"must be >= 1 (blocks per MTP module), got {c.mtp_layers}")
 
 
-def _validate_sparse(c: ModelConfig) -> None:
-    """The sparse types' own sizes, checked only for the type that uses them."""
-    if c.attn_type == "dsa":
-        _require(c.dsa_index_heads >= 1, "dsa_index_heads", f"must be >= 1, got {c.dsa_index_heads}")
-        _require(
-            c.dsa_index_dim >= 4 and c.dsa_index_dim % 4 == 0,
-            "dsa_index_dim",
-            f"must be a multiple of 4, >= 4 (its first half carries RoPE, in pairs), got {c.dsa_index_dim}",
-        )
-        _require(
-            1 <= c.dsa_top_k <= c.block_size,
-            "dsa_top_k",
-            f"must be in [1, block_size={c.block_size}] (k >= block_size is dense attention), got {c.dsa_top_k}",
-        )
-    elif c.attn_type == "moba":
-        _require(
-            1 <= c.moba_block_size <= c.block_size,
-            "moba_block_size",
-            f"must be in [1, block_size={c.block_size}], got {c.moba_block_size}",
-        )
-        _require(
-            c.moba_top_blocks >= 1,
-            "moba_top_blocks",
-            f"must be >= 1 (earlier blocks the gate picks beside the query's own), got {c.moba_top_blocks}",
-        )
-    elif c.attn_type == "loglinear":
-        _require(
-            c.loglinear_fine_levels >= 1,
-            "loglinear_fine_levels",
-            f"must be >= 1 (level 0 is the query's own position), got {c.loglinear_fine_levels}",
-        )
+# ---------------------------------------------------------------------------------------------
+# Attention types: the config's half of each type's registration
+
+
+def _check_gqa(c: ModelConfig) -> None:
+    _require(c.n_kv_heads >= 1, "n_kv_heads", f"must be >= 1, got {c.n_kv_heads}")
+    _require(
+        c.n_heads % c.n_kv_heads == 0,
+        "n_kv_heads",
+        f"n_heads {c.n_heads} must be divisible by n_kv_heads {c.n_kv_heads}",
+    )
+
+
+def _check_dsa(c: ModelConfig) -> None:
+    _require(c.dsa_index_heads >= 1, "dsa_index_heads", f"must be >= 1, got {c.dsa_index_heads}")
+    _require(
+        c.dsa_index_dim >= 4 and c.dsa_index_dim % 4 == 0,
+        "dsa_index_dim",
+        f"must be a multiple of 4, >= 4 (its first half carries RoPE, in pairs), got {c.dsa_index_dim}",
+    )
+    _require(
+        1 <= c.dsa_top_k <= c.block_size,
+        "dsa_top_k",
+        f"must be in [1, block_size={c.block_size}] (k >= block_size is dense attention), got {c.dsa_top_k}",
+    )
+
+
+def _check_moba(c: ModelConfig) -> None:
+    _require(
+        1 <= c.moba_block_size <= c.block_size,
+        "moba_block_size",
+        f"must be in [1, block_size={c.block_size}], got {c.moba_block_size}",
+    )
+    _require(
+        c.moba_top_blocks >= 1,
+        "moba_top_blocks",
+        f"must be >= 1 (earlier blocks the gate picks beside the query's own), got {c.moba_top_blocks}",
+    )
+
+
+def _check_loglinear(c: ModelConfig) -> None:
+    _require(
+        c.loglinear_fine_levels >= 1,
+        "loglinear_fine_levels",
+        f"must be >= 1 (level 0 is the query's own position), got {c.loglinear_fine_levels}",
+    )
+
+
+def _no_kv_heads(c: ModelConfig) -> int:
+    return 0
+
+
+def _no_check(c: ModelConfig) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AttentionKind:
+    """What the config knows of one attention type; the model's half (its module, layer cache and
+    cache layout) is its entry in dsmini.model.attention_types, which sits above this module.
+
+    latent: it runs on MLA's cached latent, so MLA's fields apply (else the MHA family's head_dim);
+    sparse: on MLA, each query sees a selection of the positions (dsmini.model.sparse_attention);
+    kv_heads: the MHA family's key/value heads (a latent type has none);
+    check: ValueError naming the first bad field of those only this type reads.
+    """
+
+    name: str
+    latent: bool
+    sparse: bool = False
+    kv_heads: Callable[[ModelConfig], int] = _no_kv_heads
+    check: Callable[[ModelConfig], None] = _no_check
+
+
+# DeepSeek-V2 Table 1's order (the MHA family, then MLA), then the sparse types on MLA
+ATTENTION_KINDS: dict[str, AttentionKind] = {kind.name: kind for kind in (
+    AttentionKind("mha", latent=False, kv_heads=lambda c: c.n_heads),
+    AttentionKind("gqa", latent=False, kv_heads=lambda c: c.n_kv_heads, check=_check_gqa),
+    AttentionKind("mqa", latent=False, kv_heads=lambda c: 1),
+    AttentionKind("mla", latent=True),
+    AttentionKind("dsa", latent=True, sparse=True, check=_check_dsa),
+    AttentionKind("moba", latent=True, sparse=True, check=_check_moba),
+    AttentionKind("loglinear", latent=True, sparse=True, check=_check_loglinear),
+)}
+# for choosing (the CLI's help, the Train page): the default first, then the table's order
+ATTN_TYPES = tuple(sorted(ATTENTION_KINDS, key=lambda name: name != ModelConfig.attn_type))
+SPARSE_ATTN_TYPES = tuple(name for name, kind in ATTENTION_KINDS.items() if kind.sparse)
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -15,11 +15,12 @@ from dsmini.config import SPARSE_ATTN_TYPES, ModelConfig, TrainConfig, preset
 from dsmini.data import load_corpus, prepare_corpus
 from dsmini.decoding import generate
 from dsmini.model import DSMini, ForwardOptions
-from dsmini.model.attention import build_attention
-from dsmini.model.cache import IndexedLatentCache, LatentCache, cache_values_per_token, check_cache, new_layer_cache
+from dsmini.model.attention import LatentCache
+from dsmini.model.attention_types import build_attention
+from dsmini.model.cache import cache_values_per_token, check_cache, new_layer_cache
 from dsmini.model.limits import count_params
 from dsmini.model.rope import rope_angles
-from dsmini.model.sparse_attention import fenwick_levels, indexer_kl
+from dsmini.model.sparse_attention import IndexedLatentCache, fenwick_levels, indexer_kl
 from dsmini.probes.attention import trace_attention
 from dsmini.page_views import PAGES
 from dsmini.training import Trainer

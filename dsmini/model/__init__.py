@@ -1,11 +1,10 @@
 """dsmini.model."""
 
-from .attention import MHA, MLA
+from .attention import MHA, MLA, Attention
+from .attention_types import ATTENTION, ATTN_ORDER, AttentionSpec, CacheDims, attention_spec
 from .cache import (
-    ATTN_ORDER,
     DEEPSEEK_V2,
     DEEPSEEK_V3,
-    CacheDims,
     ModelCache,
     cache_values_per_token,
     cached_per_layer,
@@ -15,13 +14,16 @@ from .cache import (
     values_per_token,
 )
 from .limits import LIMITS, ResourceLimitError, check_learning_rate, check_model_size, check_sampling, check_training
-from .moe import Expert, ExpertAblation, MoE, Routing, stack_expert_weights
-from .options import ForwardOptions
+from .moe import Expert, MoE, Routing, stack_expert_weights
+from .options import ExpertAblation, ForwardOptions
 from .transformer import IGNORE_INDEX, DSMini, ModelOutput
 
 __all__ = [
     "IGNORE_INDEX",
+    "ATTENTION",
     "ATTN_ORDER",
+    "Attention",
+    "AttentionSpec",
     "CacheDims",
     "DEEPSEEK_V2",
     "DEEPSEEK_V3",
@@ -37,6 +39,7 @@ __all__ = [
     "ModelOutput",
     "ResourceLimitError",
     "Routing",
+    "attention_spec",
     "cache_values_per_token",
     "cached_per_layer",
     "check_cache",

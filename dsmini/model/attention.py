@@ -1,16 +1,19 @@
-"""Attention: Multi-head Latent Attention (MLA) and the MHA / GQA / MQA baselines; the sparse
-types built on MLA (DSA, MoBA, log-linear) extend `MLA` in dsmini.model.sparse_attention.
+"""Attention: the `Attention` contract every type keeps, Multi-head Latent Attention (MLA) and the
+MHA / GQA / MQA baselines, and the layer caches they write; the sparse types built on MLA (DSA,
+MoBA, log-linear) extend `MLA` in dsmini.model.sparse_attention, and every type is registered in
+dsmini.model.attention_types.
 
 Axes: b batch, h query heads, g key/value heads, s query time, t key time (cached + new),
-d head dims, c kv_lora_rank (latent), r qk_rope_head_dim.
+d head dims, c kv_lora_rank (latent), r qk_rope_head_dim, T allocated positions.
 
 Each `forward` appends its new keys and values (MLA: only the normalised latent `c_kv` (b, t, c)
-and the shared RoPE key `k_rope` (b, t, r)) to the caller's cache, if one is given; the caches
-and why they live outside the modules are in dsmini.model.cache.
+and the shared RoPE key `k_rope` (b, t, r)) to the caller's cache, if one is given; why the caches
+live outside the modules is in dsmini.model.cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -18,11 +21,63 @@ import torch.nn.functional as F
 from einops import einsum, rearrange, repeat
 from torch import nn
 
-from dsmini.config import SPARSE_ATTN_TYPES, ModelConfig
+from dsmini.config import ModelConfig
 
-from .cache import KVCache, LatentCache, append_positions
 from .options import ForwardOptions
 from .rope import apply_rope
+
+# ---------------------------------------------------------------------------------------------
+# The layer caches
+
+
+@dataclass
+class LayerCache:
+    """One attention layer's cache: its type's tensors, allocated for T positions (`empty`), of which
+    the first `length` are filled. Each type's record lists its tensors as fields."""
+
+    length: int = dataclasses.field(default=0, kw_only=True)  # positions filled so far
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "length")
+
+
+@dataclass
+class KVCache(LayerCache):
+    """MHA / GQA / MQA cache: keys and values for each key/value head."""
+
+    k: torch.Tensor  # (b, g, T, d)
+    v: torch.Tensor  # (b, g, T, d)
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> KVCache:
+        shape = (batch, cfg.kv_heads, max_len, cfg.mha_head_dim)
+        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+
+@dataclass
+class LatentCache(LayerCache):
+    """MLA cache: the compressed joint key/value latent and the decoupled RoPE key, nothing else."""
+
+    c_kv: torch.Tensor  # (b, T, c)
+    k_rope: torch.Tensor  # (b, T, r)
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> LatentCache:
+        return cls(*(torch.zeros(batch, max_len, size, device=device, dtype=dtype)
+                     for size in (cfg.kv_lora_rank, cfg.qk_rope_head_dim)))
+
+
+def append_positions(cache_tensor: torch.Tensor, new: torch.Tensor, start: int, time_dim: int) -> torch.Tensor:
+    """Write `new` at positions [start, start + s) and return the filled prefix [0, start + s)."""
+    s = new.size(time_dim)
+    if start + s > cache_tensor.size(time_dim):
+        raise ValueError(f"KV cache full: {start + s} positions needed, {cache_tensor.size(time_dim)} allocated")
+    cache_tensor.narrow(time_dim, start, s).copy_(new)
+    return cache_tensor.narrow(time_dim, 0, start + s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention
 
 
 def causal_mask(s: int, t: int, device=None) -> torch.Tensor:
@@ -51,23 +106,6 @@ def softmax_last(scores: torch.Tensor) -> torch.Tensor:
     ops; a causal row always keeps its own position, so no row is all -inf."""
     e = (scores - scores.amax(dim=-1, keepdim=True)).exp()
     return e / e.sum(dim=-1, keepdim=True)
-
-
-def keep_max_logit(module: nn.Module, logits: torch.Tensor) -> None:
-    """QK-clip (Kimi K2 §2.1): keep, per head, the largest pre-softmax logit the module has produced
-    since the trainer last read `module.max_logit` (h,). logits: (b, h, s, t), -inf where masked.
-    Read from the forward pass's own scores: no second pass."""
-    head_max = logits.detach().amax(dim=(0, 2, 3)).float()
-    seen = module.max_logit
-    module.max_logit = head_max if seen is None else torch.maximum(seen, head_max)
-
-
-def logit_keeper(module: nn.Module):
-    """What `attend` calls with its scores: `keep_max_logit` while the trainer tracks this module's
-    logits in training (`track_max_logit`, set by dsmini.training.qk_clip), else None (the fused path stays)."""
-    if module.track_max_logit and module.training:
-        return lambda logits: keep_max_logit(module, logits)
-    return None
 
 
 def _has_fused_kernel(q: torch.Tensor, v: torch.Tensor) -> bool:
@@ -106,18 +144,76 @@ def attend(q, k, v, scale: float, need_weights: bool, dropout_p: float = 0.0, on
     return out, (probs if need_weights else None)
 
 
-class MHA(nn.Module):
-    """Multi-head attention with g key/value heads: g = h (MHA), 1 < g < h (GQA), g = 1 (MQA)."""
+def _heads(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(h * d, i) projection weight as a (h, d, i) view: rescaling it rescales the weight in place."""
+    return weight.view(n_heads, -1, weight.size(-1))
+
+
+class Attention(nn.Module):
+    """What every attention type keeps to, and all the model, the explorer's traces and MuonClip rely on:
+
+    - `forward(x, rope, cache, opts)`: x (b, s, d_model) -> (y (b, s, d_model), the `AttnTrace` of its
+      h heads when `opts.need_weights`, else None), appending its new positions to `cache` (its type's
+      `LayerCache`) when one is given;
+    - QK-clip's two halves (Kimi K2 §2.1, applied by dsmini.training.qk_clip): while `track_max_logit`
+      is on in training, `max_logit` (h,) keeps each head's largest pre-softmax logit until the trainer
+      takes it; `scale_logits(gamma)` multiplies every logit of head h by gamma_h through the query and
+      key weights alone;
+    - `param_count(cfg)`: its parameters in closed form, for the run checks (dsmini.model.limits).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.mha_head_dim
-        self.dropout = cfg.dropout
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.track_max_logit = False
+        self.max_logit: torch.Tensor | None = None  # (h,) since the trainer last took it
+
+    @classmethod
+    def param_count(cls, cfg: ModelConfig) -> int:
+        raise NotImplementedError
+
+    def scale_logits(self, gamma: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def keep_max_logit(self, logits: torch.Tensor) -> None:
+        """Keep, per head, the largest logit since `max_logit` was last taken. logits: (b, h, s, t),
+        -inf where masked: read from the forward pass's own scores, no second pass."""
+        head_max = logits.detach().amax(dim=(0, 2, 3)).float()
+        self.max_logit = head_max if self.max_logit is None else torch.maximum(self.max_logit, head_max)
+
+    def logit_keeper(self):
+        """What `attend` calls with its scores: `keep_max_logit` while the trainer tracks the logits in
+        training, else None (the fused path stays)."""
+        return self.keep_max_logit if self.track_max_logit and self.training else None
+
+
+class MHA(Attention):
+    """Multi-head attention with g key/value heads: g = h (MHA), 1 < g < h (GQA), g = 1 (MQA)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.n_kv, self.head_dim = cfg.kv_heads, cfg.mha_head_dim
         self.wq = nn.Linear(cfg.d_model, self.n_heads * self.head_dim, bias=False)
         self.wk = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wv = nn.Linear(cfg.d_model, self.n_kv * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
-        self.track_max_logit, self.max_logit = False, None  # QK-clip's per-head max logit (dsmini.training.qk_clip)
+
+    @classmethod
+    def param_count(cls, cfg: ModelConfig) -> int:
+        d, h, hd = cfg.d_model, cfg.n_heads, cfg.mha_head_dim
+        return 2 * d * h * hd + 2 * d * cfg.kv_heads * hd  # wq, wo; wk, wv
+
+    @torch.no_grad()
+    def scale_logits(self, gamma: torch.Tensor) -> None:
+        """MHA: W_q^h and W_k^h each by √γ_h. GQA / MQA: a key head serves several query heads, so
+        only W_q^h, by γ_h (as MLA leaves its shared RoPE key alone)."""
+        gamma = gamma.to(self.wo.weight.dtype)[:, None, None]
+        q = _heads(self.wq.weight, self.n_heads)
+        if self.n_kv == self.n_heads:
+            q *= gamma.sqrt()
+            _heads(self.wk.weight, self.n_kv).mul_(gamma.sqrt())
+        else:
+            q *= gamma
 
     def forward(self, x, rope, cache: KVCache | None = None, opts: ForwardOptions = ForwardOptions()):
         """x: (b, s, d_model) -> (b, s, d_model) and the AttnTrace when `opts.need_weights`; no
@@ -134,12 +230,13 @@ class MHA(nn.Module):
         k = repeat(k, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         v = repeat(v, "b g t d -> b (g r) t d", r=self.n_heads // self.n_kv)
         dropout_p = self.dropout if self.training else 0.0
-        out, probs = attend(q, k, v, self.head_dim**-0.5, opts.need_weights, dropout_p, logit_keeper(self), opts.causal)
+        scale = self.head_dim**-0.5
+        out, probs = attend(q, k, v, scale, opts.need_weights, dropout_p, self.logit_keeper(), opts.causal)
         y = self.wo(rearrange(out, "b h s d -> b s (h d)"))
         return y, (AttnTrace(probs) if opts.need_weights else None)
 
 
-class MLA(nn.Module):
+class MLA(Attention):
     """Multi-head Latent Attention (DeepSeek-V2 §2.1), naive and weight-absorbed paths.
 
     Keys and values are up-projected from one cached latent `c_kv = RMSNorm(W_DKV x)`; a small
@@ -149,11 +246,9 @@ class MLA(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.n_heads = cfg.n_heads
+        super().__init__(cfg)
         self.nope, self.rope, self.v_dim = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
-        self.kv_lora_rank = cfg.kv_lora_rank
-        self.dropout = cfg.dropout
+        self.kv_lora_rank, self.q_lora_rank = cfg.kv_lora_rank, cfg.q_lora_rank
         self.scale = cfg.qk_head_dim**-0.5
         q_out = cfg.n_heads * cfg.qk_head_dim
         if cfg.q_lora_rank:
@@ -166,11 +261,39 @@ class MLA(nn.Module):
         self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank, eps=cfg.norm_eps)
         self.wkv_b = nn.Linear(cfg.kv_lora_rank, cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.v_head_dim, cfg.d_model, bias=False)
-        self.track_max_logit, self.max_logit = False, None  # QK-clip's per-head max logit (dsmini.training.qk_clip)
+
+    @classmethod
+    def param_count(cls, cfg: ModelConfig) -> int:
+        d, h, q_rank = cfg.d_model, cfg.n_heads, cfg.q_lora_rank
+        q_out = h * cfg.qk_head_dim
+        q = d * q_rank + q_rank + q_rank * q_out if q_rank else d * q_out  # wq_a, q_norm, wq_b | wq
+        kv = d * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) + cfg.kv_lora_rank  # wkv_a, kv_norm
+        kv += cfg.kv_lora_rank * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)  # wkv_b
+        return q + kv + h * cfg.v_head_dim * d  # wo
+
+    def _query_weight(self) -> torch.Tensor:
+        """The weight whose rows are each head's query, (h * (nope + r), i): wq_b, or wq uncompressed."""
+        return (self.wq_b if self.q_lora_rank else self.wq).weight
+
+    def _query_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, s, q_lora_rank) normalised compressed query latent (DeepSeek-V2 §2.1.2, eq. 12)."""
+        return self.q_norm(self.wq_a(x))
 
     def _queries(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.wq_b(self.q_norm(self.wq_a(x))) if hasattr(self, "wq_a") else self.wq(x)
+        q = self.wq_b(self._query_latent(x)) if self.q_lora_rank else self.wq(x)
         return rearrange(q, "b s (h d) -> b h s d", h=self.n_heads)
+
+    @torch.no_grad()
+    def scale_logits(self, gamma: torch.Tensor) -> None:
+        """K2's MLA recipe: the head-specific content parts q^C (q_nope rows) and k^C (k_nope rows of
+        wkv_b) by √γ_h each, the rotary query q^R by γ_h; the shared rotary key k^R (wkv_a's RoPE rows)
+        is left alone, since rescaling it would touch every head. The value rows are not in the logit."""
+        gamma = gamma.to(self.wo.weight.dtype)[:, None, None]
+        q = _heads(self._query_weight(), self.n_heads)  # (h, nope + rope, i)
+        q[:, : self.nope] *= gamma.sqrt()  # q^C
+        q[:, self.nope :] *= gamma  # q^R: the rotary key it meets is shared, so γ, not √γ
+        kv = _heads(self.wkv_b.weight, self.n_heads)  # (h, nope + v, c)
+        kv[:, : self.nope] *= gamma.sqrt()  # k^C
 
     def _up_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """wkv_b split per head into W_UK (h, nope, c) and W_UV (h, v, c)."""
@@ -215,7 +338,7 @@ class MLA(nn.Module):
     def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
         """Causal softmax attention over every earlier position -> (out, probs, selection). The
         sparse types override this with their selection (x, start and cache are for them)."""
-        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p, logit_keeper(self), opts.causal)
+        out, probs = attend(q, k, v, self.scale, opts.need_weights, dropout_p, self.logit_keeper(), opts.causal)
         return out, probs, None
 
     def _score_parts(self, q_nope, w_uk, c_kv, q_rope, k_rope) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,10 +354,3 @@ class MLA(nn.Module):
         hidden = ~causal_mask(nope.size(2), nope.size(3), nope.device)
         return AttnTrace(probs, nope.masked_fill(hidden, float("nan")), pos.masked_fill(hidden, float("nan")))
 
-
-def build_attention(cfg: ModelConfig) -> nn.Module:
-    if cfg.attn_type in SPARSE_ATTN_TYPES:
-        from .sparse_attention import SPARSE_ATTENTION
-
-        return SPARSE_ATTENTION[cfg.attn_type](cfg)
-    return MLA(cfg) if cfg.attn_type == "mla" else MHA(cfg)

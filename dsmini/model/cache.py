@@ -1,23 +1,9 @@
-"""KV caches: what each attention type keeps per token, its allocation, and its size by formula.
+"""KV caches: the whole model's cache, its allocation, and its size by formula (DeepSeek-V2 Table 1).
 
-DeepSeek-V2 Table 1, values cached per token and layer:
-    MHA  2 · n_h · d_h        every head keeps its own key and value
-    GQA  2 · n_g · d_h        n_g key/value groups shared by n_h / n_g query heads each
-    MQA  2 · d_h              one key/value head for all query heads
-    MLA  d_c + d_h^R          the joint latent c_kv and the decoupled RoPE key k_rope (V2 §2.1.2-2.1.3)
-and the sparse types built on MLA (dsmini/sparse_attention.py):
-    DSA        d_c + d_h^R + d^I   MLA's entries plus the lightning indexer's one key per token
-                                   (DeepSeek-V3.2 §2.1: its `Indexer.k_cache` beside `kv_cache`/`pe_cache`)
-    MoBA       d_c + d_h^R         MLA's entries; a block's gate key is the mean of its cached keys,
-                                   recomputed from them (mean-pooling is linear: mean(W_UK c) = W_UK mean(c))
-    loglinear  d_c + d_h^R         MLA's entries; each pooled Fenwick bucket is the mean of its cached
-                                   positions, recomputed per query (at names' lengths that is cheaper to
-                                   hold than O(log T) running sums per head)
-The whole model caches that times l layers. `check_cache` weighs a real cache against the formula,
-so a bug in the layout shows up as a disagreement rather than as a wrong number on a slide.
-
-Axes: b batch, g key/value heads, T allocated positions, d head dims, c kv_lora_rank (latent),
-r qk_rope_head_dim, i dsa_index_dim.
+What each attention type keeps per token and layer, its layer cache and the Table 1 formula, is
+registered with the type in dsmini.model.attention_types. The whole model caches that times l
+layers. `check_cache` weighs a real cache against the formula, so a bug in the layout shows up as a
+disagreement rather than as a wrong number on a slide.
 
 Caches are plain tensors pre-allocated per call (`new_model_cache`, or `DSMini.new_cache`) and
 passed into `forward`; the modules hold no state, so one loaded model can serve many users at
@@ -33,52 +19,11 @@ import torch
 
 from dsmini.config import ModelConfig
 
-ATTN_ORDER = ("mha", "gqa", "mqa", "mla", "dsa", "moba", "loglinear")  # Table 1's order, then the sparse types
-
+from .attention import LayerCache
+from .attention_types import CacheDims, CachedValues, attention_spec
 
 # ---------------------------------------------------------------------------------------------
-# The cache tensors
-
-
-@dataclass
-class KVCache:
-    """MHA / GQA / MQA cache: keys and values for each key/value head."""
-
-    k: torch.Tensor  # (b, g, T, d)
-    v: torch.Tensor  # (b, g, T, d)
-    length: int = 0  # positions filled so far
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.k, self.v)
-
-
-@dataclass
-class LatentCache:
-    """MLA cache: the compressed joint key/value latent and the decoupled RoPE key, nothing else."""
-
-    c_kv: torch.Tensor  # (b, T, c)
-    k_rope: torch.Tensor  # (b, T, r)
-    length: int = 0
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.c_kv, self.k_rope)
-
-
-@dataclass
-class IndexedLatentCache:
-    """DSA cache: MLA's latent and RoPE key, plus the lightning indexer's key of every position
-    (DeepSeek-V3.2 §2.1), which each new query scores to pick its top-k."""
-
-    c_kv: torch.Tensor  # (b, T, c)
-    k_rope: torch.Tensor  # (b, T, r)
-    k_index: torch.Tensor  # (b, T, i)
-    length: int = 0
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.c_kv, self.k_rope, self.k_index)
-
-
-LayerCache = KVCache | LatentCache | IndexedLatentCache
+# The whole model's cache
 
 
 @dataclass
@@ -143,18 +88,7 @@ class ModelCache:
 
 def new_layer_cache(cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> LayerCache:
     """An empty cache for one attention layer of `cfg`'s type, for `max_len` positions."""
-    def zeros(*shape: int) -> torch.Tensor:
-        return torch.zeros(*shape, device=device, dtype=dtype)
-
-    if cfg.attn_type == "dsa":
-        return IndexedLatentCache(
-            zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim),
-            zeros(batch, max_len, cfg.dsa_index_dim),
-        )
-    if cfg.latent_attention:
-        return LatentCache(zeros(batch, max_len, cfg.kv_lora_rank), zeros(batch, max_len, cfg.qk_rope_head_dim))
-    g, d = cfg.kv_heads, cfg.mha_head_dim
-    return KVCache(zeros(batch, g, max_len, d), zeros(batch, g, max_len, d))
+    return attention_spec(cfg.attn_type).cache.empty(cfg, batch, max_len, device, dtype)
 
 
 def new_model_cache(
@@ -172,40 +106,8 @@ def new_model_cache(
     return ModelCache(layers, mtp)
 
 
-def append_positions(cache_tensor: torch.Tensor, new: torch.Tensor, start: int, time_dim: int) -> torch.Tensor:
-    """Write `new` at positions [start, start + s) and return the filled prefix [0, start + s)."""
-    s = new.size(time_dim)
-    if start + s > cache_tensor.size(time_dim):
-        raise ValueError(f"KV cache full: {start + s} positions needed, {cache_tensor.size(time_dim)} allocated")
-    cache_tensor.narrow(time_dim, start, s).copy_(new)
-    return cache_tensor.narrow(time_dim, 0, start + s)
-
-
 # ---------------------------------------------------------------------------------------------
 # Table 1
-
-
-@dataclass(frozen=True)
-class CacheDims:
-    """The sizes Table 1 needs. The MHA family and MLA share n_layers and n_heads; d_h and n_g
-    only matter for the MHA family, d_c and d_h^R only for MLA."""
-
-    n_layers: int
-    n_heads: int
-    head_dim: int  # d_h of the MHA family
-    n_groups: int  # n_g of GQA
-    kv_lora_rank: int  # d_c
-    qk_rope_head_dim: int  # d_h^R
-    index_dim: int = 128  # d^I of DSA's lightning indexer (DeepSeek-V3.2: index_head_dim 128)
-
-    @classmethod
-    def from_config(cls, cfg: ModelConfig) -> CacheDims:
-        """An MLA config's MHA twin uses d_h = d_model / n_heads (unless head_dim is set) and the
-        config's n_kv_heads groups, exactly what `dataclasses.replace(cfg, attn_type=...)` builds."""
-        return cls(
-            cfg.n_layers, cfg.n_heads, cfg.mha_head_dim, cfg.n_kv_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim,
-            cfg.dsa_index_dim,
-        )
 
 
 # DeepSeek-V2 (§2.1, Table 1; 60 layers, 128 heads x 128, d_c 512, d_h^R 64) and V3 (61 layers).
@@ -214,25 +116,13 @@ DEEPSEEK_V2 = CacheDims(n_layers=60, n_heads=128, head_dim=128, n_groups=8, kv_l
 DEEPSEEK_V3 = dataclasses.replace(DEEPSEEK_V2, n_layers=61)
 
 
-def cached_per_layer(attn_type: str, dims: CacheDims) -> tuple[tuple[str, int], ...]:
+def cached_per_layer(attn_type: str, dims: CacheDims) -> CachedValues:
     """What one layer caches per token, tensor by tensor: (name, values), e.g. (("c_kv", 512), ("k_rope", 64))."""
-    latent = (("c_kv", dims.kv_lora_rank), ("k_rope", dims.qk_rope_head_dim))
-    contents = {
-        "mha": (("K", dims.n_heads * dims.head_dim), ("V", dims.n_heads * dims.head_dim)),
-        "gqa": (("K", dims.n_groups * dims.head_dim), ("V", dims.n_groups * dims.head_dim)),
-        "mqa": (("K", dims.head_dim), ("V", dims.head_dim)),
-        "mla": latent,
-        "dsa": (*latent, ("k_index", dims.index_dim)),
-        "moba": latent,
-        "loglinear": latent,
-    }
-    if attn_type not in contents:
-        raise ValueError(f"attn_type must be one of {ATTN_ORDER}, got {attn_type!r}")
-    return contents[attn_type]
+    return attention_spec(attn_type).cached(dims)
 
 
 def values_per_layer(attn_type: str, dims: CacheDims) -> int:
-    """Values one layer caches per token (DeepSeek-V2 Table 1, and the sparse types above)."""
+    """Values one layer caches per token (DeepSeek-V2 Table 1, and the sparse types on MLA)."""
     return sum(values for _, values in cached_per_layer(attn_type, dims))
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from dsmini.config import ModelConfig, TrainConfig
 
+from .attention_types import attention_spec
 from .cache import cache_values_per_token
-from .sparse_attention import sparse_attention_params
 
 MAX_LR = 1.0  # AdamW and Muon here train at 1e-4 .. 2e-2; far above 1 the first update already overflows
 
@@ -100,15 +100,7 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
 
 
 def _attention_params(cfg: ModelConfig) -> int:
-    d, h = cfg.d_model, cfg.n_heads
-    if not cfg.latent_attention:
-        hd = cfg.mha_head_dim
-        return 2 * d * h * hd + 2 * d * cfg.kv_heads * hd  # wq, wo; wk, wv
-    q_out = h * cfg.qk_head_dim
-    q = d * cfg.q_lora_rank + cfg.q_lora_rank + cfg.q_lora_rank * q_out if cfg.q_lora_rank else d * q_out
-    kv = d * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) + cfg.kv_lora_rank
-    kv += cfg.kv_lora_rank * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)
-    return q + kv + h * cfg.v_head_dim * d + sparse_attention_params(cfg)
+    return attention_spec(cfg.attn_type).module.param_count(cfg)
 
 
 def _moe_params(cfg: ModelConfig) -> int:
@@ -128,7 +120,8 @@ def _block_values_per_token(cfg: ModelConfig, positions: int) -> int:
         attn = 4 * h * cfg.mha_head_dim + 4 * cfg.kv_heads * cfg.mha_head_dim
     attn += 2 * h * positions
     if cfg.ffn_type == "moe":
-        ffn = 2 * cfg.n_routed_experts + cfg.top_k * (3 * d + 4 * cfg.moe_inter_dim) + 4 * cfg.n_shared_experts * cfg.moe_inter_dim
+        routed = cfg.top_k * (3 * d + 4 * cfg.moe_inter_dim)
+        ffn = 2 * cfg.n_routed_experts + routed + 4 * cfg.n_shared_experts * cfg.moe_inter_dim
     else:
         ffn = 4 * cfg.d_ff
     return 12 * d + attn + ffn

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -36,46 +37,11 @@ from torch import nn
 
 from dsmini.config import ModelConfig
 
-from .options import ForwardOptions
+from .options import ExpertAblation, ForwardOptions
 
-ABLATION_MODES = ("reroute", "drop")
 # routed experts through grouped_mm where it fits (see GroupedExperts); tests switch it off to compare
 GROUPED_EXPERTS = True
 
-
-@dataclass(frozen=True)
-class ExpertAblation:
-    """What the explorer switches off in one MoE layer (see the module docstring)."""
-
-    blocked: torch.Tensor | None = None  # (E,) bool: routed experts switched off
-    mode: str = "reroute"  # how `blocked` acts: "reroute" (never chosen) or "drop" (output removed)
-    mask_top: int = 0  # r: mask each token's r highest-scoring experts, choose top-k from the rest
-    shared_off: bool = False  # the shared experts' output removed too
-
-    def check(self, n_experts: int, top_k: int) -> None:
-        """ValueError unless every token still has k experts to choose from."""
-        if self.mode not in ABLATION_MODES:
-            raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, got {self.mode!r}")
-        if self.blocked is not None and tuple(self.blocked.shape) != (n_experts,):
-            raise ValueError(f"blocked must be an ({n_experts},) bool mask, got shape {tuple(self.blocked.shape)}")
-        unavailable = self.mask_top + (self.n_blocked if self.mode == "reroute" else 0)
-        if self.mask_top < 0 or unavailable > n_experts - top_k:
-            raise ValueError(
-                f"cannot take {unavailable} of {n_experts} experts out of the choice: each token still needs "
-                f"top_k={top_k} (masked top-r={self.mask_top}, rerouted around {self.n_blocked if self.mode == 'reroute' else 0})"
-            )
-
-    @property
-    def n_blocked(self) -> int:
-        return 0 if self.blocked is None else int(self.blocked.sum())
-
-    def choice_blocked(self) -> torch.Tensor | None:
-        """(E,) experts the router may not choose: the blocked ones when rerouting."""
-        return self.blocked if self.mode == "reroute" else None
-
-    def output_blocked(self) -> torch.Tensor | None:
-        """(E,) experts that are chosen but whose output is removed: the blocked ones when dropping."""
-        return self.blocked if self.mode == "drop" else None
 
 
 class Expert(nn.Module):
@@ -236,19 +202,66 @@ class Gate(nn.Module):
         self.bias += self.gamma * torch.sign(load.mean() - load)
 
 
+@dataclass(frozen=True)
+class RoutedRows:
+    """The router's decisions for the v tokens a layer routed (its real tokens), as `MoE._route`
+    made them: no copy, no padding."""
+
+    indices: torch.Tensor  # (v, k) chosen routed experts
+    weights: torch.Tensor  # (v, k) gate weights; 0 where the assignment was dropped
+    probs: torch.Tensor  # (v, E) router probabilities over all routed experts
+    dropped: torch.Tensor | None  # (v, k) bool: over capacity; None when nothing can be (no capacity count)
+
+
 @dataclass
 class Routing:
-    """One MoE layer's decisions for a (b, t) batch; what the explorer shows per character."""
+    """One MoE layer's decisions for a (b, t) batch. Training reads `load`, `n_dropped` and
+    `aux_loss`; the per-token record the explorer shows per character (`indices`, `weights`,
+    `probs`, `dropped`, `valid`, each (b, t, ...)) is laid out from the routed rows when first
+    read, so a training step allocates nothing for it."""
 
     layer: int  # block index; MTP blocks come after the main layers
-    indices: torch.Tensor  # (b, t, k) chosen routed experts
-    weights: torch.Tensor  # (b, t, k) gate weights; 0 where the assignment was dropped
-    probs: torch.Tensor  # (b, t, E) router probabilities over all routed experts
-    dropped: torch.Tensor  # (b, t, k) bool: over capacity, the residual passed through
-    valid: torch.Tensor  # (b, t) bool: real tokens (padding is not routed)
     load: torch.Tensor  # (E,) assignments each expert processed (after dropping)
     n_dropped: int
     aux_loss: torch.Tensor  # scalar, already scaled by aux_loss_coef
+    rows: RoutedRows
+    shape: tuple[int, int]  # (b, t) of the batch
+    mask: torch.Tensor | None = None  # (b, t) bool real tokens as `ForwardOptions.valid` gave them; None: all
+
+    @cached_property
+    def indices(self) -> torch.Tensor:
+        """(b, t, k) chosen routed experts (0 at padding)."""
+        return self._per_token(self.rows.indices)
+
+    @cached_property
+    def weights(self) -> torch.Tensor:
+        """(b, t, k) gate weights; 0 where the assignment was dropped, and at padding."""
+        return self._per_token(self.rows.weights)
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        """(b, t, E) router probabilities over all routed experts (0 at padding)."""
+        return self._per_token(self.rows.probs)
+
+    @cached_property
+    def dropped(self) -> torch.Tensor:
+        """(b, t, k) bool: over capacity, the residual passed through."""
+        dropped = self.rows.dropped
+        return self._per_token(torch.zeros_like(self.rows.indices, dtype=torch.bool) if dropped is None else dropped)
+
+    @cached_property
+    def valid(self) -> torch.Tensor:
+        """(b, t) bool: real tokens (padding is not routed)."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(self.shape, dtype=torch.bool, device=self.rows.indices.device)
+
+    def _per_token(self, rows: torch.Tensor) -> torch.Tensor:
+        """(v, n) per routed token -> (b, t, n), zeros at padding."""
+        if self.mask is not None:
+            real = self.mask.flatten().nonzero().squeeze(1)  # (v,) where the routed tokens sit in (b t)
+            rows = rows.new_zeros((self.mask.numel(), *rows.shape[1:])).index_copy(0, real, rows)
+        return rows.view(*self.shape, -1)
 
 
 def over_capacity(
@@ -292,7 +305,8 @@ class MoE(nn.Module):
         passes through). Padding sits after a name's end: its targets are ignored and causal
         attention never lets a real position read it, so nothing sees that zero; a training batch of
         names is ~40% padding. What nobody asked for costs nothing: no mask without an ablation, no
-        capacity count without a capacity factor, no aux-loss indexing at aux_loss_coef 0.
+        capacity count without a capacity factor, no aux-loss indexing at aux_loss_coef 0, and no
+        per-token routing record until the explorer reads one (`Routing`).
         """
         b, t, _ = x.shape
         flat = rearrange(x, "b t d -> (b t) d")
@@ -300,25 +314,19 @@ class MoE(nn.Module):
         if ablation is not None:
             ablation.check(self.n_experts, self.top_k)
         if opts.valid is None:
-            y, per_token, load, n_dropped, aux = self._route(flat, ablation)
-            valid = torch.ones(b, t, dtype=torch.bool, device=x.device)
+            y, rows, load, n_dropped, aux = self._route(flat, ablation)
         else:
-            valid = opts.valid
-            real = valid.flatten().nonzero().squeeze(1)  # (v,) real tokens
-            y_real, per_token, load, n_dropped, aux = self._route(flat[real], ablation)
+            real = opts.valid.flatten().nonzero().squeeze(1)  # (v,) real tokens
+            y_real, rows, load, n_dropped, aux = self._route(flat[real], ablation)
             y = flat.new_zeros(flat.shape).index_copy(0, real, y_real)
-            per_token = [z.new_zeros((flat.size(0), *z.shape[1:])).index_copy(0, real, z) for z in per_token]
-        indices, weights, probs, dropped = (z.view(b, t, -1) for z in per_token)
-        routing = Routing(layer=self.layer_id, indices=indices, weights=weights, probs=probs, dropped=dropped,
-                          valid=valid, load=load, n_dropped=n_dropped, aux_loss=aux)
+        routing = Routing(self.layer_id, load, n_dropped, aux, rows, shape=(b, t), mask=opts.valid)
         return rearrange(y, "(b t) d -> b t d", b=b), routing
 
     def _route(self, rows: torch.Tensor, ablation: ExpertAblation | None):
-        """rows (v, d) of real tokens -> (y (v, d), [indices, weights, probs, dropped] per row, load (E,),
-        n_dropped, aux_loss)."""
+        """rows (v, d) of real tokens -> (y (v, d), RoutedRows, load (E,), n_dropped, aux_loss)."""
         weights, indices, probs = self.gate(rows, ablation)  # (v, k), (v, k), (v, E)
         keep = self._kept(indices, ablation)  # (v, k) bool, or None: every assignment kept
-        dropped, n_dropped = torch.zeros_like(indices, dtype=torch.bool), 0
+        dropped, n_dropped = None, 0
         if self.capacity_factor is not None and self.training:  # DeepSeek drops no tokens at inference
             keep = torch.ones_like(indices, dtype=torch.bool) if keep is None else keep
             capacity = math.ceil(self.capacity_factor * rows.size(0) * self.top_k / self.n_experts)
@@ -330,7 +338,7 @@ class MoE(nn.Module):
         # the routed outputs are added straight into the shared experts' output: no zeros, no extra add
         base = self.shared_experts(rows) if shared_on else torch.zeros_like(rows)
         y, load = self._dispatch(rows, indices, weights, keep, base)
-        return y, [indices, weights, probs, dropped], load, n_dropped, self._aux_loss(indices, probs)
+        return y, RoutedRows(indices, weights, probs, dropped), load, n_dropped, self._aux_loss(indices, probs)
 
     def _kept(self, indices, ablation: ExpertAblation | None) -> torch.Tensor | None:
         """(v, k) bool: assignments that run (not silenced by a drop ablation); None when all of them do."""

@@ -7,12 +7,47 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from .moe import ExpertAblation
+ABLATION_MODES = ("reroute", "drop")
+
+
+@dataclass(frozen=True)
+class ExpertAblation:
+    """What the explorer switches off in one MoE layer; why three ways: dsmini.model.moe's docstring."""
+
+    blocked: torch.Tensor | None = None  # (E,) bool: routed experts switched off
+    mode: str = "reroute"  # how `blocked` acts: "reroute" (never chosen) or "drop" (output removed)
+    mask_top: int = 0  # r: mask each token's r highest-scoring experts, choose top-k from the rest
+    shared_off: bool = False  # the shared experts' output removed too
+
+    def check(self, n_experts: int, top_k: int) -> None:
+        """ValueError unless every token still has k experts to choose from."""
+        if self.mode not in ABLATION_MODES:
+            raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, got {self.mode!r}")
+        if self.blocked is not None and tuple(self.blocked.shape) != (n_experts,):
+            raise ValueError(f"blocked must be an ({n_experts},) bool mask, got shape {tuple(self.blocked.shape)}")
+        rerouted = self.n_blocked if self.mode == "reroute" else 0
+        unavailable = self.mask_top + rerouted
+        if self.mask_top < 0 or unavailable > n_experts - top_k:
+            raise ValueError(
+                f"cannot take {unavailable} of {n_experts} experts out of the choice: each token still needs "
+                f"top_k={top_k} (masked top-r={self.mask_top}, rerouted around {rerouted})"
+            )
+
+    @property
+    def n_blocked(self) -> int:
+        return 0 if self.blocked is None else int(self.blocked.sum())
+
+    def choice_blocked(self) -> torch.Tensor | None:
+        """(E,) experts the router may not choose: the blocked ones when rerouting."""
+        return self.blocked if self.mode == "reroute" else None
+
+    def output_blocked(self) -> torch.Tensor | None:
+        """(E,) experts that are chosen but whose output is removed: the blocked ones when dropping."""
+        return self.blocked if self.mode == "drop" else None
+
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,8 +30,7 @@ from torch import nn
 
 from dsmini.config import ModelConfig
 
-from .attention import MLA, AttnTrace, causal_mask, logit_keeper, softmax_last
-from .cache import append_positions
+from .attention import MLA, AttnTrace, LayerCache, append_positions, causal_mask, softmax_last
 from .options import ForwardOptions
 from .rope import apply_rope, rope_angles
 
@@ -78,7 +77,7 @@ class SparseMLA(MLA):
     def _attend(self, q, k, v, x, start, cache, opts: ForwardOptions, dropout_p: float):
         scores = einsum(q, k, "b h s d, b h t d -> b h s t") * self.scale
         selection = self._select(scores, x, start, cache)
-        keep = logit_keeper(self)
+        keep = self.logit_keeper()
         if keep is not None:  # the q·k logits the softmax may weigh (log-linear's log λ is not q·k)
             keep(scores.masked_fill(~selection.allowed, NEG_INF))
         probs = softmax_last(selection.logits(scores))
@@ -114,6 +113,22 @@ def _positions(start: int, s: int, t: int, device) -> tuple[torch.Tensor, torch.
 
 # ---------------------------------------------------------------------------------------------
 # DSA
+
+
+@dataclass
+class IndexedLatentCache(LayerCache):
+    """DSA cache: MLA's latent and RoPE key, plus the lightning indexer's key of every position
+    (DeepSeek-V3.2 §2.1: its `Indexer.k_cache` beside `kv_cache`/`pe_cache`), which each new query
+    scores to pick its top-k."""
+
+    c_kv: torch.Tensor  # (b, T, c)
+    k_rope: torch.Tensor  # (b, T, r)
+    k_index: torch.Tensor  # (b, T, i)
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> IndexedLatentCache:
+        return cls(*(torch.zeros(batch, max_len, size, device=device, dtype=dtype)
+                     for size in (cfg.kv_lora_rank, cfg.qk_rope_head_dim, cfg.dsa_index_dim)))
 
 
 class LightningIndexer(nn.Module):
@@ -187,12 +202,18 @@ class DSA(SparseMLA):
         self.indexer = LightningIndexer(cfg)
         self.top_k = cfg.dsa_top_k
 
+    @classmethod
+    def param_count(cls, cfg: ModelConfig) -> int:
+        d, i, j = cfg.d_model, cfg.dsa_index_dim, cfg.dsa_index_heads
+        indexer = (cfg.q_lora_rank or d) * j * i + d * i + 2 * i + d * j  # wq, wk, k_norm, weights_proj
+        return super().param_count(cfg) + indexer
+
     def _select(self, scores, x, start, cache) -> Selection:
         s, t = scores.size(-2), scores.size(-1)
         keys = self.indexer.keys(x, start)
         if cache is not None:
             keys = append_positions(cache.k_index, keys, start, time_dim=1)  # (b, t, i)
-        q_source = self.q_norm(self.wq_a(x)) if hasattr(self, "wq_a") else x
+        q_source = self._query_latent(x) if self.q_lora_rank else x
         index_scores = self.indexer.scores(x, q_source, keys, start)  # (b, s, t)
         causal = causal_mask(s, t, scores.device)
         picked = top_positions(index_scores, self.top_k, causal.expand_as(index_scores))
@@ -296,6 +317,10 @@ class LogLinear(SparseMLA):
         self.n_levels, self.fine_levels = cfg.loglinear_levels, cfg.loglinear_fine_levels
         self.level_weights = nn.Linear(cfg.d_model, cfg.n_heads * self.n_levels, bias=False)  # log λ
 
+    @classmethod
+    def param_count(cls, cfg: ModelConfig) -> int:
+        return super().param_count(cfg) + cfg.d_model * cfg.n_heads * cfg.loglinear_levels  # level_weights
+
     def _select(self, scores, x, start, cache) -> Selection:
         s, t = scores.size(-2), scores.size(-1)
         q_pos, k_pos = _positions(start, s, t, scores.device)
@@ -308,15 +333,3 @@ class LogLinear(SparseMLA):
             fine_levels=self.fine_levels, bias=bias,
         )
 
-
-SPARSE_ATTENTION: dict[str, type[SparseMLA]] = {"dsa": DSA, "moba": MoBA, "loglinear": LogLinear}
-
-
-def sparse_attention_params(cfg: ModelConfig) -> int:
-    """Parameters a sparse type adds to MLA's (closed form, for dsmini.model.limits.count_params)."""
-    if cfg.attn_type == "dsa":
-        d, i, j = cfg.d_model, cfg.dsa_index_dim, cfg.dsa_index_heads
-        return (cfg.q_lora_rank or d) * j * i + d * i + 2 * i + d * j  # wq, wk, k_norm, weights_proj
-    if cfg.attn_type == "loglinear":
-        return cfg.d_model * cfg.n_heads * cfg.loglinear_levels
-    return 0  # MoBA's gate has no parameters

@@ -1,7 +1,8 @@
 """DSMini: a decoder-only, DeepSeek-style character model, readable top to bottom.
 
-    idx -> embed -> [RMSNorm -> attention (MLA | DSA | MoBA | log-linear | MHA | GQA | MQA) -> +, RMSNorm -> FFN (MoE | dense) -> +] x L
+    idx -> embed -> [RMSNorm -> attention -> +, RMSNorm -> FFN (MoE | dense) -> +] x L
         -> RMSNorm -> head -> next-character logits
+    (attention: MLA, its sparse types or the MHA family, dsmini.model.attention_types)
     MTP depth k (DeepSeek-V3 §2.2): [hnorm(h^{k-1}_i); enorm(embed(t_{i+k}))] -> eh_proj -> Block
         -> norm -> the same head -> logits for t_{i+k+1}
 
@@ -18,8 +19,9 @@ from torch import nn
 
 from dsmini.config import ModelConfig
 
-from .attention import AttnTrace, build_attention, causal_mask
-from .cache import LayerCache, ModelCache, StackCache, new_model_cache
+from .attention import AttnTrace, LayerCache, causal_mask
+from .attention_types import build_attention
+from .cache import ModelCache, StackCache, new_model_cache
 from .moe import Expert, ExpertAblation, GroupedExperts, MoE, Routing
 from .options import ForwardOptions
 from .rope import rope_angles
@@ -163,8 +165,11 @@ class DSMini(nn.Module):
         start = cache.length if cache is not None else 0
         rope = self._rope(start, s)
         valid = targets != IGNORE_INDEX if targets is not None else None
-        causal = causal_mask(s, start + s, idx.device) if start and s > 1 else None  # a verify pass: one mask for all layers
-        opts = ForwardOptions(need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid, causal=causal)
+        # a verify pass (s > 1 new positions over a cache): one causal mask for all layers
+        causal = causal_mask(s, start + s, idx.device) if start and s > 1 else None
+        opts = ForwardOptions(
+            need_weights=need_weights, absorb=absorb, ablation=ablation or {}, valid=valid, causal=causal
+        )
         x = self.drop(self.embed(idx))  # (b, s, d)
         out = ModelOutput(logits=x.new_empty(0))
         for i, layer in enumerate(self.layers):

@@ -13,8 +13,9 @@ query and key weights rescaled by γ_h = τ / S_max^h, so the same inputs would 
   it would touch every head.
 
 Every part of the logit is linear in the rescaled rows, so each logit is multiplied by exactly γ_h.
-S_max^h comes from the training forward pass itself (`dsmini.model.attention.keep_max_logit`).
-Axes: h heads, d rows of one head, i input features.
+Each attention type knows its own rows (`Attention.scale_logits`) and keeps S_max^h from the training
+forward pass itself (`Attention.keep_max_logit`); this module decides when and by how much.
+Axes: h heads.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dsmini.model import MHA, MLA
+from dsmini.model import Attention
 
 
 @dataclass(frozen=True)
@@ -38,38 +39,15 @@ class ClipReport:
     min_gamma: float = 1.0
 
 
-def attention_modules(model: nn.Module) -> list[nn.Module]:
+def attention_modules(model: nn.Module) -> list[Attention]:
     """Every attention module of the model (main layers and MTP blocks)."""
-    return [m for m in model.modules() if isinstance(m, (MHA, MLA))]
+    return [m for m in model.modules() if isinstance(m, Attention)]
 
 
 def track_max_logits(model: nn.Module, on: bool = True) -> None:
     """Have every attention module keep its per-head max logit while training (or stop)."""
     for module in attention_modules(model):
         module.track_max_logit, module.max_logit = on, None
-
-
-def _heads(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(h * d, i) projection weight as a (h, d, i) view: rescaling it rescales the weight in place."""
-    return weight.view(n_heads, -1, weight.size(-1))
-
-
-def _rescale_mla(attn: MLA, gamma: torch.Tensor) -> None:
-    root = gamma.sqrt()[:, None, None]
-    q = _heads((attn.wq_b if hasattr(attn, "wq_b") else attn.wq).weight, attn.n_heads)  # (h, nope + rope, i)
-    q[:, : attn.nope] *= root  # q^C
-    q[:, attn.nope :] *= gamma[:, None, None]  # q^R: the rotary key it meets is shared, so γ, not √γ
-    kv = _heads(attn.wkv_b.weight, attn.n_heads)  # (h, nope + v, c)
-    kv[:, : attn.nope] *= root  # k^C; the value rows are not part of the logit
-
-
-def _rescale_mha(attn: MHA, gamma: torch.Tensor) -> None:
-    q = _heads(attn.wq.weight, attn.n_heads)
-    if attn.n_kv == attn.n_heads:
-        q *= gamma.sqrt()[:, None, None]
-        _heads(attn.wk.weight, attn.n_kv).mul_(gamma.sqrt()[:, None, None])
-    else:
-        q *= gamma[:, None, None]
 
 
 @torch.no_grad()
@@ -85,8 +63,8 @@ def qk_clip(model: nn.Module, tau: float) -> ClipReport:
         over = seen > tau
         if not over.any():
             continue
-        gamma = torch.where(over, tau / seen, torch.ones_like(seen)).to(module.wo.weight.dtype)
-        (_rescale_mla if isinstance(module, MLA) else _rescale_mha)(module, gamma)
+        gamma = torch.where(over, tau / seen, torch.ones_like(seen))
+        module.scale_logits(gamma)
         clipped += int(over.sum())
         min_gamma = min(min_gamma, float(gamma.min()))
     return ClipReport(clipped, heads, max_logit if heads else 0.0, min_gamma)
