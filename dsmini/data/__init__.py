@@ -1,5 +1,16 @@
-"""dsmini.data."""
+"""Names in, tensors out: the built-in and uploaded corpora (corpora, builtin), the tokenizer that frames a
+name, seeded splits, and a corpus prepared as encoded splits and batches (batches)."""
 
+from .batches import (
+    CorpusData,
+    EncodedSplit,
+    HeldOut,
+    HeldOutCharacterError,
+    count_target_tokens,
+    get_batch,
+    prepare_corpus,
+    validation_set,
+)
 from .builtin import list_corpora, list_corpus_domains
 from .corpora import MAX_NAME_LEN, Corpus, Dropped, corpus_from_bytes, line_of, load_corpus
 from .file_kind import file_kind
@@ -9,22 +20,14 @@ from .tokenizer import (
     BOUNDARY_SYMBOL,
     IGNORE_INDEX,
     CharTokenizer,
-    CorpusData,
     CorpusError,
     CorpusStats,
-    EncodedSplit,
-    HeldOut,
-    HeldOutCharacterError,
     LabelledNames,
     UnknownCharacterError,
     corpus_stats,
-    count_target_tokens,
     default_block_size,
     encode_names,
-    get_batch,
     nfc,
-    prepare_corpus,
-    validation_set,
 )
 
 __all__ = [
