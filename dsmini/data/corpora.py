@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from dsmini.i18n import DEFAULT_LANGUAGE, t
 
@@ -289,14 +289,17 @@ def _split_labelled(number: int, line: str) -> tuple[str, str]:
 def _make_corpus(
     name: str,
     raw: LabelledNames,
-    lowercase: bool,
-    max_len: int | None,
-    max_chars: int,
+    *,
+    lowercase: bool = False,
+    max_len: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
     builtin: bool = False,
     dedupe: bool = True,
     min_names: int = MIN_NAMES,
 ) -> Corpus:
-    """Normalise and check the result is usable (enough names, a plausible alphabet)."""
+    """Normalise and check the result is usable (enough names, a plausible alphabet). Its keywords are the
+    cleaning options every loader below takes (besides `max_bytes` for a file): lowercase, names longer than
+    `max_len` dropped, at most `max_chars` distinct characters, duplicates dropped, at least `min_names`."""
     cleaned, dropped = normalise_labelled(raw.names, raw.domains, lowercase=lowercase, max_len=max_len, dedupe=dedupe)
     names = cleaned.names
     if len(names) < min_names:
@@ -317,44 +320,23 @@ def _make_corpus(
 
 
 def corpus_from_bytes(
-    data: bytes,
-    name: str = "upload",
-    *,
-    lowercase: bool = False,
-    max_len: int | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    dedupe: bool = True,
-    min_names: int = MIN_NAMES,
+    data: bytes, name: str = "upload", *, max_bytes: int = DEFAULT_MAX_BYTES, **cleaning: Any
 ) -> Corpus:
     """An uploaded text file (one name, or `name<TAB>domain`, per line) -> Corpus, or CorpusError
-    saying why not."""
-    raw = _parse_lines(_decode_text(data, max_bytes))
-    return _make_corpus(name, raw, lowercase, max_len, max_chars, dedupe=dedupe, min_names=min_names)
+    saying why not. `cleaning`: the options of `_make_corpus`."""
+    return _make_corpus(name, _parse_lines(_decode_text(data, max_bytes)), **cleaning)
 
 
-def corpus_from_path(
-    path: str | os.PathLike[str],
-    *,
-    lowercase: bool = False,
-    max_len: int | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    dedupe: bool = True,
-    min_names: int = MIN_NAMES,
-) -> Corpus:
-    """A local text file -> Corpus; same checks as an upload, size checked before reading. Every
-    CorpusError names the file."""
+def corpus_from_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, **cleaning: Any) -> Corpus:
+    """A local text file -> Corpus; the same checks and options as an upload (`corpus_from_bytes`), the
+    size checked before reading. Every CorpusError names the file."""
     path = Path(path)
     kind = file_kind(path)
     if kind is not None:
         raise CorpusError(f"no such file: {path}" if kind == "missing" else f"{path} is {kind}: expected a text file")
     try:
         _check_size(path.stat().st_size, max_bytes)
-        return corpus_from_bytes(
-            path.read_bytes(), path.name, lowercase=lowercase, max_len=max_len, max_bytes=max_bytes,
-            max_chars=max_chars, dedupe=dedupe, min_names=min_names,
-        )
+        return corpus_from_bytes(path.read_bytes(), path.name, max_bytes=max_bytes, **cleaning)
     except CorpusError as err:
         message = str(err)
         raise CorpusError(message if message.startswith(f"{path.name}:") else f"{path}: {message}") from None
@@ -370,36 +352,22 @@ def line_of(path: str | os.PathLike[str], name: str, lowercase: bool = False) ->
     return None
 
 
-def load_corpus(
-    name_or_path: str | os.PathLike[str],
-    *,
-    lowercase: bool = False,
-    max_len: int | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    dedupe: bool = True,
-    min_names: int = MIN_NAMES,
-) -> Corpus:
-    """A built-in corpus by name, else a text file by path.
+def load_corpus(name_or_path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, **cleaning: Any) -> Corpus:
+    """A built-in corpus by name, else a text file by path (`cleaning`: the options of `_make_corpus`).
 
     A string counts as a path when it exists, contains a path separator or ends in ".txt";
     anything else is a mistyped corpus name, answered with the list of known ones.
     """
     key = os.fspath(name_or_path)
     if key in BUILTINS:
-        as_registered = not lowercase and max_len is None and dedupe
-        return _make_corpus(
-            key, BUILTINS[key].raw(), lowercase, max_len, max_chars, builtin=as_registered, dedupe=dedupe,
-            min_names=min_names,
+        as_registered = (
+            not cleaning.get("lowercase") and cleaning.get("max_len") is None and cleaning.get("dedupe", True)
         )
+        return _make_corpus(key, BUILTINS[key].raw(), builtin=as_registered, **cleaning)
     looks_like_path = os.path.exists(key) or os.sep in key or "/" in key or key.endswith(".txt")
     if not looks_like_path:
         raise CorpusError(
             f"unknown corpus {key!r}; known corpora: {', '.join(BUILTINS)} "
             "(or give the path of a .txt file, one name or name<TAB>domain per line)"
         )
-    return corpus_from_path(
-        key, lowercase=lowercase, max_len=max_len, max_bytes=max_bytes, max_chars=max_chars, dedupe=dedupe,
-        min_names=min_names,
-    )
-
+    return corpus_from_path(key, max_bytes=max_bytes, **cleaning)
