@@ -66,18 +66,32 @@ def t(key: str, lang: str = DEFAULT_LANGUAGE, **fmt: object) -> str:
     if entry is None:
         return key
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]
-    return text.format(**fmt)
+    return text.format(**{name: _in_language(value, lang) for name, value in fmt.items()})
+
+
+def _in_language(value: object, lang: str) -> object:
+    """A float handed to `t` as is gets the language's decimal mark (0.46 -> 0,46), like every number the
+    pages format with `fmt_num`; anything else is formatted as it is."""
+    return _marked(str(value), lang) if isinstance(value, float) else value
 
 
 # Digit grouping and decimal mark per language (Russian: a narrow no-break space, which never breaks a
 # number across lines, and a decimal comma; GOST 8.417 and Russian typography).
 NUMBER_MARKS = {"en": (",", "."), "ru": ("\u202f", ",")}
+PERCENT_SIGN = {"ru": "\u00a0%"}  # Russian parts a percentage from its number by a no-break space
 
 
-def fmt_num(x: float, digits: int, lang: str = DEFAULT_LANGUAGE) -> str:
-    """`x` with `digits` decimals and grouped thousands, as `lang` writes numbers: 446,528.5 / 446 528,5."""
+def fmt_num(x: float, digits: int, lang: str = DEFAULT_LANGUAGE, *, sign: bool = False, style: str = "f") -> str:
+    """`x` as `lang` writes numbers: with `digits` decimals and grouped thousands (446,528.5 / 446 528,5),
+    a "+" before a positive number with `sign` (a change), and in Python's `style` "%" (12.5% / 12,5 %),
+    "e" (1.0e-06 / 1,0e-06) or "g" (`digits` significant digits) instead of "f"."""
+    text = f"{x:{'+' if sign else ''}{',' if style in 'f%' else ''}.{digits}{style}}"
+    return _marked(text, lang).replace("%", PERCENT_SIGN.get(lang, "%"))
+
+
+def _marked(text: str, lang: str) -> str:
+    """Python's "," and "." marks of a formatted number -> `lang`'s."""
     thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
-    text = f"{x:,.{digits}f}"
     return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
 
 
@@ -94,6 +108,7 @@ def plotly_separators(lang: str) -> str:
 
 
 def parse_num(text: str, lang: str = DEFAULT_LANGUAGE) -> float:
-    """The inverse of `fmt_num` (what a page showed, back to a number; tests read metrics with it)."""
+    """The inverse of `fmt_num` (what a page showed, back to a number; tests read metrics with it); a
+    percentage comes back as the number shown before its sign (12,5 % -> 12.5)."""
     thousands, decimal = NUMBER_MARKS.get(lang, NUMBER_MARKS[DEFAULT_LANGUAGE])
-    return float(text.replace(thousands, "").replace(decimal, "."))
+    return float(text.removesuffix(PERCENT_SIGN.get(lang, "%")).replace(thousands, "").replace(decimal, "."))

@@ -87,9 +87,9 @@ def shown(fig: go.Figure) -> go.Figure:
     return for_display(fig, lang(), text_scale())
 
 
-def num(x: float | None, digits: int = 0) -> str:
+def num(x: float | None, digits: int = 0, *, sign: bool = False, style: str = "f") -> str:
     """A number as the session's language writes it (see dsmini.i18n.fmt_num); "-" for no value."""
-    return "-" if x is None else fmt_num(x, digits, lang())
+    return "-" if x is None else fmt_num(x, digits, lang(), sign=sign, style=style)
 
 
 def count(n: int) -> str:

@@ -55,9 +55,9 @@ def _names_to_score(default_corpus: str | None):
                               help=ui.tr("cmp.score_upload_help"))
     if upload is not None:  # every line counts, as `python -m dsmini eval` scores a file
         corpus = corpus_from_bytes(upload.getvalue(), name=upload.name, max_len=MAX_NAME_LEN, dedupe=False, min_names=1)
-        return corpus.names, corpus.domains, ui.tr("cmp.score_file", n=f"{len(corpus.names):,}", file=upload.name)
+        return corpus.names, corpus.domains, ui.tr("cmp.score_file", n=ui.count(len(corpus.names)), file=upload.name)
     names, domains = _held_out(chosen)
-    return names, domains, ui.tr("cmp.score_held_out", n=f"{len(names):,}", corpus=chosen)
+    return names, domains, ui.tr("cmp.score_held_out", n=ui.count(len(names)), corpus=chosen)
 
 
 def _score_frame(rows, label_a: str, label_b: str) -> pd.DataFrame:
@@ -65,8 +65,8 @@ def _score_frame(rows, label_a: str, label_b: str) -> pd.DataFrame:
         return ui.tr("cmp.score_all") if g == "all" else g
 
     return pd.DataFrame(
-        [(group(g), f"{ra.names:,}", f"{ra.nats_per_char:.4f}", f"{rb.nats_per_char:.4f}", f"{ra.bits_per_char:.4f}",
-          f"{rb.bits_per_char:.4f}", f"{ra.perplexity:.3f}", f"{rb.perplexity:.3f}",
+        [(group(g), ui.count(ra.names), ui.num(ra.nats_per_char, 4), ui.num(rb.nats_per_char, 4),
+          ui.num(ra.bits_per_char, 4), ui.num(rb.bits_per_char, 4), ui.num(ra.perplexity, 3), ui.num(rb.perplexity, 3),
           "A" if ra.nats_per_char < rb.nats_per_char else "B" if rb.nats_per_char < ra.nats_per_char else "=")
          for g, ra, rb in rows],
         columns=[ui.tr("cmp.score_group"), ui.tr("cmp.score_names"),

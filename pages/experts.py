@@ -48,12 +48,12 @@ def domain_section(analysis: ExpertAnalysis, lang: str) -> None:
         return
     layer = report.clearest_layer
     m1, m2, m3 = st.columns(3)
-    m1.metric(ui.tr("experts.m_domain_mi", layer=ui.tr("chart.layer", layer=layer)), f"{report.mi[layer]:.3f}")
-    m2.metric(ui.tr("experts.m_domain_mi_initial"), f"{report.mi_initial[layer]:.3f}")
+    m1.metric(ui.tr("experts.m_domain_mi", layer=ui.tr("chart.layer", layer=layer)), ui.num(report.mi[layer], 3))
+    m2.metric(ui.tr("experts.m_domain_mi_initial"), ui.num(report.mi_initial[layer], 3))
     ratio = report.mi_ratio(layer)
-    m3.metric(ui.tr("experts.m_domain_ratio"), "∞" if ratio == float("inf") else f"{ratio:.1f}×")
+    m3.metric(ui.tr("experts.m_domain_ratio"), "∞" if ratio == float("inf") else ui.num(ratio, 1) + "×")
     st.plotly_chart(ui.figure(domain_mi_figure, report, lang), width="stretch", key="experts_domain_mi")
-    st.caption(ui.tr("experts.domain_mi_caption", ceiling=round(report.mi_ceiling, 2), seed=INITIAL_SEED))
+    st.caption(ui.tr("experts.domain_mi_caption", ceiling=ui.num(report.mi_ceiling, 2), seed=INITIAL_SEED))
     untrained = st.toggle(ui.tr("experts.show_untrained"), key="experts_domain_untrained")
     st.plotly_chart(ui.figure(domain_map_figure, report, lang, initial=untrained), width="stretch",
                     key="experts_domain_map")
@@ -77,7 +77,7 @@ def letter_section(analysis: ExpertAnalysis, lang: str) -> None:
         st.plotly_chart(ui.figure(expert_load_figure, report, lang), width="stretch", key="experts_load")
     with c2:
         st.subheader(ui.tr("experts.mi_title"))
-        st.caption(ui.tr("experts.mi_caption", ceiling=round(report.mi_ceiling, 3), seed=INITIAL_SEED))
+        st.caption(ui.tr("experts.mi_caption", ceiling=ui.num(report.mi_ceiling, 3), seed=INITIAL_SEED))
         st.plotly_chart(ui.figure(specialisation_figure, report, lang), width="stretch", key="experts_mi")
     st.subheader(ui.tr("experts.pick_title"))
     c1, c2 = st.columns([1, 3])
@@ -140,17 +140,19 @@ def ablation_section(ckpt: Checkpoint, analysis: ExpertAnalysis, lang: str) -> N
         return
     result = ui.computed(ablation_view, ckpt, spec, analysis=analysis)
     m1, m2, m3 = st.columns(3)
-    m1.metric(ui.tr("experts.m_loss_on"), f"{result.mean_on:.4f}")
-    m2.metric(ui.tr("experts.m_loss_off"), f"{result.mean_off:.4f}", delta=f"{result.mean_off - result.mean_on:+.4f}",
+    m1.metric(ui.tr("experts.m_loss_on"), ui.num(result.mean_on, 4))
+    m2.metric(ui.tr("experts.m_loss_off"), ui.num(result.mean_off, 4),
+              delta=ui.num(result.mean_off - result.mean_on, 4, sign=True),
               delta_color="inverse")
-    m3.metric(ui.tr("experts.m_share"), f"{result.share_before:.1%}")
+    m3.metric(ui.tr("experts.m_share"), ui.num(result.share_before, 1, style="%"))
     if result.domains.labels:
         worst = result.domains.labels[0]
         st.plotly_chart(ui.figure(domain_damage_figure, result, lang), width="stretch", key="experts_damage")
         if len(result.domains.labels) > 1:
             st.markdown(ui.tr("experts.damage_ratio", domain=domain_name(worst, lang),
-                              delta=f"{result.domains.delta_of(worst):+.3f}",
-                              others=f"{result.others_delta(worst):+.3f}", ratio=f"{result.damage_ratio(worst):.0f}"))
+                              delta=ui.num(result.domains.delta_of(worst), 3, sign=True),
+                              others=ui.num(result.others_delta(worst), 3, sign=True),
+                              ratio=ui.num(result.damage_ratio(worst))))
     st.plotly_chart(ui.figure(ablation_figure, result, lang), width="stretch", key="experts_ablation")
     st.caption(ui.tr("experts.ablation_caption", n=len(analysis.names), min=MIN_LETTER_TOKENS))
     c1, c2 = st.columns(2)

@@ -43,7 +43,7 @@ def _step_through(ckpt: Checkpoint, temperature: float, seed: int, top_k: int, t
     start = c1.text_input(ui.tr("gen.step.prefix"), key="gen_step_prefix", help=ui.tr("gen.step.prefix_help"),
                           max_chars=ckpt.model_config.block_size - 1)
     modes = {"greedy": ui.tr("gen.step.greedy"),
-             "sample": ui.tr("gen.step.sample", temperature=f"{temperature:g}", seed=seed)}
+             "sample": ui.tr("gen.step.sample", temperature=ui.num(temperature, 3, style="g"), seed=seed)}
     mode = c2.segmented_control(ui.tr("gen.step.mode"), list(modes), format_func=modes.get, default="greedy",
                                 required=True, key="gen_step_mode")
     problem = ui.text_problem(ckpt.tokenizer, start, max_len, "gen.step")

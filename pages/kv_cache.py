@@ -54,9 +54,9 @@ with ui.guard():
     c2.metric(ui.tr("kv.absorbed"), ui.num(timing.absorbed_ms_per_char, 2))
     c3.metric(ui.tr("kv.speedup"), ui.num(timing.speedup, 2) + "×")
     if timing.same_logits:
-        st.success(ui.tr("kv.same_ok", diff=f"{timing.max_abs_diff:.1e}"))
+        st.success(ui.tr("kv.same_ok", diff=ui.num(timing.max_abs_diff, 1, style="e")))
     else:
-        st.error(ui.tr("kv.same_bad", diff=f"{timing.max_abs_diff:.1e}"))
+        st.error(ui.tr("kv.same_bad", diff=ui.num(timing.max_abs_diff, 1, style="e")))
     st.caption(ui.tr("kv.timing_note", names=len(view.timing_prefixes), chars=timing.chars, repeats=timing.repeats))
     up_projected = cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim)  # what naive MLA rebuilds per position
     st.caption(ui.tr("kv.absorb_caption", d_c=cfg.kv_lora_rank, heads=up_projected))

@@ -143,7 +143,7 @@ def ablation_step(lang: str) -> None:
         f"**{off}**" if off != on else off for on, off in zip(result.names_on, result.names_off)))
     st.caption(tr("lesson.s4.bold"))
     hurt_others = result.others_delta(plan.DROP_DOMAIN) > DAMAGE_FLOOR  # else "times as much" would divide by ~0
-    _notice(tr("lesson.s4.notice", ratio=f"{result.damage_ratio(plan.DROP_DOMAIN):.1f}") if hurt_others else
+    _notice(tr("lesson.s4.notice", ratio=ui.num(result.damage_ratio(plan.DROP_DOMAIN), 1)) if hurt_others else
             tr("lesson.s4.notice_only"))
     # the Experts page's "top 2 of Russian" click on its defaults (drop, all layers): the same cached result
     _open(4, "experts", checkpoint=ckpt.name, experts_section="ablation",
@@ -160,7 +160,7 @@ def routers_step(lang: str) -> None:
     _chart(mi_by_router_figure(shootout, lang), 5)
     run, layer = plan.clearest_router(shootout)
     _notice(tr("lesson.s5.notice", router=router_label(run.router, run.aux_loss_coef, lang), layer=layer,
-               bits=f"{run.mi[layer]:.2f}", initial=f"{run.mi_initial[layer]:.2f}"))
+               bits=ui.num(run.mi[layer], 2), initial=ui.num(run.mi_initial[layer], 2)))
     _open(5, "experts", checkpoint=ckpts[0].name, experts_section="routers")
 
 
@@ -174,7 +174,7 @@ def training_step(lang: str) -> None:
             _chart(domain_mi_curve(split, lang), 6)
             rise = plan.first_rise(ckpt.history)
             _notice(tr("lesson.s6.flat") if rise is None else
-                    tr("lesson.s6.notice", step=rise.step, seconds=round(rise.seconds)))
+                    tr("lesson.s6.notice", step=rise.step, seconds=ui.num(rise.seconds)))
         else:  # saved before training recorded the curve
             st.info(tr("lesson.s6.no_history", name=ckpt.name))
     _open(6, "train", label=tr("lesson.s6.start"), train_corpus="ru-en-names")

@@ -44,7 +44,7 @@ with ui.guard():
     m = st.columns(5)
     for col, label, stats in ((m[0], ui.tr("mtp.m_greedy"), greedy),
                               (m[1], ui.tr("mtp.m_sampled", temperature=temperature), sampled)):
-        col.metric(label, f"{stats.overall.rate:.1%}", help=ui.tr(
+        col.metric(label, ui.num(stats.overall.rate, 1, style="%"), help=ui.tr(
             "mtp.m_acceptance_help", accepted=stats.overall.accepted, proposed=stats.overall.proposed))
     for col, label, stats in ((m[2], ui.tr("mtp.m_cpf"), greedy),
                               (m[3], ui.tr("mtp.m_cpf_sampled", temperature=temperature), sampled)):

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import CorpusRef, save_checkpoint
 from dsmini.config import preset
-from dsmini.i18n import t
+from dsmini.i18n import parse_num, t
 from dsmini.model import DSMini
 from dsmini.probes.experts import LETTER_GROUPS, letter_group
 from pages import _ui as ui
@@ -127,7 +127,7 @@ def test_experts_page_ablation_kinds(at, lang):
     assert t("chart.ablation.what_drop", lang, experts="3, 5", layer=t("chart.layer", lang, layer=2)) in \
         charts(at)[0]["layout"]["title"]["text"]
     dropped = next(m for m in at.metric if m.label == t("experts.m_loss_off", lang))
-    assert float(dropped.value) > float(loss_on)  # dropping two experts' output hurts
+    assert parse_num(dropped.value, lang) > parse_num(loss_on, lang)  # dropping two experts' output hurts
     at.segmented_control(key="experts_kind").set_value("mask_top").run()
     at.checkbox(key="experts_shared_off").check().run()
     no_errors(at)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from dsmini.charts.domains import domain_name, spec_label
 from dsmini.charts.shootout import router_label
 from dsmini.checkpoint import copy_checkpoint, save_checkpoint
-from dsmini.i18n import t
+from dsmini.i18n import fmt_num, t
 from dsmini.probes import lesson as plan
 from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
 from dsmini.probes.generation import generate_view
@@ -106,7 +106,7 @@ def check_step(app, step: int, lang: str) -> None:
         report = ui.computed(experts_view, mixed).domains
         result = ui.computed(ablation_view, mixed, domain_top_experts(report, "ru", report.layers, plan.DROP_TOP_N))
         ratio = result.damage_ratio("ru")
-        assert notice(app, lang) == (t("lesson.s4.notice", lang, ratio=f"{ratio:.1f}")
+        assert notice(app, lang) == (t("lesson.s4.notice", lang, ratio=fmt_num(ratio, 1, lang))
                                      if result.others_delta("ru") > DAMAGE_FLOOR else t("lesson.s4.notice_only", lang))
         assert ratio > 1  # the Russian experts served Russian names
         (damage,) = figures
@@ -120,7 +120,8 @@ def check_step(app, step: int, lang: str) -> None:
         shootout = ui.computed(shootout_view, [ui.load_by_name(name) for name in plan.SHOOTOUT])
         run, layer = plan.clearest_router(shootout)
         assert notice(app, lang) == t("lesson.s5.notice", lang, router=router_label(run.router, run.aux_loss_coef, lang),
-                                      layer=layer, bits=f"{run.mi[layer]:.2f}", initial=f"{run.mi_initial[layer]:.2f}")
+                                      layer=layer, bits=fmt_num(run.mi[layer], 2, lang),
+                                      initial=fmt_num(run.mi_initial[layer], 2, lang))
         (by_router,) = figures
         assert [bar["name"].split(":")[0] for bar in traces(by_router, "bar")] == list(plan.SHOOTOUT)
     elif step == 6:

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import ModelConfig, preset
 from dsmini.data import CharTokenizer
-from dsmini.i18n import parse_num
+from dsmini.i18n import fmt_int, parse_num
 from dsmini.model import DSMini
 from pages import _ui as ui
 
@@ -64,7 +64,7 @@ def check_mtp_page(at, lang: str, n: int, depth: int = 1) -> None:
     assert at.title[0].value == ui.t("mtp.title", lang)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[ui.t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
-    greedy = float(metrics[ui.t("mtp.m_greedy", lang)].rstrip("%"))
+    greedy = parse_num(metrics[ui.t("mtp.m_greedy", lang)], lang)
     assert 50 < greedy <= 100  # the shipped MTP heads draft well
     assert 1.2 < parse_num(metrics[ui.t("mtp.m_cpf", lang)], lang) <= 1 + depth
     chain, by_position, by_letter, timeline = charts(at)[:4]
@@ -204,8 +204,8 @@ def test_compare_page_scores_both_on_the_held_out_names_of_a_corpus(lang):
     names, _ = held_out_names(load_corpus("en-names"))
     expected = [score_table(score_names(c.model, c.tokenizer, names))[0].nats_per_char
                 for c in (load_checkpoint(SHIPPED / "en-names"), load_checkpoint(SHIPPED / "ru-en-names"))]
-    assert len(scores) == 1 and scores.iloc[0, 1] == f"{len(names):,}"
-    assert [float(scores.iloc[0, 2]), float(scores.iloc[0, 3])] == [round(e, 4) for e in expected]
+    assert len(scores) == 1 and scores.iloc[0, 1] == fmt_int(len(names), lang)
+    assert [parse_num(scores.iloc[0, 2], lang), parse_num(scores.iloc[0, 3], lang)] == [round(e, 4) for e in expected]
     assert scores.iloc[0, -1] == ("A" if expected[0] < expected[1] else "B")
     assert scores.columns[2] == ui.t("cmp.score_nats", lang, label="A: en-names")
     at.radio(key="cmp_score_by").set_value("length").run()  # new rows: asked again first
