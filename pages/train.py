@@ -1,5 +1,6 @@
 """Train: pick a corpus and an architecture, then watch a run live (it lives in a background job)."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -8,13 +9,14 @@ import streamlit as st
 from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure, length_figure, loss_figure
 from dsmini.charts.domains import domain_name
 from dsmini.checkpoint import CheckpointExistsError
-from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
+from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, RECIPES, ROUTERS, TrainConfig
 from dsmini.data import CorpusError, default_block_size, list_corpora, list_corpus_domains
 from dsmini.jobs import JobError, TrainingJob
-from dsmini.probes import domain_mi_history, expert_load_history, loss_curves
+from dsmini.probes import domain_mi_history, expert_load_history, live_domain_mi, loss_curves
 from dsmini.probes.training import corpus_view
 from pages import _ui as ui
 
+RECIPE = RECIPES["page"]  # the defaults of every widget below
 SAVE_PROBLEM = "train_save_problem"  # session_state: why the last save failed, shown until the user acts
 # the settings widgets, kept for the session across pages (ui.keep); an upload cannot be (Streamlit's file_uploader)
 SETTINGS = ["train_source", "train_corpus", "train_preset", "train_attn", "train_ffn", "train_router", "train_mtp",
@@ -101,7 +103,7 @@ def number(where, label: str, low, high, default, key: str, step=None, **more):
 def architecture_form():
     """ModelConfig overrides chosen with widgets (defaults: the preset's values)."""
     with st.expander(ui.tr("train.arch"), expanded=False):
-        name = choice(st, "train.preset", list(PRESETS), "train_preset", default="small")
+        name = choice(st, "train.preset", list(PRESETS), "train_preset", default=RECIPE.preset)
         base = PRESETS[name]
         c = st.columns(4)
         over = dict(
@@ -129,13 +131,14 @@ def architecture_form():
 
 
 def training_form() -> TrainConfig:
-    c = st.columns(4)
-    return TrainConfig(
-        steps=int(number(c[0], "train.steps", 10, 20000, 600, "train_steps", 50)),
-        lr=number(c[1], "train.lr", 1e-5, 1e-1, 3e-3, "train_lr", format="%.4f"),
-        batch_size=int(number(c[2], "train.batch", 4, 512, 64, "train_batch", 4)),
-        optimizer=choice(c[3], "train.optimizer", OPTIMIZERS, "train_opt", help=ui.tr("train.optimizer_help")),
-        eval_every=50, eval_batches=1, sample_every=100, warmup_steps=50,  # 256 val names: ~0.1 s an evaluation
+    c, recipe = st.columns(4), RECIPE.train
+    return dataclasses.replace(
+        recipe,
+        steps=int(number(c[0], "train.steps", 10, 20000, recipe.steps, "train_steps", 50)),
+        lr=number(c[1], "train.lr", 1e-5, 1e-1, recipe.lr, "train_lr", format="%.4f"),
+        batch_size=int(number(c[2], "train.batch", 4, 512, recipe.batch_size, "train_batch", 4)),
+        optimizer=choice(c[3], "train.optimizer", OPTIMIZERS, "train_opt", default=recipe.optimizer,
+                         help=ui.tr("train.optimizer_help")),
     )
 
 
@@ -143,8 +146,9 @@ def start(corpus_key, preset_name, overrides, train_cfg) -> None:
     corpus = ui.corpus(*corpus_key)
     block_size = default_block_size(corpus.names)
     data = ui.prepared(*corpus_key, block_size=block_size, seed=train_cfg.split_seed)
-    model_cfg = preset(preset_name, vocab_size=data.tokenizer.vocab_size, block_size=block_size, **overrides)
-    job = TrainingJob(model_cfg, train_cfg, data)
+    model_cfg = RECIPE.model(len(corpus.names), preset_name, vocab_size=data.tokenizer.vocab_size,
+                             block_size=block_size, **overrides)
+    job = TrainingJob(model_cfg, train_cfg, data, domain_mi=live_domain_mi)
     job.start()
     jobs["job"], jobs["run"] = job, ui.job_registry().add(job, jobs["holder"])
     st.query_params["run"] = jobs["run"]

@@ -6,8 +6,8 @@ In-process through `dsmini.cli.main.main` on the tiny preset (a few steps each).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
+import itertools
 import json
 import math
 import re
@@ -270,19 +270,21 @@ def test_progress_lines_in_a_log_are_plain(tmp_path, capfd):
     assert all(re.search(r"tok/s \(run [\d.]+K?\) \| ETA \d+m\d\ds$", line) for line in lines)
 
 
-def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size():
+def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size(tmp_path):
     from dsmini.cli.main import build_parser
-    from dsmini.cli.train import CLI_RECIPE, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, _new_trainer
-    from dsmini.data import load_corpus
+    from dsmini.cli.train import RECIPE, _request, resolve
+    from dsmini.config import SMALL_CORPUS
 
-    args = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny"])
-    small = load_corpus("en-names")
-    assert len(small.names) < SMALL_CORPUS
-    trainer = _new_trainer(args, small, {}, {})
-    assert (trainer.cfg.optimizer, trainer.cfg.muon_params, trainer.cfg.steps) == ("muon", "dense", 3000)
-    assert {key: getattr(trainer.cfg, key) for key in CLI_RECIPE} == CLI_RECIPE
-    assert trainer.model_cfg.dropout == SMALL_CORPUS_DROPOUT
-    given = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny", "--dropout", "0.3"])
-    assert _new_trainer(given, small, {}, {}).model_cfg.dropout == 0.3  # a flag always wins
-    large = dataclasses.replace(small, names=[f"{n}{i}" for i in range(4) for n in small.names], domains=None)
-    assert len(large.names) >= SMALL_CORPUS and _new_trainer(args, large, {}, {}).model_cfg.dropout == 0.0
+    def resolved(corpus, *flags):
+        args = build_parser().parse_args(["train", "--corpus", corpus, "--preset", "tiny", *flags])
+        return resolve(args, _request(args))
+
+    plan = resolved("en-names")
+    assert len(plan.corpus.names) < SMALL_CORPUS
+    assert (plan.train_cfg.optimizer, plan.train_cfg.muon_params, plan.train_cfg.steps) == ("muon", "dense", 3000)
+    assert plan.train_cfg == RECIPE.train
+    assert plan.model_cfg.dropout == RECIPE.small_corpus_dropout == 0.1
+    assert resolved("en-names", "--dropout", "0.3").model_cfg.dropout == 0.3  # a flag always wins
+    names = ["".join(letters) for letters in itertools.islice(itertools.product("abcdefghij", repeat=5), SMALL_CORPUS)]
+    large = resolved(write(tmp_path / "large.txt", names))
+    assert len(large.corpus.names) == SMALL_CORPUS and large.model_cfg.dropout == 0.0

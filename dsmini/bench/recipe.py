@@ -2,7 +2,7 @@
 val loss in the same *seconds*, and which in the same *steps*?
 
 Every run trains the full model (preset `small`: MLA + MoE + MTP) on a corpus split exactly as
-`python -m dsmini train` splits it, with `train`'s dropout rule (`cli_train.recipe_preset`), and
+`python -m dsmini train` splits it, with `train`'s dropout rule (`config.RECIPES["cli"]`), and
 evaluates on the whole val split `evals` times along its schedule. A row's *best* is the lowest of
 those points (what a best-val checkpoint keeps), *final* the last one.
 
@@ -19,13 +19,12 @@ worker processes with one torch thread each.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from dsmini.cli.train import recipe_preset
+from dsmini import config
 from dsmini.config import TrainConfig
 from dsmini.data import load_corpus
 from dsmini.training import Trainer, evaluate
@@ -117,8 +116,8 @@ def jobs(corpus: str, recipes: list[Recipe], speeds: dict[str, dict[str, float]]
 def _trainer(corpus: str, train_cfg: TrainConfig, preset_name: str) -> Trainer:
     """The full model of `preset_name` as `train` builds it for `corpus` (its dropout rule), on `train_cfg`."""
     data = corpus_data(corpus)
-    cfg = dataclasses.replace(recipe_preset(preset_name, len(load_corpus(corpus).names)),
-                              vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    cfg = config.RECIPES["cli"].model(len(load_corpus(corpus).names), preset_name,
+                                      vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
     return Trainer(cfg, train_cfg, data)
 
 
