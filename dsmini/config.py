@@ -1,4 +1,6 @@
-"""Model and training configuration: the single source of truth for every size and switch.
+"""Model and training configuration: the single source of truth for every size and switch, each field's
+help (its metadata, which the CLI's --help reads) and the named training recipes (`RECIPES`) that the
+CLI, the Train page and the benchmark read.
 
 `ModelConfig` is frozen; derive variants with `dataclasses.replace(cfg, attn_type="mha")`
 (validation runs again on the copy). Field names follow DeepSeek-V3's `ModelArgs`
@@ -54,7 +56,8 @@ class ModelConfig:
     v_head_dim: int = described(16, "MLA per-head value dims")
     # sparse attention on the MLA path (dsmini/model/sparse_attention.py); each field only matters for its type
     dsa_index_heads: int = described(2, "DSA lightning-indexer heads H^I (DeepSeek-V3.2 §2.1, eq. 1)")
-    dsa_index_dim: int = described(16, "DSA indexer query/key size d^I (a multiple of 4; half carries RoPE, as in V3.2)")
+    dsa_index_dim: int = described(16, "DSA indexer query/key size d^I (a multiple of 4; half carries RoPE, as in "
+                                       "V3.2)")
     dsa_top_k: int = described(8, "DSA: positions each query attends to (top-k of the indexer's scores; V3.2: 2048 "
                                   "of 128K)")
     moba_block_size: int = described(4, "MoBA: keys per block (Lu et al. 2025 §2.2)")
@@ -239,7 +242,8 @@ def validate(c: ModelConfig) -> None:
     _require(c.vocab_size >= 2, "vocab_size", f"must be >= 2 (boundary + 1 char), got {c.vocab_size}")
     _require(0.0 <= c.dropout < 1.0, "dropout", f"must be in [0, 1), got {c.dropout}")
     _require(c.rope_theta > 0, "rope_theta", f"must be > 0, got {c.rope_theta}")
-    _require(c.norm_eps is None or c.norm_eps > 0, "norm_eps", f"must be > 0 or None (torch's default), got {c.norm_eps}")
+    _require(c.norm_eps is None or c.norm_eps > 0, "norm_eps",
+             f"must be > 0 or None (torch's default), got {c.norm_eps}")
     _require(c.attn_type in ATTN_TYPES, "attn_type", f"must be one of {ATTN_TYPES}, got {c.attn_type!r}")
     if c.latent_attention:
         _require(c.kv_lora_rank >= 1, "kv_lora_rank", f"must be >= 1, got {c.kv_lora_rank}")
@@ -373,8 +377,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. The defaults are the library's (AdamW, no dropout rule); each way the project
-    trains is a named recipe in RECIPES."""
+    """How to train. The defaults are the library's (AdamW), what the tests and most benchmark sections
+    train with; the ways the project trains for its users are the named recipes in RECIPES."""
 
     steps: int = described(2000, "optimizer steps in total")
     batch_size: int = described(64, "names per micro-batch")

@@ -52,7 +52,8 @@ def corpus_picker():
         format_func=lambda s: ui.tr(f"train.source_{s}"),
     )
     if source == "upload":
-        upload = st.file_uploader(ui.tr("train.upload"), type=["txt"], key="train_upload", help=ui.tr("train.upload_help"))
+        upload = st.file_uploader(ui.tr("train.upload"), type=["txt"], key="train_upload",
+                                  help=ui.tr("train.upload_help"))
         if upload is None:
             st.stop()
         key = (Path(upload.name).stem, upload.getvalue())
@@ -60,8 +61,8 @@ def corpus_picker():
         names = list(list_corpora())
         default = "ru-names" if ui.lang() == "ru" else "en-names"
         labels = {name: corpus_label(name, domains) for name, domains in list_corpus_domains().items()}
-        key = (st.selectbox(ui.tr("train.corpus"), names, index=ui.kept_index("train_corpus", names, default), key="train_corpus",
-                            format_func=labels.__getitem__, help=ui.tr("train.corpus_help")), None)
+        key = (st.selectbox(ui.tr("train.corpus"), names, index=ui.kept_index("train_corpus", names, default),
+                            key="train_corpus", format_func=labels.__getitem__, help=ui.tr("train.corpus_help")), None)
     try:
         return ui.corpus(*key), key
     except CorpusError as err:
@@ -120,7 +121,8 @@ def architecture_form():
             aux_loss_coef=number(c[3], "train.aux", 0.0, 1.0, base.aux_loss_coef, "train_aux", 0.01),
         )
         c = st.columns(4)
-        capacity = number(c[0], "train.capacity", 0.0, 8.0, 0.0, "train_capacity", 0.25, help=ui.tr("train.capacity_help"))
+        capacity = number(c[0], "train.capacity", 0.0, 8.0, 0.0, "train_capacity", 0.25,
+                          help=ui.tr("train.capacity_help"))
         over.update(
             capacity_factor=capacity or None,
             d_model=number(c[1], "train.d_model", 16, 256, base.d_model, "train_width", 16),
@@ -163,7 +165,8 @@ def live() -> None:
         return
     snap = job.snapshot()
     cfg = job.model_cfg
-    st.progress(snap.step / snap.total_steps, text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
+    st.progress(snap.step / snap.total_steps,
+                text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
     if snap.state == "queued":
         st.info(ui.tr("train.queued", position=snap.queue_position or 1))
     if snap.message and snap.state == "failed":
@@ -175,7 +178,8 @@ def live() -> None:
     c[0].metric(ui.tr("train.m_loss"), ui.num(last.get('main_loss'), 3))
     c[1].metric(ui.tr("train.m_val"), ui.num(snap.val_losses[-1][1] if snap.val_losses else None, 3))
     c[2].metric(ui.tr("train.m_speed"), ui.num(last.get('tokens_per_sec')))
-    c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-", help=ui.tr("train.m_dropped_help"))
+    c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-",
+                help=ui.tr("train.m_dropped_help"))
     buttons = st.columns(3)
     buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
     if snap.history:
@@ -218,7 +222,8 @@ def finished_actions(job, snap) -> None:
     if st.session_state.get("train_saved"):
         st.success(ui.tr("train.saved", name=st.session_state["train_saved"]))
     stem = name or "dsmini-run"
-    ui.downloads(job.model_cfg, stem, lambda: job.download_bytes(stem), lambda: job.transformers_bytes(stem), key="train")
+    ui.downloads(job.model_cfg, stem, lambda: job.download_bytes(stem), lambda: job.transformers_bytes(stem),
+                 key="train")
 
 
 def save_run(job, name: str, overwrite: bool = False) -> None:
@@ -250,7 +255,8 @@ def save_problem(job) -> None:
         if not problem["shipped"]:
             c[1].button(ui.tr("train.save_replace", name=problem["name"]), on_click=save_run,
                         args=(job, problem["name"], True), key="train_save_replace")
-    st.button(ui.tr("train.dismiss"), on_click=st.session_state.pop, args=(SAVE_PROBLEM, None), key="train_save_dismiss")
+    st.button(ui.tr("train.dismiss"), on_click=st.session_state.pop, args=(SAVE_PROBLEM, None),
+              key="train_save_dismiss")
 
 
 with ui.guard():

@@ -61,7 +61,8 @@ def run(tmp_path_factory):
         code = main(["train", *TINY, "--steps", "6", "--corpus", files["train"], "--val-file", files["val"],
                      "--test-file", files["test"], "--out", str(root / "ck"), "--name", "byo"])
     assert code == 0, err.getvalue()
-    return {"root": root, "files": files, "stderr": err.getvalue(), "stdout": out.getvalue(), "ckpt": root / "ck" / "byo"}
+    return {"root": root, "files": files, "stderr": err.getvalue(), "stdout": out.getvalue(),
+            "ckpt": root / "ck" / "byo"}
 
 
 def test_the_start_report_counts_every_line(run):
@@ -133,7 +134,8 @@ def test_no_dedupe_and_fractions(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--val-frac", "0.6", "--test-frac", "0.5"], "--val-frac 0.6 and --test-frac 0.5 must each be in [0, 1) and sum to less than 1"),
+    (["--val-frac", "0.6", "--test-frac", "0.5"],
+     "--val-frac 0.6 and --test-frac 0.5 must each be in [0, 1) and sum to less than 1"),
     (["--val-frac", "0"], "no validation names: give a validation file or a validation fraction above 0"),
 ])
 def test_bad_fractions_are_refused(tmp_path, capsys, flags, message):
@@ -146,7 +148,8 @@ def test_bad_fractions_are_refused(tmp_path, capsys, flags, message):
 @pytest.mark.parametrize("content, flag, message", [
     ("", "--val-file", "val.txt: file is empty"),
     ("\n\n", "--test-file", "val.txt: file contains only whitespace"),
-    ("Анна\nВера\nJörg\n", "--val-file", "val.txt line 3: 'Jörg' has 'J', 'ö', 'r', 'g', which no name of --corpus names.txt has"),
+    ("Анна\nВера\nJörg\n", "--val-file",
+     "val.txt line 3: 'Jörg' has 'J', 'ö', 'r', 'g', which no name of --corpus names.txt has"),
     ("Анна\tru\n", "--test-file", "val.txt: this file has domain labels (name<TAB>domain) but the corpus does not"),
 ])
 def test_bad_val_and_test_files_name_the_file_and_line(tmp_path, capsys, content, flag, message):
@@ -161,7 +164,8 @@ def test_bad_val_and_test_files_name_the_file_and_line(tmp_path, capsys, content
 def test_a_corpus_of_duplicates_is_refused_naming_it(tmp_path, capsys):
     corpus = write(tmp_path / "same.txt", ["Анна"] * 5)
     assert train(tmp_path, "dup", "--corpus", corpus) == 2
-    assert "same.txt: found 1 usable name(s) after normalisation (dropped 4 repeated); need at least 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "same.txt: found 1 usable name(s) after normalisation (dropped 4 repeated); need at least 2" in err
 
 
 def test_eval_refuses_unknown_characters_naming_the_line(run, tmp_path, capsys):
@@ -214,7 +218,8 @@ def test_scoring_counts_every_character_and_the_end_token():
 
 
 def test_validation_is_batch_size_independent():
-    assert eval_limit(TrainConfig(eval_batches=2, batch_size=8)) == eval_limit(TrainConfig(eval_batches=2, batch_size=512))
+    assert (eval_limit(TrainConfig(eval_batches=2, batch_size=8))
+            == eval_limit(TrainConfig(eval_batches=2, batch_size=512)))
     assert eval_limit(TrainConfig(eval_batches=2)) == 2 * EVAL_BATCH_NAMES
     assert eval_limit(TrainConfig(eval_batches=0)) is None  # the whole split
 
@@ -239,7 +244,8 @@ def test_throughput_averages_and_best_weights():
     model.load_state_dict(trainer.best_state)
     assert evaluate(model, data.val, limit=eval_limit(trainer.cfg)) == pytest.approx(vals[best_step], abs=1e-6)
     final = trainer.final_report()
-    assert final["test_names"] == len(data.test.names) and final["test_loss"] == pytest.approx(evaluate(trainer.model, data.test))
+    assert final["test_names"] == len(data.test.names)
+    assert final["test_loss"] == pytest.approx(evaluate(trainer.model, data.test))
 
 
 def test_held_out_names_are_checked_against_the_corpus():

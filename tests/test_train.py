@@ -363,7 +363,8 @@ def test_an_optimizer_state_saved_per_expert_resumes_stacked(data, optimizer):
     old_params = dict(legacy.named_parameters())
     key = "exp_avg" if optimizer == "adamw" else "momentum_buffer"
     opt = trainer.optimizers[optimizer]
-    for moe_name, moe in ((n, m) for n, m in trainer.model.named_modules() if n.endswith(".experts") and hasattr(m, "w1")):
+    experts = ((n, m) for n, m in trainer.model.named_modules() if n.endswith(".experts") and hasattr(m, "w1"))
+    for moe_name, moe in experts:
         for w in ("w1", "w2", "w3"):
             stacked_state = opt.state[getattr(moe, w)]
             for e in range(getattr(moe, w).size(0)):

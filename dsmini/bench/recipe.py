@@ -95,7 +95,8 @@ def run(plan: Plan) -> dict[str, Any]:
             if run_["recipe"] == REFERENCE:  # its equal-time run is its equal-steps run
                 rows[REFERENCE][EQUAL_STEPS if run_["budget"] == EQUAL_TIME else EQUAL_TIME] = run_
         corpora[corpus] = {"rows": rows, "budget_seconds": plan.recipe_steps * speeds[corpus][REFERENCE]["step_s"],
-                           **{f"winner_{b}": min(rows, key=lambda k: rows[k][b]["best_val"]) for b in (EQUAL_TIME, EQUAL_STEPS)}}
+                           **{f"winner_{b}": min(rows, key=lambda k: rows[k][b]["best_val"])
+                              for b in (EQUAL_TIME, EQUAL_STEPS)}}
     return {"preset": plan.preset, "workers": plan.workers, "reference_steps": plan.recipe_steps,
             "evals": plan.recipe_evals, "corpora": corpora}
 
@@ -109,7 +110,8 @@ def jobs(corpus: str, recipes: list[Recipe], speeds: dict[str, dict[str, float]]
         todo.append(RecipeJob(corpus, r, max(1, round(budget / speeds[r.key]["step_s"])), EQUAL_TIME, plan.recipe_evals,
                               plan.preset, plan.device))
         if r.key != REFERENCE:
-            todo.append(RecipeJob(corpus, r, plan.recipe_steps, EQUAL_STEPS, plan.recipe_evals, plan.preset, plan.device))
+            todo.append(RecipeJob(corpus, r, plan.recipe_steps, EQUAL_STEPS, plan.recipe_evals, plan.preset,
+                                  plan.device))
     return todo
 
 
@@ -151,7 +153,8 @@ def _time_optimizers(trainer: Trainer) -> list[float]:
     started = {}
     for name, opt in trainer.optimizers.items():
         opt.register_step_pre_hook(lambda *_, name=name: started.__setitem__(name, time.perf_counter()))
-        opt.register_step_post_hook(lambda *_, name=name: total.__setitem__(0, total[0] + time.perf_counter() - started[name]))
+        opt.register_step_post_hook(
+            lambda *_, name=name: total.__setitem__(0, total[0] + time.perf_counter() - started[name]))
     return total
 
 

@@ -1,4 +1,5 @@
-"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over
+the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -120,22 +121,36 @@ def build_parser() -> argparse.ArgumentParser:
         "exactly (same corpus, model and optimizer settings, or a list of the conflicts); --steps is then the "
         "total to reach (default: the checkpoint's own), and a finished checkpoint is not trained on without it.",
     )
-    train.add_argument("--corpus", required=True, help="built-in corpus name (see `corpora`) or a .txt path, one name or name<TAB>domain per line")
-    train.add_argument("--val-file", default=None, help="validation names as a file of their own (like --corpus); nothing is then cut from --corpus for val")
-    train.add_argument("--test-file", default=None, help="test names as a file of their own, scored once at the end; nothing is then cut from --corpus for test")
-    train.add_argument("--val-frac", type=float, default=None, help=f"share of --corpus cut for val without --val-file (default {DEFAULT_VAL_FRAC})")
-    train.add_argument("--test-frac", type=float, default=None, help=f"share of --corpus cut for test without --test-file (default {DEFAULT_TEST_FRAC}; 0 = no test)")
+    train.add_argument("--corpus", required=True,
+                       help="built-in corpus name (see `corpora`) or a .txt path, one name or name<TAB>domain per line")
+    train.add_argument("--val-file", default=None,
+                       help="validation names as a file of their own (like --corpus); nothing is then cut from "
+                       "--corpus for val")
+    train.add_argument("--test-file", default=None,
+                       help="test names as a file of their own, scored once at the end; nothing is then cut from "
+                       "--corpus for test")
+    train.add_argument("--val-frac", type=float, default=None,
+                       help=f"share of --corpus cut for val without --val-file (default {DEFAULT_VAL_FRAC})")
+    train.add_argument("--test-frac", type=float, default=None,
+                       help=f"share of --corpus cut for test without --test-file (default {DEFAULT_TEST_FRAC}; "
+                       "0 = no test)")
     train.add_argument("--dedupe", action=argparse.BooleanOptionalAction, default=True,
-                       help="drop repeated names of --corpus (default: on); --val-file/--test-file are never deduplicated")
+                       help="drop repeated names of --corpus (default: on); --val-file/--test-file are never "
+                       "deduplicated")
     train.add_argument("--lowercase", action="store_true", help="lowercase every name")
-    train.add_argument("--preset", default=None, choices=sorted(PRESETS), help=f"model size preset (default: {RECIPE.preset})")
+    train.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                       help=f"model size preset (default: {RECIPE.preset})")
     train.add_argument("--out", default="checkpoints", help="folder that holds checkpoints")
     train.add_argument("--name", default=None, help="checkpoint name (default: the corpus name)")
-    train.add_argument("--resume", action="store_true", help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
-    train.add_argument("--overwrite", action="store_true", help="start a new run over an existing checkpoint --out/--name (replaced once the new one is saved)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run over an existing checkpoint --out/--name (replaced once the new one is "
+                       "saved)")
     train.add_argument("--no-optimizer-state", action="store_true", help="save weights only (smaller; cannot resume)")
     train.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY_S, metavar="SECONDS",
-                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at the end), "
+                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at "
+                       "the end), "
                        "so a killed run resumes from its last save")
     train.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     train.add_argument("--print-config", action="store_true",
@@ -147,8 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="generate names from a checkpoint", epilog=LIMITS_HELP)
     sample.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/ru-names")
     sample.add_argument("--prefix", default="", help="start every name with this text, e.g. Крас")
-    sample.add_argument("-n", type=int, default=10, help=f"how many names (at most {LIMITS['samples'].default:,}; {LIMITS['samples'].env} raises it)")
-    sample.add_argument("--temperature", type=float, default=1.0, help="0 = greedy; lower = safer, higher = wilder (else at least 0.001)")
+    sample.add_argument("-n", type=int, default=10,
+                        help=f"how many names (at most {LIMITS['samples'].default:,}; {LIMITS['samples'].env} "
+                        "raises it)")
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="0 = greedy; lower = safer, higher = wilder (else at least 0.001)")
     sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = all)")
     sample.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1e-6 to 1 (1 = off)")
     sample.add_argument("--max-len", type=int, default=None, help="longest name in characters")
@@ -167,11 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write --checkpoint as a transformers folder (config.json, model.safetensors, tokenizer, "
         "generation_config.json, README.md) that AutoModelForCausalLM and AutoTokenizer load without custom code: "
         "MLA + sigmoid router -> DeepseekV3ForCausalLM, MLA + softmax router with raw scores -> DeepseekV2ForCausalLM, "
-        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the feature.",
+        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the "
+        "feature.",
     )
     export.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/en-names")
     export.add_argument("--out", required=True, help="the folder to write; written complete or not at all")
-    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never a dsmini checkpoint)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (never a dsmini checkpoint)")
     export.add_argument("--best", action="store_true", help=BEST_HELP)
 
     sub.add_parser("corpora", help="list the built-in corpora")

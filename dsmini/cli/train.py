@@ -3,10 +3,12 @@
 Apart from the CLI's parser and dispatch (`main.py`) because this is where the CLI's promises
 about training are kept (see there). A training reads as three steps:
 - plan (`resolve`): every setting resolved from the flags, the recipe (`config.RECIPES["cli"]`), the
-  corpus and, with --resume, the checkpoint: what --print-config prints, before anything is prepared;
-- check (`check`): the name, --out, every value, the limits, and with --resume every flag and the
-  corpus that contradict the checkpoint, listed together;
-- run: the corpus split and encoded, the model built, trained and saved. A run that ends early saves
+  corpus and, with --resume, the checkpoint: what --print-config prints, before anything is prepared
+  (the name, the values given and --out are checked before any file is read: `_request`, `_check_target`);
+- check (`check`): the plan against the limits and, with --resume, against the checkpoint: every flag
+  that contradicts it, listed together;
+- run (`_trainer`, `_train_and_save`): the corpus split and encoded (a resumed run's split and alphabet
+  checked against its checkpoint's), the model built, trained and saved. A run that ends early saves
   the weights of its last finished step, never weights that are not finite, under the next free name
   if its own was taken meanwhile.
 """
@@ -108,9 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(resolve(args, request).configs(), indent=2, ensure_ascii=False))
         return 0
-    if not args.resume:
-        _check_new_target(request.out, request.name, args.overwrite)
-    _check_writable(request.out)
+    _check_target(request, args)
     with _claimed(request.out, request.name) if args.resume else contextlib.nullcontext():
         plan = resolve(args, request)
         check(plan, args)
@@ -124,7 +124,8 @@ def _request(args: argparse.Namespace) -> Request:
     TrainConfig checks it, and the learning rate's limits)."""
     name = validate_name(args.name if args.name is not None else Path(args.corpus).stem)
     if args.resume and args.overwrite:
-        raise ValueError("--resume continues the checkpoint (and saves over it), --overwrite starts a new run over it: give one")
+        raise ValueError("--resume continues the checkpoint (and saves over it), --overwrite starts a new run over it: "
+                         "give one")
     given = _overrides(args, TrainConfig)
     check_learning_rate(dataclasses.replace(TrainConfig(), **given))  # every given value is checked here too
     if args.save_every < 0:
@@ -196,9 +197,11 @@ def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[s
     """--val-frac / --test-frac as given, else the checkpoint's (resume), else the defaults."""
     saved = {"val_frac": getattr(ref, "val_frac", None), "test_frac": getattr(ref, "test_frac", None)}
     defaults = {"val_frac": DEFAULT_VAL_FRAC, "test_frac": DEFAULT_TEST_FRAC}
-    chosen = {key: next(v for v in (getattr(args, key), saved[key], defaults[key]) if v is not None) for key in defaults}
+    chosen = {key: next(v for v in (getattr(args, key), saved[key], defaults[key]) if v is not None)
+              for key in defaults}
     if not (0 <= chosen["val_frac"] < 1 and 0 <= chosen["test_frac"] < 1 and sum(chosen.values()) < 1):
-        raise ValueError(f"--val-frac {chosen['val_frac']} and --test-frac {chosen['test_frac']} must each be in [0, 1) and sum to less than 1")
+        raise ValueError(f"--val-frac {chosen['val_frac']} and --test-frac {chosen['test_frac']} must each be in "
+                         "[0, 1) and sum to less than 1")
     return chosen
 
 
@@ -210,6 +213,14 @@ def check(plan: TrainPlan, args: argparse.Namespace) -> None:
         _check_resumable(plan, args)
     check_training(plan.model_cfg, plan.train_cfg, len(plan.corpus.names))
     _check_jsonable(plan)
+
+
+def _check_target(request: Request, args: argparse.Namespace) -> None:
+    """Where the checkpoint goes: a free name (or one --overwrite may replace) for a new run, and an
+    --out that can be written to."""
+    if not args.resume:
+        _check_new_target(request.out, request.name, args.overwrite)
+    _check_writable(request.out)
 
 
 @contextmanager
@@ -259,9 +270,11 @@ def _check_resumable(plan: TrainPlan, args: argparse.Namespace) -> None:
     """Refused when a flag contradicts the checkpoint, or when there is nothing left to do."""
     ckpt, given, path = plan.resumed, plan.request.given, plan.request.out / plan.request.name
     saved = ckpt.train_config
-    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given, len(plan.corpus.names)) + _held_out_conflicts(ckpt.corpus, args)
+    conflicts = (_flag_conflicts(args, ckpt.model_config, saved, given, len(plan.corpus.names))
+                 + _held_out_conflicts(ckpt.corpus, args))
     if conflicts:
-        raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
+        raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or "
+                         "start a new run under another --name")
     if plan.train_cfg.steps <= ckpt.step:
         why = f"--steps {plan.train_cfg.steps} is not more than" if "steps" in given else "it has finished"
         raise ValueError(
@@ -274,7 +287,8 @@ def _conflict(flag: str, saved, given) -> str:
     return f"{flag}: {saved!r} (checkpoint) vs {given!r} (given)"
 
 
-def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict, n_names: int) -> list[str]:
+def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict,
+                    n_names: int) -> list[str]:
     """Each given flag whose value differs from the checkpoint's, as 'flag: saved vs given'."""
     conflicts = []
     model_given = _overrides(args, ModelConfig, skip=("vocab_size",))
@@ -283,10 +297,12 @@ def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainCo
             conflicts.append(_conflict(_flag(key), getattr(model, key), value))
     if args.preset is not None:  # the preset's own sizes; vocab and block size come from the corpus
         base = RECIPE.model(n_names, args.preset)
-        keys = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("vocab_size", "block_size", *model_given)]
+        keys = [f.name for f in dataclasses.fields(ModelConfig)
+                if f.name not in ("vocab_size", "block_size", *model_given)]
         # a field the checkpoint was saved without holds what the code did then, which no preset names
         keys = [k for k in keys if k not in SAVED_BEFORE_FIELD or getattr(model, k) != SAVED_BEFORE_FIELD[k]]
-        differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}" for key in keys if getattr(base, key) != getattr(model, key)]
+        differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}"
+                  for key in keys if getattr(base, key) != getattr(model, key)]
         if differ:
             conflicts.append(f"--preset {args.preset}: {', '.join(differ)} (checkpoint vs given)")
     for key, value in given.items():
@@ -397,7 +413,8 @@ def _print_plan(trainer: Trainer, corpus: Corpus, held: dict[str, Corpus], resum
     split used; the model. Every line read is counted once."""
     data, counts = trainer.data, trainer.model.param_counts()
     lines = [f"{corpus.name}: {corpus.intake()}"]
-    lines += [f"{held_corpus.name} (--{part}-file): {held_corpus.intake(deduplicated=False)}" for part, held_corpus in held.items()]
+    lines += [f"{held_corpus.name} (--{part}-file): {held_corpus.intake(deduplicated=False)}"
+              for part, held_corpus in held.items()]
     lines.append(_split_phrase(data, corpus.name))
     lines.append(
         f"{_domains_phrase(corpus.domain_counts)}alphabet {data.tokenizer.vocab_size - 1}"
@@ -420,7 +437,8 @@ def _split_phrase(data: CorpusData, corpus_name: str) -> str:
     return (
         f"used: train {len(data.train.names):,} / {used}"
         + (f"; {data.n_too_long:,} names too long for block_size {data.block_size} dropped" if data.n_too_long else "")
-        + (f"; {' and '.join(leaks)} names are also training names (kept: a given file is scored as it is)" if leaks else "")
+        + (f"; {' and '.join(leaks)} names are also training names (kept: a given file is scored as it is)"
+           if leaks else "")
     )
 
 
@@ -442,7 +460,8 @@ def _train_and_save(trainer: Trainer, saves: _Saves, args: argparse.Namespace) -
         print(f"error: {reason}; no step finished, nothing saved", file=sys.stderr)
         return code
     if not trainer.weights_are_finite():
-        print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr", file=sys.stderr)
+        print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr",
+              file=sys.stderr)
         return code
     final = trainer.final_report()  # the test split, scored once, goes into the summary saved next
     path = saves.save()
@@ -466,7 +485,8 @@ def _report(summary: dict, final: dict) -> str:
         parts.append(f"best {summary['best_val_loss']:.4f} at step {summary['best_step']} (kept: --best)")
     parts.append(f"whole val {final['val_loss']:.4f} ({final['val_names']:,} names)")
     test = final["test_loss"]
-    parts.append(f"test {test:.4f} ({final['test_names']:,} names, {test / math.log(2):.4f} bits/char)" if test is not None else "test: none (no test names)")
+    parts.append(f"test {test:.4f} ({final['test_names']:,} names, {test / math.log(2):.4f} bits/char)"
+                 if test is not None else "test: none (no test names)")
     return "nats/char: " + "; ".join(parts)
 
 

@@ -341,7 +341,8 @@ def validation_set(
 
 
 
-def _enough_fitting(names: Sequence[str], block_size: int, corpus_name: str, domains: Sequence[str] | None) -> LabelledNames:
+def _enough_fitting(names: Sequence[str], block_size: int, corpus_name: str,
+                    domains: Sequence[str] | None) -> LabelledNames:
     """The names that fit block_size, refused when fewer than MIN_NAMES do."""
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2 (boundary + a name), got {block_size}")
@@ -398,7 +399,8 @@ def prepare_corpus(
 
     parts = {part: encoded(part) for part in ("train", "val", "test")}
     if not parts["val"].names:
-        raise CorpusError(f"{corpus_name}: no validation names: give a validation file or a validation fraction above 0")
+        raise CorpusError(f"{corpus_name}: no validation names: give a validation file or a validation fraction "
+                          "above 0")
     train_names = set(parts["train"].names)
     held_too_long = sum(len(held.names.names) - len(given[part].names) for part, held in files.items())
     return CorpusData(
@@ -425,7 +427,8 @@ def _held_out(
     (HeldOutCharacterError naming the first name with an unknown one) and its domain labels."""
     if (held.names.domains is not None) != labelled:
         has, lacks = ("the corpus", "this file") if labelled else ("this file", "the corpus")
-        raise CorpusError(f"{held.source}: {has} has domain labels (name<TAB>domain) but {lacks} does not; give both or neither")
+        raise CorpusError(f"{held.source}: {has} has domain labels (name<TAB>domain) but {lacks} does not; give "
+                          "both or neither")
     unknown = sorted(set(held.names.domains or ()) - set(labels))
     if unknown:
         raise CorpusError(f"{held.source}: domains {unknown[:5]} are not among the corpus's {labels}")
@@ -435,5 +438,6 @@ def _held_out(
             raise HeldOutCharacterError(held.source, name, missing)
     kept = _fitting(held.names.names, block_size, held.names.domains)
     if not kept.names:
-        raise CorpusError(f"{held.source}: none of its names fit block_size {block_size} (at most {block_size - 1} characters)")
+        raise CorpusError(f"{held.source}: none of its names fit block_size {block_size} (at most {block_size - 1} "
+                          "characters)")
     return kept

@@ -371,7 +371,8 @@ class TrainingJob:
             self._adopt(*(child.autosave or (self._weights, self._weights_step)))
             return "failed", (
                 f"the training process ended unexpectedly (exit code {child.exitcode}); "
-                f"the weights are kept from step {self._weights_step}" + (", the last periodic save" if periodic else "")
+                f"the weights are kept from step {self._weights_step}"
+                + (", the last periodic save" if periodic else "")
             )
         kind, text, step = outcome  # the child saved the weights of its last finished step at `end`
         self._adopt(end, step)

@@ -131,7 +131,8 @@ def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int,
     save the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
     step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
     configure_torch_threads(threads, role="training")
-    trainer = Trainer.resume(start, pickle.loads(data), steps=steps, domain_mi=domain_mi)  # data: bytes the parent pickled
+    corpus = pickle.loads(data)  # bytes the parent pickled, never a file
+    trainer = Trainer.resume(start, corpus, steps=steps, domain_mi=domain_mi)
     end_path = Path(end)
     last_save = time.monotonic()
     try:

@@ -100,8 +100,9 @@ def domain_mi(routed: RoutedTokens) -> dict[int, float]:
 DOMAIN_PROBE_NAMES = 200
 
 
-def live_domain_mi(model_cfg: ModelConfig, data: CorpusData) -> Callable[[DSMini], tuple[list[float], list[float]]] | None:
-    """The live I(domain; expert) curve of a run (the Train page's, the Lesson's, the benchmark's): pass it
+def live_domain_mi(model_cfg: ModelConfig,
+                   data: CorpusData) -> Callable[[DSMini], tuple[list[float], list[float]]] | None:
+    """The live I(domain; expert) curve of a run (the Train page's, the CLI's, the benchmark's): pass it
     as the Trainer's `domain_mi`. For the run's config and data, a measure that takes the model on an eval
     step to (bits per main MoE layer in layer order, the same config untrained) over the first
     DOMAIN_PROBE_NAMES val names; None when there is nothing to measure: no MoE layer, or fewer than two

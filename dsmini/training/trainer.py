@@ -276,7 +276,8 @@ class Trainer:
     def resume(cls, path, data: CorpusData, steps: int | None = None, domain_mi: DomainMI | None = None) -> "Trainer":
         """Continue a saved run exactly where it stopped (optionally with a new step budget)."""
         ckpt = load_checkpoint(path, load_optimizer=True)
-        train_cfg = None if steps is None or ckpt.train_config is None else dataclasses.replace(ckpt.train_config, steps=steps)
+        train_cfg = (None if steps is None or ckpt.train_config is None
+                     else dataclasses.replace(ckpt.train_config, steps=steps))
         return cls.from_checkpoint(ckpt, data, train_cfg, domain_mi)
 
     @classmethod
@@ -354,7 +355,8 @@ class Trainer:
             # every loss of the micro-batch in one host transfer (one sync on a GPU, not one per loss)
             loss, main, aux, *mtp = torch.stack([out.loss, out.main_loss, out.aux_loss, *out.mtp_losses]).tolist()
             if not math.isfinite(loss):
-                self.state.stop_reason = f"loss became {loss} at step {step + 1}; stopped, weights kept from step {step}"
+                self.state.stop_reason = (f"loss became {loss} at step {step + 1}; stopped, weights kept from "
+                                          f"step {step}")
                 return None
             (out.loss / cfg.grad_accum).backward()
             tokens += count_target_tokens(y)
@@ -394,7 +396,8 @@ class Trainer:
             tokens_per_sec_run=self._run_tokens / max(self._run_seconds, 1e-9),
         )
         if clip is not None:
-            metrics.qk_clipped, metrics.qk_max_logit, metrics.qk_min_gamma = clip.clipped, clip.max_logit, clip.min_gamma
+            metrics.qk_clipped, metrics.qk_max_logit = clip.clipped, clip.max_logit
+            metrics.qk_min_gamma = clip.min_gamma
         self._periodic(metrics)
         return metrics
 
@@ -449,7 +452,8 @@ class Trainer:
     def restore(self, optimizer_states: dict[str, dict] | None, rng_states: dict[str, torch.Tensor] | None) -> None:
         for name, state in (optimizer_states or {}).items():
             if name not in self.optimizers:
-                raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses {sorted(self.optimizers)}")
+                raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses "
+                                 f"{sorted(self.optimizers)}")
             optimizer = self.optimizers[name]
             state = stacked_expert_state(state, optimizer, self.model, self.cfg)
             optimizer.load_state_dict(with_kernel_choice(state, optimizer))
@@ -474,7 +478,8 @@ class Trainer:
             "stop_reason": self.state.stop_reason,
         }
 
-    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False, forward_only: bool = False):
+    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False,
+             forward_only: bool = False):
         return save_checkpoint(
             root, name, self.model, self.data.tokenizer,
             train_config=self.cfg,
