@@ -42,8 +42,9 @@ TOP_N = 2  # experts per layer an ablation drops: a domain's top-2, as the Exper
 ABLATION_KINDS = ("drop", "reroute")
 SPECIALISED = 5.0  # "specialised": some layer's MI >= this many times its untrained value
 TIME_TARGET_S = 90.0  # Start to specialised on this 2-core CPU
-# the Train page's other defaults (pages/train.py `training_form`); steps and eval_every are in the Plan
-PAGE = RECIPES["page"].train  # the Train page's recipe, its steps and evaluations as the plan says
+# the Train page's recipe (`config.RECIPES["page"]`): its steps and eval_every are in the Plan, and PAGE_TRAIN
+# holds the rest the report names
+PAGE = RECIPES["page"].train
 PAGE_TRAIN = {key: getattr(PAGE, key) for key in ("lr", "batch_size", "optimizer", "sample_every", "warmup_steps")}
 PAGE_EVAL_BATCHES = 4  # val names per evaluation / 256, as the section's numbers were measured (the page reads 1)
 
