@@ -1,4 +1,6 @@
-"""Model and training configuration: the single source of truth for every size and switch.
+"""Model and training configuration: the single source of truth for every size and switch, each field's
+help (its metadata, which the CLI's --help reads) and the named training recipes (`RECIPES`) that the
+CLI, the Train page and the benchmark read.
 
 `ModelConfig` is frozen; derive variants with `dataclasses.replace(cfg, attn_type="mha")`
 (validation runs again on the copy). Field names follow DeepSeek-V3's `ModelArgs`
@@ -21,58 +23,67 @@ OPTIMIZERS = ("adamw", "muon", "muonclip")
 MUON_PARAMS = ("all", "dense")  # which hidden matrices Muon takes: all of them, or all but the routed experts
 
 
+def described(default: Any, help: str) -> Any:
+    """A config field with its help, written once, as the field's metadata: the CLI's --help reads it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # sizes
-    vocab_size: int = 64  # set from the tokenizer; includes the boundary token
-    block_size: int = 32  # longest sequence (boundary + name) the model is built for
-    d_model: int = 64
-    n_layers: int = 4
-    n_heads: int = 4
-    dropout: float = 0.0
-    rope_theta: float = 10000.0
-    # every RMSNorm's eps, the latent, MTP and final norms included (DeepSeek-V2/V3: 1e-6); None = torch's
-    # default, finfo(dtype).eps, which depends on the dtype: how checkpoints saved before the field were trained
-    norm_eps: float | None = 1e-6
+    vocab_size: int = described(64, "set from the tokenizer; includes the boundary token")
+    block_size: int = described(32, "longest sequence (boundary + name); default: longest name in the corpus + 1")
+    d_model: int = described(64, "width of the residual stream")
+    n_layers: int = described(4, "transformer blocks")
+    n_heads: int = described(4, "attention (query) heads")
+    dropout: float = described(0.0, "dropout probability in training")
+    rope_theta: float = described(10000.0, "RoPE base frequency")
+    # None = torch's default, finfo(dtype).eps, which depends on the dtype: how checkpoints saved before the
+    # field were trained
+    norm_eps: float | None = described(1e-6, "eps of every RMSNorm, the latent, MTP and final norms included "
+                                             "(DeepSeek-V2/V3: 1e-6)")
     # attention
-    attn_type: str = "mla"
-    head_dim: int = 0  # mha/gqa/mqa head size; 0 -> d_model // n_heads
-    n_kv_heads: int = 2  # gqa only: number of key/value groups
+    attn_type: str = described("mla", "attention type")
+    head_dim: int = described(0, "MHA/GQA/MQA head size (0 = d_model / n_heads)")
+    n_kv_heads: int = described(2, "GQA key/value groups")
     # mla (DeepSeek-V2 §2.1)
-    q_lora_rank: int = 0  # 0 -> queries are not compressed
-    kv_lora_rank: int = 32  # d_c: size of the cached joint KV latent
-    qk_nope_head_dim: int = 16  # per-head content part of q/k
-    qk_rope_head_dim: int = 8  # decoupled RoPE part; the key side is shared by all heads
-    v_head_dim: int = 16
-    # sparse attention on the MLA path (dsmini/sparse_attention.py); each field only matters for its type
-    dsa_index_heads: int = 2  # H^I: lightning-indexer heads (DeepSeek-V3.2 §2.1, eq. 1)
-    dsa_index_dim: int = 16  # d^I: indexer query/key size; its first half carries RoPE, as in V3.2
-    dsa_top_k: int = 8  # k: positions each query's MLA attention may see (V3.2: 2048 of 128K)
-    moba_block_size: int = 4  # keys per MoBA block (Lu et al. 2025 §2.2)
-    moba_top_blocks: int = 2  # earlier blocks the gate picks per query, beside its own block
-    loglinear_fine_levels: int = 3  # Fenwick levels 0..F-1 seen token by token; older buckets pooled
+    q_lora_rank: int = described(0, "MLA query compression rank (0 = off)")
+    kv_lora_rank: int = described(32, "MLA joint key/value latent size d_c (what the cache stores)")
+    qk_nope_head_dim: int = described(16, "MLA per-head content dims of q/k")
+    qk_rope_head_dim: int = described(8, "MLA decoupled RoPE dims (key shared by all heads)")
+    v_head_dim: int = described(16, "MLA per-head value dims")
+    # sparse attention on the MLA path (dsmini/model/sparse_attention.py); each field only matters for its type
+    dsa_index_heads: int = described(2, "DSA lightning-indexer heads H^I (DeepSeek-V3.2 §2.1, eq. 1)")
+    dsa_index_dim: int = described(16, "DSA indexer query/key size d^I (a multiple of 4; half carries RoPE, as in "
+                                       "V3.2)")
+    dsa_top_k: int = described(8, "DSA: positions each query attends to (top-k of the indexer's scores; V3.2: 2048 "
+                                  "of 128K)")
+    moba_block_size: int = described(4, "MoBA: keys per block (Lu et al. 2025 §2.2)")
+    moba_top_blocks: int = described(2, "MoBA: earlier blocks each query picks, beside its own block")
+    loglinear_fine_levels: int = described(3, "log-linear: Fenwick levels seen token by token (older buckets pooled)")
     # ffn
-    ffn_type: str = "moe"
-    d_ff: int = 192  # dense SwiGLU hidden size (matches shared + top_k experts' active size)
+    ffn_type: str = described("moe", f"feed-forward: {', '.join(FFN_TYPES)}")
+    d_ff: int = described(192, "dense SwiGLU hidden size (matches shared + top_k experts' active size)")
     # moe (DeepSeekMoE, V2 §2.2 / V3 §2.1.2)
-    n_dense_layers: int = 1  # the first layers use a dense FFN, as DeepSeek does
-    moe_every: int = 1  # then every k-th block is MoE (GShard §2: k = 2, every other layer); 1 = all of them
-    n_routed_experts: int = 8
-    n_shared_experts: int = 1
-    top_k: int = 2
-    moe_inter_dim: int = 64  # hidden size of one (fine-grained) expert
-    router: str = "sigmoid_bias"
-    aux_loss_coef: float = 0.0  # load-balancing loss alpha; 0 = off (sigmoid_bias needs none)
-    bias_update_speed: float = 0.001  # gamma of aux-loss-free balancing
-    capacity_factor: float | None = None  # None -> no token dropping
-    # renormalise the chosen top-k gate weights to sum to 1; None = the router's source: sigmoid_bias
-    # True (DeepSeek-V3 §2.1.2), softmax_topk False (DeepSeek-V2 §2.2 keeps the raw softmax scores);
-    # noisy_topk always normalises (softmax over the kept k, Shazeer et al. 2017)
-    norm_topk_prob: bool | None = None
+    n_dense_layers: int = described(1, "first layers that use a dense FFN instead of MoE, as DeepSeek does")
+    moe_every: int = described(1, "after those, every k-th block is MoE, the rest dense (GShard §2: 2; 1 = all)")
+    n_routed_experts: int = described(8, "routed experts per MoE layer")
+    n_shared_experts: int = described(1, "always-on shared experts per MoE layer")
+    top_k: int = described(2, "routed experts chosen per token")
+    moe_inter_dim: int = described(64, "hidden size of one (fine-grained) expert")
+    router: str = described("sigmoid_bias", f"router: {', '.join(ROUTERS)}")
+    aux_loss_coef: float = described(0.0, "load-balancing loss coefficient alpha (0 = off; sigmoid_bias needs none)")
+    bias_update_speed: float = described(0.001, "aux-loss-free bias step gamma (sigmoid_bias router)")
+    capacity_factor: float | None = described(
+        None, "expert capacity factor; tokens over capacity are dropped (omit = no dropping)")
+    # noisy_topk always normalises: a softmax over the kept k (Shazeer et al. 2017)
+    norm_topk_prob: bool | None = described(
+        None, "renormalise the chosen experts' gate weights to sum to 1 (default: the router's paper: "
+        "sigmoid_bias yes, DeepSeek-V3 §2.1.2; softmax_topk no, DeepSeek-V2 §2.2; noisy_topk always)")
     # mtp (DeepSeek-V3 §2.2)
-    mtp_depth: int = 1  # D sequential MTP modules; 0 = off
-    mtp_layers: int = 1  # transformer blocks per MTP module (V3 §2.2: one; the seed nanoGPT: two)
-    mtp_lambda: float = 0.3
+    mtp_depth: int = described(1, "multi-token prediction depth D (0 = off)")
+    mtp_layers: int = described(1, "transformer blocks per MTP module (DeepSeek-V3 §2.2: 1; the seed nanoGPT: 2)")
+    mtp_lambda: float = described(0.3, "MTP loss weight lambda")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -414,25 +425,33 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 2000
-    batch_size: int = 64
-    grad_accum: int = 1
-    optimizer: str = "adamw"  # "muon": Muon for 2-D hidden weights, AdamW for the rest; "muonclip": + QK-clip
-    qk_clip_tau: float = 100.0  # muonclip: a head's max logit above τ is clipped (Kimi K2 §2.1 uses 100)
-    muon_params: str = "all"  # muon/muonclip: "dense" leaves the routed experts to AdamW (MUON_PARAMS)
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.99)
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    grad_clip: float = 1.0  # 0 = off
-    eval_every: int = 100
-    eval_batches: int = 4
-    sample_every: int = 200
-    n_samples: int = 8
-    seed: int = 1337
-    split_seed: int = 42
-    device: str = "auto"
+    """How to train. The defaults are the library's (AdamW), what the tests and most benchmark sections
+    train with; the ways the project trains for its users are the named recipes in RECIPES."""
+
+    steps: int = described(2000, "optimizer steps in total")
+    batch_size: int = described(64, "names per micro-batch")
+    grad_accum: int = described(1, "micro-batches per optimizer step")
+    optimizer: str = described("adamw", f"optimizer: {', '.join(OPTIMIZERS)} (muon: Muon for the hidden matrices + "
+                                        "AdamW for the rest; muonclip: + QK-clip)")
+    qk_clip_tau: float = described(100.0, "muonclip: rescale a head's query/key weights when its max attention "
+                                          "logit exceeds this (Kimi K2 §2.1: 100)")
+    muon_params: str = described("all", "muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense "
+                                        "(all but the routed experts, which AdamW then trains: a fifth of Muon's cost)")
+    lr: float = described(3e-3, "peak learning rate")
+    weight_decay: float = described(0.01, "decoupled weight decay (not on norms/embeddings)")
+    betas: tuple[float, float] = described((0.9, 0.99), "AdamW betas, two numbers")
+    warmup_steps: int = described(100, "linear warmup steps")
+    min_lr_ratio: float = described(0.1, "cosine decays to lr * this")
+    grad_clip: float = described(1.0, "gradient norm clip (0 = off)")
+    eval_every: int = described(100, "steps between validation evaluations")
+    eval_batches: int = described(4, "validation names per evaluation, in units of 256: the first eval_batches x 256 "
+                                     "names of the shuffled val split, the same names every time whatever "
+                                     "--batch-size (0 = the whole split)")
+    sample_every: int = described(200, "steps between printed samples (0 = off)")
+    n_samples: int = described(8, "names sampled each time")
+    seed: int = described(1337, "seed for weights and batches")
+    split_seed: int = described(42, "seed of the train/val/test split")
+    device: str = described("auto", "auto, cpu, cuda or mps")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -477,3 +496,39 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
         return cls(**data)
+
+
+SMALL_CORPUS = 20_000  # names; below it a recipe with a small-corpus dropout trains with it
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to train: the model preset, the TrainConfig, and the dropout a small corpus gets.
+    Every path that trains reads its recipe from RECIPES; a flag or a widget only overrides it."""
+
+    preset: str
+    train: TrainConfig
+    small_corpus_dropout: float | None = None  # the model's dropout on a corpus of fewer than SMALL_CORPUS names
+
+    def model(self, n_names: int, preset_name: str | None = None, **fields: Any) -> ModelConfig:
+        """Preset `preset_name` (default: the recipe's) as the recipe applies it to a corpus of `n_names`
+        names (the dropout rule), with `fields` set on top."""
+        if self.small_corpus_dropout is not None and n_names < SMALL_CORPUS:
+            fields = {"dropout": self.small_corpus_dropout, **fields}
+        return preset(preset_name or self.preset, **fields)
+
+
+RECIPES: dict[str, Recipe] = {
+    # `python -m dsmini train` where no flag says otherwise, chosen by val loss at equal wall-clock (BENCHMARKS.md
+    # section 8: each recipe's step timed side by side, each trained for the steps it buys in AdamW's 3,000 steps'
+    # seconds). Muon on the dense matrices with AdamW on the routed experts (`muon_params="dense"`) tied AdamW on
+    # en-names (best val 1.898 vs 1.898) and beat it on ru-names (1.690 vs 1.729), at an optimizer share of 8-13%
+    # of a step; Muon on every matrix did as well per second on these runs (1.894, 1.684) but spends 20-35% of a
+    # step in Newton-Schulz. Dropout follows the corpus's size: a small corpus overfits (en-names, 5K names), a
+    # large one underfits (ru-names, 199K: dropout 0.2 cost +0.031 in the earlier sweep). The benchmark's time-to-
+    # quality section trains it beside its plain GPT.
+    "cli": Recipe("small", TrainConfig(optimizer="muon", muon_params="dense", steps=3000), small_corpus_dropout=0.1),
+    # the Train page's live run: AdamW (on a small corpus it ties Muon, and the specialisation timing was measured
+    # with it), short enough to watch; 1 x 256 val names an evaluation: ~0.1 s
+    "page": Recipe("small", TrainConfig(steps=600, eval_every=50, eval_batches=1, sample_every=100, warmup_steps=50)),
+}

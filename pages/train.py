@@ -1,5 +1,6 @@
 """Train: pick a corpus and an architecture, then watch a run live (it lives in a background job)."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -8,13 +9,14 @@ import streamlit as st
 from dsmini.charts import domain_mi_curve, expert_load_bars, imbalance_figure, length_figure, loss_figure
 from dsmini.charts.domains import domain_name
 from dsmini.checkpoint import CheckpointExistsError
-from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, TrainConfig, preset
+from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, RECIPES, ROUTERS, TrainConfig
 from dsmini.data import CorpusError, default_block_size, list_corpora, list_corpus_domains
 from dsmini.jobs import JobError, TrainingJob
-from dsmini.probes import domain_mi_history, expert_load_history, loss_curves
+from dsmini.probes import domain_mi_history, expert_load_history, live_domain_mi, loss_curves
 from dsmini.probes.training import corpus_view
 from pages import _ui as ui
 
+RECIPE = RECIPES["page"]  # the defaults of every widget below
 SAVE_PROBLEM = "train_save_problem"  # session_state: why the last save failed, shown until the user acts
 # the settings widgets, kept for the session across pages (ui.keep); an upload cannot be (Streamlit's file_uploader)
 SETTINGS = ["train_source", "train_corpus", "train_preset", "train_attn", "train_ffn", "train_router", "train_mtp",
@@ -50,7 +52,8 @@ def corpus_picker():
         format_func=lambda s: ui.tr(f"train.source_{s}"),
     )
     if source == "upload":
-        upload = st.file_uploader(ui.tr("train.upload"), type=["txt"], key="train_upload", help=ui.tr("train.upload_help"))
+        upload = st.file_uploader(ui.tr("train.upload"), type=["txt"], key="train_upload",
+                                  help=ui.tr("train.upload_help"))
         if upload is None:
             st.stop()
         key = (Path(upload.name).stem, upload.getvalue())
@@ -58,8 +61,8 @@ def corpus_picker():
         names = list(list_corpora())
         default = "ru-names" if ui.lang() == "ru" else "en-names"
         labels = {name: corpus_label(name, domains) for name, domains in list_corpus_domains().items()}
-        key = (st.selectbox(ui.tr("train.corpus"), names, index=ui.kept_index("train_corpus", names, default), key="train_corpus",
-                            format_func=labels.__getitem__, help=ui.tr("train.corpus_help")), None)
+        key = (st.selectbox(ui.tr("train.corpus"), names, index=ui.kept_index("train_corpus", names, default),
+                            key="train_corpus", format_func=labels.__getitem__, help=ui.tr("train.corpus_help")), None)
     try:
         return ui.corpus(*key), key
     except CorpusError as err:
@@ -101,7 +104,7 @@ def number(where, label: str, low, high, default, key: str, step=None, **more):
 def architecture_form():
     """ModelConfig overrides chosen with widgets (defaults: the preset's values)."""
     with st.expander(ui.tr("train.arch"), expanded=False):
-        name = choice(st, "train.preset", list(PRESETS), "train_preset", default="small")
+        name = choice(st, "train.preset", list(PRESETS), "train_preset", default=RECIPE.preset)
         base = PRESETS[name]
         c = st.columns(4)
         over = dict(
@@ -118,7 +121,8 @@ def architecture_form():
             aux_loss_coef=number(c[3], "train.aux", 0.0, 1.0, base.aux_loss_coef, "train_aux", 0.01),
         )
         c = st.columns(4)
-        capacity = number(c[0], "train.capacity", 0.0, 8.0, 0.0, "train_capacity", 0.25, help=ui.tr("train.capacity_help"))
+        capacity = number(c[0], "train.capacity", 0.0, 8.0, 0.0, "train_capacity", 0.25,
+                          help=ui.tr("train.capacity_help"))
         over.update(
             capacity_factor=capacity or None,
             d_model=number(c[1], "train.d_model", 16, 256, base.d_model, "train_width", 16),
@@ -129,13 +133,14 @@ def architecture_form():
 
 
 def training_form() -> TrainConfig:
-    c = st.columns(4)
-    return TrainConfig(
-        steps=int(number(c[0], "train.steps", 10, 20000, 600, "train_steps", 50)),
-        lr=number(c[1], "train.lr", 1e-5, 1e-1, 3e-3, "train_lr", format="%.4f"),
-        batch_size=int(number(c[2], "train.batch", 4, 512, 64, "train_batch", 4)),
-        optimizer=choice(c[3], "train.optimizer", OPTIMIZERS, "train_opt", help=ui.tr("train.optimizer_help")),
-        eval_every=50, eval_batches=1, sample_every=100, warmup_steps=50,  # 256 val names: ~0.1 s an evaluation
+    c, recipe = st.columns(4), RECIPE.train
+    return dataclasses.replace(
+        recipe,
+        steps=int(number(c[0], "train.steps", 10, 20000, recipe.steps, "train_steps", 50)),
+        lr=number(c[1], "train.lr", 1e-5, 1e-1, recipe.lr, "train_lr", format="%.4f"),
+        batch_size=int(number(c[2], "train.batch", 4, 512, recipe.batch_size, "train_batch", 4)),
+        optimizer=choice(c[3], "train.optimizer", OPTIMIZERS, "train_opt", default=recipe.optimizer,
+                         help=ui.tr("train.optimizer_help")),
     )
 
 
@@ -143,8 +148,9 @@ def start(corpus_key, preset_name, overrides, train_cfg) -> None:
     corpus = ui.corpus(*corpus_key)
     block_size = default_block_size(corpus.names)
     data = ui.prepared(*corpus_key, block_size=block_size, seed=train_cfg.split_seed)
-    model_cfg = preset(preset_name, vocab_size=data.tokenizer.vocab_size, block_size=block_size, **overrides)
-    job = TrainingJob(model_cfg, train_cfg, data)
+    model_cfg = RECIPE.model(len(corpus.names), preset_name, vocab_size=data.tokenizer.vocab_size,
+                             block_size=block_size, **overrides)
+    job = TrainingJob(model_cfg, train_cfg, data, domain_mi=live_domain_mi)
     job.start()
     jobs["job"], jobs["run"] = job, ui.job_registry().add(job, jobs["holder"])
     st.query_params["run"] = jobs["run"]
@@ -159,7 +165,8 @@ def live() -> None:
         return
     snap = job.snapshot()
     cfg = job.model_cfg
-    st.progress(snap.step / snap.total_steps, text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
+    st.progress(snap.step / snap.total_steps,
+                text=ui.tr(f"train.state_{snap.state}", step=snap.step, total=snap.total_steps))
     if snap.state == "queued":
         st.info(ui.tr("train.queued", position=snap.queue_position or 1))
     if snap.message and snap.state == "failed":
@@ -171,7 +178,8 @@ def live() -> None:
     c[0].metric(ui.tr("train.m_loss"), ui.num(last.get('main_loss'), 3))
     c[1].metric(ui.tr("train.m_val"), ui.num(snap.val_losses[-1][1] if snap.val_losses else None, 3))
     c[2].metric(ui.tr("train.m_speed"), ui.num(last.get('tokens_per_sec')))
-    c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-", help=ui.tr("train.m_dropped_help"))
+    c[3].metric(ui.tr("train.m_dropped"), sum(last.get("dropped", ())) if last else "-",
+                help=ui.tr("train.m_dropped_help"))
     buttons = st.columns(3)
     buttons[0].button(ui.tr("train.stop"), on_click=job.stop, disabled=not snap.active, key="train_stop")
     if snap.history:
@@ -214,7 +222,8 @@ def finished_actions(job, snap) -> None:
     if st.session_state.get("train_saved"):
         st.success(ui.tr("train.saved", name=st.session_state["train_saved"]))
     stem = name or "dsmini-run"
-    ui.downloads(job.model_cfg, stem, lambda: job.download_bytes(stem), lambda: job.transformers_bytes(stem), key="train")
+    ui.downloads(job.model_cfg, stem, lambda: job.download_bytes(stem), lambda: job.transformers_bytes(stem),
+                 key="train")
 
 
 def save_run(job, name: str, overwrite: bool = False) -> None:
@@ -246,7 +255,8 @@ def save_problem(job) -> None:
         if not problem["shipped"]:
             c[1].button(ui.tr("train.save_replace", name=problem["name"]), on_click=save_run,
                         args=(job, problem["name"], True), key="train_save_replace")
-    st.button(ui.tr("train.dismiss"), on_click=st.session_state.pop, args=(SAVE_PROBLEM, None), key="train_save_dismiss")
+    st.button(ui.tr("train.dismiss"), on_click=st.session_state.pop, args=(SAVE_PROBLEM, None),
+              key="train_save_dismiss")
 
 
 with ui.guard():

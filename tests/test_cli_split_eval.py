@@ -6,8 +6,8 @@ In-process through `dsmini.cli.main.main` on the tiny preset (a few steps each).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
+import itertools
 import json
 import math
 import re
@@ -61,7 +61,8 @@ def run(tmp_path_factory):
         code = main(["train", *TINY, "--steps", "6", "--corpus", files["train"], "--val-file", files["val"],
                      "--test-file", files["test"], "--out", str(root / "ck"), "--name", "byo"])
     assert code == 0, err.getvalue()
-    return {"root": root, "files": files, "stderr": err.getvalue(), "stdout": out.getvalue(), "ckpt": root / "ck" / "byo"}
+    return {"root": root, "files": files, "stderr": err.getvalue(), "stdout": out.getvalue(),
+            "ckpt": root / "ck" / "byo"}
 
 
 def test_the_start_report_counts_every_line(run):
@@ -133,7 +134,8 @@ def test_no_dedupe_and_fractions(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--val-frac", "0.6", "--test-frac", "0.5"], "--val-frac 0.6 and --test-frac 0.5 must each be in [0, 1) and sum to less than 1"),
+    (["--val-frac", "0.6", "--test-frac", "0.5"],
+     "--val-frac 0.6 and --test-frac 0.5 must each be in [0, 1) and sum to less than 1"),
     (["--val-frac", "0"], "no validation names: give a validation file or a validation fraction above 0"),
 ])
 def test_bad_fractions_are_refused(tmp_path, capsys, flags, message):
@@ -146,7 +148,8 @@ def test_bad_fractions_are_refused(tmp_path, capsys, flags, message):
 @pytest.mark.parametrize("content, flag, message", [
     ("", "--val-file", "val.txt: file is empty"),
     ("\n\n", "--test-file", "val.txt: file contains only whitespace"),
-    ("Анна\nВера\nJörg\n", "--val-file", "val.txt line 3: 'Jörg' has 'J', 'ö', 'r', 'g', which no name of --corpus names.txt has"),
+    ("Анна\nВера\nJörg\n", "--val-file",
+     "val.txt line 3: 'Jörg' has 'J', 'ö', 'r', 'g', which no name of --corpus names.txt has"),
     ("Анна\tru\n", "--test-file", "val.txt: this file has domain labels (name<TAB>domain) but the corpus does not"),
 ])
 def test_bad_val_and_test_files_name_the_file_and_line(tmp_path, capsys, content, flag, message):
@@ -161,7 +164,8 @@ def test_bad_val_and_test_files_name_the_file_and_line(tmp_path, capsys, content
 def test_a_corpus_of_duplicates_is_refused_naming_it(tmp_path, capsys):
     corpus = write(tmp_path / "same.txt", ["Анна"] * 5)
     assert train(tmp_path, "dup", "--corpus", corpus) == 2
-    assert "same.txt: found 1 usable name(s) after normalisation (dropped 4 repeated); need at least 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "same.txt: found 1 usable name(s) after normalisation (dropped 4 repeated); need at least 2" in err
 
 
 def test_eval_refuses_unknown_characters_naming_the_line(run, tmp_path, capsys):
@@ -214,7 +218,8 @@ def test_scoring_counts_every_character_and_the_end_token():
 
 
 def test_validation_is_batch_size_independent():
-    assert eval_limit(TrainConfig(eval_batches=2, batch_size=8)) == eval_limit(TrainConfig(eval_batches=2, batch_size=512))
+    assert (eval_limit(TrainConfig(eval_batches=2, batch_size=8))
+            == eval_limit(TrainConfig(eval_batches=2, batch_size=512)))
     assert eval_limit(TrainConfig(eval_batches=2)) == 2 * EVAL_BATCH_NAMES
     assert eval_limit(TrainConfig(eval_batches=0)) is None  # the whole split
 
@@ -239,7 +244,8 @@ def test_throughput_averages_and_best_weights():
     model.load_state_dict(trainer.best_state)
     assert evaluate(model, data.val, limit=eval_limit(trainer.cfg)) == pytest.approx(vals[best_step], abs=1e-6)
     final = trainer.final_report()
-    assert final["test_names"] == len(data.test.names) and final["test_loss"] == pytest.approx(evaluate(trainer.model, data.test))
+    assert final["test_names"] == len(data.test.names)
+    assert final["test_loss"] == pytest.approx(evaluate(trainer.model, data.test))
 
 
 def test_held_out_names_are_checked_against_the_corpus():
@@ -270,19 +276,21 @@ def test_progress_lines_in_a_log_are_plain(tmp_path, capfd):
     assert all(re.search(r"tok/s \(run [\d.]+K?\) \| ETA \d+m\d\ds$", line) for line in lines)
 
 
-def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size():
+def test_train_defaults_to_the_swept_recipe_with_dropout_by_corpus_size(tmp_path):
     from dsmini.cli.main import build_parser
-    from dsmini.cli.train import CLI_RECIPE, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, _new_trainer
-    from dsmini.data import load_corpus
+    from dsmini.cli.train import RECIPE, _request, resolve
+    from dsmini.config import SMALL_CORPUS
 
-    args = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny"])
-    small = load_corpus("en-names")
-    assert len(small.names) < SMALL_CORPUS
-    trainer = _new_trainer(args, small, {}, {})
-    assert (trainer.cfg.optimizer, trainer.cfg.muon_params, trainer.cfg.steps) == ("muon", "dense", 3000)
-    assert {key: getattr(trainer.cfg, key) for key in CLI_RECIPE} == CLI_RECIPE
-    assert trainer.model_cfg.dropout == SMALL_CORPUS_DROPOUT
-    given = build_parser().parse_args(["train", "--corpus", "en-names", "--preset", "tiny", "--dropout", "0.3"])
-    assert _new_trainer(given, small, {}, {}).model_cfg.dropout == 0.3  # a flag always wins
-    large = dataclasses.replace(small, names=[f"{n}{i}" for i in range(4) for n in small.names], domains=None)
-    assert len(large.names) >= SMALL_CORPUS and _new_trainer(args, large, {}, {}).model_cfg.dropout == 0.0
+    def resolved(corpus, *flags):
+        args = build_parser().parse_args(["train", "--corpus", corpus, "--preset", "tiny", *flags])
+        return resolve(args, _request(args))
+
+    plan = resolved("en-names")
+    assert len(plan.corpus.names) < SMALL_CORPUS
+    assert (plan.train_cfg.optimizer, plan.train_cfg.muon_params, plan.train_cfg.steps) == ("muon", "dense", 3000)
+    assert plan.train_cfg == RECIPE.train
+    assert plan.model_cfg.dropout == RECIPE.small_corpus_dropout == 0.1
+    assert resolved("en-names", "--dropout", "0.3").model_cfg.dropout == 0.3  # a flag always wins
+    names = ["".join(letters) for letters in itertools.islice(itertools.product("abcdefghij", repeat=5), SMALL_CORPUS)]
+    large = resolved(write(tmp_path / "large.txt", names))
+    assert len(large.corpus.names) == SMALL_CORPUS and large.model_cfg.dropout == 0.0

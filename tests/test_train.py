@@ -12,6 +12,7 @@ from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.jobs.slots import THREADS, configure_torch_threads
 from dsmini.model import DSMini
+from dsmini.probes import live_domain_mi
 from dsmini.training.trainer import Trainer, build_optimizers, evaluate, lr_at, train
 
 NAMES = [
@@ -255,7 +256,7 @@ def test_domain_mi_on_eval_steps_only(labelled):
 
     model_cfg, train_cfg = configs(labelled, steps=30, eval_every=10)
     model_cfg = dataclasses.replace(model_cfg, n_layers=3)  # two main MoE layers
-    metrics = list(train(model_cfg, train_cfg, labelled))
+    metrics = list(train(model_cfg, train_cfg, labelled, domain_mi=live_domain_mi))
     measured = [m for m in metrics if m.domain_mi is not None]
     assert [m.step for m in measured] == [10, 20, 30]
     assert all(m.domain_mi_initial is None for m in metrics if m.domain_mi is None)
@@ -273,10 +274,13 @@ def test_domain_mi_on_eval_steps_only(labelled):
 
 def test_no_domain_mi_without_domains_or_experts(data, labelled):
     model_cfg, train_cfg = configs(data, steps=10)
-    assert all(m.domain_mi is None and m.domain_mi_initial is None for m in train(model_cfg, train_cfg, data))
+    assert all(m.domain_mi is None and m.domain_mi_initial is None
+               for m in train(model_cfg, train_cfg, data, domain_mi=live_domain_mi))
     dense_cfg, train_cfg = configs(labelled, steps=10)
     dense_cfg = dataclasses.replace(dense_cfg, ffn_type="dense")
-    assert all(m.domain_mi is None for m in train(dense_cfg, train_cfg, labelled))
+    assert all(m.domain_mi is None for m in train(dense_cfg, train_cfg, labelled, domain_mi=live_domain_mi))
+    moe_cfg, train_cfg = configs(labelled, steps=10)
+    assert all(m.domain_mi is None for m in train(moe_cfg, train_cfg, labelled))  # nobody asked for the curve
 
 
 def test_domain_probe_draws_no_rng_and_leaves_train_mode(labelled):
@@ -286,7 +290,7 @@ def test_domain_probe_draws_no_rng_and_leaves_train_mode(labelled):
     assert unlabelled.train.names == labelled.train.names
     model_cfg, train_cfg = configs(labelled, steps=12, eval_every=3)
     model_cfg = dataclasses.replace(model_cfg, router="noisy_topk")
-    with_probe = Trainer(model_cfg, train_cfg, labelled)
+    with_probe = Trainer(model_cfg, train_cfg, labelled, domain_mi=live_domain_mi)
     losses = [m.loss for m in with_probe.run()]
     assert with_probe.model.training
     assert sum(h["domain_mi"] is not None for h in with_probe.state.history) == 4
@@ -296,14 +300,14 @@ def test_domain_probe_draws_no_rng_and_leaves_train_mode(labelled):
 def test_resume_with_domain_mi_is_exact(labelled, tmp_path):
     model_cfg, train_cfg = configs(labelled, steps=12, eval_every=4)
     model_cfg = dataclasses.replace(model_cfg, router="noisy_topk")
-    straight = [m.to_dict() for m in Trainer(model_cfg, train_cfg, labelled).run()]
+    straight = [m.to_dict() for m in Trainer(model_cfg, train_cfg, labelled, domain_mi=live_domain_mi).run()]
 
-    first = Trainer(model_cfg, train_cfg, labelled)
+    first = Trainer(model_cfg, train_cfg, labelled, domain_mi=live_domain_mi)
     run = first.run()
     for _ in range(5):
         next(run)
     first.save(tmp_path, "half")
-    resumed = Trainer.resume(tmp_path / "half", labelled)
+    resumed = Trainer.resume(tmp_path / "half", labelled, domain_mi=live_domain_mi)
     list(resumed.run())
     keys = ("loss", "domain_mi", "domain_mi_initial")
     # the history went through checkpoint.json and back
@@ -359,7 +363,8 @@ def test_an_optimizer_state_saved_per_expert_resumes_stacked(data, optimizer):
     old_params = dict(legacy.named_parameters())
     key = "exp_avg" if optimizer == "adamw" else "momentum_buffer"
     opt = trainer.optimizers[optimizer]
-    for moe_name, moe in ((n, m) for n, m in trainer.model.named_modules() if n.endswith(".experts") and hasattr(m, "w1")):
+    experts = ((n, m) for n, m in trainer.model.named_modules() if n.endswith(".experts") and hasattr(m, "w1"))
+    for moe_name, moe in experts:
         for w in ("w1", "w2", "w3"):
             stacked_state = opt.state[getattr(moe, w)]
             for e in range(getattr(moe, w).size(0)):

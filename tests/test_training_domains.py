@@ -9,7 +9,7 @@ from dsmini.checkpoint import load_checkpoint
 from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.i18n import t
-from dsmini.probes import domain_mi_history
+from dsmini.probes import domain_mi_history, live_domain_mi
 from dsmini.training import Trainer
 
 
@@ -82,7 +82,7 @@ def test_history_from_before_the_fields_loads_resumes_and_plots(tmp_path):
     old.save(tmp_path, "old")
     assert "domain_mi" not in load_checkpoint(tmp_path / "old").history[0]
 
-    resumed = Trainer.resume(tmp_path / "old", data, steps=8)
+    resumed = Trainer.resume(tmp_path / "old", data, steps=8, domain_mi=live_domain_mi)
     list(resumed.run())
     resumed.save(tmp_path, "new")
     history = load_checkpoint(tmp_path / "new").history

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
+from dsmini.config import RECIPES
 from dsmini.training import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +70,8 @@ class Plan:
     shootout_steps: int = 1000
     shootout_seeds: tuple[int, ...] = (1337, 1338, 1339)
     shootout_val_names: int = 600  # names routed for I(domain; expert), as the Experts page routes
-    page_steps: int = 600  # the Train page's defaults (pages/train.py `training_form`)
-    page_eval_every: int = 50
+    page_steps: int = RECIPES["page"].train.steps  # the Train page's defaults
+    page_eval_every: int = RECIPES["page"].train.eval_every
     # recipe: the default training recipe swept (dsmini/bench/recipe.py)
     recipe_corpora: tuple[str, ...] = ("en-names", "ru-names")
     recipe_steps: int = 3000  # the reference recipe's steps; the others' equal-time steps follow from their speed

@@ -8,7 +8,7 @@ GPT gets on this machine, not slowed by makemore's explicit mask.
 
 Both train on a built-in corpus of at least 30,000 names split exactly as `python -m dsmini train`
 splits it: the peer `peer_steps` steps, dsmini with what `python -m dsmini train --corpus C` does
-by default (`cli_train.default_run`: its preset, recipe and dropout rule). Each records its val
+by default (`config.RECIPES["cli"]`: its preset, recipe and dropout rule). Each records its val
 loss on the same `curve_val_limit` val names every `eval_every` steps against its training seconds
 (evaluation excluded). The target is the peer's val at its last step; the report gives the
 seconds each took to reach it and each one's best val. The two run at once, one torch thread each,
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsmini.cli.train import default_run
+from dsmini.config import RECIPES, ModelConfig, TrainConfig
 from dsmini.data import IGNORE_INDEX, CorpusData, EncodedSplit, get_batch, load_corpus
 from dsmini.training import Trainer
 
@@ -108,7 +108,7 @@ class PeerJob:
 
     arch: str  # PEER or DSMINI
     corpus: str
-    steps: int | None  # None: dsmini's default, resolved in its worker (`cli_train.default_run`)
+    steps: int | None  # None: dsmini's default, resolved in its worker (`config.RECIPES["cli"]`)
     eval_every: int
     curve_val_limit: int
     meet: Rendezvous | None = None
@@ -145,10 +145,17 @@ def train_one(job: PeerJob) -> dict[str, Any]:
         return _train_dsmini(job, data) if job.arch == DSMINI else _train_peer(job, data)
 
 
+def dsmini_configs(job: PeerJob, data: CorpusData) -> tuple[ModelConfig, TrainConfig]:
+    """What `train --corpus C` trains on `data` when no flag is given (`config.RECIPES["cli"]`), shorter
+    where the job says (the quick plan)."""
+    recipe = RECIPES["cli"]
+    model_cfg = recipe.model(len(load_corpus(job.corpus).names), vocab_size=data.tokenizer.vocab_size,
+                             block_size=data.block_size)
+    return model_cfg, recipe.train if job.steps is None else dataclasses.replace(recipe.train, steps=job.steps)
+
+
 def _train_dsmini(job: PeerJob, data: CorpusData) -> dict[str, Any]:
-    model_cfg, train_cfg = default_run(data, len(load_corpus(job.corpus).names))
-    if job.steps is not None:  # a shorter run (the quick plan)
-        train_cfg = dataclasses.replace(train_cfg, steps=job.steps)
+    model_cfg, train_cfg = dsmini_configs(job, data)
     trainer = Trainer(model_cfg, train_cfg, data)
     together = job.meet is None or job.meet.wait("ready")
     seconds, tokens, curve = _curve(trainer, dataclasses.replace(job, steps=train_cfg.steps), data)

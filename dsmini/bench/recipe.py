@@ -2,7 +2,7 @@
 val loss in the same *seconds*, and which in the same *steps*?
 
 Every run trains the full model (preset `small`: MLA + MoE + MTP) on a corpus split exactly as
-`python -m dsmini train` splits it, with `train`'s dropout rule (`cli_train.recipe_preset`), and
+`python -m dsmini train` splits it, with `train`'s dropout rule (`config.RECIPES["cli"]`), and
 evaluates on the whole val split `evals` times along its schedule. A row's *best* is the lowest of
 those points (what a best-val checkpoint keeps), *final* the last one.
 
@@ -19,13 +19,12 @@ worker processes with one torch thread each.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from dsmini.cli.train import recipe_preset
+from dsmini import config
 from dsmini.config import TrainConfig
 from dsmini.data import load_corpus
 from dsmini.training import Trainer, evaluate
@@ -96,7 +95,8 @@ def run(plan: Plan) -> dict[str, Any]:
             if run_["recipe"] == REFERENCE:  # its equal-time run is its equal-steps run
                 rows[REFERENCE][EQUAL_STEPS if run_["budget"] == EQUAL_TIME else EQUAL_TIME] = run_
         corpora[corpus] = {"rows": rows, "budget_seconds": plan.recipe_steps * speeds[corpus][REFERENCE]["step_s"],
-                           **{f"winner_{b}": min(rows, key=lambda k: rows[k][b]["best_val"]) for b in (EQUAL_TIME, EQUAL_STEPS)}}
+                           **{f"winner_{b}": min(rows, key=lambda k: rows[k][b]["best_val"])
+                              for b in (EQUAL_TIME, EQUAL_STEPS)}}
     return {"preset": plan.preset, "workers": plan.workers, "reference_steps": plan.recipe_steps,
             "evals": plan.recipe_evals, "corpora": corpora}
 
@@ -110,15 +110,16 @@ def jobs(corpus: str, recipes: list[Recipe], speeds: dict[str, dict[str, float]]
         todo.append(RecipeJob(corpus, r, max(1, round(budget / speeds[r.key]["step_s"])), EQUAL_TIME, plan.recipe_evals,
                               plan.preset, plan.device))
         if r.key != REFERENCE:
-            todo.append(RecipeJob(corpus, r, plan.recipe_steps, EQUAL_STEPS, plan.recipe_evals, plan.preset, plan.device))
+            todo.append(RecipeJob(corpus, r, plan.recipe_steps, EQUAL_STEPS, plan.recipe_evals, plan.preset,
+                                  plan.device))
     return todo
 
 
 def _trainer(corpus: str, train_cfg: TrainConfig, preset_name: str) -> Trainer:
     """The full model of `preset_name` as `train` builds it for `corpus` (its dropout rule), on `train_cfg`."""
     data = corpus_data(corpus)
-    cfg = dataclasses.replace(recipe_preset(preset_name, len(load_corpus(corpus).names)),
-                              vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
+    cfg = config.RECIPES["cli"].model(len(load_corpus(corpus).names), preset_name,
+                                      vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
     return Trainer(cfg, train_cfg, data)
 
 
@@ -152,7 +153,8 @@ def _time_optimizers(trainer: Trainer) -> list[float]:
     started = {}
     for name, opt in trainer.optimizers.items():
         opt.register_step_pre_hook(lambda *_, name=name: started.__setitem__(name, time.perf_counter()))
-        opt.register_step_post_hook(lambda *_, name=name: total.__setitem__(0, total[0] + time.perf_counter() - started[name]))
+        opt.register_step_post_hook(
+            lambda *_, name=name: total.__setitem__(0, total[0] + time.perf_counter() - started[name]))
     return total
 
 

@@ -16,18 +16,20 @@ nothing about the language, 1 bit = it says all), always beside the same config 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
-from dsmini.config import TrainConfig, preset
+from dsmini.config import RECIPES, TrainConfig, preset
 from dsmini.data import CharTokenizer, CorpusData, default_block_size, load_corpus, prepare_corpus
 from dsmini.model import DSMini
+from dsmini.probes import DOMAIN_PROBE_NAMES, live_domain_mi
 from dsmini.probes.ablation import ablate, domain_top_experts
 from dsmini.probes.specialisation import ExpertAnalysis, expert_analysis
-from dsmini.training import DOMAIN_PROBE_NAMES, Trainer, evaluate
+from dsmini.training import Trainer, evaluate
 
 from .common import Plan, Progress, map_jobs
 from .machine import load_average
@@ -40,8 +42,11 @@ TOP_N = 2  # experts per layer an ablation drops: a domain's top-2, as the Exper
 ABLATION_KINDS = ("drop", "reroute")
 SPECIALISED = 5.0  # "specialised": some layer's MI >= this many times its untrained value
 TIME_TARGET_S = 90.0  # Start to specialised on this 2-core CPU
-# the Train page's other defaults (pages/train.py `training_form`); steps and eval_every are in the Plan
-PAGE_TRAIN = dict(lr=3e-3, batch_size=64, optimizer="adamw", sample_every=100, warmup_steps=50)
+# the Train page's recipe (`config.RECIPES["page"]`): its steps and eval_every are in the Plan, and PAGE_TRAIN
+# holds the rest the report names
+PAGE = RECIPES["page"].train
+PAGE_TRAIN = {key: getattr(PAGE, key) for key in ("lr", "batch_size", "optimizer", "sample_every", "warmup_steps")}
+PAGE_EVAL_BATCHES = 4  # val names per evaluation / 256, as the section's numbers were measured (the page reads 1)
 
 
 def run(plan: Plan) -> dict[str, Any]:
@@ -200,6 +205,12 @@ def ablation_row(model: DSMini, tokenizer: CharTokenizer, analysis: ExpertAnalys
 # A run with the Train page's defaults: how soon do the experts specialise?
 
 
+def page_train_config(plan: Plan) -> TrainConfig:
+    """The Train page's recipe with the plan's steps and evaluations, on the section's split."""
+    return dataclasses.replace(PAGE, steps=plan.page_steps, eval_every=plan.page_eval_every,
+                               eval_batches=PAGE_EVAL_BATCHES, split_seed=SPLIT_SEED, device=plan.device)
+
+
 def page_run(plan: Plan) -> dict[str, Any]:
     """Wall clock from Start to the first eval point where some layer's I(domain; expert) >= SPECIALISED x
     its untrained value, both as the trainer measures them for the page's live curve
@@ -209,9 +220,7 @@ def page_run(plan: Plan) -> dict[str, Any]:
     start = time.perf_counter()
     data = domain_data()
     cfg = preset(plan.preset, vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
-    train_cfg = TrainConfig(steps=plan.page_steps, eval_every=plan.page_eval_every, split_seed=SPLIT_SEED,
-                            device=plan.device, **PAGE_TRAIN)
-    trainer = Trainer(cfg, train_cfg, data)
+    trainer = Trainer(cfg, page_train_config(plan), data, domain_mi=live_domain_mi)
     built = time.perf_counter() - start
     curve, initial, reached = [], [], None
     for m in trainer.run():

@@ -1,4 +1,5 @@
-"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over the library).
+"""Command line: `python -m dsmini train|sample|info|eval|export|corpora|serve|warm|bench ...` (thin layer over
+the library).
 
 Every ModelConfig / TrainConfig field is a flag (`--kv-lora-rank 32`, `--lr 0.003`); flags not
 given keep the preset's value.
@@ -15,7 +16,7 @@ Nothing a user asked for is lost, and nothing they did not ask for is replaced:
   shows it); a closed pipe (`| head`) ends the program quietly.
 
 This module is the parser, the small commands and the dispatch; the train command, which keeps
-most of these promises, is in `cli_train.py`.
+most of these promises, is in `train.py`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import types
 import typing
 
 from dsmini.checkpoint import load_checkpoint
-from dsmini.config import ATTN_TYPES, FFN_TYPES, OPTIMIZERS, PRESETS, ROUTERS, ModelConfig, TrainConfig
+from dsmini.config import PRESETS, ModelConfig, TrainConfig
 from dsmini.data import MAX_NAME_LEN, list_corpora, list_corpus_domains
 from dsmini.decoding import CUT_MARK, generate
 from dsmini.model import LIMITS, cache_values_per_token, check_sampling
@@ -38,12 +39,11 @@ from .serve import add_parser as add_serve_parser
 from .serve import cmd_serve
 from .threads import THREADS_HELP, set_threads
 from .train import (
-    CLI_RECIPE,
-    DEFAULT_PRESET,
     DEFAULT_SAVE_EVERY_S,
     DEFAULT_TEST_FRAC,
     DEFAULT_VAL_FRAC,
     EXIT_INTERRUPTED,
+    RECIPE,
     cmd_train,
     one_line,
 )
@@ -53,70 +53,20 @@ from .warm import cmd_warm
 EXIT_ERROR = 2  # refused or failed; the message says why, and nothing was written
 EXIT_CLOSED_PIPE = 141  # the reader went away (`| head`): 128 + SIGPIPE, as any Unix tool exits
 
-MODEL_HELP = {
-    "block_size": "longest sequence (boundary + name); default: longest name in the corpus + 1",
-    "d_model": "width of the residual stream",
-    "n_layers": "transformer blocks",
-    "n_heads": "attention (query) heads",
-    "dropout": "dropout probability in training",
-    "rope_theta": "RoPE base frequency",
-    "norm_eps": "eps of every RMSNorm (DeepSeek-V2/V3: 1e-6)",
-    "attn_type": f"attention: {', '.join(ATTN_TYPES)}",
-    "head_dim": "MHA/GQA/MQA head size (0 = d_model / n_heads)",
-    "n_kv_heads": "GQA key/value groups",
-    "q_lora_rank": "MLA query compression rank (0 = off)",
-    "kv_lora_rank": "MLA joint key/value latent size d_c (what the cache stores)",
-    "qk_nope_head_dim": "MLA per-head content dims of q/k",
-    "qk_rope_head_dim": "MLA decoupled RoPE dims (key shared by all heads)",
-    "v_head_dim": "MLA per-head value dims",
-    "dsa_index_heads": "DSA lightning-indexer heads H^I",
-    "dsa_index_dim": "DSA indexer query/key size d^I (a multiple of 4; half carries RoPE)",
-    "dsa_top_k": "DSA: positions each query attends to (top-k of the indexer's scores)",
-    "moba_block_size": "MoBA: keys per block",
-    "moba_top_blocks": "MoBA: earlier blocks each query picks, beside its own block",
-    "loglinear_fine_levels": "log-linear: Fenwick levels seen token by token (older buckets pooled)",
-    "ffn_type": f"feed-forward: {', '.join(FFN_TYPES)}",
-    "d_ff": "dense SwiGLU hidden size",
-    "n_dense_layers": "first layers that use a dense FFN instead of MoE",
-    "moe_every": "after those, every k-th block is MoE, the rest dense (GShard: 2; 1 = all)",
-    "n_routed_experts": "routed experts per MoE layer",
-    "n_shared_experts": "always-on shared experts per MoE layer",
-    "top_k": "routed experts chosen per token",
-    "moe_inter_dim": "hidden size of one expert",
-    "router": f"router: {', '.join(ROUTERS)}",
-    "aux_loss_coef": "load-balancing loss coefficient alpha (0 = off)",
-    "bias_update_speed": "aux-loss-free bias step gamma (sigmoid_bias router)",
-    "capacity_factor": "expert capacity factor; tokens over capacity are dropped (omit = no dropping)",
-    "norm_topk_prob": "renormalise the chosen experts' gate weights to sum to 1 (default: the router's paper: "
-    "sigmoid_bias yes, DeepSeek-V3; softmax_topk no, DeepSeek-V2; noisy_topk always)",
-    "mtp_depth": "multi-token prediction depth D (0 = off)",
-    "mtp_layers": "transformer blocks per MTP module (DeepSeek-V3: 1)",
-    "mtp_lambda": "MTP loss weight lambda",
-}
-TRAIN_HELP = {
-    "steps": f"optimizer steps in total (default {CLI_RECIPE['steps']}; with --resume: the step to stop at, default the checkpoint's own)",
-    "batch_size": "names per micro-batch",
-    "grad_accum": "micro-batches per optimizer step",
-    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)} (default {CLI_RECIPE['optimizer']}, best at equal wall-clock "
-                 "in BENCHMARKS.md section 8; muon: Muon for the hidden matrices + AdamW; muonclip: + QK-clip)",
-    "muon_params": f"muon/muonclip: which hidden matrices Muon orthogonalises: all, or dense (all but the routed "
-                   f"experts, which AdamW then trains: a fifth of Muon's cost) (default {CLI_RECIPE['muon_params']})",
-    "qk_clip_tau": "muonclip: rescale a head's query/key weights when its max attention logit exceeds this (K2: 100)",
-    "lr": "peak learning rate",
-    "weight_decay": "decoupled weight decay (not on norms/embeddings)",
-    "betas": "AdamW betas, two numbers",
-    "warmup_steps": "linear warmup steps",
-    "min_lr_ratio": "cosine decays to lr * this",
-    "grad_clip": "gradient norm clip (0 = off)",
-    "eval_every": "steps between validation evaluations",
-    "eval_batches": "validation names per evaluation, in units of 256: the first eval_batches x 256 names of the "
-    "shuffled val split, the same names every time whatever --batch-size (0 = the whole split)",
-    "sample_every": "steps between printed samples (0 = off)",
-    "n_samples": "names sampled each time",
-    "seed": "seed for weights and batches",
-    "split_seed": "seed of the train/val/test split",
-    "device": "auto, cpu, cuda or mps",
-}
+# What a flag's help adds to its field's (`config.field_help`) where `train` differs from the field's default
+TRAIN_NOTES = {"steps": "with --resume: the step to stop at, default the checkpoint's own"}
+
+
+def _flag_help(f: dataclasses.Field) -> str:
+    """The field's help (its metadata), then the `train` recipe's value where it is not the field's default."""
+    notes = []
+    if f.name in _TRAIN_FIELDS and getattr(RECIPE.train, f.name) != f.default:
+        notes.append(f"default {getattr(RECIPE.train, f.name)}")
+    notes += [TRAIN_NOTES[f.name]] if f.name in TRAIN_NOTES else []
+    return f.metadata["help"] + (f" ({'; '.join(notes)})" if notes else "")
+
+
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def _scalar_type(annotation) -> type:
@@ -127,19 +77,19 @@ def _scalar_type(annotation) -> type:
     return typing.get_origin(hint) or hint
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict[str, str], skip=()) -> None:
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip=()) -> None:
     group = parser.add_argument_group(f"{cls.__name__} (default: the preset's value)")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind = _scalar_type(f.type)
-        flag = "--" + f.name.replace("_", "-")
+        flag, text = "--" + f.name.replace("_", "-"), _flag_help(f)
         if kind is tuple:
-            group.add_argument(flag, type=float, nargs=2, default=None, help=helps[f.name])
+            group.add_argument(flag, type=float, nargs=2, default=None, help=text)
         elif kind is bool:  # --flag / --no-flag; neither keeps the preset's value
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps[f.name])
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(flag, type=kind, default=None, help=helps[f.name])
+            group.add_argument(flag, type=kind, default=None, help=text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -171,32 +121,52 @@ def build_parser() -> argparse.ArgumentParser:
         "exactly (same corpus, model and optimizer settings, or a list of the conflicts); --steps is then the "
         "total to reach (default: the checkpoint's own), and a finished checkpoint is not trained on without it.",
     )
-    train.add_argument("--corpus", required=True, help="built-in corpus name (see `corpora`) or a .txt path, one name or name<TAB>domain per line")
-    train.add_argument("--val-file", default=None, help="validation names as a file of their own (like --corpus); nothing is then cut from --corpus for val")
-    train.add_argument("--test-file", default=None, help="test names as a file of their own, scored once at the end; nothing is then cut from --corpus for test")
-    train.add_argument("--val-frac", type=float, default=None, help=f"share of --corpus cut for val without --val-file (default {DEFAULT_VAL_FRAC})")
-    train.add_argument("--test-frac", type=float, default=None, help=f"share of --corpus cut for test without --test-file (default {DEFAULT_TEST_FRAC}; 0 = no test)")
+    train.add_argument("--corpus", required=True,
+                       help="built-in corpus name (see `corpora`) or a .txt path, one name or name<TAB>domain per line")
+    train.add_argument("--val-file", default=None,
+                       help="validation names as a file of their own (like --corpus); nothing is then cut from "
+                       "--corpus for val")
+    train.add_argument("--test-file", default=None,
+                       help="test names as a file of their own, scored once at the end; nothing is then cut from "
+                       "--corpus for test")
+    train.add_argument("--val-frac", type=float, default=None,
+                       help=f"share of --corpus cut for val without --val-file (default {DEFAULT_VAL_FRAC})")
+    train.add_argument("--test-frac", type=float, default=None,
+                       help=f"share of --corpus cut for test without --test-file (default {DEFAULT_TEST_FRAC}; "
+                       "0 = no test)")
     train.add_argument("--dedupe", action=argparse.BooleanOptionalAction, default=True,
-                       help="drop repeated names of --corpus (default: on); --val-file/--test-file are never deduplicated")
+                       help="drop repeated names of --corpus (default: on); --val-file/--test-file are never "
+                       "deduplicated")
     train.add_argument("--lowercase", action="store_true", help="lowercase every name")
-    train.add_argument("--preset", default=None, choices=sorted(PRESETS), help=f"model size preset (default: {DEFAULT_PRESET})")
+    train.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                       help=f"model size preset (default: {RECIPE.preset})")
     train.add_argument("--out", default="checkpoints", help="folder that holds checkpoints")
     train.add_argument("--name", default=None, help="checkpoint name (default: the corpus name)")
-    train.add_argument("--resume", action="store_true", help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
-    train.add_argument("--overwrite", action="store_true", help="start a new run over an existing checkpoint --out/--name (replaced once the new one is saved)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the checkpoint --out/--name exactly; --steps is the total to reach")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run over an existing checkpoint --out/--name (replaced once the new one is "
+                       "saved)")
     train.add_argument("--no-optimizer-state", action="store_true", help="save weights only (smaller; cannot resume)")
     train.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY_S, metavar="SECONDS",
-                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at the end), "
+                       help=f"also save during the run every SECONDS (default {DEFAULT_SAVE_EVERY_S:g}; 0 = only at "
+                       "the end), "
                        "so a killed run resumes from its last save")
     train.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    _add_dataclass_flags(train, ModelConfig, MODEL_HELP, skip=("vocab_size",))
-    _add_dataclass_flags(train, TrainConfig, TRAIN_HELP)
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved model_config and train_config as JSON (as checkpoint.json stores them) "
+                       "and exit without training")
+    _add_dataclass_flags(train, ModelConfig, skip=("vocab_size",))
+    _add_dataclass_flags(train, TrainConfig)
 
     sample = sub.add_parser("sample", help="generate names from a checkpoint", epilog=LIMITS_HELP)
     sample.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/ru-names")
     sample.add_argument("--prefix", default="", help="start every name with this text, e.g. Крас")
-    sample.add_argument("-n", type=int, default=10, help=f"how many names (at most {LIMITS['samples'].default:,}; {LIMITS['samples'].env} raises it)")
-    sample.add_argument("--temperature", type=float, default=1.0, help="0 = greedy; lower = safer, higher = wilder (else at least 0.001)")
+    sample.add_argument("-n", type=int, default=10,
+                        help=f"how many names (at most {LIMITS['samples'].default:,}; {LIMITS['samples'].env} "
+                        "raises it)")
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="0 = greedy; lower = safer, higher = wilder (else at least 0.001)")
     sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = all)")
     sample.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1e-6 to 1 (1 = off)")
     sample.add_argument("--max-len", type=int, default=None, help="longest name in characters")
@@ -215,11 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write --checkpoint as a transformers folder (config.json, model.safetensors, tokenizer, "
         "generation_config.json, README.md) that AutoModelForCausalLM and AutoTokenizer load without custom code: "
         "MLA + sigmoid router -> DeepseekV3ForCausalLM, MLA + softmax router with raw scores -> DeepseekV2ForCausalLM, "
-        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the feature.",
+        "MHA/GQA/MQA + dense FFN -> LlamaForCausalLM. A model transformers cannot express is refused, naming the "
+        "feature.",
     )
     export.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. checkpoints/en-names")
     export.add_argument("--out", required=True, help="the folder to write; written complete or not at all")
-    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never a dsmini checkpoint)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (never a dsmini checkpoint)")
     export.add_argument("--best", action="store_true", help=BEST_HELP)
 
     sub.add_parser("corpora", help="list the built-in corpora")

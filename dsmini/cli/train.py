@@ -1,11 +1,16 @@
-"""`python -m dsmini train`: check everything a run needs, then train, then save; the exit status says how it ended.
+"""`python -m dsmini train`: plan, check, run; the exit status says how it ended.
 
-Apart from the CLI's parser and dispatch (`__main__.py`) because this is where the CLI's promises
-about training are kept (see there): a new run or a resumed one is built only after the name,
---out, every value, the limits and the corpus are checked; --resume refuses flags and a corpus
-that contradict the checkpoint, listing every conflict; a run that ends early saves the weights
-of its last finished step, never weights that are not finite, under the next free name if its
-own was taken meanwhile.
+Apart from the CLI's parser and dispatch (`main.py`) because this is where the CLI's promises
+about training are kept (see there). A training reads as three steps:
+- plan (`resolve`): every setting resolved from the flags, the recipe (`config.RECIPES["cli"]`), the
+  corpus and, with --resume, the checkpoint: what --print-config prints, before anything is prepared
+  (the name, the values given and --out are checked before any file is read: `_request`, `_check_target`);
+- check (`check`): the plan against the limits and, with --resume, against the checkpoint: every flag
+  that contradicts it, listed together;
+- run (`_trainer`, `_train_and_save`): the corpus split and encoded (a resumed run's split and alphabet
+  checked against its checkpoint's), the model built, trained and saved. A run that ends early saves
+  the weights of its last finished step, never weights that are not finite, under the next free name
+  if its own was taken meanwhile.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from dsmini.checkpoint import (
     META_FILE,
+    Checkpoint,
     CheckpointError,
     CheckpointExistsError,
     CorpusRef,
@@ -33,7 +40,7 @@ from dsmini.checkpoint import (
     load_checkpoint,
     validate_name,
 )
-from dsmini.config import PRESETS, SAVED_BEFORE_FIELD, ModelConfig, TrainConfig
+from dsmini.config import RECIPES, SAVED_BEFORE_FIELD, ModelConfig, TrainConfig
 from dsmini.data import (
     MAX_NAME_LEN,
     Corpus,
@@ -41,6 +48,7 @@ from dsmini.data import (
     CorpusError,
     HeldOut,
     HeldOutCharacterError,
+    corpus_tokenizer,
     default_block_size,
     line_of,
     list_corpora,
@@ -48,68 +56,171 @@ from dsmini.data import (
     prepare_corpus,
 )
 from dsmini.model import check_learning_rate, check_training
+from dsmini.probes import live_domain_mi
 from dsmini.training import Trainer
 
 from .threads import set_threads
 
-# How a run ended, beside 0 (completed); `__main__` adds the statuses of a refused command and a closed pipe
+# How a run ended, beside 0 (completed); `main` adds the statuses of a refused command and a closed pipe
 EXIT_STOPPED_EARLY = 1  # the run ended before its last step; the weights of its last good step are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 # TrainConfig fields a resumed run may change: they decide what is reported and where it runs,
 # never which weights come out (evaluation and samples draw no training RNG)
 RESUME_MAY_CHANGE = ("steps", "eval_every", "eval_batches", "sample_every", "n_samples", "device")
-DEFAULT_PRESET = "small"
-# What `train` uses where no flag says otherwise, chosen by val loss at equal wall-clock (BENCHMARKS.md
-# section 8: each recipe's step timed side by side, each trained for the steps it buys in AdamW's 3,000
-# steps' seconds). Muon on the dense matrices with AdamW on the routed experts (`muon_params="dense"`) tied
-# AdamW on en-names (best val 1.898 vs 1.898) and beat it on ru-names (1.690 vs 1.729), at an optimizer share
-# of 8-13% of a step; Muon on every matrix did as well per second on these runs (1.894, 1.684) but spends
-# 20-35% of a step in Newton-Schulz. Dropout follows the corpus's size: a small corpus overfits (en-names, 5K
-# names), a large one underfits (ru-names, 199K: dropout 0.2 cost +0.031 in the earlier sweep).
-# TrainConfig and the presets keep AdamW and no dropout: the app's live runs (the Train page, where the two
-# tie on a small corpus and the specialisation timing was measured with AdamW), the benchmarks and the tests.
-CLI_RECIPE = {"optimizer": "muon", "muon_params": "dense", "steps": 3000}
-SMALL_CORPUS = 20_000  # names; below it `train` trains with SMALL_CORPUS_DROPOUT unless --dropout says
-SMALL_CORPUS_DROPOUT = 0.1
-
-
-def recipe_preset(name: str, n_names: int) -> ModelConfig:
-    """Preset `name` as `train` applies it to a corpus of `n_names` names (the dropout rule above)."""
-    return dataclasses.replace(PRESETS[name], dropout=SMALL_CORPUS_DROPOUT) if n_names < SMALL_CORPUS else PRESETS[name]
+RECIPE = RECIPES["cli"]  # what `train` uses where no flag says otherwise (why: see RECIPES)
 # Cut from --corpus for val and test when no --val-file / --test-file names them: today's split, so
 # built-in corpora split exactly as the shipped checkpoints were
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
 DEFAULT_SAVE_EVERY_S = 30.0  # as the app's runs: a killed run (kill -9, the OOM killer) loses at most this much
 
 
-def default_run(data: CorpusData, n_names: int) -> tuple[ModelConfig, TrainConfig]:
-    """The model and recipe `train --corpus C` uses on `data` (a corpus of `n_names`) when no flag is
-    given: what the benchmark's time-to-quality section trains beside its plain GPT."""
-    model_cfg = dataclasses.replace(recipe_preset(DEFAULT_PRESET, n_names), vocab_size=data.tokenizer.vocab_size,
-                                    block_size=data.block_size)
-    return model_cfg, dataclasses.replace(TrainConfig(), **CLI_RECIPE)
+@dataclass(frozen=True)
+class Request:
+    """What the flags alone say, checked before any file is read: where the checkpoint goes and the
+    TrainConfig values given."""
+
+    out: Path
+    name: str
+    given: dict
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """A training resolved: every setting, from the flags, the recipe, the corpus and (--resume) the
+    checkpoint, before any data is prepared or anything written. `configs()` is what --print-config
+    prints and checkpoint.json will store."""
+
+    request: Request
+    corpus: Corpus
+    held: dict[str, tuple[Corpus, HeldOut]]  # --val-file / --test-file: the file read, and as prepare_corpus takes it
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    split_seed: int
+    fractions: dict[str, float]
+    resumed: Checkpoint | None = None  # --resume: the run continued
+
+    def configs(self) -> dict:
+        return {"model_config": self.model_cfg.to_dict(), "train_config": self.train_cfg.to_dict()}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Check everything, then train and save. Nothing is written before the first step."""
+    """Plan, check, then prepare the data, train and save. Nothing is written before the first step."""
     set_threads(args.threads)
+    request = _request(args)
+    if args.print_config:
+        print(json.dumps(resolve(args, request).configs(), indent=2, ensure_ascii=False))
+        return 0
+    _check_target(request, args)
+    with _claimed(request.out, request.name) if args.resume else contextlib.nullcontext():
+        plan = resolve(args, request)
+        check(plan, args)
+        trainer = _trainer(plan, args)
+        _print_plan(trainer, plan.corpus, {part: c for part, (c, _) in plan.held.items()}, args.resume)
+        return _train_and_save(trainer, _Saves(trainer, request.out, request.name, args), args)
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """The name, the flags that cannot go together, the TrainConfig values given (each checked as
+    TrainConfig checks it, and the learning rate's limits)."""
     name = validate_name(args.name if args.name is not None else Path(args.corpus).stem)
-    out = Path(args.out)
     if args.resume and args.overwrite:
-        raise ValueError("--resume continues the checkpoint (and saves over it), --overwrite starts a new run over it: give one")
+        raise ValueError("--resume continues the checkpoint (and saves over it), --overwrite starts a new run over it: "
+                         "give one")
     given = _overrides(args, TrainConfig)
     check_learning_rate(dataclasses.replace(TrainConfig(), **given))  # every given value is checked here too
-    if not args.resume:
-        _check_new_target(out, name, args.overwrite)
-    _check_writable(out)
     if args.save_every < 0:
         raise ValueError(f"--save-every is seconds between saves, 0 (only at the end) or more, got {args.save_every:g}")
+    return Request(Path(args.out), name, given)
+
+
+# plan -------------------------------------------------------------------------------------------
+def resolve(args: argparse.Namespace, request: Request) -> TrainPlan:
+    """Every setting of the run: a new one from the recipe and the flags on this corpus, a resumed one
+    from its checkpoint and the flags it may change."""
     corpus, held = _training_corpus(args), _held_out_files(args)
-    with _claimed(out, name) if args.resume else contextlib.nullcontext():
-        trainer = _resumed_trainer(args, out / name, corpus, held, given) if args.resume else _new_trainer(args, corpus, held, given)
-        _check_jsonable(trainer)
-        _print_plan(trainer, corpus, {part: c for part, (c, _) in held.items()}, args.resume)
-        return _train_and_save(trainer, _Saves(trainer, out, name, args), args)
+    if args.resume:
+        return _resolve_resumed(args, request, corpus, held)
+    train_cfg = dataclasses.replace(RECIPE.train, **request.given)
+    model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
+    block_size = model_over.pop("block_size") if "block_size" in model_over else default_block_size(corpus.names)
+    model_cfg = RECIPE.model(len(corpus.names), args.preset, block_size=block_size, **model_over)  # the values checked
+    vocab_size = corpus_tokenizer(corpus.names, block_size, corpus.name).vocab_size  # of the names that fit block_size
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=vocab_size)
+    return TrainPlan(request, corpus, held, model_cfg, train_cfg, train_cfg.split_seed, _fractions(args))
+
+
+def _resolve_resumed(args: argparse.Namespace, request: Request, corpus: Corpus, held: dict) -> TrainPlan:
+    """The checkpoint's run with the flags a resumed run may change; its split as the checkpoint made it."""
+    path = request.out / request.name
+    ckpt = load_checkpoint(path, load_optimizer=True)
+    if ckpt.shipped:
+        raise CheckpointError(f"{path} ships with dsmini and is read-only: it cannot be resumed")
+    if ckpt.train_config is None or ckpt.optimizer_states is None:
+        raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
+    saved, ref = ckpt.train_config, ckpt.corpus
+    changed = {key: value for key, value in request.given.items() if key in RESUME_MAY_CHANGE}
+    train_cfg = dataclasses.replace(saved, **changed)
+    split_seed = saved.split_seed if ref.split_seed is None else ref.split_seed
+    return TrainPlan(request, corpus, held, ckpt.model_config, train_cfg, split_seed, _fractions(args, ref), ckpt)
+
+
+def _overrides(args: argparse.Namespace, cls, skip=()) -> dict:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v is not None}
+
+
+def _read(source: str, lowercase: bool, **options) -> Corpus:
+    """A corpus or a val/test file, with names from a file capped at MAX_NAME_LEN, the app's cap (the
+    built-ins' longest has 22)."""
+    max_len = None if source in list_corpora() else MAX_NAME_LEN
+    return load_corpus(source, lowercase=lowercase, max_len=max_len, **options)
+
+
+def _training_corpus(args: argparse.Namespace) -> Corpus:
+    """--corpus, deduplicated unless --no-dedupe."""
+    return _read(args.corpus, args.lowercase, dedupe=args.dedupe)
+
+
+def _held_out_files(args: argparse.Namespace) -> dict[str, tuple[Corpus, HeldOut]]:
+    """--val-file / --test-file as given: every line one example, repeats kept (never deduplicated,
+    so the test loss is the one `eval --names` gives for the same file); one name is enough."""
+    files = {}
+    for part in ("val", "test"):
+        source = getattr(args, f"{part}_file")
+        if source is not None:
+            corpus = _read(source, args.lowercase, dedupe=False, min_names=1)
+            files[part] = corpus, HeldOut(source, corpus)
+    return files
+
+
+def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[str, float]:
+    """--val-frac / --test-frac as given, else the checkpoint's (resume), else the defaults."""
+    saved = {"val_frac": getattr(ref, "val_frac", None), "test_frac": getattr(ref, "test_frac", None)}
+    defaults = {"val_frac": DEFAULT_VAL_FRAC, "test_frac": DEFAULT_TEST_FRAC}
+    chosen = {key: next(v for v in (getattr(args, key), saved[key], defaults[key]) if v is not None)
+              for key in defaults}
+    if not (0 <= chosen["val_frac"] < 1 and 0 <= chosen["test_frac"] < 1 and sum(chosen.values()) < 1):
+        raise ValueError(f"--val-frac {chosen['val_frac']} and --test-frac {chosen['test_frac']} must each be in "
+                         "[0, 1) and sum to less than 1")
+    return chosen
+
+
+# check ------------------------------------------------------------------------------------------
+def check(plan: TrainPlan, args: argparse.Namespace) -> None:
+    """The whole plan, before the corpus is encoded or a weight allocated: a resumed run against its
+    checkpoint, then the resource limits, then that the configs can be saved."""
+    if plan.resumed is not None:
+        _check_resumable(plan, args)
+    check_training(plan.model_cfg, plan.train_cfg, len(plan.corpus.names))
+    _check_jsonable(plan)
+
+
+def _check_target(request: Request, args: argparse.Namespace) -> None:
+    """Where the checkpoint goes: a free name (or one --overwrite may replace) for a new run, and an
+    --out that can be written to."""
+    if not args.resume:
+        _check_new_target(request.out, request.name, args.overwrite)
+    _check_writable(request.out)
 
 
 @contextmanager
@@ -122,11 +233,6 @@ def _claimed(out: Path, name: str):
     except BlockingIOError:
         raise CheckpointError(f"{out / name} is being trained by another run: wait for it to end, or resume a copy "
                               "under another --name") from None
-
-
-def _overrides(args: argparse.Namespace, cls, skip=()) -> dict:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v is not None}
 
 
 def _check_new_target(out: Path, name: str, overwrite: bool) -> None:
@@ -160,122 +266,29 @@ def _check_writable(folder: Path) -> None:
         raise CheckpointError(f"--out {folder} is not writable: {err.strerror or err}") from None
 
 
-def _read(source: str, lowercase: bool, **options) -> Corpus:
-    """A corpus or a val/test file, with names from a file capped at MAX_NAME_LEN, the app's cap (the
-    built-ins' longest has 22)."""
-    max_len = None if source in list_corpora() else MAX_NAME_LEN
-    return load_corpus(source, lowercase=lowercase, max_len=max_len, **options)
-
-
-def _training_corpus(args: argparse.Namespace) -> Corpus:
-    """--corpus, deduplicated unless --no-dedupe."""
-    return _read(args.corpus, args.lowercase, dedupe=args.dedupe)
-
-
-def _held_out_files(args: argparse.Namespace) -> dict[str, tuple[Corpus, HeldOut]]:
-    """--val-file / --test-file as given: every line one example, repeats kept (never deduplicated,
-    so the test loss is the one `eval --names` gives for the same file); one name is enough."""
-    files = {}
-    for part in ("val", "test"):
-        source = getattr(args, f"{part}_file")
-        if source is not None:
-            corpus = _read(source, args.lowercase, dedupe=False, min_names=1)
-            files[part] = corpus, HeldOut(source, corpus)
-    return files
-
-
-def _prepare(
-    args: argparse.Namespace, corpus: Corpus, held: dict[str, tuple[Corpus, HeldOut]], block_size: int, seed: int,
-    fractions: dict,
-) -> CorpusData:
-    """prepare_corpus with the held-out files; a name with a character the corpus lacks is refused
-    naming its file and line."""
-    try:
-        return prepare_corpus(
-            corpus.names, block_size, seed, corpus_name=corpus.name, domains=corpus.domains,
-            builtin=corpus.builtin, **fractions, **{part: h for part, (_, h) in held.items()},
-        )
-    except HeldOutCharacterError as err:
-        number = line_of(err.source, err.name, args.lowercase) if Path(err.source).is_file() else None
-        where = f"{err.source} line {number}" if number is not None else err.source
-        chars = ", ".join(repr(c) for c in err.chars)
-        raise CorpusError(
-            f"{where}: {err.name!r} has {chars}, which no name of --corpus {corpus.name} has: the model has no id "
-            "for it (drop the line, or train on a corpus that has it)"
-        ) from None
-
-
-def _fractions(args: argparse.Namespace, ref: CorpusRef | None = None) -> dict[str, float]:
-    """--val-frac / --test-frac as given, else the checkpoint's (resume), else the defaults."""
-    saved = {"val_frac": getattr(ref, "val_frac", None), "test_frac": getattr(ref, "test_frac", None)}
-    defaults = {"val_frac": DEFAULT_VAL_FRAC, "test_frac": DEFAULT_TEST_FRAC}
-    chosen = {key: next(v for v in (getattr(args, key), saved[key], defaults[key]) if v is not None) for key in defaults}
-    if not (0 <= chosen["val_frac"] < 1 and 0 <= chosen["test_frac"] < 1 and sum(chosen.values()) < 1):
-        raise ValueError(f"--val-frac {chosen['val_frac']} and --test-frac {chosen['test_frac']} must each be in [0, 1) and sum to less than 1")
-    return chosen
-
-
-def _check_cut(data: CorpusData, fractions: dict[str, float], n_names: int) -> None:
-    """A fraction given above 0 that cuts no name is refused: the user asked for a split and would get none."""
-    for part in ("val", "test"):
-        frac = fractions[f"{part}_frac"]
-        if frac > 0 and getattr(data, f"{part}_source") is None and not getattr(data, part).names:
-            raise ValueError(f"--{part}-frac {frac:g} of {n_names:,} names cuts 0 {part} names: give at least "
-                             f"{1.5 / n_names:.2g} (one name), or 0 for no {part} split")
-
-
-def _new_trainer(args: argparse.Namespace, corpus: Corpus, held: dict, given: dict) -> Trainer:
-    train_cfg = dataclasses.replace(TrainConfig(), **{**CLI_RECIPE, **given})
-    model_over = _overrides(args, ModelConfig, skip=("vocab_size",))
-    block_size = model_over.pop("block_size") if "block_size" in model_over else default_block_size(corpus.names)
-    alphabet = len(set("".join(corpus.names)))  # names too long for block_size can only shrink it
-    base = recipe_preset(args.preset or DEFAULT_PRESET, len(corpus.names))
-    model_cfg = dataclasses.replace(base, vocab_size=alphabet + 1, block_size=block_size, **model_over)
-    check_training(model_cfg, train_cfg, len(corpus.names))  # before the corpus is encoded or a weight allocated
-    fractions = _fractions(args)
-    data = _prepare(args, corpus, held, block_size, train_cfg.split_seed, fractions)
-    _check_cut(data, fractions, len(corpus.names))
-    return Trainer(dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data)
-
-
-def _resumed_trainer(args: argparse.Namespace, path: Path, corpus: Corpus, held: dict, given: dict) -> Trainer:
-    """The checkpoint's run, continued: refused when the corpus or a flag contradicts it, or when
-    there is nothing left to do."""
-    ckpt = load_checkpoint(path, load_optimizer=True)
-    if ckpt.shipped:
-        raise CheckpointError(f"{path} ships with dsmini and is read-only: it cannot be resumed")
-    if ckpt.train_config is None or ckpt.optimizer_states is None:
-        raise CheckpointError(f"{path} was saved without optimizer state (--no-optimizer-state): it cannot be resumed")
+def _check_resumable(plan: TrainPlan, args: argparse.Namespace) -> None:
+    """Refused when a flag contradicts the checkpoint, or when there is nothing left to do."""
+    ckpt, given, path = plan.resumed, plan.request.given, plan.request.out / plan.request.name
     saved = ckpt.train_config
-    conflicts = _flag_conflicts(args, ckpt.model_config, saved, given, len(corpus.names)) + _held_out_conflicts(ckpt.corpus, args)
+    conflicts = (_flag_conflicts(args, ckpt.model_config, saved, given, len(plan.corpus.names))
+                 + _held_out_conflicts(ckpt.corpus, args))
     if conflicts:
-        raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or start a new run under another --name")
-    steps = given.get("steps", saved.steps)
-    if steps <= ckpt.step:
-        why = f"--steps {steps} is not more than" if "steps" in given else "it has finished"
+        raise ValueError(f"cannot resume {path} with other settings: {'; '.join(conflicts)}; drop these flags, or "
+                         "start a new run under another --name")
+    if plan.train_cfg.steps <= ckpt.step:
+        why = f"--steps {plan.train_cfg.steps} is not more than" if "steps" in given else "it has finished"
         raise ValueError(
             f"nothing to do: {why} the checkpoint's {ckpt.step} steps; with --resume, --steps is the total to "
             f"reach, e.g. --steps {ckpt.step + saved.steps}"
         )
-    changed = {key: value for key, value in given.items() if key in RESUME_MAY_CHANGE}
-    train_cfg = dataclasses.replace(saved, **{**changed, "steps": steps})
-    check_training(ckpt.model_config, train_cfg, len(corpus.names))
-    ref = ckpt.corpus
-    data = _prepare(
-        args, corpus, held, ckpt.model_config.block_size if ref.block_size is None else ref.block_size,
-        saved.split_seed if ref.split_seed is None else ref.split_seed, _fractions(args, ref),
-    )
-    conflicts = _corpus_conflicts(ckpt.corpus, ckpt.tokenizer.chars, corpus, data)
-    if conflicts:
-        raise ValueError(f"cannot resume {path} on this corpus: {'; '.join(conflicts)}")
-    return Trainer.from_checkpoint(ckpt, data, train_cfg)
 
 
 def _conflict(flag: str, saved, given) -> str:
     return f"{flag}: {saved!r} (checkpoint) vs {given!r} (given)"
 
 
-def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict, n_names: int) -> list[str]:
+def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainConfig, given: dict,
+                    n_names: int) -> list[str]:
     """Each given flag whose value differs from the checkpoint's, as 'flag: saved vs given'."""
     conflicts = []
     model_given = _overrides(args, ModelConfig, skip=("vocab_size",))
@@ -283,11 +296,13 @@ def _flag_conflicts(args: argparse.Namespace, model: ModelConfig, train: TrainCo
         if getattr(model, key) != value:
             conflicts.append(_conflict(_flag(key), getattr(model, key), value))
     if args.preset is not None:  # the preset's own sizes; vocab and block size come from the corpus
-        base = recipe_preset(args.preset, n_names)
-        keys = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("vocab_size", "block_size", *model_given)]
+        base = RECIPE.model(n_names, args.preset)
+        keys = [f.name for f in dataclasses.fields(ModelConfig)
+                if f.name not in ("vocab_size", "block_size", *model_given)]
         # a field the checkpoint was saved without holds what the code did then, which no preset names
         keys = [k for k in keys if k not in SAVED_BEFORE_FIELD or getattr(model, k) != SAVED_BEFORE_FIELD[k]]
-        differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}" for key in keys if getattr(base, key) != getattr(model, key)]
+        differ = [f"{key} {getattr(model, key)!r} vs {getattr(base, key)!r}"
+                  for key in keys if getattr(base, key) != getattr(model, key)]
         if differ:
             conflicts.append(f"--preset {args.preset}: {', '.join(differ)} (checkpoint vs given)")
     for key, value in given.items():
@@ -337,12 +352,60 @@ def _corpus_conflicts(ref: CorpusRef, chars: list[str], corpus: Corpus, data: Co
     return conflicts
 
 
-def _check_jsonable(trainer: Trainer) -> None:
+def _check_jsonable(plan: TrainPlan) -> None:
     """The configs go into checkpoint.json at the end: fail now if they could not."""
     try:
-        json.dumps([trainer.model_cfg.to_dict(), trainer.cfg.to_dict()], allow_nan=False)
+        json.dumps(plan.configs(), allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"the configuration cannot be saved as JSON: {err}") from None
+
+
+# run --------------------------------------------------------------------------------------------
+def _trainer(plan: TrainPlan, args: argparse.Namespace) -> Trainer:
+    """The corpus split and encoded as planned, checked where only the split can tell (a fraction
+    that cuts no name; a resumed run's split and alphabet against its checkpoint's), then the model
+    built (or the checkpoint's restored) on it."""
+    model_cfg, ckpt = plan.model_cfg, plan.resumed
+    ref = ckpt.corpus if ckpt is not None else None
+    block_size = ref.block_size if ref is not None and ref.block_size is not None else model_cfg.block_size
+    data = _prepare(args, plan.corpus, plan.held, block_size, plan.split_seed, plan.fractions)
+    if ckpt is None:
+        _check_cut(data, plan.fractions, len(plan.corpus.names))
+        return Trainer(model_cfg, plan.train_cfg, data, domain_mi=live_domain_mi)
+    conflicts = _corpus_conflicts(ref, ckpt.tokenizer.chars, plan.corpus, data)
+    if conflicts:
+        raise ValueError(f"cannot resume {plan.request.out / plan.request.name} on this corpus: {'; '.join(conflicts)}")
+    return Trainer.from_checkpoint(ckpt, data, plan.train_cfg, domain_mi=live_domain_mi)
+
+
+def _prepare(
+    args: argparse.Namespace, corpus: Corpus, held: dict[str, tuple[Corpus, HeldOut]], block_size: int, seed: int,
+    fractions: dict,
+) -> CorpusData:
+    """prepare_corpus with the held-out files; a name with a character the corpus lacks is refused
+    naming its file and line."""
+    try:
+        return prepare_corpus(
+            corpus.names, block_size, seed, corpus_name=corpus.name, domains=corpus.domains,
+            builtin=corpus.builtin, **fractions, **{part: h for part, (_, h) in held.items()},
+        )
+    except HeldOutCharacterError as err:
+        number = line_of(err.source, err.name, args.lowercase) if Path(err.source).is_file() else None
+        where = f"{err.source} line {number}" if number is not None else err.source
+        chars = ", ".join(repr(c) for c in err.chars)
+        raise CorpusError(
+            f"{where}: {err.name!r} has {chars}, which no name of --corpus {corpus.name} has: the model has no id "
+            "for it (drop the line, or train on a corpus that has it)"
+        ) from None
+
+
+def _check_cut(data: CorpusData, fractions: dict[str, float], n_names: int) -> None:
+    """A fraction given above 0 that cuts no name is refused: the user asked for a split and would get none."""
+    for part in ("val", "test"):
+        frac = fractions[f"{part}_frac"]
+        if frac > 0 and getattr(data, f"{part}_source") is None and not getattr(data, part).names:
+            raise ValueError(f"--{part}-frac {frac:g} of {n_names:,} names cuts 0 {part} names: give at least "
+                             f"{1.5 / n_names:.2g} (one name), or 0 for no {part} split")
 
 
 def _print_plan(trainer: Trainer, corpus: Corpus, held: dict[str, Corpus], resumed: bool) -> None:
@@ -350,7 +413,8 @@ def _print_plan(trainer: Trainer, corpus: Corpus, held: dict[str, Corpus], resum
     split used; the model. Every line read is counted once."""
     data, counts = trainer.data, trainer.model.param_counts()
     lines = [f"{corpus.name}: {corpus.intake()}"]
-    lines += [f"{held_corpus.name} (--{part}-file): {held_corpus.intake(deduplicated=False)}" for part, held_corpus in held.items()]
+    lines += [f"{held_corpus.name} (--{part}-file): {held_corpus.intake(deduplicated=False)}"
+              for part, held_corpus in held.items()]
     lines.append(_split_phrase(data, corpus.name))
     lines.append(
         f"{_domains_phrase(corpus.domain_counts)}alphabet {data.tokenizer.vocab_size - 1}"
@@ -373,7 +437,8 @@ def _split_phrase(data: CorpusData, corpus_name: str) -> str:
     return (
         f"used: train {len(data.train.names):,} / {used}"
         + (f"; {data.n_too_long:,} names too long for block_size {data.block_size} dropped" if data.n_too_long else "")
-        + (f"; {' and '.join(leaks)} names are also training names (kept: a given file is scored as it is)" if leaks else "")
+        + (f"; {' and '.join(leaks)} names are also training names (kept: a given file is scored as it is)"
+           if leaks else "")
     )
 
 
@@ -395,7 +460,8 @@ def _train_and_save(trainer: Trainer, saves: _Saves, args: argparse.Namespace) -
         print(f"error: {reason}; no step finished, nothing saved", file=sys.stderr)
         return code
     if not trainer.weights_are_finite():
-        print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr", file=sys.stderr)
+        print(f"error: {reason}; the weights are no longer finite (NaN/inf): nothing saved, try a lower --lr",
+              file=sys.stderr)
         return code
     final = trainer.final_report()  # the test split, scored once, goes into the summary saved next
     path = saves.save()
@@ -419,7 +485,8 @@ def _report(summary: dict, final: dict) -> str:
         parts.append(f"best {summary['best_val_loss']:.4f} at step {summary['best_step']} (kept: --best)")
     parts.append(f"whole val {final['val_loss']:.4f} ({final['val_names']:,} names)")
     test = final["test_loss"]
-    parts.append(f"test {test:.4f} ({final['test_names']:,} names, {test / math.log(2):.4f} bits/char)" if test is not None else "test: none (no test names)")
+    parts.append(f"test {test:.4f} ({final['test_names']:,} names, {test / math.log(2):.4f} bits/char)"
+                 if test is not None else "test: none (no test names)")
     return "nats/char: " + "; ".join(parts)
 
 

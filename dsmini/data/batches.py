@@ -121,6 +121,26 @@ def validation_set(
 
 
 
+def _enough_fitting(names: Sequence[str], block_size: int, corpus_name: str,
+                    domains: Sequence[str] | None) -> LabelledNames:
+    """The names that fit block_size, refused when fewer than MIN_NAMES do."""
+    if block_size < 2:
+        raise ValueError(f"block_size must be at least 2 (boundary + a name), got {block_size}")
+    kept = _fitting(names, block_size, domains)
+    if len(kept.names) < MIN_NAMES:
+        raise CorpusError(
+            f"{corpus_name}: only {len(kept.names)} name(s) fit block_size {block_size} "
+            f"(names of at most {block_size - 1} characters); need at least {MIN_NAMES}"
+        )
+    return kept
+
+
+def corpus_tokenizer(names: Sequence[str], block_size: int, corpus_name: str = "custom") -> CharTokenizer:
+    """The tokenizer `prepare_corpus` builds for `names` at `block_size`, without splitting or encoding
+    anything: what a run's vocab_size is known from before its data is prepared."""
+    return CharTokenizer.from_names(_enough_fitting(names, block_size, corpus_name, None).names)
+
+
 def prepare_corpus(
     names: Sequence[str],
     block_size: int,
@@ -144,14 +164,7 @@ def prepare_corpus(
     (HeldOutCharacterError) and its domain labels, and names too long for block_size are dropped
     and counted in `n_too_long` like the corpus's own.
     """
-    if block_size < 2:
-        raise ValueError(f"block_size must be at least 2 (boundary + a name), got {block_size}")
-    kept = _fitting(names, block_size, domains)
-    if len(kept.names) < MIN_NAMES:
-        raise CorpusError(
-            f"{corpus_name}: only {len(kept.names)} name(s) fit block_size {block_size} "
-            f"(names of at most {block_size - 1} characters); need at least {MIN_NAMES}"
-        )
+    kept = _enough_fitting(names, block_size, corpus_name, domains)
     tokenizer = CharTokenizer.from_names(kept.names)
     val_frac, test_frac = (0.0 if val else val_frac), (0.0 if test else test_frac)
     splits = split_names(kept.names, seed, val_frac=val_frac, test_frac=test_frac, domains=kept.domains)

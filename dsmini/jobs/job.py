@@ -55,7 +55,7 @@ from dsmini.config import ModelConfig, TrainConfig
 from dsmini.data import CorpusData
 from dsmini.export import export_zip_bytes
 from dsmini.model import check_training
-from dsmini.training import Trainer
+from dsmini.training import DomainMI, Trainer
 
 from .process import ChildRun
 from .slots import SLOTS
@@ -133,6 +133,8 @@ class TrainingJob:
     is pending is published before the job reports how it ended.
     autosave_every: the child saves the run to the private folder at most this often (seconds; 0 =
     never), so a killed child leaves the weights of its last periodic save, not of the run's start.
+    domain_mi: the live I(domain; expert) curve, measured in the child on eval steps (the Trainer's
+    `domain_mi`, e.g. `probes.live_domain_mi`: a module-level function, so it pickles into the child).
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class TrainingJob:
         threads: int = 1,
         snapshot_every: float = 0.0,
         autosave_every: float = AUTOSAVE_EVERY_S,
+        domain_mi: DomainMI | None = None,
     ):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -156,6 +159,7 @@ class TrainingJob:
         trainer = Trainer(model_cfg, train_cfg, data)
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.threads, self.snapshot_every, self.autosave_every = threads, snapshot_every, autosave_every
+        self.domain_mi = domain_mi
         self._folder = tempfile.TemporaryDirectory(prefix="dsmini-job-")  # removed with the job
         try:
             self._weights = trainer.save(self._folder.name, "run-0")  # where the weights rest between runs
@@ -359,7 +363,8 @@ class TrainingJob:
         """One run in a child process: follow its metrics, pass on a stop request, adopt its end state."""
         self._runs += 1
         end = self.folder / f"run-{self._runs}"
-        child = ChildRun(self._weights, end, self.train_cfg.steps, self.data, self.threads, self.autosave_every)
+        child = ChildRun(self._weights, end, self.train_cfg.steps, self.data, self.threads, self.autosave_every,
+                         self.domain_mi)
         outcome = child.run(stop, self._publish, self.snapshot_every)
         if outcome is None:  # died mid-run: fall back to its last periodic save, else to where it started
             periodic = child.autosave is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dsmini.data import CorpusData
-from dsmini.training import Trainer
+from dsmini.training import DomainMI, Trainer
 
 from .slots import configure_torch_threads
 
@@ -65,9 +65,10 @@ class ChildRun:
     `exitcode` the child's exit status, for a run whose child died before it said how it ended.
     """
 
-    def __init__(self, start: Path, end: Path, steps: int, data: CorpusData, threads: int, autosave_every: float):
+    def __init__(self, start: Path, end: Path, steps: int, data: CorpusData, threads: int, autosave_every: float,
+                 domain_mi: DomainMI | None = None):
         self.start, self.end, self.steps, self.data = start, end, steps, data
-        self.threads, self.autosave_every = threads, autosave_every
+        self.threads, self.autosave_every, self.domain_mi = threads, autosave_every, domain_mi
         self.autosave: tuple[Path, int] | None = None
         self.exitcode: int | None = None
 
@@ -83,7 +84,7 @@ class ChildRun:
         child = _PROCESSES.Process(
             target=_train_in_child, name="dsmini-train", daemon=True,
             args=(str(self.start), str(self.end), self.steps, pickle.dumps(self.data), self.threads,
-                  self.autosave_every, send, child_stop),
+                  self.autosave_every, self.domain_mi, send, child_stop),
         )
         child.start()
         send.close()  # the child holds the only sending end now: its exit ends our recv() with EOFError
@@ -124,13 +125,14 @@ class ChildRun:
 
 
 def _train_in_child(start: str, end: str, steps: int, data: bytes, threads: int, autosave_every: float,
-                    send, stop) -> None:
+                    domain_mi: DomainMI | None, send, stop) -> None:
     """The child process: resume the run at `start`, send ("step", metrics) per optimizer step and
     ("saved", (path, step)) after each periodic save (`<end>-at-<step>`, every `autosave_every` s),
     save the weights of its last finished step to `end`, then send how it ended: ("end", (stop_reason,
     step)) or ("error", (message, step)). If it dies instead, the parent sees the pipe close."""
     configure_torch_threads(threads, role="training")
-    trainer = Trainer.resume(start, pickle.loads(data), steps=steps)  # bytes the parent pickled, never a file
+    corpus = pickle.loads(data)  # bytes the parent pickled, never a file
+    trainer = Trainer.resume(start, corpus, steps=steps, domain_mi=domain_mi)
     end_path = Path(end)
     last_save = time.monotonic()
     try:

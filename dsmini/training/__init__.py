@@ -1,10 +1,10 @@
 """dsmini.training."""
 
 from .device import pick_device, synchronize
-from .trainer import DOMAIN_PROBE_NAMES, StepMetrics, Trainer, evaluate, train
+from .trainer import DomainMI, StepMetrics, Trainer, evaluate, train
 
 __all__ = [
-    "DOMAIN_PROBE_NAMES",
+    "DomainMI",
     "StepMetrics",
     "Trainer",
     "evaluate",

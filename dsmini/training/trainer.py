@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -23,18 +23,16 @@ from dsmini.config import ModelConfig, TrainConfig
 from dsmini.data import CorpusData, EncodedSplit, count_target_tokens, get_batch
 from dsmini.decoding import generate, score_rows
 from dsmini.model import DSMini
-from dsmini.probes.domains import domain_mi
-from dsmini.probes.experts import initial_model, route_names
 
 from .device import autocast, pick_device, synchronize
 from .muon import Muon
 from .qk_clip import qk_clip, track_max_logits
 
-# Val names routed on eval steps for the live I(domain; expert) curve. The plug-in MI estimate's bias
-# is ~(D-1)(E-1) / (2 n ln 2) bits: < 0.005 bits for 2 domains, 8 experts and the ~1,400 tokens of
-# 200 names, far below the ~0.05 bits of an untrained router. Cost (small preset, 2 CPU threads): ~50 ms
-# a probe, less than one train step (~60 ms): < 1% of a run that evaluates every 100 steps.
-DOMAIN_PROBE_NAMES = 200
+# The live I(domain; expert) curve, given by whoever wants it (`probes.domains.live_domain_mi`: the app's jobs,
+# the CLI, the benchmark): for a run's config and data, a measure of the model on an eval step -> (bits per main
+# MoE layer, the same config untrained), or None when the run has nothing to measure. The loop never imports the
+# explorer; the measure must draw no RNG, so a run trains the same with it or without it.
+DomainMI = Callable[[ModelConfig, CorpusData], Callable[[DSMini], tuple[list[float], list[float]]] | None]
 # Validation names per `eval_batches`: an evaluation reads the first eval_batches × EVAL_BATCH_NAMES names
 # of the (shuffled, so fairly sampled) val split, the same names at every evaluation whatever the
 # batch size, so runs of different batch sizes are compared on the same names (0: the whole split).
@@ -60,8 +58,8 @@ class StepMetrics:
     dropped: list[int]  # per MoE layer: assignments over capacity
     val_loss: float | None = None  # main loss on the fixed validation subset, on eval steps
     samples: list[str] | None = None  # names sampled on sample steps
-    # I(domain; expert) in bits per main MoE layer (layer order) over the first DOMAIN_PROBE_NAMES val names,
-    # on eval steps of a corpus with domains; None for unlabelled corpora and dense models
+    # I(domain; expert) in bits per main MoE layer (layer order), on eval steps of a run given a `DomainMI` that
+    # measures it (a corpus with domains, an MoE model); else None
     domain_mi: list[float] | None = None
     domain_mi_initial: list[float] | None = None  # the same names through the same config untrained (constant)
     tokens_per_sec_avg: float = 0.0  # over the last THROUGHPUT_WINDOW steps: tokens / their step time
@@ -250,6 +248,7 @@ class Trainer:
         data: CorpusData,
         model: DSMini | None = None,
         state: TrainState | None = None,
+        domain_mi: DomainMI | None = None,
     ):
         self.device = pick_device(train_cfg.device)
         data.tokenizer.check_model(model_cfg)
@@ -267,22 +266,23 @@ class Trainer:
         self.batch_rng = torch.Generator().manual_seed(train_cfg.seed)
         self.state = state or TrainState()
         self._stop = threading.Event()
-        self._domain_names = self._domain_probe_names()
-        self._domain_mi_initial: list[float] | None = None  # on the first eval step: the job's child pays, not the page
+        self._domain_mi = domain_mi(model_cfg, data) if domain_mi is not None else None
         # the best evaluation's weights, on the CPU (a copy per improvement: ~1 ms for the small preset)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._recent: deque[tuple[int, float]] = deque(maxlen=THROUGHPUT_WINDOW)  # (tokens, seconds) per step
         self._run_tokens, self._run_seconds = 0, 0.0
 
     @classmethod
-    def resume(cls, path, data: CorpusData, steps: int | None = None) -> "Trainer":
+    def resume(cls, path, data: CorpusData, steps: int | None = None, domain_mi: DomainMI | None = None) -> "Trainer":
         """Continue a saved run exactly where it stopped (optionally with a new step budget)."""
         ckpt = load_checkpoint(path, load_optimizer=True)
-        train_cfg = None if steps is None or ckpt.train_config is None else dataclasses.replace(ckpt.train_config, steps=steps)
-        return cls.from_checkpoint(ckpt, data, train_cfg)
+        train_cfg = (None if steps is None or ckpt.train_config is None
+                     else dataclasses.replace(ckpt.train_config, steps=steps))
+        return cls.from_checkpoint(ckpt, data, train_cfg, domain_mi)
 
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, data: CorpusData, train_cfg: TrainConfig | None = None) -> "Trainer":
+    def from_checkpoint(cls, ckpt: Checkpoint, data: CorpusData, train_cfg: TrainConfig | None = None,
+                        domain_mi: DomainMI | None = None) -> "Trainer":
         """`resume` for a checkpoint loaded with load_optimizer=True, so a caller can compare it with
         what it was given (the CLI refuses another corpus or conflicting flags) before going on.
         `train_cfg` replaces the saved one (default: the saved one)."""
@@ -293,7 +293,8 @@ class Trainer:
         state = TrainState(ckpt.step, list(ckpt.history))
         if best is not None:  # the run's best so far stays its best until beaten
             state.best_step, state.best_val_loss = summary.get("best_step"), summary.get("best_val_loss")
-        trainer = cls(ckpt.model_config, train_cfg or ckpt.train_config, data, model=ckpt.model, state=state)
+        trainer = cls(ckpt.model_config, train_cfg or ckpt.train_config, data, model=ckpt.model, state=state,
+                      domain_mi=domain_mi)
         trainer.best_state = best
         trainer.restore(ckpt.optimizer_states, ckpt.rng_states)
         return trainer
@@ -354,7 +355,8 @@ class Trainer:
             # every loss of the micro-batch in one host transfer (one sync on a GPU, not one per loss)
             loss, main, aux, *mtp = torch.stack([out.loss, out.main_loss, out.aux_loss, *out.mtp_losses]).tolist()
             if not math.isfinite(loss):
-                self.state.stop_reason = f"loss became {loss} at step {step + 1}; stopped, weights kept from step {step}"
+                self.state.stop_reason = (f"loss became {loss} at step {step + 1}; stopped, weights kept from "
+                                          f"step {step}")
                 return None
             (out.loss / cfg.grad_accum).backward()
             tokens += count_target_tokens(y)
@@ -394,7 +396,8 @@ class Trainer:
             tokens_per_sec_run=self._run_tokens / max(self._run_seconds, 1e-9),
         )
         if clip is not None:
-            metrics.qk_clipped, metrics.qk_max_logit, metrics.qk_min_gamma = clip.clipped, clip.max_logit, clip.min_gamma
+            metrics.qk_clipped, metrics.qk_max_logit = clip.clipped, clip.max_logit
+            metrics.qk_min_gamma = clip.min_gamma
         self._periodic(metrics)
         return metrics
 
@@ -414,9 +417,8 @@ class Trainer:
         if step % cfg.eval_every == 0 or step == cfg.steps:
             metrics.val_loss = evaluate(self.model, self.data.val, limit=eval_limit(cfg))
             self._keep_if_best(step, metrics.val_loss)
-            if self._domain_names is not None:
-                metrics.domain_mi = self._domain_mi(self.model)  # eval mode inside, train mode back
-                metrics.domain_mi_initial = self._initial_domain_mi()
+            if self._domain_mi is not None:
+                metrics.domain_mi, metrics.domain_mi_initial = self._domain_mi(self.model)
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             names = generate(self.model, self.data.tokenizer, n=cfg.n_samples, seed=cfg.seed + step)
             metrics.samples = [g.text for g in names]
@@ -442,27 +444,6 @@ class Trainer:
             }
         return dict(self.state.final)
 
-    def _domain_probe_names(self) -> tuple[list[str], list[str]] | None:
-        """The fixed val names (and their domains) the live I(domain; expert) is measured on; None
-        when there is nothing to measure: no MoE layer, or fewer than two domains to tell apart."""
-        names, domains = self.data.val.names[:DOMAIN_PROBE_NAMES], (self.data.val.domains or [])[:DOMAIN_PROBE_NAMES]
-        if self.model_cfg.n_moe_layers == 0 or len(set(domains)) < 2:
-            return None
-        return names, domains
-
-    def _domain_mi(self, model: DSMini) -> list[float]:
-        """I(domain; expert) per main MoE layer, in layer order. Eval mode, no autograd: no RNG is drawn."""
-        names, domains = self._domain_names
-        routed = route_names(model, self.data.tokenizer, names, max_names=len(names), domains=domains)
-        return [bits for _, bits in sorted(domain_mi(routed).items())]
-
-    def _initial_domain_mi(self) -> list[float]:
-        """The untrained contrast (the Experts page's: same config, seed-0 weights), computed once per
-        Trainer; `initial_model` seeds under fork_rng, so the training RNG stays where it was."""
-        if self._domain_mi_initial is None:
-            self._domain_mi_initial = self._domain_mi(initial_model(self.model_cfg))
-        return list(self._domain_mi_initial)  # each step's metrics own their list
-
     # checkpoints --------------------------------------------------------------------------
     def rng_states(self) -> dict[str, torch.Tensor]:
         """Batch order and the global RNG (noisy-router noise, dropout): both needed to resume exactly."""
@@ -471,7 +452,8 @@ class Trainer:
     def restore(self, optimizer_states: dict[str, dict] | None, rng_states: dict[str, torch.Tensor] | None) -> None:
         for name, state in (optimizer_states or {}).items():
             if name not in self.optimizers:
-                raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses {sorted(self.optimizers)}")
+                raise ValueError(f"checkpoint has state for optimizer {name!r}, this run uses "
+                                 f"{sorted(self.optimizers)}")
             optimizer = self.optimizers[name]
             state = stacked_expert_state(state, optimizer, self.model, self.cfg)
             optimizer.load_state_dict(with_kernel_choice(state, optimizer))
@@ -496,7 +478,8 @@ class Trainer:
             "stop_reason": self.state.stop_reason,
         }
 
-    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False, forward_only: bool = False):
+    def save(self, root, name: str, include_optimizer: bool = True, overwrite: bool = False,
+             forward_only: bool = False):
         return save_checkpoint(
             root, name, self.model, self.data.tokenizer,
             train_config=self.cfg,
@@ -515,6 +498,7 @@ class Trainer:
         return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
 
 
-def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: CorpusData, stop=None) -> Iterator[StepMetrics]:
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: CorpusData, stop=None,
+          domain_mi: DomainMI | None = None) -> Iterator[StepMetrics]:
     """The one training generator: `for m in train(...): print(m.step, m.loss)`."""
-    yield from Trainer(model_cfg, train_cfg, data).run(stop)
+    yield from Trainer(model_cfg, train_cfg, data, domain_mi=domain_mi).run(stop)
