@@ -123,6 +123,7 @@ def test_generate_page_extreme_widget_values(at):
     assert ui.t("gen.cut_legend", "en") in [c.value for c in at.caption]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     set_max_concurrent_jobs(1)

@@ -61,6 +61,7 @@ def test_home_says_why_a_model_has_no_transformers_folder(built_on_click):
     assert t("export.refused", "en", setting="attn_type=moba") in [i.value for i in at.info]
 
 
+@pytest.mark.slow
 def test_a_finished_run_offers_the_transformers_folder(built_on_click):
     at = finished_run("en")
     assert download_keys(at) >= {"train_download", "train_transformers"}

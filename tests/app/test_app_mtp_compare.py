@@ -74,6 +74,7 @@ def test_mtp_page_on_the_english_model(lang):
     check_mtp_page(open_page("pages/mtp.py", lang, "en-names", mtp_n=8), lang, 8)  # fewer than the default 12: test time
 
 
+@pytest.mark.slow
 def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
     at = open_page("pages/mtp.py", "ru", "ru-names", mtp_n=8)
     check_mtp_page(at, "ru", 8)
@@ -90,6 +91,7 @@ def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
     assert ui.t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
 
 
+@pytest.mark.slow
 def test_mtp_page_on_the_chained_depth_2_model_with_speed_and_ceilings():
     at = open_page("pages/mtp.py", "en", "ru-names-mtp2", mtp_n=8)
     check_mtp_page(at, "en", 8, depth=2)

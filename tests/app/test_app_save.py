@@ -37,6 +37,7 @@ def warnings(at: AppTest) -> list[str]:
     return [w.value for w in at.warning]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_saving_under_a_taken_name_asks_and_the_free_name_saves_in_one_click(folder, lang):
     at = finished_run(lang)
@@ -62,6 +63,7 @@ def test_saving_under_a_taken_name_asks_and_the_free_name_saves_in_one_click(fol
     assert (folder / "mine" / "checkpoint.json").stat().st_mtime_ns != mtime
 
 
+@pytest.mark.slow
 def test_a_shipped_name_is_refused_without_a_replace_button(folder):
     before = (folder / "en-names" / "checkpoint.json").read_bytes()
     at = finished_run("en")
@@ -73,6 +75,7 @@ def test_a_shipped_name_is_refused_without_a_replace_button(folder):
     assert (folder / "en-names" / "checkpoint.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_bad_names_error_stays_until_dismissed(folder):
     at = finished_run("en")
     save(at, "../escape")
@@ -86,6 +89,7 @@ def test_a_bad_names_error_stays_until_dismissed(folder):
     assert sorted(p.name for p in folder.iterdir()) == ["en-names"]
 
 
+@pytest.mark.slow
 def test_a_new_session_with_the_run_id_in_its_url_gets_the_run_back(folder):
     first = finished_run("en")
     run_id = first.query_params["run"]

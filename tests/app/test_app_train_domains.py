@@ -14,6 +14,7 @@ def chart_titled(app, title: str) -> dict | None:
     return next((s for s in charts(app) if s["layout"].get("title", {}).get("text") == title), None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     set_max_concurrent_jobs(1)

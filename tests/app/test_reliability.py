@@ -78,6 +78,7 @@ def test_broken_checkpoints_never_crash_the_app(checkpoint_dir):
         assert at.error and "truncated" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_save_names_with_paths_are_refused(checkpoint_dir):
     from dsmini.jobs.slots import set_max_concurrent_jobs
 
@@ -106,6 +107,7 @@ def test_save_names_with_paths_are_refused(checkpoint_dir):
     assert "my-run" in [info.name for info in ui.checkpoints()]  # what the sidebar picker lists
 
 
+@pytest.mark.slow
 def test_no_page_changes_the_shared_models():
     """Every session reads the same cached Checkpoint: a page that changed its weights, buffers, mode or
     router biases would change what every other student sees."""

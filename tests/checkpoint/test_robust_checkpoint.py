@@ -627,6 +627,7 @@ def one_good_one_bad(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_a_broken_checkpoint_is_noted_in_the_sidebar_and_breaks_no_page(one_good_one_bad, lang):
     at = app_test()

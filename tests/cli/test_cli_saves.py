@@ -51,6 +51,7 @@ def test_a_save_never_replaces_a_later_step(ws):
     assert load_checkpoint(ws / "ck" / "toy").step == 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_periodic_save(ws):
     run = subprocess.Popen(
         [sys.executable, "-m", "dsmini", "train", "--corpus", "names.txt", *TINY, "--steps", "1000000",

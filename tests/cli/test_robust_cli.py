@@ -397,6 +397,7 @@ def run_real(ws: Path, argv: str, stdout=subprocess.PIPE, env=None) -> subproces
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", ["layers-huge", "existing-name", "top-p-underflows", "threads-not-a-number"])
 def test_real_interpreter_agrees(case_id, workspace):
     case = next(c for c in CASES if c.id == case_id)
@@ -405,6 +406,7 @@ def test_real_interpreter_agrees(case_id, workspace):
     check_outcome(case, Outcome(done.returncode, done.stdout, done.stderr, 0.0, 0.0), before, snapshot(workspace))
 
 
+@pytest.mark.slow
 def test_real_closed_pipe_ends_quietly(workspace):
     read_end, write_end = os.pipe()
     os.close(read_end)
@@ -415,6 +417,7 @@ def test_real_closed_pipe_ends_quietly(workspace):
     assert done.returncode == 141 and done.stderr == ""
 
 
+@pytest.mark.slow
 def test_ctrl_c_finishes_the_step_and_saves_it(workspace):
     argv = f"train --corpus names.txt {TINY} --eval-every 1 --steps 1000000 --out ck --name interrupted"
     proc = subprocess.Popen(

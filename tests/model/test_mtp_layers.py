@@ -105,6 +105,7 @@ def trained_deep(data, tmp_path_factory):
     return untrained, history, load_checkpoint(root / "deep")
 
 
+@pytest.mark.slow
 def test_training_both_depths_then_a_checkpoint_round_trip(data, trained_deep):
     untrained, history, ckpt = trained_deep
     assert all(len(m.mtp_losses) == 2 and all(math.isfinite(v) for v in m.mtp_losses) for m in history)
@@ -119,6 +120,7 @@ def test_training_both_depths_then_a_checkpoint_round_trip(data, trained_deep):
     assert after[2].rate > before[2].rate + 0.2  # module 2 learnt to see two characters ahead
 
 
+@pytest.mark.slow
 def test_mtp_page_shows_depth_two_beside_depth_one(trained_deep, monkeypatch):
 
     from pages import _ui as ui

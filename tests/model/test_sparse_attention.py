@@ -331,6 +331,7 @@ def json_meta(ckpt):
     return json.loads((ckpt.path / "checkpoint.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_every_page_view_and_chart_runs_on_a_sparse_model(trained):
     shipped = {"en-names": load_checkpoint(SHIPPED / "en-names")}
     for stem, work in PAGES.items():

@@ -44,9 +44,10 @@ except ImportError:  # pragma: no cover - requirements.txt installs it
 
 MISSING = ("needs Debian chromium (apt-get install chromium) and playwright"
            if CHROMIUM is None or sync_playwright is None else None)
+pytestmark = [pytest.mark.browser]
 if MISSING and os.environ.get("CI") != "true":  # in CI the fixture below fails instead: .ci/run installs both
     print(f"browser test skipped: {MISSING} (.ci/run installs both)")
-    pytestmark = pytest.mark.skip(reason=MISSING)
+    pytestmark.append(pytest.mark.skip(reason=MISSING))
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from tests.loadtest import BROWSED_PAGES, free_port, main, start_server
 from tests.st_client import StreamlitClient, text, trigger
 
 
+@pytest.mark.serve
 def test_simultaneous_sessions_have_no_errors_and_training_stops_with_its_session(tmp_path):
     result = main(["--sessions", "4", "--trainers", "1", "--watch", "4", "--timeout", "90",
                    "--json", str(tmp_path / "load.json"), "--benchmarks", str(tmp_path / "BENCHMARKS.md")])
@@ -25,6 +26,7 @@ def test_simultaneous_sessions_have_no_errors_and_training_stops_with_its_sessio
     assert "| step | runs | p50 | p95 | max |" in (tmp_path / "BENCHMARKS.md").read_text()
 
 
+@pytest.mark.serve
 def test_the_client_sees_what_a_user_would():
     """The load client is only as good as what it checks: it finds widgets, reads results and reports errors."""
     async def visit(url):
@@ -49,6 +51,7 @@ def test_the_client_sees_what_a_user_would():
     assert len(bad.problems) == 1 and "'Ж'" in bad.problems[0]
 
 
+@pytest.mark.serve
 def test_url_drives_a_running_deployment_and_reports_only_what_it_can_see(tmp_path):
     """`--url` aims the class at a server it did not start (a proxy in front of several app processes, say):
     the sessions' figures as before; the server's CPU and memory, out of its sight, are "-"."""

@@ -68,6 +68,7 @@ def test_config_is_sticky_by_cookie_proxies_websockets_and_lists_every_upstream(
     assert len(paths) == 7 and not [p for p in paths if p.startswith("/")]
 
 
+@pytest.mark.serve
 def test_nginx_accepts_the_config_as_the_current_user(nginx, tmp_path):
     (tmp_path / "nginx.conf").write_text(nginx_config(UPSTREAMS, free_port()))
     checked = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", "error.log"],
@@ -94,6 +95,7 @@ def test_refusals_are_one_line(capsys, argv, message):
     assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
+@pytest.mark.serve
 def test_a_taken_port_is_refused_before_anything_starts(nginx, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -156,6 +158,7 @@ class Served:
         raise AssertionError(f"no {pattern!r} from serve in {timeout} s:\n" + "".join(self.lines))
 
 
+@pytest.mark.serve
 def test_two_replicas_behind_nginx_sticky_sessions_and_a_clean_stop(nginx):
     port = free_port()
     served = Served("--replicas", "2", "--port", str(port))
@@ -229,6 +232,7 @@ def shared_slots(tmp_path, monkeypatch):
     set_max_concurrent_jobs(None)
 
 
+@pytest.mark.slow
 def test_a_run_waits_while_another_process_holds_the_only_slot(shared_slots):
     data = prepare_corpus(["anna", "boris", "clara", "dmitri", "elena", "fedor"], block_size=8, seed=0, corpus_name="toy")
     cfg = preset("tiny", vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)

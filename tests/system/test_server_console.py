@@ -58,6 +58,7 @@ def _ours(output: str) -> list[str]:
             if line.strip() and not line.strip().startswith(BANNER) and any(word in line.lower() for word in BAD)]
 
 
+@pytest.mark.serve
 @pytest.mark.parametrize("stop", ["two-ctrl-c", "sigterm-during-warm-up"])
 def test_a_served_app_is_quiet_and_exits_cleanly(stop):
     proc, url = _serve()
@@ -85,6 +86,7 @@ async def _first_run(url: str) -> None:
         await app.run(page="")
 
 
+@pytest.mark.slow
 def test_a_process_driving_the_app_exits_cleanly_while_the_warm_up_computes():
     """AppTest, as the test suite drives the app: the first run starts the warm-up, and the process ends at once."""
     script = "from streamlit.testing.v1 import AppTest; AppTest.from_file('app.py', default_timeout=60).run()"
