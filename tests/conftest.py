@@ -2,9 +2,12 @@ import os
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import app_test
 
 # No background warm-up of the pages (pages/_warmup.py) in the app processes the tests start: it
-# would share the tests' two cores; tests/test_serve.py checks it on its own.
+# would share the tests' two cores; tests/app/test_warmup.py and tests/system/test_server_console.py check it.
 os.environ.setdefault("DSMINI_WARMUP", "0")
 
 
@@ -15,3 +18,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def at() -> AppTest:
+    """The app under AppTest (tests/helpers.py app_test), not yet run."""
+    return app_test()

@@ -2,12 +2,13 @@
 under TYPE_CHECKING included), lower layers never import upper ones, and the root stays small."""
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dsmini"
+from tests.helpers import ROOT
+
+PACKAGE = ROOT / "dsmini"
 MAX_ROOT_MODULES = 15
 # Each folder may import only what sits below it (README, "Where each concept lives"). These root modules sit
 # below every folder; the others (the package's facade, the CLI's entry, the page registry) above them all.
