@@ -330,8 +330,8 @@ def mtp_md(s: dict[str, Any], plan: dict[str, Any]) -> str:
         md_table(["checkpoint", "MTP depth", "prefill", "main pass, 1 / 2 / ... tokens",
                   "MTP step, module 1 / 2 / ..."], costs),
         "All the names as one batch (`speculative_generate` with the full chain, each row accepting its own drafts; "
-        "greedy output asserted equal to plain per row in tests/test_speculative.py) vs the same loop with drafting "
-        "off, ms per name:",
+        "greedy output asserted equal to plain per row in tests/decoding/test_speculative.py) "
+        "vs the same loop with drafting off, ms per name:",
         md_table(["checkpoint", "batched plain", "batched speculative", "speed-up"], batched),
         f"Load average (1/5/15 min) {start} at the section's start, {end} at its end." if start else "",
     ])

@@ -93,7 +93,7 @@ class GroupedExperts(nn.Module):
         On CPU three `grouped_mm` calls run every expert at once (an expert without rows is an
         empty group). Elsewhere a Python loop over the experts, as DeepSeek-V3's MoE does: CUDA's
         grouped_mm wants bf16 on sm90+, and the loop works everywhere. Both give the same outputs
-        and gradients (tests/test_model.py).
+        and gradients (tests/model/test_model.py).
         """
         if not self._grouped_mm_fits(rows):
             segments = rows.split(counts.tolist())  # expert e's tokens, (count_e, d) each

@@ -4,7 +4,6 @@ and each shipped checkpoint's command in checkpoints/README.md resolves to what 
 import json
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,9 @@ from dsmini.cli.main import main
 from dsmini.config import SAVED_BEFORE_FIELD, ModelConfig, TrainConfig, preset
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
+from tests.helpers import SHIPPED
 
-ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = SHIPPED
 README = CHECKPOINTS / "README.md"
 
 

@@ -17,8 +17,8 @@ from dsmini.model import ATTENTION, ATTN_ORDER, Attention, DSMini, attention_spe
 from dsmini.model.attention_types import build_attention
 from dsmini.model.limits import count_params
 from dsmini.model.rope import rope_angles
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 T = 12
 # sizes at which each type leaves something out (DSA's top-k, MoBA's blocks, log-linear's pooled buckets)
 SMALL = dict(dsa_top_k=4, moba_block_size=3, moba_top_blocks=1, loglinear_fine_levels=2)

@@ -4,7 +4,6 @@ the recipes moved into `config.RECIPES` (the values below are those, written out
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dsmini import jobs
 from dsmini.bench.common import full_plan
@@ -15,8 +14,8 @@ from dsmini.bench.throughput import corpus_data
 from dsmini.cli.main import main
 from dsmini.config import PRESETS, RECIPES, SMALL_CORPUS, TrainConfig, preset
 from dsmini.probes import live_domain_mi
+from tests.helpers import app_test
 
-APP = "../app.py"  # relative to this file
 # TrainConfig's own defaults: what every path below starts from
 DEFAULTS = dict(steps=2000, batch_size=64, grad_accum=1, optimizer="adamw", qk_clip_tau=100.0, muon_params="all",
                 lr=3e-3, weight_decay=0.01, betas=(0.9, 0.99), warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0,
@@ -62,7 +61,7 @@ def test_train_page_starts_its_job_with_the_page_recipe(monkeypatch):
         raise Recorded
 
     monkeypatch.setattr(jobs, "TrainingJob", record)
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = app_test()
     at.run()
     at.switch_page("pages/train.py").run()
     at.selectbox(key="train_corpus").set_value("en-names").run()

@@ -2,13 +2,13 @@
 a Russian page writes «0,523», never «0.523»."""
 
 import ast
-from pathlib import Path
 
 import pytest
 
 from dsmini.i18n import fmt_num, t
+from tests.helpers import ROOT
 
-PAGES = Path(__file__).resolve().parent.parent / "pages"
+PAGES = ROOT / "pages"
 
 
 def hand_formatted(source: str) -> list[str]:
