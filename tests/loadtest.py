@@ -262,7 +262,8 @@ def markdown(result: dict, command: str) -> str:
         f"{secs(pages['max_s'])} | {secs(polls['p50_s'])} / {secs(polls['p95_s'])} ({polls['n']}) | "
         f"{result['wall_s']:.1f} s | {amount(result['server_cpu_s'], '.0f', 's')} | "
         f"{amount(result['server_rss_mb_start'], '.0f', 'MB')} → {amount(result['server_rss_mb_max'], '.0f', 'MB')} | "
-        f"{amount(result['all_processes_rss_mb_max'], '.0f', 'MB')} | {amount(result['cpu_s_after_close'], '.2f', 's')} |",
+        f"{amount(result['all_processes_rss_mb_max'], '.0f', 'MB')} | "
+        f"{amount(result['cpu_s_after_close'], '.2f', 's')} |",
         "",
         "| step | runs | p50 | p95 | max |",
         "|---|---|---|---|---|",

@@ -15,8 +15,8 @@ from dsmini.i18n import LANGUAGES, STRINGS, t
 # product and file-format names. Anything else in Latin letters is an untranslated word.
 ALLOWED_LATIN = {
     "AdamW", "all-k", "bf16", "CPU", "CUDA", "DeepSeek", "DeepSeek-V2", "DeepSeek-V3", "DeepSeekMoE", "dsmini",
-    "DSA", "emb", "FFN", "float32", "MoBA", "GPT", "GPU", "GQA", "KV", "max", "MHA", "min", "MLA", "MoE", "MPS", "MQA", "MTP",
-    "Muon", "Python", "RMSNorm", "RoPE", "softmax", "SwiGLU", "top-1", "top-k", "top-p", "txt", "UTF-8", "zip",
+    "DSA", "emb", "FFN", "float32", "MoBA", "GPT", "GPU", "GQA", "KV", "max", "MHA", "min", "MLA", "MoE", "MPS", "MQA",
+    "MTP", "Muon", "Python", "RMSNorm", "RoPE", "softmax", "SwiGLU", "top-1", "top-k", "top-p", "txt", "UTF-8", "zip",
 }
 CODE = [
     r"`[^`]*`",  # code in backticks

@@ -146,7 +146,8 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     loss = next(m for m in at.metric if m.label == ui.t("train.m_loss", lang))
     assert float(loss.value.replace(",", ".")) > 0  # Russian: a decimal comma
     assert ("," in loss.value) == (lang == "ru")
-    live_loss = [trace for spec in charts(at) for trace in spec["data"] if trace.get("name") == ui.t("chart.loss.train", lang)]
+    live_loss = [trace for spec in charts(at) for trace in spec["data"]
+                 if trace.get("name") == ui.t("chart.loss.train", lang)]
     assert live_loss and live_loss[0]["y"][-1] > 0  # the live loss curve, a Plotly chart in the page's language
     at.button(key="train_stop").click().run()
     deadline = time.time() + 30

@@ -200,8 +200,8 @@ def test_experts_page_drop_a_domains_top_experts_and_the_router_shootout(at, lan
     damage = next(f for f in charts(at) if f["layout"]["title"]["text"] == t("chart.domains.damage_title", lang))
     bars = dict(zip(damage["layout"]["xaxis"]["ticktext"], traces(damage, "bar")[0]["y"]))
     assert bars[t("domain.ru", lang)] > 5 * max(bars[t("domain.en", lang)], 0.001)  # Russian names hurt most
-    assert any(m.value.startswith(t("experts.damage_ratio", lang, domain=t("domain.ru", lang), delta="#", others="", ratio="")
-                                  .split("#")[0]) for m in at.markdown)
+    assert any(m.value.startswith(t("experts.damage_ratio", lang, domain=t("domain.ru", lang), delta="#", others="",
+                                    ratio="").split("#")[0]) for m in at.markdown)
     show(at, "routers")
     table = at.dataframe[0].value
     assert list(table[t("chart.shootout.col_checkpoint", lang)]) == ["ru-en-names", "ru-en-noisy", "ru-en-softmax"]
@@ -217,4 +217,5 @@ def test_a_single_corpus_model_points_to_the_mixed_one(at, lang):
     no_errors(at)
     assert at.session_state["checkpoint"] == "ru-en-names"
     assert at.segmented_control(key="experts_section").value == "domains"
-    assert len(charts(at)) == 2 and not any(i.value == t("experts.try_mixed", lang, model="ru-en-names") for i in at.info)
+    assert len(charts(at)) == 2
+    assert not any(i.value == t("experts.try_mixed", lang, model="ru-en-names") for i in at.info)

@@ -91,14 +91,16 @@ def check_step(app, step: int, lang: str) -> None:
         (damage,) = figures
         assert len(traces(damage, "bar")[0]["x"]) == 2
         spec = domain_top_experts(report, "ru", report.layers, plan.DROP_TOP_N)
-        after = next(m for m in text if m.startswith(f"**{t('experts.names_off', lang, what=spec_label(spec, lang))}**"))
+        after = next(m for m in text
+                     if m.startswith(f"**{t('experts.names_off', lang, what=spec_label(spec, lang))}**"))
         changed = [off for on, off in zip(result.names_on, result.names_off) if on != off]
         assert changed and all(f"**{name}**" in after for name in changed)  # bold: the names that changed
     elif step == 5:
         assert t("lesson.s5.do", lang) in text
         shootout = ui.computed(shootout_view, [ui.load_by_name(name) for name in plan.SHOOTOUT])
         run, layer = plan.clearest_router(shootout)
-        assert notice(app, lang) == t("lesson.s5.notice", lang, router=router_label(run.router, run.aux_loss_coef, lang),
+        assert notice(app, lang) == t("lesson.s5.notice", lang,
+                                      router=router_label(run.router, run.aux_loss_coef, lang),
                                       layer=layer, bits=fmt_num(run.mi[layer], 2, lang),
                                       initial=fmt_num(run.mi_initial[layer], 2, lang))
         (by_router,) = figures
@@ -240,7 +242,8 @@ def test_lesson_training_step_shows_the_recorded_curve(at, tmp_path, monkeypatch
 
 
 def test_first_rise_and_clearest_router():
-    rows = [{"step": 1, "elapsed": 1.0}, {"step": 2, "elapsed": 2.0, "domain_mi": [0.1, 0.2], "domain_mi_initial": [0.3, 0.1]},
+    rows = [{"step": 1, "elapsed": 1.0},
+            {"step": 2, "elapsed": 2.0, "domain_mi": [0.1, 0.2], "domain_mi_initial": [0.3, 0.1]},
             {"step": 3, "elapsed": 3.5, "domain_mi": [0.1, 0.4], "domain_mi_initial": [0.3, 0.1]}]
     assert plan.first_rise(rows) == plan.FirstRise(step=3, seconds=3.5)
     assert plan.first_rise(rows[:2]) is None and plan.first_rise([]) is None

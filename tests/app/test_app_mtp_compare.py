@@ -71,7 +71,8 @@ def check_mtp_page(at, lang: str, n: int, depth: int = 1) -> None:
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_mtp_page_on_the_english_model(lang):
-    check_mtp_page(open_page("pages/mtp.py", lang, "en-names", mtp_n=8), lang, 8)  # fewer than the default 12: test time
+    # mtp_n=8: fewer than the default 12, for test time
+    check_mtp_page(open_page("pages/mtp.py", lang, "en-names", mtp_n=8), lang, 8)
 
 
 @pytest.mark.slow
@@ -106,7 +107,8 @@ def test_mtp_page_on_the_chained_depth_2_model_with_speed_and_ceilings():
     at.button(key="mtp_measure").click().run()
     no_errors(at)
     speed = charts(at)[-1]
-    assert [d["name"] for d in speed["data"]] == [ui.t(f"mtp.chain.{k}", "en") for k in ("measured", "ceiling", "bound")]
+    assert [d["name"] for d in speed["data"]] == [ui.t(f"mtp.chain.{k}", "en")
+                                                  for k in ("measured", "ceiling", "bound")]
     assert all(len(d["x"]) == 2 for d in speed["data"])  # chain depth 1 and 2
     assert ui.t("mtp.chain.speed_caption", "en") in [c.value for c in at.caption]
 

@@ -36,7 +36,8 @@ def test_after_the_warm_up_no_default_view_or_figure_is_computed_again():
                 continue
             for lang in ("en", "ru"):
                 # as a session in that language sees it (ui.figure: the session's language and text size)
-                ui.shared_figure((lang, 1.0), _never(chart), *(lang if isinstance(a, str) and a == LANG else a for a in args))
+                ui.shared_figure((lang, 1.0), _never(chart),
+                                 *(lang if isinstance(a, str) and a == LANG else a for a in args))
                 figures += 1
     assert figures >= 2 * 10  # home, generate, experts, attention, kv cache, mtp: their default figures
 

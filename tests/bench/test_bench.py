@@ -100,7 +100,8 @@ def test_throughput_numbers(bench):
         assert arch["d_ff"] == arch["active_ffn_dim"]
     assert s["archs"]["dense"]["ratio"] == 1.0
     moe = s["moe_layer"]
-    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"], moe["ratio_all_rows"])
+    assert _finite_positive(moe["dense_ms"], moe["moe_ms"], moe["ratio"], moe["router_forward_ms"],
+                            moe["ratio_all_rows"])
     assert 0 < moe["real_tokens"] < moe["tokens"] == moe["batch_size"] * s["block_size"]  # a real batch's padding
     assert all(_finite_positive(t["tokens_per_sec"]) for t in s["thread_sweep"]["threads"].values())
     other = s["other_batches"]["8"]  # the quick plan's second batch size
@@ -379,7 +380,8 @@ def test_router_verdict_separates_by_seed_ranges():
     def summary(mean, low, high):
         return {"best_mi": {"mean": mean, "min": low, "max": high}}
 
-    verdict = router_verdict({"a": summary(0.3, 0.25, 0.35), "b": summary(0.4, 0.33, 0.5), "c": summary(0.1, 0.05, 0.2)})
+    verdict = router_verdict({"a": summary(0.3, 0.25, 0.35), "b": summary(0.4, 0.33, 0.5),
+                              "c": summary(0.1, 0.05, 0.2)})
     assert verdict == {"ranked": ["b", "a", "c"], "top": "b", "separated": {"a": False, "c": True}, "clear": False}
 
 

@@ -28,8 +28,9 @@ from dsmini.checkpoint import (
     validate_name,
 )
 from dsmini.checkpoint import files as checkpoint_files
+from dsmini.checkpoint.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference
 from dsmini.config import TrainConfig, preset
-from dsmini.data import CharTokenizer
+from dsmini.data import CharTokenizer, CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set
 from dsmini.model import DSMini
 from tests.helpers import SHIPPED
 
@@ -447,9 +448,6 @@ def test_zip_round_trip(tmp_path):
 
 
 # corpus reference: domains and stored validation names ----------------------------------
-
-from dsmini.checkpoint.corpus_ref import MAX_STORED_VAL_NAMES, checkpoint_validation_set, corpus_reference
-from dsmini.data import CorpusError, LabelledNames, load_corpus, prepare_corpus, validation_set
 
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]  # 48 names in CHARS' alphabet
 

@@ -32,7 +32,8 @@ from dsmini.model import DSMini
 from pages import _ui as ui
 from tests.helpers import SHIPPED, app_test
 
-SHIPPED_NAMES = ["en-names", "ru-en-names", "ru-en-noisy", "ru-en-softmax", "ru-full-names", "ru-names", "ru-names-mtp2"]
+SHIPPED_NAMES = ["en-names", "ru-en-names", "ru-en-noisy", "ru-en-softmax", "ru-full-names", "ru-names",
+                 "ru-names-mtp2"]
 CHARS = list("abcdefghijk")
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijk"]
 
@@ -312,7 +313,8 @@ CASES = [
     Case("weights-flipped-byte", flip_byte("model.safetensors"), AT_LOAD,
          "model.safetensors is corrupt or truncated: sha256"),
     Case("optimizer-file-missing", remove("optimizer.safetensors"), REFUSED, "optimizer.safetensors is missing"),
-    Case("weights-a-fifo", replaced_by(os.mkfifo, "model.safetensors"), REFUSED, "a FIFO (named pipe), not a regular file"),
+    Case("weights-a-fifo", replaced_by(os.mkfifo, "model.safetensors"), REFUSED,
+         "a FIFO (named pipe), not a regular file"),
     Case("weights-link-to-dev-zero", replaced_by(lambda p: p.symlink_to("/dev/zero"), "model.safetensors"), REFUSED,
          "model.safetensors is a character device"),
     Case("optimizer-file-flipped-byte", flip_byte("optimizer.safetensors"), AT_LOAD,
@@ -371,9 +373,11 @@ def test_a_corrupted_field_is_refused_by_name_or_read_generously(case, base, tmp
         assert broken.reason.startswith("victim"), broken.reason  # relative to the root: what the sidebar shows
 
 
-@pytest.mark.parametrize("damage", [remove("best.safetensors"), truncate("best.safetensors")], ids=["missing", "truncated"])
+@pytest.mark.parametrize("damage", [remove("best.safetensors"), truncate("best.safetensors")],
+                         ids=["missing", "truncated"])
 def test_a_damaged_best_file_leaves_the_last_weights_usable(damage, tmp_path):
-    """best.safetensors is a spare: without it the checkpoint lists and loads (last weights); only --best says why not."""
+    """best.safetensors is a spare: without it the checkpoint lists and loads (last weights); only --best says
+    why not."""
     model = make_model(1)
     path = save_checkpoint(tmp_path, "run", model, CharTokenizer(CHARS), best_state=make_model(2).state_dict())
     damage(path)

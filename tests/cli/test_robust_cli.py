@@ -86,34 +86,44 @@ class Case(NamedTuple):
 
 CASES = [
     # 1. resource bounds: refused before anything is allocated, naming the limit and its variable
-    Case("d-model-huge", f"{TRAIN} --name new --d-model 1000000", 2, "over the limit of 20,000,000; set DSMINI_MAX_PARAMS"),
-    Case("block-size-huge", f"{TRAIN} --name new --block-size 1000000000", 2, "over the limit of 256; set DSMINI_MAX_BLOCK_SIZE"),
+    Case("d-model-huge", f"{TRAIN} --name new --d-model 1000000", 2,
+         "over the limit of 20,000,000; set DSMINI_MAX_PARAMS"),
+    Case("block-size-huge", f"{TRAIN} --name new --block-size 1000000000", 2,
+         "over the limit of 256; set DSMINI_MAX_BLOCK_SIZE"),
     Case("layers-huge", f"{TRAIN} --name new --n-layers 10000", 2, "over the limit of 64; set DSMINI_MAX_LAYERS"),
     Case("experts-huge", f"{TRAIN} --name new --n-routed-experts 100000", 2, "set DSMINI_MAX_EXPERTS"),
     Case("batch-huge", f"{TRAIN} --name new --batch-size 100000000", 2, "estimated peak memory of this run is"),
     Case("n-samples-huge", f"{TRAIN} --name new --n-samples 100000", 2, "set DSMINI_MAX_SAMPLES"),
-    Case("sample-n-huge", f"{SAMPLE} -n 10000000", 2, "-n is 10,000,000 names, over the limit of 10,000; set DSMINI_MAX_SAMPLES"),
-    Case("params-limit-env", f"{TRAIN} --name new", 2, "over the limit of 1,000; set DSMINI_MAX_PARAMS", env={"DSMINI_MAX_PARAMS": "1000"}),
+    Case("sample-n-huge", f"{SAMPLE} -n 10000000", 2,
+         "-n is 10,000,000 names, over the limit of 10,000; set DSMINI_MAX_SAMPLES"),
+    Case("params-limit-env", f"{TRAIN} --name new", 2, "over the limit of 1,000; set DSMINI_MAX_PARAMS",
+         env={"DSMINI_MAX_PARAMS": "1000"}),
     Case("limit-env-garbage", f"{TRAIN} --name new", 2, "DSMINI_MAX_MEMORY_MB='lots': must be a whole number >= 1",
          env={"DSMINI_MAX_MEMORY_MB": "lots"}),
     Case("limit-raised-by-env", f"{TRAIN} --name big --block-size 300", 0, "completed; 2 steps", writes=("ck/big",),
          env={"DSMINI_MAX_BLOCK_SIZE": "512"}),
     Case("samples-raised-by-env", f"{SAMPLE} -n 10001 --seed 1", 0, "", env={"DSMINI_MAX_SAMPLES": "10001"}),
-    Case("long-line-dropped", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long", 0, "dropped 1 (1 too long)",
-         writes=("ck/long",), then=small_block),
-    Case("long-line-forced-block", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long --block-size 100001", 2,
-         "DSMINI_MAX_BLOCK_SIZE"),
+    Case("long-line-dropped", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long", 0,
+         "dropped 1 (1 too long)", writes=("ck/long",), then=small_block),
+    Case("long-line-forced-block", f"train --corpus long.txt {TINY} --steps 2 --out ck --name long --block-size 100001",
+         2, "DSMINI_MAX_BLOCK_SIZE"),
     Case("sample-max-len-huge", f"{SAMPLE} -n 2 --max-len 1000000000 --seed 1", 0, ""),
     # 1. every value finite and in range, naming the field
-    Case("grad-clip-inf", f"{TRAIN} --name new --grad-clip inf", 2, "TrainConfig.grad_clip: must be a finite number, got inf"),
-    Case("rope-theta-inf", f"{TRAIN} --name new --rope-theta inf", 2, "ModelConfig.rope_theta: must be a finite number"),
-    Case("aux-loss-inf", f"{TRAIN} --name new --aux-loss-coef inf", 2, "ModelConfig.aux_loss_coef: must be a finite number"),
-    Case("capacity-inf", f"{TRAIN} --name new --capacity-factor inf", 2, "ModelConfig.capacity_factor: must be a finite number"),
-    Case("dropout-nan", f"{TRAIN} --name new --dropout nan", 2, "ModelConfig.dropout: must be a finite number, got nan"),
+    Case("grad-clip-inf", f"{TRAIN} --name new --grad-clip inf", 2,
+         "TrainConfig.grad_clip: must be a finite number, got inf"),
+    Case("rope-theta-inf", f"{TRAIN} --name new --rope-theta inf", 2,
+         "ModelConfig.rope_theta: must be a finite number"),
+    Case("aux-loss-inf", f"{TRAIN} --name new --aux-loss-coef inf", 2,
+         "ModelConfig.aux_loss_coef: must be a finite number"),
+    Case("capacity-inf", f"{TRAIN} --name new --capacity-factor inf", 2,
+         "ModelConfig.capacity_factor: must be a finite number"),
+    Case("dropout-nan", f"{TRAIN} --name new --dropout nan", 2,
+         "ModelConfig.dropout: must be a finite number, got nan"),
     Case("lr-nan", f"{TRAIN} --name new --lr nan", 2, "TrainConfig.lr: must be a finite number"),
     Case("lr-huge", f"{TRAIN} --name new --lr 1e38", 2, "TrainConfig.lr: must be <= 1.0"),
     Case("decay-flips-weights", f"{TRAIN} --name new --lr 0.5 --weight-decay 3", 2, "lr * weight_decay must be < 1"),
-    Case("betas-out-of-range", f"{TRAIN} --name new --betas 0.9 1.5", 2, "TrainConfig.betas: must be two numbers in [0, 1)"),
+    Case("betas-out-of-range", f"{TRAIN} --name new --betas 0.9 1.5", 2,
+         "TrainConfig.betas: must be two numbers in [0, 1)"),
     Case("seed-negative", f"{TRAIN} --name new --seed -1", 2, "TrainConfig.seed: must be in [0, 2^63)"),
     Case("block-size-zero", f"{TRAIN} --name new --block-size 0", 2, "ModelConfig.block_size: must be >= 1"),
     Case("n-samples-zero", f"{TRAIN} --name new --n-samples 0", 2, "TrainConfig.n_samples: must be >= 1"),
@@ -121,25 +131,31 @@ CASES = [
     Case("name-escapes", f"{TRAIN} --name ../escape", 2, "checkpoint name '../escape' is not allowed"),
     Case("name-empty", f"{TRAIN} --name ''", 2, "it is empty"),
     Case("name-hidden", f"{TRAIN} --name .hidden", 2, "it starts with '.'"),
-    Case("out-under-a-file", f"train --corpus names.txt {TINY} --steps 2 --out afile/ck --name new", 2, "afile is not a folder"),
-    Case("out-not-writable", f"train --corpus names.txt {TINY} --steps 2 --out /proc/dsmini-ck --name new", 2, "is not writable"),
+    Case("out-under-a-file", f"train --corpus names.txt {TINY} --steps 2 --out afile/ck --name new", 2,
+         "afile is not a folder"),
+    Case("out-not-writable", f"train --corpus names.txt {TINY} --steps 2 --out /proc/dsmini-ck --name new", 2,
+         "is not writable"),
     Case("device-unknown", f"{TRAIN} --name new --device tpu", 2, "unknown device 'tpu'"),
     Case("threads-negative", f"{TRAIN} --name new --threads -1", 2, "--threads must be between 1 and"),
     Case("threads-zero", f"{TRAIN} --name new --threads 0", 2, "--threads must be between 1 and"),
-    Case("threads-not-a-number", f"{TRAIN} --name new --threads abc", 2, "argument --threads: invalid int value: 'abc'"),
+    Case("threads-not-a-number", f"{TRAIN} --name new --threads abc", 2,
+         "argument --threads: invalid int value: 'abc'"),
     Case("corpus-missing", f"train --corpus missing.txt {TINY} --out ck", 2, "no such file: missing.txt"),
     Case("corpus-binary", f"train --corpus binary.txt {TINY} --out ck", 2, "file looks binary"),
     # 3. nothing replaced that the user did not name for it; resume is explicit and safe
     Case("existing-name", f"{TRAIN} --name toy", 2, "ck/toy already exists: give --resume to continue it, --overwrite"),
-    Case("overwrite", f"{TRAIN} --name toy --overwrite", 0, "completed; 2 steps", writes=("ck/toy",), then=at_step("ck/toy", 2)),
-    Case("overwrite-not-a-checkpoint", f"{TRAIN} --name notes --overwrite", 2, "ck/notes exists and is not a dsmini checkpoint"),
+    Case("overwrite", f"{TRAIN} --name toy --overwrite", 0, "completed; 2 steps",
+         writes=("ck/toy",), then=at_step("ck/toy", 2)),
+    Case("overwrite-not-a-checkpoint", f"{TRAIN} --name notes --overwrite", 2,
+         "ck/notes exists and is not a dsmini checkpoint"),
     Case("overwrite-shipped", f"{TRAIN} --name shipped --overwrite", 2, "ships with dsmini and is read-only"),
     Case("resume-and-overwrite", f"{RESUME} --overwrite --steps 6", 2, "give one"),
     Case("resume-finished-without-steps", RESUME, 2, "nothing to do: it has finished the checkpoint's 4 steps"),
     Case("resume-steps-not-more", f"{RESUME} --steps 3", 2, "--steps 3 is not more than the checkpoint's 4 steps"),
-    Case("resume-to-total", f"{RESUME} --steps 6", 0, "completed; 6 steps (2 in", writes=("ck/toy",), then=at_step("ck/toy", 6)),
-    Case("resume-reporting-flags", f"{RESUME} --steps 6 --eval-every 3 --preset tiny --batch-size 4", 0, "completed; 6 steps",
-         writes=("ck/toy",)),
+    Case("resume-to-total", f"{RESUME} --steps 6", 0, "completed; 6 steps (2 in",
+         writes=("ck/toy",), then=at_step("ck/toy", 6)),
+    Case("resume-reporting-flags", f"{RESUME} --steps 6 --eval-every 3 --preset tiny --batch-size 4", 0,
+         "completed; 6 steps", writes=("ck/toy",)),
     Case("resume-stopped-run", "train --corpus names.txt --out ck --name half --resume", 0, "resuming at step 2 of 4",
          writes=("ck/half",), then=at_step("ck/half", 4)),
     Case("resume-conflicting-lr", f"{RESUME} --steps 6 --lr 0.01", 2, "--lr: 0.003 (checkpoint) vs 0.01 (given)"),
@@ -155,16 +171,20 @@ CASES = [
          "validation names: not the checkpoint's"),
     Case("resume-renamed-corpus", "train --corpus renamed.txt --out ck --name toy --resume --steps 6", 2,
          "--corpus: 'names.txt' (checkpoint) vs 'renamed.txt' (given)"),
-    Case("resume-lowercase", f"{RESUME} --steps 6 --lowercase", 2, "alphabet: the checkpoint's has 25 characters, this corpus's 18"),
-    Case("resume-missing", "train --corpus names.txt --out ck --name nothing --resume --steps 6", 2, "no checkpoint at ck/nothing"),
+    Case("resume-lowercase", f"{RESUME} --steps 6 --lowercase", 2,
+         "alphabet: the checkpoint's has 25 characters, this corpus's 18"),
+    Case("resume-missing", "train --corpus names.txt --out ck --name nothing --resume --steps 6", 2,
+         "no checkpoint at ck/nothing"),
     Case("resume-weights-only", "train --corpus names.txt --out ck --name weights-only --resume --steps 6", 2,
          "saved without optimizer state"),
-    Case("resume-shipped", "train --corpus names.txt --out ck --name shipped --resume --steps 6", 2, "ships with dsmini and is read-only"),
+    Case("resume-shipped", "train --corpus names.txt --out ck --name shipped --resume --steps 6", 2,
+         "ships with dsmini and is read-only"),
     # 4. one line, never a traceback; sampling arguments; a closed pipe
     Case("top-p-underflows", f"{SAMPLE} --top-p 1e-300", 2, "top_p must be at least 1e-06"),
     Case("top-p-zero", f"{SAMPLE} --top-p 0", 2, "top_p must be in (0, 1]"),
     Case("top-p-above-one", f"{SAMPLE} --top-p 1.5", 2, "top_p must be in (0, 1]"),
-    Case("temperature-underflows", f"{SAMPLE} --temperature 1e-300", 2, "temperature must be 0 (greedy) or at least 0.001"),
+    Case("temperature-underflows", f"{SAMPLE} --temperature 1e-300", 2,
+         "temperature must be 0 (greedy) or at least 0.001"),
     Case("temperature-inf", f"{SAMPLE} --temperature inf", 2, "temperature must be a finite number"),
     Case("sample-n-zero", f"{SAMPLE} -n 0", 2, "n must be an integer >= 1"),
     Case("seed-overflows", f"{SAMPLE} --seed {2**70}", 2, "seed must be an integer in [-2^63, 2^64)"),
@@ -175,22 +195,28 @@ CASES = [
     Case("sample-closed-pipe", f"{SAMPLE} -n 2000", 141, "", stdout_closed=True),
     # 5. the adversary's findings: a message naming the real problem
     Case("corpus-a-directory", f"train --corpus other {TINY} --out ck", 2, "other is a directory, not a regular file"),
-    Case("corpus-dev-null", f"train --corpus /dev/null {TINY} --out ck", 2, "/dev/null is a character device, not a regular file"),
-    Case("eval-names-a-directory", "eval --checkpoint ck/toy --names other", 2, "other is a directory, not a regular file"),
+    Case("corpus-dev-null", f"train --corpus /dev/null {TINY} --out ck", 2,
+         "/dev/null is a character device, not a regular file"),
+    Case("eval-names-a-directory", "eval --checkpoint ck/toy --names other", 2,
+         "other is a directory, not a regular file"),
     Case("line-numbers-as-editors-count", f"{TRAIN} --name new --val-file u2028.txt", 2,
          "u2028.txt line 1: 'Анна Борис' has ' '"),
     Case("test-frac-cuts-no-name", f"{TRAIN} --name new --test-frac 0.0001", 2,
          "--test-frac 0.0001 of 12 names cuts 0 test names: give at least 0.12 (one name), or 0"),
-    Case("prefix-10000-characters", f"{SAMPLE} --prefix {'Ан' * 5000}", 2, "'... has 10,000 characters; names here have at most"),
-    Case("eval-threads-zero", "eval --checkpoint ck/toy --names names.txt --threads 0", 2, "--threads must be between 1 and"),
+    Case("prefix-10000-characters", f"{SAMPLE} --prefix {'Ан' * 5000}", 2,
+         "'... has 10,000 characters; names here have at most"),
+    Case("eval-threads-zero", "eval --checkpoint ck/toy --names names.txt --threads 0", 2,
+         "--threads must be between 1 and"),
     Case("sample-threads-zero", f"{SAMPLE} --threads 0", 2, "--threads must be between 1 and"),
     Case("info-threads-zero", "info --checkpoint ck/toy --threads 0", 2, "--threads must be between 1 and"),
     Case("save-every-negative", f"{TRAIN} --name new --save-every -1", 2, "--save-every is seconds between saves"),
-    Case("serve-address-injects-a-directive", "serve --address '127.0.0.1:80; include /etc/passwd; #' --print-config", 2,
+    Case("serve-address-injects-a-directive",
+         "serve --address '127.0.0.1:80; include /etc/passwd; #' --print-config", 2,
          "--address must be a host name or an IP address"),
     Case("serve-address-with-a-newline", "serve --address '127.0.0.1\n}' --print-config", 2,
          "--address must be a host name or an IP address"),
-    Case("serve-upstream-injects-a-directive", "serve --upstream 'a:80;include x' --print-config", 2, "--upstream must be host:port"),
+    Case("serve-upstream-injects-a-directive", "serve --upstream 'a:80;include x' --print-config", 2,
+         "--upstream must be host:port"),
     Case("serve-replicas-unbounded", "serve --replicas 100000 --print-config", 2, "--replicas must be 1 to 64"),
     Case("serve-address-does-not-resolve", "serve --address no-such-host.invalid --port 8599", 2,
          "the name 'no-such-host.invalid' does not resolve"),
@@ -239,7 +265,8 @@ def template(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ws)
         assert main(shlex.split(f"train --corpus names.txt {TINY} --steps 4 --out ck --name toy")) == 0
-        assert main(shlex.split(f"train --corpus names.txt {TINY} --steps 2 --out ck --name weights-only --no-optimizer-state")) == 0
+        assert main(shlex.split(
+            f"train --corpus names.txt {TINY} --steps 2 --out ck --name weights-only --no-optimizer-state")) == 0
         _train_half()
     shipped = ws / "ck" / "shipped"
     shutil.copytree(ws / "ck" / "toy", shipped)
@@ -305,7 +332,8 @@ for line in sys.stdin:
     if pid == 0:
         child(req)
     _, status, usage = os.wait4(pid, 0)
-    reply = {"code": os.waitstatus_to_exitcode(status), "seconds": time.perf_counter() - start, "rss_mb": usage.ru_maxrss / 1024}
+    reply = {"code": os.waitstatus_to_exitcode(status), "seconds": time.perf_counter() - start,
+             "rss_mb": usage.ru_maxrss / 1024}
     print(json.dumps(reply), flush=True)
 """
 
@@ -320,7 +348,8 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server():
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=ROOT,
+        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=clean_env(), cwd=ROOT,
     )
     yield proc
     proc.stdin.close()
@@ -344,7 +373,8 @@ def run_forked(server, ws: Path, case: Case) -> Outcome:
     server.stdin.flush()
     reply = json.loads(server.stdout.readline())
     stdout = "" if case.stdout_closed else (ws.parent / "stdout").read_text(encoding="utf-8")
-    return Outcome(reply["code"], stdout, (ws.parent / "stderr").read_text(encoding="utf-8"), reply["seconds"], reply["rss_mb"])
+    return Outcome(reply["code"], stdout, (ws.parent / "stderr").read_text(encoding="utf-8"),
+                   reply["seconds"], reply["rss_mb"])
 
 
 @pytest.fixture
@@ -440,7 +470,8 @@ def test_ctrl_c_finishes_the_step_and_saves_it(workspace):
 # trainer is patched to misbehave at a chosen step)
 
 def tiny_run(ws: Path, name: str, steps: int, extra: str = "") -> list[str]:
-    return shlex.split(f"train --corpus {ws / 'names.txt'} {TINY} --steps {steps} --out {ws / 'ck'} --name {name} {extra}")
+    return shlex.split(
+        f"train --corpus {ws / 'names.txt'} {TINY} --steps {steps} --out {ws / 'ck'} --name {name} {extra}")
 
 
 def at(step: int, real, bad):
@@ -509,7 +540,8 @@ def test_a_name_taken_during_the_run_saves_under_the_next_free_one(workspace, mo
     before = snapshot(workspace / "ck" / "toy")
     assert main(tiny_run(workspace, "taken", 2)) == 0
     assert "saving as 'taken-2' instead" in capsys.readouterr().err
-    assert load_checkpoint(workspace / "ck" / "taken").step == 4 and load_checkpoint(workspace / "ck" / "taken-2").step == 2
+    assert load_checkpoint(workspace / "ck" / "taken").step == 4
+    assert load_checkpoint(workspace / "ck" / "taken-2").step == 2
     assert snapshot(workspace / "ck" / "toy") == before
 
 
@@ -579,7 +611,8 @@ def test_limits_read_their_variables(monkeypatch):
     monkeypatch.setenv(limit.env, "50_000_000")
     assert limit.value == 50_000_000
     monkeypatch.setenv(limit.env, "1000")
-    with pytest.raises(ResourceLimitError, match="is 34,032 parameters, over the limit of 1,000; set DSMINI_MAX_PARAMS"):
+    with pytest.raises(ResourceLimitError,
+                       match="is 34,032 parameters, over the limit of 1,000; set DSMINI_MAX_PARAMS"):
         check_training(preset("tiny"), TrainConfig(), 100)
     for bad in ("0", "-5", "1e9", "many"):
         monkeypatch.setenv(limit.env, bad)
@@ -589,7 +622,8 @@ def test_limits_read_their_variables(monkeypatch):
 
 def test_limit_messages_say_how_to_raise_them(monkeypatch):
     monkeypatch.setenv("DSMINI_MAX_MEMORY_MB", "10")
-    with pytest.raises(ResourceLimitError, match=r"over the limit of 10; set DSMINI_MAX_MEMORY_MB to raise it \(e\.g\. "):
+    with pytest.raises(ResourceLimitError,
+                       match=r"over the limit of 10; set DSMINI_MAX_MEMORY_MB to raise it \(e\.g\. "):
         check_sampling(preset("medium", vocab_size=60, block_size=32), 5_000)
     with pytest.raises(ResourceLimitError, match="DSMINI_MAX_SAMPLES"):
         check_sampling(preset("tiny"), LIMITS["samples"].default + 1)
@@ -598,7 +632,8 @@ def test_limit_messages_say_how_to_raise_them(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Config values, sampling arguments and corpus lines
 
-FLOAT_FIELDS = [(cls, f.name) for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls) if f.type.startswith("float")]
+FLOAT_FIELDS = [(cls, f.name) for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)
+                if f.type.startswith("float")]
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])

@@ -16,18 +16,32 @@ from dsmini.data import (
     IGNORE_INDEX,
     CharTokenizer,
     CorpusError,
+    LabelledNames,
     UnknownCharacterError,
     corpus_stats,
     count_target_tokens,
     default_block_size,
     encode_names,
     get_batch,
+    list_corpus_domains,
     nfc,
     prepare_corpus,
     split_names,
+    validation_set,
 )
 from dsmini.data.builtin import list_corpora, ru_names
-from dsmini.data.corpora import corpus_from_bytes, corpus_from_path, load_corpus, normalise_names
+from dsmini.data.corpora import (
+    MAX_DOMAIN_LEN,
+    MAX_DOMAINS,
+    Corpus,
+    Dropped,
+    corpus_from_bytes,
+    corpus_from_path,
+    count_domains,
+    load_corpus,
+    normalise_labelled,
+    normalise_names,
+)
 
 CYRILLIC = {chr(c) for c in range(ord("А"), ord("я") + 1)} | {"Ё", "ё"}
 
@@ -391,9 +405,6 @@ def test_prepare_corpus_needs_names_that_fit():
 
 
 # --- domains: labelled corpora ---------------------------------------------------------------
-
-from dsmini.data import LabelledNames, list_corpus_domains, validation_set
-from dsmini.data.corpora import MAX_DOMAIN_LEN, MAX_DOMAINS, Corpus, Dropped, count_domains, normalise_labelled
 
 # The domain counts of the mixed corpora with names 0.3.0 / russian-names 0.1.2 (fixed samples).
 MIXED = {

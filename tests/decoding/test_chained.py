@@ -38,7 +38,8 @@ def test_greedy_on_100_val_names_equals_plain_greedy(name):
     chained = speculative_generate(model, tok, prefixes)
     assert [r.ids for r in chained] == plain
     for prefix, ids in zip(prefixes[:3], plain):  # and against `generate` itself, one by one
-        assert speculative_decode(model, tok, prefix).ids == ids == generate(model, tok, prefix, n=1, temperature=0)[0].ids
+        assert (speculative_decode(model, tok, prefix).ids == ids
+                == generate(model, tok, prefix, n=1, temperature=0)[0].ids)
     stats = acceptance_stats(chained)
     assert sorted(stats.by_depth) == list(range(1, ckpt.model_config.mtp_depth + 1))
     assert stats.chars_per_forward > 1.3  # every shipped MTP model saves passes

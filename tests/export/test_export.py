@@ -55,7 +55,8 @@ def check_against_transformers(ckpt, folder: Path, names: list[str], prefixes: l
         with torch.no_grad():
             ours, theirs = ckpt.model(x), hf(x).logits
         worst = max(worst, (ours.logits - theirs).abs().max().item())
-        if ckpt.model_config.mtp_depth and ckpt.model_config.ffn_type == "moe" and hf.config.model_type == "deepseek_v3":
+        if (ckpt.model_config.mtp_depth and ckpt.model_config.ffn_type == "moe"
+                and hf.config.model_type == "deepseek_v3"):
             worst = max(worst, mtp_difference(ckpt, hf, folder, x, ours.hidden))
     assert worst < TOL
     for prefix in prefixes:
@@ -74,7 +75,8 @@ def mtp_difference(ckpt, hf, folder: Path, x: torch.Tensor, hidden: torch.Tensor
     from transformers.modeling_layers import MtpModel
 
     n_layers = hf.config.num_hidden_layers
-    hf._keys_to_ignore_on_load_unexpected = [rf"model\.layers\.{n_layers + k}\..*" for k in range(hf.config.num_mtp_layers)]
+    hf._keys_to_ignore_on_load_unexpected = [rf"model\.layers\.{n_layers + k}\..*"
+                                             for k in range(hf.config.num_mtp_layers)]
     hf.config.name_or_path = str(folder)
     mtp = MtpModel.from_pretrained(hf).eval()
     s = x.size(1)
@@ -93,7 +95,8 @@ def test_shipped_checkpoint_equals_transformers_deepseek_v3(name, tmp_path):
     folder, arch = export_checkpoint(SHIPPED / name, tmp_path / "hf")
     assert arch == "DeepseekV3ForCausalLM"
     assert {p.name for p in folder.iterdir()} >= {
-        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "README.md"
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+        "README.md",
     }
     ckpt = load_checkpoint(SHIPPED / name)
     val = list(ckpt.corpus.val_names or [])[:3] or (["Mary", "Jo"] if name == "en-names" else ["Анна", "Иванов"])
@@ -140,7 +143,8 @@ def random_checkpoint(root: Path, **overrides) -> Path:
     (dict(attn_type="gqa", n_kv_heads=2, ffn_type="dense"), "LlamaForCausalLM"),
     (dict(attn_type="mqa", ffn_type="dense", head_dim=6), "LlamaForCausalLM"),
     (dict(attn_type="mha", ffn_type="dense", norm_eps=1e-5), "LlamaForCausalLM"),
-], ids=["v3-q-lora-2-shared-no-dense", "v3-raw-sigmoid-mtp2", "v2-softmax", "v3-dense-ffn", "llama-gqa", "llama-mqa", "llama-mha"])
+], ids=["v3-q-lora-2-shared-no-dense", "v3-raw-sigmoid-mtp2", "v2-softmax", "v3-dense-ffn", "llama-gqa", "llama-mqa",
+        "llama-mha"])
 def test_random_config_equals_transformers(overrides, arch, tmp_path):
     folder, got = export_checkpoint(random_checkpoint(tmp_path, **overrides), tmp_path / "hf")
     assert got == arch
@@ -158,7 +162,8 @@ def test_mtp_modules_sit_after_the_last_layer_with_nothing_left_out(tmp_path):
     assert config["num_nextn_predict_layers"] == 2 and config["num_hidden_layers"] == 3
     with safe_open(folder / "model.safetensors", "pt") as f:
         keys = set(f.keys())
-        copies = {k for k in keys if k.startswith("model.layers.") and k.endswith((".embed_tokens.weight", ".shared_head.head.weight"))}
+        copies = {k for k in keys if k.startswith("model.layers.")
+                  and k.endswith((".embed_tokens.weight", ".shared_head.head.weight"))}
         exported = sum(f.get_tensor(k).numel() for k in keys - copies)
     for layer in (3, 4):
         assert {f"model.layers.{layer}.{n}.weight" for n in ("enorm", "hnorm", "eh_proj", "shared_head.norm")} <= keys
@@ -203,7 +208,8 @@ def test_cli_export_writes_once_and_refuses_in_one_line(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(SHIPPED / "en-names"), "--out", str(out), "--overwrite"]) == 0
     assert marker.read_bytes() == before
     shipped_meta = (SHIPPED / "en-names" / "checkpoint.json").read_bytes()
-    assert main(["export", "--checkpoint", str(SHIPPED / "en-names"), "--out", str(SHIPPED / "en-names"), "--overwrite"]) == 2
+    assert main(["export", "--checkpoint", str(SHIPPED / "en-names"), "--out", str(SHIPPED / "en-names"),
+                 "--overwrite"]) == 2
     assert "is a dsmini checkpoint" in capsys.readouterr().err
     assert (SHIPPED / "en-names" / "checkpoint.json").read_bytes() == shipped_meta
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
@@ -225,7 +231,8 @@ def test_zip_download_holds_the_folder():
 def test_norm_eps_reaches_every_rms_norm_and_old_checkpoints_keep_torch_default():
     model = DSMini(preset("tiny", q_lora_rank=8, vocab_size=10))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.RMSNorm)]
-    assert len(norms) == 4 * 3 + 3 + 1  # 3 blocks (2 main, 1 MTP) x (2 + MLA's q/kv latent); MTP enorm/hnorm/norm; final
+    # 3 blocks (2 main, 1 MTP) x (2 + MLA's q/kv latent); MTP enorm/hnorm/norm; final
+    assert len(norms) == 4 * 3 + 3 + 1
     assert {m.eps for m in norms} == {1e-6}
     old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("norm_eps", "norm_topk_prob")}
     assert ModelConfig.from_dict(old).norm_eps is None

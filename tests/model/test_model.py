@@ -128,7 +128,8 @@ def test_cache_size_matches_deepseek_v2_table_1(attn_type, per_layer):
 def test_check_cache_weighs_a_real_cache_against_table_1():
     cfg = tiny(attn_type="gqa")
     fp32 = check_cache(new_model_cache(cfg, batch=2, max_len=10), cfg)
-    assert fp32.equal and fp32.formula_values == 2 * 2 * 8 * cfg.n_layers and fp32.formula_bytes == 4 * fp32.formula_values
+    assert fp32.equal and fp32.formula_values == 2 * 2 * 8 * cfg.n_layers
+    assert fp32.formula_bytes == 4 * fp32.formula_values
     bf16 = check_cache(new_model_cache(cfg, batch=1, dtype=torch.bfloat16), cfg)
     assert bf16.equal and bf16.measured_bytes == 2 * bf16.measured_values
     wrong = check_cache(new_model_cache(cfg, batch=2, max_len=10), tiny(attn_type="mqa"))  # a layout bug
@@ -189,7 +190,8 @@ def moe_layer(**overrides) -> MoE:
 
 
 @pytest.mark.parametrize("router, norm_topk_prob", [
-    ("sigmoid_bias", None), ("softmax_topk", True), ("noisy_topk", None), ("sigmoid_bias", False), ("softmax_topk", None),
+    ("sigmoid_bias", None), ("softmax_topk", True), ("noisy_topk", None), ("sigmoid_bias", False),
+    ("softmax_topk", None),
 ])
 def test_gate_chooses_k_distinct_experts_with_weights_summing_to_one(router, norm_topk_prob):
     """...when renormalised over the k; else (DeepSeek-V2's softmax, the default) the chosen scores as they are."""

@@ -135,7 +135,8 @@ def test_mtp_page_shows_depth_two_beside_depth_one(trained_deep, monkeypatch):
     table = at.dataframe[0].value
     val = checkpoint_validation_set(ckpt.corpus).names
     expected = depth_accuracy(ckpt.model, ckpt.tokenizer, val)
-    assert list(table.iloc[:, 0]) == [ui.t("mtp.depth_main", "ru"), *(ui.t("mtp.depth_module", "ru", depth=k) for k in (1, 2))]
+    assert list(table.iloc[:, 0]) == [ui.t("mtp.depth_main", "ru"),
+                                      *(ui.t("mtp.depth_module", "ru", depth=k) for k in (1, 2))]
     assert list(table.iloc[:, 2]) == [f"{d.rate:.1%}" for d in expected]
     assert list(table.iloc[:, 3]) == [d.total for d in expected] and expected[2].total > 0
     assert ui.t("mtp.depth_caption", "ru", n=len(val)) in [c.value for c in at.caption]

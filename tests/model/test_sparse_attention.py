@@ -20,8 +20,8 @@ from dsmini.model.cache import cache_values_per_token, check_cache, new_layer_ca
 from dsmini.model.limits import count_params
 from dsmini.model.rope import rope_angles
 from dsmini.model.sparse_attention import IndexedLatentCache, fenwick_levels, indexer_kl
-from dsmini.probes.attention import trace_attention
 from dsmini.page_views import PAGES
+from dsmini.probes.attention import trace_attention
 from dsmini.training import Trainer
 from tests.helpers import SHIPPED, app_test
 

@@ -111,7 +111,8 @@ def test_acceptance_counts_agree_with_the_timelines(en, en_greedy):
     assert stats.overall.accepted == sum(r.drafts_accepted for r in en_greedy)
     assert sum(t.proposed for t in stats.by_position.values()) == stats.overall.proposed
     assert sum(t.accepted for t in stats.by_letter.values()) == stats.overall.accepted
-    assert stats.chars_per_forward == sum(r.generated_tokens for r in en_greedy) / sum(r.main_forward_passes for r in en_greedy)
+    assert stats.chars_per_forward == (sum(r.generated_tokens for r in en_greedy)
+                                       / sum(r.main_forward_passes for r in en_greedy))
     assert 0.6 < stats.overall.rate <= 1.0 and 1.2 < stats.chars_per_forward <= 2.0  # a trained MTP head drafts well
     for result in en_greedy:
         timeline = draft_timeline(result, en.tokenizer)
@@ -197,7 +198,8 @@ def test_acceptance_figures_bars_per_key_and_the_v3_band(lang):
     letters = acceptance_by_letter_figure(greedy, sampled, 0.8, lang)
     assert list(letters.layout.xaxis.ticktext) == ["b", "x", "|"]
     assert list(letters.data[1].y) == [1.0, 0.0, 0.5]
-    assert fig.data[-1].type == "scatter" and fig.data[-1].name == t("chart.mtp.v3_band", lang)  # the band's legend entry
+    # the band's legend entry
+    assert fig.data[-1].type == "scatter" and fig.data[-1].name == t("chart.mtp.v3_band", lang)
     only_greedy = acceptance_by_position_figure(greedy, lang=lang)
     assert [d.type for d in only_greedy.data] == ["bar", "scatter"]
     empty = acceptance_stats([])
@@ -212,7 +214,8 @@ def test_timeline_figure_rows_codes_and_legend():
     code = {s: i + 1 for i, s in enumerate(SOURCES)}
     draft_row, kept_row = heatmap.z
     assert list(draft_row) == [None, None, code["rejected"], code["accepted"]]
-    assert list(kept_row) == [code["prefix"], code["main"], code["main"], code["accepted"]]  # the correction is the main model's
+    # the correction is the main model's
+    assert list(kept_row) == [code["prefix"], code["main"], code["main"], code["accepted"]]
     assert [list(r) for r in heatmap.text] == [["", "", "|", "|"], ["a", "b", "c", "|"]]
     assert [t.name for t in legend] == ["prefix", "main model", "accepted draft", "rejected draft"]
     assert (heatmap.zmin, heatmap.zmax) == (0.5, 4.5) and fig.layout.height

@@ -11,6 +11,7 @@ from dsmini.checkpoint import checkpoint_validation_set, load_checkpoint
 from dsmini.config import preset
 from dsmini.data import BOUNDARY_SYMBOL, CharTokenizer, UnknownCharacterError, load_corpus
 from dsmini.model import DSMini
+from dsmini.page_views import PAGES
 from dsmini.probes import expert_load_history, loss_curves, trace_name
 from dsmini.probes.ablation import GENERATED_NAMES, domain_top_experts
 from dsmini.probes.attention import AttentionSettings, attention_view, sample_name
@@ -27,7 +28,6 @@ from dsmini.probes.compare import COMPARE_DEFAULTS, compare_view, model_facts
 from dsmini.probes.experts import MAX_NAMES
 from dsmini.probes.generation import GenerateSettings, HomeSettings, generate_view, home_names, home_view, name_trace
 from dsmini.probes.mtp import MTPSettings, acceptance_stats, mtp_view
-from dsmini.page_views import PAGES
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from dsmini.probes.training import corpus_view
 from tests.helpers import ROOT, SHIPPED
@@ -137,7 +137,8 @@ def test_expert_load_history():
 
 def test_loss_curves():
     curves = loss_curves(_history())
-    assert list(curves) == ["train", "val", "mtp-1"]  # aux is all zero: left out; val second, though first seen at step 3
+    # aux is all zero: left out; val second, though first seen at step 3
+    assert list(curves) == ["train", "val", "mtp-1"]
     assert curves["val"] == ([3], [2.9]) and curves["train"][0] == [1, 2, 3]
     with_aux = _history()
     with_aux[0]["aux_loss"], with_aux[1]["main_loss"] = 0.01, float("nan")

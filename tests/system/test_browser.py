@@ -33,8 +33,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # url path -> plotly charts expected once the page has run (before any click)
 PAGES = {
-    "home": 1, "lesson": 1, "train": 1, "generate": 0, "experts": None, "attention": None, "kv-cache": None, "mtp": None,
-    "compare": None,
+    "home": 1, "lesson": 1, "train": 1, "generate": 0, "experts": None, "attention": None, "kv-cache": None,
+    "mtp": None, "compare": None,
 }
 
 try:
@@ -90,7 +90,8 @@ def base_path_probes(server: str) -> set[str]:
     and then the root, where it connects. A two-page app with nothing else in it gets the same two 404s
     (Streamlit 1.67; streamlit/streamlit#7074, open), no setting turns the probe off, and a server that
     answered it would make the browser take the page's path for the app's base. The only allow-list entry."""
-    return {f"{server}/{path}/_stcore/{probe}" for path in PAGES if path != "home" for probe in ("health", "host-config")}
+    return {f"{server}/{path}/_stcore/{probe}" for path in PAGES if path != "home"
+            for probe in ("health", "host-config")}
 
 
 class BrowserLog:
@@ -367,7 +368,8 @@ def test_readme_screenshots(page, server, lang):
     _open_from_sidebar(page, "lesson")
     _at_step(page, 1, lang)  # a new session starts the lesson at its first step
     for step, name, n_charts in ((3, "lesson-domains", 2), (4, "lesson-drop", 1)):
-        while not page.locator('[data-testid="stProgress"]', has_text=t("lesson.progress", lang, step=step, total=7)).count():
+        while not page.locator('[data-testid="stProgress"]',
+                               has_text=t("lesson.progress", lang, step=step, total=7)).count():
             _click(page, "lesson_next")
         _at_step(page, step, lang)
         _charts_shown(page, n_charts)

@@ -165,8 +165,8 @@ def test_two_replicas_behind_nginx_sticky_sessions_and_a_clean_stop(nginx):
     try:
         ready = served.wait_for(r"ready on (\S+): nginx \(pid (\d+)\) in front of (.*); runtime files in (\S+)")
         url, nginx_pid, runtime = ready.group(1), int(ready.group(2)), Path(ready.group(4))
-        replicas = {f"127.0.0.1:{p}": int(pid) for p, pid in re.findall(r"replica \d: http://127.0.0.1:(\d+) \(pid (\d+)\)",
-                                                                         "".join(served.lines))}
+        replicas = {f"127.0.0.1:{p}": int(pid) for p, pid in
+                    re.findall(r"replica \d: http://127.0.0.1:(\d+) \(pid (\d+)\)", "".join(served.lines))}
         assert url == f"http://127.0.0.1:{port}" and set(ready.group(3).split(", ")) == set(replicas)
 
         body, headers = _get(f"{url}/_stcore/health")  # through the proxy, with no cookie yet: it is given one
@@ -219,7 +219,8 @@ sys.stdin.readline()
 
 def _slot_holder(folder: Path) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", HOLD_A_SLOT], cwd=ROOT, text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, env={**os.environ, SLOTS_DIR_ENV: str(folder), "DSMINI_MAX_JOBS": "1"})
+                              stdout=subprocess.PIPE,
+                              env={**os.environ, SLOTS_DIR_ENV: str(folder), "DSMINI_MAX_JOBS": "1"})
     assert holder.stdout.readline() == "held\n"
     return holder
 
@@ -234,7 +235,8 @@ def shared_slots(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_run_waits_while_another_process_holds_the_only_slot(shared_slots):
-    data = prepare_corpus(["anna", "boris", "clara", "dmitri", "elena", "fedor"], block_size=8, seed=0, corpus_name="toy")
+    data = prepare_corpus(["anna", "boris", "clara", "dmitri", "elena", "fedor"], block_size=8, seed=0,
+                          corpus_name="toy")
     cfg = preset("tiny", vocab_size=data.tokenizer.vocab_size, block_size=data.block_size)
     job = TrainingJob(cfg, TrainConfig(steps=3, batch_size=4, eval_every=1000, eval_batches=1, sample_every=0), data)
     holder = _slot_holder(shared_slots)
