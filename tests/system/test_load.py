@@ -64,8 +64,8 @@ def test_url_drives_a_running_deployment_and_reports_only_what_it_can_see(tmp_pa
         server.terminate()
         server.wait(timeout=30)
     assert result["errors"] == 0, result["error_samples"]
-    # open, generate page, names, pages, home and result["polls"]["n"] == 0
-    assert result["page_runs"]["n"] == 2 * (4 + len(BROWSED_PAGES))
+    assert result["page_runs"]["n"] == 2 * (4 + len(BROWSED_PAGES))  # open, generate page, names, pages, home
+    assert result["polls"]["n"] == 0  # no trainer, so no live chart polls
     assert result["url"] == f"http://127.0.0.1:{port}/" and result["max_jobs"] is None
     assert result["server_cpu_s"] is None and result["server_rss_mb_max"] is None
     assert result["cpu_s_after_close"] is None
