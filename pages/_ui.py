@@ -182,9 +182,26 @@ def shared_figure(display: tuple[str, float], chart: Callable[..., Result], *arg
 
     def build() -> tuple[Any, tuple, dict]:
         built = chart(*args, **kwargs)
-        return (for_display(built, *display) if isinstance(built, go.Figure) else built), args, kwargs
+        return (frozen(for_display(built, *display)) if isinstance(built, go.Figure) else built), args, kwargs
 
     return _FIGURES.get(key, build)[0]
+
+
+class FrozenFigure(go.Figure):
+    """A figure every session shows and none changes. `st.plotly_chart` serialises a figure through its
+    `to_dict()`, which deep-copies every trace and base64-encodes its arrays on every call: two thirds of
+    a shared chart's cost in a page run under a class's load (BENCHMARKS, "Classroom load test"). This
+    one makes that dict once; Streamlit only reads it."""
+
+    def to_dict(self) -> dict:
+        return self._shown_dict
+
+
+def frozen(fig: go.Figure) -> FrozenFigure:
+    """`fig` itself, its `to_dict()` made once (a new go.Figure would validate every property again)."""
+    fig.__class__ = FrozenFigure
+    fig._shown_dict = go.Figure.to_dict(fig)
+    return fig
 
 
 def _figure_key(value: Any) -> Any:
