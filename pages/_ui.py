@@ -41,6 +41,7 @@ Result = TypeVar("Result")
 
 
 _last_page_run = 0.0  # time.monotonic() of the latest page run of any session
+_languages_used: set[str] = set()  # the languages pages have run in, in any session
 
 
 def enter_page() -> None:
@@ -49,6 +50,7 @@ def enter_page() -> None:
     st.navigation): send that session through app.py, which installs the real navigation."""
     global _last_page_run
     _last_page_run = time.monotonic()
+    _languages_used.add(lang())
     if not st.session_state.get("_shell"):
         st.switch_page("app.py")
 
@@ -56,6 +58,11 @@ def enter_page() -> None:
 def seconds_since_a_page_run() -> float:
     """How long no session has run a page: the warm-up leaves what no session needs yet to quiet moments."""
     return time.monotonic() - _last_page_run
+
+
+def languages_used() -> set[str]:
+    """The languages pages have run in so far: the warm-up prepares those first."""
+    return set(_languages_used)
 
 
 def lang() -> str:
