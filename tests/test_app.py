@@ -215,7 +215,7 @@ def test_figures_are_built_once_for_every_session_that_shows_them():
 def test_a_shared_figure_is_sent_as_built_and_serialised_once():
     """ui.frozen: what st.plotly_chart reads from a shared figure (its to_dict()) is the figure's own,
     made once for every session that shows it."""
-    fig = go.Figure(go.Heatmap(z=np.arange(6.0).reshape(2, 3)), layout=dict(title="shared", height=200))
+    fig = go.Figure(go.Heatmap(z=np.arange(6.0).reshape(2, 3)), layout={"title": "shared", "height": 200})
     expected = fig.to_dict()
     shared = ui.frozen(fig)
     assert shared is fig and isinstance(shared, go.Figure)
