@@ -4,8 +4,7 @@ process in a background thread, so the first students on a page find its view an
 A page's first load on a checkpoint pays its view (up to seconds: the Experts analysis, the MTP
 drafts) and its figures; `ui.computed` and `ui.shared_figure` then share them with every session. Here
 the same calls (`dsmini/probes/pages.py` `default_calls`: each page's view, default settings and default
-figures, in both languages) are made ahead of time: at once the default checkpoint of the language the
-first pages ran in, in that language; the rest only while no page runs (a class's pages come first); most views
+figures, in both languages) are made ahead of time, the sessions' default checkpoints first; most views
 are read from the files `python -m dsmini warm` stores beside the checkpoints (dsmini/view_store.py).
 app.py starts it after its first script run, so the first page never waits for it; `python -m dsmini
 serve` makes that first run in each replica as it starts (Streamlit's script health check). Failures
