@@ -37,6 +37,7 @@ Result = TypeVar("Result")
 
 
 _last_page_run = 0.0  # time.monotonic() of the latest page run of any session
+_languages_used: set[str] = set()  # the languages pages have run in, in any session
 
 
 def enter_page() -> None:
@@ -45,6 +46,7 @@ def enter_page() -> None:
     st.navigation): send that session through app.py, which installs the real navigation."""
     global _last_page_run
     _last_page_run = time.monotonic()
+    _languages_used.add(lang())
     if not st.session_state.get("_shell"):
         st.switch_page("app.py")
 
@@ -52,6 +54,11 @@ def enter_page() -> None:
 def seconds_since_a_page_run() -> float:
     """How long no session has run a page: the warm-up leaves what no session needs yet to quiet moments."""
     return time.monotonic() - _last_page_run
+
+
+def languages_used() -> set[str]:
+    """The languages pages have run in so far: the warm-up prepares those first."""
+    return set(_languages_used)
 
 
 def lang() -> str:
@@ -178,9 +185,26 @@ def shared_figure(display: tuple[str, float], chart: Callable[..., Result], *arg
 
     def build() -> tuple[Any, tuple, dict]:
         built = chart(*args, **kwargs)
-        return (for_display(built, *display) if isinstance(built, go.Figure) else built), args, kwargs
+        return (frozen(for_display(built, *display)) if isinstance(built, go.Figure) else built), args, kwargs
 
     return _FIGURES.get(key, build)[0]
+
+
+class FrozenFigure(go.Figure):
+    """A figure every session shows and none changes. `st.plotly_chart` serialises a figure through its
+    `to_dict()`, which deep-copies every trace and base64-encodes its arrays on every call: two thirds of
+    a shared chart's cost in a page run under a class's load (BENCHMARKS, "Classroom load test"). This
+    one makes that dict once; Streamlit only reads it."""
+
+    def to_dict(self) -> dict:
+        return self._shown_dict
+
+
+def frozen(fig: go.Figure) -> FrozenFigure:
+    """`fig` itself, its `to_dict()` made once (a new go.Figure would validate every property again)."""
+    fig.__class__ = FrozenFigure
+    fig._shown_dict = go.Figure.to_dict(fig)
+    return fig
 
 
 def _figure_key(value: Any) -> Any:

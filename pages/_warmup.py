@@ -80,6 +80,14 @@ def _wait_for_quiet() -> None:
         _check()
 
 
+def _go_on(eager: bool) -> None:
+    """Before each piece of work: what an arriving session needs goes on at once, the rest waits for quiet."""
+    if eager:
+        _check()
+    else:
+        _wait_for_quiet()
+
+
 def warm(names: list[str] | None = None) -> float:
     """Make every page's default view and figures ready for the shipped checkpoints (or `names`); the
     seconds it took. Never raises: a failure is logged and leaves that page to compute when asked."""
@@ -87,11 +95,20 @@ def warm(names: list[str] | None = None) -> float:
     try:
         ui.device_name()  # the process's torch thread policy first: the pages' computations follow it
         shipped = [info.name for info in ui.checkpoints() if info.shipped]
-        first = [name for name in ui.DEFAULT_CHECKPOINTS.values() if name in shipped]
-        ordered = names if names is not None else first + [n for n in shipped if n not in first]
-        for stored in (True, False):  # what is read from disk first, for every model; then what is computed
-            for name in ordered:
-                _warm_checkpoint(name, shipped, stored, eager=name in first or names is not None)
+        if names is not None:
+            rounds = [(name, stored, list(LANGUAGES), True) for stored in (True, False) for name in names]
+        else:
+            # A class arriving opens the default model of the language the teacher's first page ran in, in that
+            # language: that first. Other languages' models and figures, and every other model, only while the
+            # server is quiet (what is ready by then is found at once in the second round).
+            own = {ui.DEFAULT_CHECKPOINTS[lang]: lang for lang in sorted(ui.languages_used())
+                   if ui.DEFAULT_CHECKPOINTS.get(lang) in shipped}
+            defaults = [name for name in ui.DEFAULT_CHECKPOINTS.values() if name in shipped]
+            ordered = [*own, *(name for name in defaults if name not in own), *(n for n in shipped if n not in defaults)]
+            rounds = [(name, stored, [lang], True) for stored in (True, False) for name, lang in own.items()]
+            rounds += [(name, stored, list(LANGUAGES), False) for stored in (True, False) for name in ordered]
+        for name, stored, langs, eager in rounds:  # in each, what is read from disk first; then what is computed
+            _warm_checkpoint(name, shipped, stored, langs, eager)
     except Stopped:
         log.info("warm-up stopped: the process is exiting")
         return time.perf_counter() - started
@@ -102,28 +119,23 @@ def warm(names: list[str] | None = None) -> float:
     return seconds
 
 
-def _warm_checkpoint(name: str, listed: list[str], stored: bool, eager: bool) -> None:
+def _warm_checkpoint(name: str, listed: list[str], stored: bool, langs: list[str], eager: bool) -> None:
     """The default views of `name` kept on disk (stored=True: cheap, and every page but one), or the others
-    (computed here: seconds each on a busy server, so after every model's pages are ready). Not eager (a
-    model no session opens on): only while the server is quiet."""
-    _check()
-    if not eager:
-        _wait_for_quiet()
+    (computed here: seconds each on a busy server, so after every model's pages are ready), and their
+    figures in `langs`. Not eager (what no arriving session opens): only while the server is quiet."""
+    _go_on(eager)
     ckpt = ui.load_by_name(name)
     for stem, work, args in default_calls(ckpt, lambda other: ui.load_by_name(other) if other in listed else None):
         if work.stored != stored:
             continue
         try:
-            if eager:
-                _check()
-            else:
-                _wait_for_quiet()
+            _go_on(eager)
             view = ui.computed(work.view, *args)
-            if work.inputs != "checkpoint":  # Compare's figure is labelled per session: nothing to share
+            if work.inputs != "checkpoint":  # Compare's figure names the page's two models, not the benchmark's A and B
                 continue
             for chart, chart_args in work.charts(ckpt, view, work.settings) if work.charts else ():
-                for lang in LANGUAGES:
-                    _check()
+                for lang in langs:
+                    _go_on(eager)
                     ui.shared_figure((lang, 1.0), chart, *(lang if isinstance(a, str) and a == LANG else a for a in chart_args))
         except Stopped:
             raise

@@ -14,6 +14,12 @@ ui.enter_page()
 DEFAULTS = MTPSettings()
 
 
+def timeline_figure(result, tokenizer, lang: str):
+    """One run's draft timeline, from parts of the shared view and checkpoint, so `ui.figure` shares it
+    (a timeline made per page run would be a new object, never found again)."""
+    return draft_timeline_figure(draft_timeline(result, tokenizer), lang)
+
+
 def _examples(prefixes: list[str], shown: int = 12) -> str:
     return ", ".join(prefixes[:shown]) + (" …" if len(prefixes) > shown else "")
 
@@ -81,8 +87,7 @@ with ui.guard():
     run = c2.segmented_control(ui.tr("mtp.timeline_run"), list(runs), format_func=runs.get, default="greedy",
                                key="mtp_run") or "greedy"
     result = (view.greedy_runs if run == "greedy" else view.sampled_runs)[picked]
-    st.plotly_chart(draft_timeline_figure(draft_timeline(result, ckpt.tokenizer), ui.lang()), width="stretch",
-                    key="mtp_timeline")
+    st.plotly_chart(ui.figure(timeline_figure, result, ckpt.tokenizer, ui.lang()), width="stretch", key="mtp_timeline")
 
     st.subheader(ui.tr("mtp.speed"))
     st.caption(ui.tr("mtp.speed_caption", n=len(prefixes), repeats=SPEED_REPEATS))

@@ -3,6 +3,8 @@
 import runpy
 import time
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from dsmini.i18n import fmt_int
@@ -192,6 +194,16 @@ def test_figures_are_built_once_for_every_session_that_shows_them():
     for i in range(ui.MAX_FIGURES + 10):
         ui.figure(chart, view, f"lang{i}")
     assert len(ui._FIGURES) == ui.MAX_FIGURES
+
+
+def test_a_shared_figure_is_sent_as_built_and_serialised_once():
+    """ui.frozen: what st.plotly_chart reads from a shared figure (its to_dict()) is the figure's own,
+    made once for every session that shows it."""
+    fig = go.Figure(go.Heatmap(z=np.arange(6.0).reshape(2, 3)), layout={"title": "shared", "height": 200})
+    expected = fig.to_dict()
+    shared = ui.frozen(fig)
+    assert shared is fig and isinstance(shared, go.Figure)
+    assert shared.to_dict() == expected and shared.to_dict() is shared.to_dict()
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])

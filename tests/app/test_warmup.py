@@ -9,7 +9,8 @@ from dsmini.page_views import LANG, PAGES
 from pages import _ui as ui
 from pages import _warmup
 
-# built per session by its page from a per-call input (pages/mtp.py: the picked prefix's timeline), never shared
+# the page shares it under its own function (pages/mtp.py timeline_figure: the picked run's timeline), which the
+# registry in dsmini cannot name: the first session to open the page builds it
 PER_SESSION_FIGURES = {"draft_timeline_figure"}
 
 
