@@ -232,7 +232,7 @@ def save_run(job, name: str, overwrite: bool = False) -> None:
     st.session_state.pop(SAVE_PROBLEM, None)
     st.session_state.pop("train_saved", None)
     try:
-        st.session_state["train_saved"] = job.save(ui.CHECKPOINTS, name, overwrite=overwrite).name
+        st.session_state["train_saved"] = job.save(ui.checkpoints_folder(), name, overwrite=overwrite).name
     except CheckpointExistsError as err:
         st.session_state[SAVE_PROBLEM] = {"name": name, "free": err.free_name, "shipped": err.shipped}
     except (ValueError, JobError) as err:  # CheckpointError: bad name, disk full, read-only folder; resumed meanwhile

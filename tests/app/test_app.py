@@ -7,9 +7,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dsmini.i18n import fmt_int
+from dsmini.i18n import fmt_int, t
 from dsmini.jobs.slots import set_max_concurrent_jobs
 from pages import _ui as ui
+from pages import _ui_shared
 from tests.helpers import APP, charts, no_errors
 
 
@@ -24,12 +25,12 @@ def test_home_shows_model_card_diagram_and_generates(at, lang):
     at.session_state["lang"] = lang
     at.run()
     no_errors(at)
-    assert at.title[0].value == ui.t("home.title", lang)
+    assert at.title[0].value == t("home.title", lang)
     assert len(charts(at)) == 1  # the architecture diagram
     labels = [m.label for m in at.metric]
-    assert ui.t("home.val_loss", lang) in labels
+    assert t("home.val_loss", lang) in labels
     total = ui.load_by_name(at.session_state["checkpoint"]).param_counts["main"]["total"]
-    params = next(m.value for m in at.metric if m.label == ui.t("home.params", lang))
+    params = next(m.value for m in at.metric if m.label == t("home.params", lang))
     assert params == fmt_int(total, lang) and total > 1000  # grouped as the language writes numbers
     assert ("\u202f" in params) == (lang == "ru") and ("," in params) == (lang == "en")
     at.button(key="home_generate").click().run()
@@ -57,7 +58,7 @@ def test_home_forgets_the_names_of_the_previous_model(at):
 def test_sidebar_lists_shipped_checkpoints_and_switches(at):
     at.run()
     # the sidebar says where pages compute and where training runs (no GPU here: both on the CPU)
-    assert ui.t("ui.device", "en", explorer="cpu", training="cpu") in [c.value for c in at.caption]
+    assert t("ui.device", "en", explorer="cpu", training="cpu") in [c.value for c in at.caption]
     picker = at.selectbox(key="checkpoint")
     assert {"en-names", "ru-names"} <= set(picker.options)
     picker.set_value("ru-names").run()
@@ -122,7 +123,7 @@ def test_generate_page_extreme_widget_values(at):
     shown = at.session_state["gen_shown"]
     assert all(s in (n, n + "…") for s, n in zip(shown, at.session_state["gen_names"]))
     assert any(s.endswith("…") for s in shown)  # one letter: a name the model had not ended is marked
-    assert ui.t("gen.cut_legend", "en") in [c.value for c in at.caption]
+    assert t("gen.cut_legend", "en") in [c.value for c in at.caption]
 
 
 @pytest.mark.slow
@@ -141,15 +142,15 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     deadline = time.time() + 60
     while time.time() < deadline:
         at.run()  # run_every fragments do not rerun by themselves in AppTest
-        if any(ui.t("train.m_loss", lang) == m.label and m.value != "-" for m in at.metric):
+        if any(t("train.m_loss", lang) == m.label and m.value != "-" for m in at.metric):
             break
         time.sleep(0.5)
     no_errors(at)
-    loss = next(m for m in at.metric if m.label == ui.t("train.m_loss", lang))
+    loss = next(m for m in at.metric if m.label == t("train.m_loss", lang))
     assert float(loss.value.replace(",", ".")) > 0  # Russian: a decimal comma
     assert ("," in loss.value) == (lang == "ru")
     live_loss = [trace for spec in charts(at) for trace in spec["data"]
-                 if trace.get("name") == ui.t("chart.loss.train", lang)]
+                 if trace.get("name") == t("chart.loss.train", lang)]
     assert live_loss and live_loss[0]["y"][-1] > 0  # the live loss curve, a Plotly chart in the page's language
     at.button(key="train_stop").click().run()
     deadline = time.time() + 30
@@ -158,7 +159,7 @@ def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
         at.run()
     no_errors(at)
     assert at.button(key="train_resume")  # finished actions are offered
-    assert ui.t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text
+    assert t("train.state_stopped", lang, step="#", total="#").split("#")[0] in at.get("progress")[0].proto.text
 
 
 def test_train_settings_survive_a_visit_to_another_page(at):
@@ -193,7 +194,7 @@ def test_figures_are_built_once_for_every_session_that_shows_them():
     assert len(built) == 4
     for i in range(ui.MAX_FIGURES + 10):
         ui.figure(chart, view, f"lang{i}")
-    assert len(ui._FIGURES) == ui.MAX_FIGURES
+    assert len(_ui_shared._FIGURES) == ui.MAX_FIGURES
 
 
 def test_a_shared_figure_is_sent_as_built_and_serialised_once():

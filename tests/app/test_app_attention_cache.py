@@ -9,10 +9,11 @@ from streamlit.testing.v1 import AppTest
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
-from dsmini.i18n import parse_num
+from dsmini.i18n import parse_num, t
 from dsmini.model import DSMini
 from dsmini.probes.attention import sample_name
 from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import charts, no_errors
 
 
@@ -48,7 +49,7 @@ def test_attention_page_maps_every_head_and_splits_mla_scores(at, lang, checkpoi
     no_errors(at)
     grid, split = charts(at)
     assert all(len(panel["z"]) == len(other_name) + 1 for panel in heatmaps(grid))
-    assert split["layout"]["title"]["text"] == ui.t("chart.attention.split_title", lang, layer=2, head=1)
+    assert split["layout"]["title"]["text"] == t("chart.attention.split_title", lang, layer=2, head=1)
     total, content, position = (panel["z"] for panel in heatmaps(split))
     for q, row in enumerate(total):
         for k, value in enumerate(row[: q + 1]):
@@ -57,7 +58,7 @@ def test_attention_page_maps_every_head_and_splits_mla_scores(at, lang, checkpoi
     at.text_input(key=f"att_name_{checkpoint}").set_value("Ж" + other_name + "ω").run()
     assert not at.exception
     unknown = "'Ж', 'ω'" if lang == "en" else "'ω'"
-    assert at.error[0].value == ui.t("attention.oov", lang, chars=unknown)
+    assert at.error[0].value == t("attention.oov", lang, chars=unknown)
     assert not at.get("plotly_chart")
 
 
@@ -76,10 +77,10 @@ def test_kv_cache_page_measures_every_type_and_times_absorbed_decode(at, lang):
     assert model_table.iloc[4, 2] == "c_kv 32 + k_rope 8 + k_index 16"  # what DSA caches per layer
     assert list(v2.iloc[:, 2]) == list(v3.iloc[:, 2]) == [32_768, 2048, 256, 576, 704, 576, 576]
     assert list(v2.iloc[:, 3]) == [n * 60 for n in (32_768, 2048, 256, 576, 704, 576, 576)]
-    assert [m.label for m in at.metric] == [ui.t(k, lang) for k in ("kv.naive", "kv.absorbed", "kv.speedup")]
+    assert [m.label for m in at.metric] == [t(k, lang) for k in ("kv.naive", "kv.absorbed", "kv.speedup")]
     assert all(parse_num(m.value.rstrip("×"), lang) > 0 for m in at.metric)
     assert [s.value.split(":")[0] for s in at.success] == [
-        ui.t("kv.match_ok", lang, n=7).split(":")[0], ui.t("kv.same_ok", lang, diff="#").split(":")[0],
+        t("kv.match_ok", lang, n=7).split(":")[0], t("kv.same_ok", lang, diff="#").split(":")[0],
     ]
 
 
@@ -90,7 +91,7 @@ def mha_checkpoint(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = DSMini(preset("tiny", attn_type="mha", vocab_size=tokenizer.vocab_size, block_size=12)).eval()
     save_checkpoint(tmp_path, "mha-tiny", model, tokenizer)
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     return "mha-tiny"
 
 
@@ -99,13 +100,13 @@ def test_pages_explain_what_an_mha_checkpoint_lacks(at, mha_checkpoint):
     no_errors(at)
     (grid,) = charts(at)  # no split for MHA: a note instead
     assert len(heatmaps(grid)) == 2 * (2 + 1) and len(heatmaps(grid)[0]["z"]) == len("Annabelle") + 1
-    assert at.info[0].value == ui.t("attention.no_split", "ru", kind="MHA")
+    assert at.info[0].value == t("attention.no_split", "ru", kind="MHA")
 
     at.switch_page("pages/kv_cache.py").run()
     no_errors(at)
     assert len(charts(at)) == 1
     model_table = at.table[0].value
     assert list(model_table.iloc[:, 3]) == list(model_table.iloc[:, 4]) == [128, 64, 64, 40, 72, 40, 40]
-    assert model_table.iloc[0, 0] == ui.t("chart.cache.this_model", "ru", kind="MHA")
-    assert at.info[-1].value == ui.t("kv.not_mla", "ru", kind="MHA")
+    assert model_table.iloc[0, 0] == t("chart.cache.this_model", "ru", kind="MHA")
+    assert at.info[-1].value == t("kv.not_mla", "ru", kind="MHA")
     assert not at.metric

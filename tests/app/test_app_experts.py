@@ -10,6 +10,7 @@ from dsmini.i18n import parse_num, t
 from dsmini.model import DSMini
 from dsmini.probes.experts import LETTER_GROUPS, letter_group
 from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import charts, no_errors, traces
 
 N_LETTER_CHARTS = 5  # letters, positions, load, specialisation, one expert's profile
@@ -129,7 +130,7 @@ def test_experts_page_dense_mha_and_missing_corpus(at, tmp_path, monkeypatch):
     _save(tmp_path, "dense", en, ffn_type="dense")
     _save(tmp_path, "mha", en, attn_type="mha")
     _save(tmp_path, "upload", {"name": "my-names.txt", "split_seed": 42, "block_size": 12})
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     open_page(at, "dense", "ru")
     assert not charts(at) and at.info[0].value == t("chart.no_moe", "ru")
     at.session_state["checkpoint"] = "mha"  # AppTest drops the sidebar after switch_page: set the picker's key
@@ -149,7 +150,7 @@ def test_experts_and_mtp_pages_on_an_uploaded_corpus_with_domains(at, tmp_path, 
     corpus = {"name": "class.txt", "split_seed": 42, "block_size": 12, "domains": ["boys", "girls"],
               "val_names": val, "val_domains": ["girls"] * 4 + ["boys"] * 4}
     _save(tmp_path, "class", corpus)
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     open_page(at, "class", "en")
     assert at.segmented_control(key="experts_section").value == "domains"
     domain_map = next(f for f in charts(at) if f["data"][0]["type"] == "heatmap")

@@ -14,6 +14,7 @@ from dsmini.probes.ablation import DAMAGE_FLOOR, domain_top_experts
 from dsmini.probes.generation import generate_view
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import charts, no_errors, traces
 
 N_STEPS = 7
@@ -211,8 +212,8 @@ def test_lesson_open_buttons_land_on_the_page_with_its_model(at, step, title, ch
 
 def test_lesson_names_each_missing_model_and_its_command(at, tmp_path, monkeypatch):
     """A teacher deleted the mixed models: their steps say which and how to train them, nothing crashes."""
-    copy_checkpoint(ui.CHECKPOINTS / "ru-names", tmp_path, "ru-names")
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    copy_checkpoint(ui_models.CHECKPOINTS / "ru-names", tmp_path, "ru-names")
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     open_lesson(at, "ru", step=1)
     for step in range(1, N_STEPS + 1):
         no_errors(at)
@@ -234,7 +235,7 @@ def test_lesson_training_step_shows_the_recorded_curve(at, tmp_path, monkeypatch
                for i in range(1, 7)]
     save_checkpoint(tmp_path, "ru-en-names", mixed.model, mixed.tokenizer, train_config=mixed.train_config,
                     corpus=mixed.corpus, history=history, summary=mixed.summary, step=history[-1]["step"])
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     open_lesson(at, "en", step=6)
     (curve,) = charts(at)
     assert [len(line["x"]) for line in traces(curve, "scatter")] == [6] * 4  # three layers + the untrained line

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from dsmini.checkpoint import save_checkpoint
 from dsmini.config import ModelConfig, preset
 from dsmini.data import CharTokenizer
-from dsmini.i18n import fmt_int, parse_num
+from dsmini.i18n import fmt_int, parse_num, t
 from dsmini.model import DSMini
-from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test, charts, no_errors
 
 
@@ -39,7 +39,7 @@ def with_plain_model(tmp_path, monkeypatch):
     cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=8, attn_type="mha", ffn_type="dense", mtp_depth=0)
     save_checkpoint(tmp_path, "plain", DSMini(cfg).eval(), tok)
     save_checkpoint(tmp_path, "plain-mtp", DSMini(dataclasses.replace(cfg, mtp_depth=1)).eval(), tok)
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
 
 
 # --- MTP -----------------------------------------------------------------------------------------
@@ -48,14 +48,14 @@ def with_plain_model(tmp_path, monkeypatch):
 def check_mtp_page(at, lang: str, n: int, depth: int = 1) -> None:
     """Metrics, the greedy == plain check and the four charts' shapes (a model of MTP depth `depth`)."""
     no_errors(at)
-    assert at.title[0].value == ui.t("mtp.title", lang)
+    assert at.title[0].value == t("mtp.title", lang)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics[ui.t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
-    greedy = parse_num(metrics[ui.t("mtp.m_greedy", lang)], lang)
+    assert metrics[t("mtp.m_identical", lang)] == f"✓ ({n}/{n})"
+    greedy = parse_num(metrics[t("mtp.m_greedy", lang)], lang)
     assert 50 < greedy <= 100  # the shipped MTP heads draft well
-    assert 1.2 < parse_num(metrics[ui.t("mtp.m_cpf", lang)], lang) <= 1 + depth
+    assert 1.2 < parse_num(metrics[t("mtp.m_cpf", lang)], lang) <= 1 + depth
     chain, by_position, by_letter, timeline = charts(at)[:4]
-    ticks = [ui.t("mtp.chain.depth_tick", lang, depth=k) for k in range(1, depth + 1)]
+    ticks = [t("mtp.chain.depth_tick", lang, depth=k) for k in range(1, depth + 1)]
     assert [d["x"] for d in chain["data"][:2]] == [ticks, ticks]  # acceptance per draft depth, greedy and sampled
     assert len(chain["data"][2]["x"]) == 1 + depth  # characters per main pass: plain, then each chain depth
     assert [d["type"] for d in by_position["data"]] == ["bar", "bar", "scatter"]  # greedy, sampled, the V3 band's key
@@ -85,11 +85,11 @@ def test_mtp_page_on_the_russian_model_sampled_timeline_and_speed():
     check_mtp_page(at, "ru", 8)
     assert at.segmented_control(key="mtp_run").value == "sampled"
     metrics = {m.label: m.value for m in at.metric}
-    spec = parse_num(metrics[ui.t("mtp.m_spec_speed", "ru")], "ru")
-    plain = parse_num(metrics[ui.t("mtp.m_plain_speed", "ru")], "ru")
-    assert spec > 0 and plain > 0 and metrics[ui.t("mtp.m_speedup", "ru")].endswith("×")
+    spec = parse_num(metrics[t("mtp.m_spec_speed", "ru")], "ru")
+    plain = parse_num(metrics[t("mtp.m_plain_speed", "ru")], "ru")
+    assert spec > 0 and plain > 0 and metrics[t("mtp.m_speedup", "ru")].endswith("×")
     at.run()  # the measurement stays on screen (cached) across reruns
-    assert ui.t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
+    assert t("mtp.m_speedup", "ru") in [m.label for m in at.metric]
 
 
 @pytest.mark.slow
@@ -103,29 +103,29 @@ def test_mtp_page_on_the_chained_depth_2_model_with_speed_and_ceilings():
     for i in range(8):  # some name of the eight has an accepted depth-2 draft, coloured as such
         at.selectbox(key="mtp_pick").set_value(i).run()
         timelines.append([d["name"] for d in charts(at)[3]["data"][1:]])
-    assert any(ui.t("mtp.chain.accepted_depth", "en", depth=2) in names for names in timelines)
+    assert any(t("mtp.chain.accepted_depth", "en", depth=2) in names for names in timelines)
     at.button(key="mtp_measure").click().run()
     no_errors(at)
     speed = charts(at)[-1]
-    assert [d["name"] for d in speed["data"]] == [ui.t(f"mtp.chain.{k}", "en")
+    assert [d["name"] for d in speed["data"]] == [t(f"mtp.chain.{k}", "en")
                                                   for k in ("measured", "ceiling", "bound")]
     assert all(len(d["x"]) == 2 for d in speed["data"])  # chain depth 1 and 2
-    assert ui.t("mtp.chain.speed_caption", "en") in [c.value for c in at.caption]
+    assert t("mtp.chain.speed_caption", "en") in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_mtp_page_says_why_for_a_model_without_mtp(with_plain_model, lang):
     at = open_page("pages/mtp.py", lang, "plain")
     no_errors(at)
-    assert at.info[0].value == ui.t("mtp.no_mtp", lang)
+    assert at.info[0].value == t("mtp.no_mtp", lang)
     assert not at.get("plotly_chart")
 
 
 def test_mtp_page_on_a_dense_mha_model_without_a_known_corpus(with_plain_model):
     at = open_page("pages/mtp.py", "en", "plain-mtp")
     no_errors(at)
-    assert ui.t("mtp.source_alphabet", "en", corpus="?", examples="A, B, O") in [c.value for c in at.caption]
-    assert {m.label: m.value for m in at.metric}[ui.t("mtp.m_identical", "en")] == "✓ (3/3)"
+    assert t("mtp.source_alphabet", "en", corpus="?", examples="A, B, O") in [c.value for c in at.caption]
+    assert {m.label: m.value for m in at.metric}[t("mtp.m_identical", "en")] == "✓ (3/3)"
     assert len(charts(at)) == 4  # chain depths, by position, by letter, the timeline
 
 
@@ -143,10 +143,10 @@ def test_compare_page_shipped_pair_side_by_side(lang):
     assert len(config) == len(dataclasses.fields(ModelConfig))
     differing = set(config[config.iloc[:, -1] == "≠"].iloc[:, 0])
     # same preset, different corpora; each field in words, with its name in the code
-    assert differing == {f"{ui.t(f'cmp.field.{key}', lang)} ({key})" for key in ("vocab_size", "block_size", "dropout")}
-    assert f"{ui.t('cmp.field.q_lora_rank', lang)} (q_lora_rank)" in set(config.iloc[:, 0])
+    assert differing == {f"{t(f'cmp.field.{key}', lang)} ({key})" for key in ("vocab_size", "block_size", "dropout")}
+    assert f"{t('cmp.field.q_lora_rank', lang)} (q_lora_rank)" in set(config.iloc[:, 0])
     assert list(facts.columns[1:3]) == ["A: en-names", "B: ru-names"]
-    cache_row = facts[facts.iloc[:, 0] == ui.t("cmp.fact.cache_bytes_per_token", lang)]
+    cache_row = facts[facts.iloc[:, 0] == t("cmp.fact.cache_bytes_per_token", lang)]
     assert cache_row.iloc[0, 1:3].tolist() == ["640", "640"]  # MLA (32 + 8) x 4 layers x 4 bytes, both
     names_a, names_b = [m.value for m in at.markdown if m.value.startswith("1. ")]
     assert names_a.count("1. ") == names_b.count("1. ") == 8
@@ -170,7 +170,7 @@ def test_compare_page_same_model_twice_then_a_plain_model(with_plain_model):
     facts, config = (df.value for df in at.dataframe)
     assert (config.iloc[:, -1] == "≠").all()  # only the differing fields are listed
     fields = {"attn_type", "ffn_type", "mtp_depth", "d_model", "n_layers"}
-    assert {f"{ui.t(f'cmp.field.{key}', 'en')} ({key})" for key in fields} <= set(config.iloc[:, 0])
+    assert {f"{t(f'cmp.field.{key}', 'en')} ({key})" for key in fields} <= set(config.iloc[:, 0])
     assert len(at.warning) == 1 and "'E'" in at.warning[0].value
     assert len([m for m in at.markdown if m.value.startswith("1. ")]) == 1  # en-names still writes names
 
@@ -198,7 +198,7 @@ def test_compare_page_scores_both_on_the_held_out_names_of_a_corpus(lang):
     assert len(scores) == 1 and scores.iloc[0, 1] == fmt_int(len(names), lang)
     assert [parse_num(scores.iloc[0, 2], lang), parse_num(scores.iloc[0, 3], lang)] == [round(e, 4) for e in expected]
     assert scores.iloc[0, -1] == ("A" if expected[0] < expected[1] else "B")
-    assert scores.columns[2] == ui.t("cmp.score_nats", lang, label="A: en-names")
+    assert scores.columns[2] == t("cmp.score_nats", lang, label="A: en-names")
     at.radio(key="cmp_score_by").set_value("length").run()  # new rows: asked again first
     assert len(at.dataframe) == 2
     at.button(key="cmp_score_button").click().run()

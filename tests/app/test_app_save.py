@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dsmini.checkpoint import load_checkpoint
-from pages import _ui as ui
+from dsmini.i18n import t
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test, end_session, finished_run
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("fresh_session")
 def folder(tmp_path, monkeypatch):
     """A checkpoints folder holding one shipped model, so the test never writes to the real one."""
     shutil.copytree(SHIPPED / "en-names", tmp_path / "en-names")
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     return tmp_path
 
 
@@ -42,19 +43,19 @@ def warnings(at: AppTest) -> list[str]:
 def test_saving_under_a_taken_name_asks_and_the_free_name_saves_in_one_click(folder, lang):
     at = finished_run(lang)
     save(at, "mine")
-    assert (folder / "mine").is_dir() and ui.t("train.saved", lang, name="mine") in [s.value for s in at.success]
+    assert (folder / "mine").is_dir() and t("train.saved", lang, name="mine") in [s.value for s in at.success]
 
     save(at, "mine")  # taken: nothing is written, the page asks
-    asked = ui.t("train.save_exists", lang, name="mine")
+    asked = t("train.save_exists", lang, name="mine")
     assert warnings(at) == [asked] and {"train_save_free", "train_save_replace", "train_save_dismiss"} <= buttons(at)
     at.run()
     at.run()  # the live panel's redraws do not hide the question
     assert warnings(at) == [asked]
-    assert at.button(key="train_save_free").label == ui.t("train.save_as", lang, name="mine-2")
+    assert at.button(key="train_save_free").label == t("train.save_as", lang, name="mine-2")
     at.button(key="train_save_free").click().run()
     assert not at.exception and warnings(at) == []
     assert load_checkpoint(folder / "mine-2").step == 10
-    assert ui.t("train.saved", lang, name="mine-2") in [s.value for s in at.success]
+    assert t("train.saved", lang, name="mine-2") in [s.value for s in at.success]
 
     save(at, "mine")
     mtime = (folder / "mine" / "checkpoint.json").stat().st_mtime_ns
@@ -68,7 +69,7 @@ def test_a_shipped_name_is_refused_without_a_replace_button(folder):
     before = (folder / "en-names" / "checkpoint.json").read_bytes()
     at = finished_run("en")
     save(at, "en-names")
-    assert warnings(at) == [ui.t("train.save_shipped", "en", name="en-names")]
+    assert warnings(at) == [t("train.save_shipped", "en", name="en-names")]
     assert "train_save_replace" not in buttons(at)
     at.button(key="train_save_free").click().run()
     assert (folder / "en-names-2").is_dir() and load_checkpoint(folder / "en-names-2").step == 10
@@ -79,7 +80,7 @@ def test_a_shipped_name_is_refused_without_a_replace_button(folder):
 def test_a_bad_names_error_stays_until_dismissed(folder):
     at = finished_run("en")
     save(at, "../escape")
-    assert len(at.error) == 1 and at.error[0].value.startswith(ui.t("train.save_failed", "en", error=""))
+    assert len(at.error) == 1 and at.error[0].value.startswith(t("train.save_failed", "en", error=""))
     for _ in range(3):  # each AppTest run redraws the live fragment, as its run_every would
         time.sleep(0.3)
         at.run()
@@ -101,7 +102,7 @@ def test_a_new_session_with_the_run_id_in_its_url_gets_the_run_back(folder):
     reloaded.switch_page("pages/train.py").run()
     assert not reloaded.exception
     assert reloaded.get("download_button") and reloaded.query_params["run"] == run_id
-    assert reloaded.get("progress")[0].proto.text == ui.t("train.state_completed", "en", step=10, total=10)
+    assert reloaded.get("progress")[0].proto.text == t("train.state_completed", "en", step=10, total=10)
     save(reloaded, "from-the-reload")
     assert load_checkpoint(folder / "from-the-reload").step == 10
 
@@ -111,4 +112,4 @@ def test_an_unknown_run_id_says_the_run_is_gone(folder):
     at.query_params["run"] = "no-such-run"
     at.run()
     at.switch_page("pages/train.py").run()
-    assert not at.exception and ui.t("train.run_gone", "en") in [i.value for i in at.info]
+    assert not at.exception and t("train.run_gone", "en") in [i.value for i in at.info]

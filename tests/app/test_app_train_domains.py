@@ -3,8 +3,8 @@
 
 import pytest
 
+from dsmini.i18n import t
 from dsmini.jobs.slots import set_max_concurrent_jobs
-from pages import _ui as ui
 from tests.helpers import charts, no_errors, run_until
 
 N_MOE_LAYERS = 2  # the tiny preset with 3 layers: block 0 dense, blocks 1 and 2 MoE (and an MTP block)
@@ -23,7 +23,7 @@ def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     at.switch_page("pages/train.py").run()
     no_errors(at)
     corpus = at.selectbox(key="train_corpus")
-    assert ui.t("train.corpus_mixed", lang, name="ru-en-names", domains="en / ru") in corpus.options
+    assert t("train.corpus_mixed", lang, name="ru-en-names", domains="en / ru") in corpus.options
     corpus.set_value("ru-en-names").run()
     at.selectbox(key="train_preset").set_value("tiny")
     at.number_input(key="train_layers").set_value(3)
@@ -32,15 +32,15 @@ def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     no_errors(at)
     run_until(at, lambda app: bool(app.get("download_button")), 90)  # finished actions: the run is over
     no_errors(at)
-    assert ui.t("train.state_completed", lang, step=100, total=100) == at.get("progress")[0].proto.text
+    assert t("train.state_completed", lang, step=100, total=100) == at.get("progress")[0].proto.text
 
-    spec = chart_titled(at, ui.t("chart.domain_mi.title", lang))
+    spec = chart_titled(at, t("chart.domain_mi.title", lang))
     assert spec is not None, "no I(domain; expert) chart"
     *layers, untrained = spec["data"]
     assert len(layers) == N_MOE_LAYERS and [line["x"] for line in layers] == [[50, 100]] * N_MOE_LAYERS
-    assert untrained["line"]["dash"] == "dash" and untrained["name"] == ui.t("chart.domain_mi.initial", lang)
+    assert untrained["line"]["dash"] == "dash" and untrained["name"] == t("chart.domain_mi.initial", lang)
     assert all(0 <= bits <= 1 for line in spec["data"] for bits in line["y"])  # H(ru / en) <= 1 bit
-    prefix = ui.t("train.m_domain_ratio", lang, layer="#").split("#")[0]
+    prefix = t("train.m_domain_ratio", lang, layer="#").split("#")[0]
     ratio = next(m for m in at.metric if m.label.startswith(prefix))
     assert ratio.value == "∞" or float(ratio.value.rstrip("×").replace(",", ".")) > 0  # ru: a decimal comma
-    assert any(ui.t("domain.ru", lang) in c.value for c in at.caption)  # the caption names the domains
+    assert any(t("domain.ru", lang) in c.value for c in at.caption)  # the caption names the domains

@@ -13,7 +13,7 @@ from dsmini.checkpoint import save_checkpoint
 from dsmini.config import preset
 from dsmini.data import CharTokenizer
 from dsmini.model import DSMini
-from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test
 
 
@@ -28,16 +28,16 @@ def folder(tmp_path, monkeypatch):
     torch.manual_seed(1)
     best = DSMini(cfg).state_dict()
     save_checkpoint(tmp_path, "kept", last, tok, best_state=best)
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     loads = []
-    real = ui.load_checkpoint
+    real = ui_models.load_checkpoint
 
     def recording(path, **kwargs):
         ckpt = real(path, **kwargs)
         loads.append((Path(path).name, ckpt.weights, ckpt.model.state_dict()["head.weight"].clone()))
         return ckpt
 
-    monkeypatch.setattr(ui, "load_checkpoint", recording)
+    monkeypatch.setattr(ui_models, "load_checkpoint", recording)
     return {"loads": loads, "best": best, "last": last.state_dict()}
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test
 
 
@@ -60,7 +61,7 @@ def checkpoint_dir(tmp_path, monkeypatch):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "checkpoint.json").write_text('{"format": "something-else"}')
     (tmp_path / "evil.pkl").write_bytes(b"\x80\x04cos\nsystem\n.")
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     return tmp_path
 
 

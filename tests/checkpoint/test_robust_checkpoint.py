@@ -29,7 +29,7 @@ from dsmini.config import TrainConfig, preset
 from dsmini.data import CharTokenizer, prepare_corpus
 from dsmini.i18n import t
 from dsmini.model import DSMini
-from pages import _ui as ui
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test
 
 SHIPPED_NAMES = ["en-names", "ru-en-names", "ru-en-noisy", "ru-en-softmax", "ru-full-names", "ru-names",
@@ -595,7 +595,7 @@ def app_checkpoints(tmp_path, monkeypatch):
     for name in ("en-names", "ru-names"):
         shutil.copytree(SHIPPED / name, tmp_path / name)
     copy_checkpoint(SHIPPED / "en-names", tmp_path, "a-run")
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     return tmp_path
 
 
@@ -627,7 +627,7 @@ def one_good_one_bad(tmp_path, monkeypatch):
     shutil.copytree(SHIPPED / "en-names", tmp_path / "en-names")
     shutil.copytree(SHIPPED / "en-names", tmp_path / "bad")
     setter("step", value="abc")(tmp_path / "bad")
-    monkeypatch.setattr(ui, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", tmp_path)
     return tmp_path
 
 

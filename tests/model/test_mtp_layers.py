@@ -12,11 +12,13 @@ from dsmini.checkpoint import checkpoint_validation_set, corpus_reference, load_
 from dsmini.config import ModelConfig, TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.decoding import generate, speculative_decode
+from dsmini.i18n import t
 from dsmini.model import DSMini, MoE
 from dsmini.model.cache import StackCache
 from dsmini.model.limits import count_params
 from dsmini.probes.mtp import depth_accuracy
 from dsmini.training import Trainer
+from pages import _ui_models as ui_models
 from tests.helpers import NAMES, SHIPPED, app_test
 
 
@@ -123,10 +125,9 @@ def test_training_both_depths_then_a_checkpoint_round_trip(data, trained_deep):
 @pytest.mark.slow
 def test_mtp_page_shows_depth_two_beside_depth_one(trained_deep, monkeypatch):
 
-    from pages import _ui as ui
 
     _, _, ckpt = trained_deep
-    monkeypatch.setattr(ui, "CHECKPOINTS", ckpt.path.parent)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", ckpt.path.parent)
     at = app_test()
     at.session_state["lang"], at.session_state["checkpoint"] = "ru", "deep"
     at.run()
@@ -135,11 +136,11 @@ def test_mtp_page_shows_depth_two_beside_depth_one(trained_deep, monkeypatch):
     table = at.dataframe[0].value
     val = checkpoint_validation_set(ckpt.corpus).names
     expected = depth_accuracy(ckpt.model, ckpt.tokenizer, val)
-    assert list(table.iloc[:, 0]) == [ui.t("mtp.depth_main", "ru"),
-                                      *(ui.t("mtp.depth_module", "ru", depth=k) for k in (1, 2))]
+    assert list(table.iloc[:, 0]) == [t("mtp.depth_main", "ru"),
+                                      *(t("mtp.depth_module", "ru", depth=k) for k in (1, 2))]
     assert list(table.iloc[:, 2]) == [f"{d.rate:.1%}" for d in expected]
     assert list(table.iloc[:, 3]) == [d.total for d in expected] and expected[2].total > 0
-    assert ui.t("mtp.depth_caption", "ru", n=len(val)) in [c.value for c in at.caption]
+    assert t("mtp.depth_caption", "ru", n=len(val)) in [c.value for c in at.caption]
 
 
 def test_configs_saved_before_stacks_existed_load_with_one_block():

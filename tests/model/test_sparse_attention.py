@@ -13,6 +13,7 @@ from dsmini.checkpoint.schema import meta_problem
 from dsmini.config import SPARSE_ATTN_TYPES, ModelConfig, TrainConfig, preset
 from dsmini.data import load_corpus, prepare_corpus
 from dsmini.decoding import generate
+from dsmini.i18n import t
 from dsmini.model import DSMini, ForwardOptions
 from dsmini.model.attention import LatentCache
 from dsmini.model.attention_types import build_attention
@@ -23,6 +24,7 @@ from dsmini.model.sparse_attention import IndexedLatentCache, fenwick_levels, in
 from dsmini.page_views import PAGES
 from dsmini.probes.attention import trace_attention
 from dsmini.training import Trainer
+from pages import _ui_models as ui_models
 from tests.helpers import SHIPPED, app_test
 
 T = 24  # positions: several MoBA blocks, Fenwick levels 0..5, more than DSA's top-k
@@ -360,10 +362,9 @@ def _expected_kind(cfg: ModelConfig, q: int, k: int) -> int:
 
 def test_attention_page_shows_each_querys_selection(trained, monkeypatch):
 
-    from pages import _ui as ui
 
     cfg, lang = trained.model_config, PAGE_LANG[trained.model_config.attn_type]
-    monkeypatch.setattr(ui, "CHECKPOINTS", trained.path.parent)
+    monkeypatch.setattr(ui_models, "CHECKPOINTS", trained.path.parent)
     at = app_test()
     at.session_state["lang"], at.session_state["checkpoint"] = lang, trained.name
     at.run()
@@ -372,11 +373,11 @@ def test_attention_page_shows_each_querys_selection(trained, monkeypatch):
     at.selectbox(key=f"att_layer_{trained.name}").set_value(1)
     at.selectbox(key=f"att_head_{trained.name}").set_value(1).run()
     assert not at.exception
-    caption = ui.t(f"attention.selection_caption.{cfg.attn_type}", lang, k=cfg.dsa_top_k,
+    caption = t(f"attention.selection_caption.{cfg.attn_type}", lang, k=cfg.dsa_top_k,
                    size=cfg.moba_block_size, top=cfg.moba_top_blocks, fine=cfg.loglinear_fine_levels)
     assert caption in [c.value for c in at.caption]
     figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
-    assert figure["layout"]["title"]["text"] == ui.t(
+    assert figure["layout"]["title"]["text"] == t(
         "chart.selection.title", lang, layer=1, head=1, kind=cfg.attn_type.upper())
     weights, grey, _, kinds = figure["data"]
     name = at.text_input(key=f"att_name_{trained.name}").value
