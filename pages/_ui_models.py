@@ -20,7 +20,8 @@ from pages._ui_text import lang, tr
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("DSMINI_CHECKPOINTS", ROOT / "checkpoints"))
-MAX_UPLOAD_NAME_LEN = MAX_NAME_LEN  # the CLI's cap too; longer lines are dropped (and counted): block size follows the longest name
+# The CLI's cap too; longer lines are dropped (and counted): the block size follows the longest name
+MAX_UPLOAD_NAME_LEN = MAX_NAME_LEN
 
 
 # The explorer's models: tiny, one name or a few hundred at a time, shared read-only by every session;
@@ -123,7 +124,9 @@ def require_checkpoint() -> Checkpoint:
     return ckpt
 
 
-def downloads(cfg: ModelConfig, stem: str, checkpoint: Callable[[], bytes], transformers: Callable[[], bytes], key: str) -> None:
+def downloads(
+    cfg: ModelConfig, stem: str, checkpoint: Callable[[], bytes], transformers: Callable[[], bytes], key: str
+) -> None:
     """The dsmini checkpoint and, beside it, the same model as a transformers folder, both zips built on
     click; a model transformers cannot express gets the reason instead of the second button."""
     left, right = st.columns(2)
@@ -134,4 +137,5 @@ def downloads(cfg: ModelConfig, stem: str, checkpoint: Callable[[], bytes], tran
         right.info(tr("export.refused", setting=problem.setting))
         return
     right.download_button(tr("export.download"), data=transformers, file_name=f"{stem}-transformers.zip",
-                          mime="application/zip", key=f"{key}_transformers", help=tr("export.download_help", arch=architecture(cfg)))
+                          mime="application/zip", key=f"{key}_transformers",
+                          help=tr("export.download_help", arch=architecture(cfg)))

@@ -33,7 +33,8 @@ LARGE_TEXT_SCALE = 1.5  # chart fonts with the sidebar's large-text switch on: r
 _LABEL_CSS = '[data-testid="stMetricLabel"] * {white-space: normal !important; overflow: visible !important;}'
 _LARGE_CSS = ('[data-testid="stMetricLabel"] p {font-size: 1.25rem !important;}'
               '[data-testid="stMetricValue"] {font-size: 2.6rem !important;}'
-              '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] {font-size: 1.2rem !important;}')
+              '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] '
+              '{font-size: 1.2rem !important;}')
 
 
 def text_scale() -> float:

@@ -104,7 +104,8 @@ def warm(names: list[str] | None = None) -> float:
             own = {ui.DEFAULT_CHECKPOINTS[lang]: lang for lang in sorted(ui.languages_used())
                    if ui.DEFAULT_CHECKPOINTS.get(lang) in shipped}
             defaults = [name for name in ui.DEFAULT_CHECKPOINTS.values() if name in shipped]
-            ordered = [*own, *(name for name in defaults if name not in own), *(n for n in shipped if n not in defaults)]
+            ordered = [*own, *(name for name in defaults if name not in own),
+                       *(n for n in shipped if n not in defaults)]
             rounds = [(name, stored, [lang], True) for stored in (True, False) for name, lang in own.items()]
             rounds += [(name, stored, list(LANGUAGES), False) for stored in (True, False) for name in ordered]
         for name, stored, langs, eager in rounds:  # in each, what is read from disk first; then what is computed
@@ -136,7 +137,8 @@ def _warm_checkpoint(name: str, listed: list[str], stored: bool, langs: list[str
             for chart, chart_args in work.charts(ckpt, view, work.settings) if work.charts else ():
                 for lang in langs:
                     _go_on(eager)
-                    ui.shared_figure((lang, 1.0), chart, *(lang if isinstance(a, str) and a == LANG else a for a in chart_args))
+                    in_lang = (lang if isinstance(a, str) and a == LANG else a for a in chart_args)
+                    ui.shared_figure((lang, 1.0), chart, *in_lang)
         except Stopped:
             raise
         except Exception:

@@ -49,4 +49,5 @@ with ui.guard():
             f"attention.selection_caption.{cfg.attn_type}", k=cfg.dsa_top_k, size=cfg.moba_block_size,
             top=cfg.moba_top_blocks, fine=cfg.loglinear_fine_levels,
         ))
-        st.plotly_chart(ui.figure(selection_figure, trace, layer, head, ui.lang()), width="stretch", key="att_selection")
+        st.plotly_chart(ui.figure(selection_figure, trace, layer, head, ui.lang()), width="stretch",
+                        key="att_selection")

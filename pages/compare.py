@@ -142,8 +142,8 @@ with ui.guard():
         st.caption(ui.tr("cmp.config_caption", n=sum(row.differs for row in config), total=len(config)))
         if st.toggle(ui.tr("cmp.only_differing"), key="cmp_only_differing"):
             config = [row for row in config if row.differs]
-        st.dataframe(_styled(rows_frame(config, ui.field_labels(config), columns)), hide_index=True, width="stretch", key="cmp_config",
-                     height=_height(len(config)))
+        st.dataframe(_styled(rows_frame(config, ui.field_labels(config), columns)), hide_index=True, width="stretch",
+                     key="cmp_config", height=_height(len(config)))
 
     for col, label, ckpt, names in zip(st.columns(2), (label_a, label_b), (a, b), view.names):
         col.markdown(f"**{label}**")

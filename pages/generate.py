@@ -114,7 +114,8 @@ with ui.guard():
         st.session_state["gen_shown"] = [marked(name, done) for name, done in kept]
         st.session_state["gen_for"] = ui.checkpoint_identity(ckpt)
 
-    names = st.session_state.get("gen_names") if st.session_state.get("gen_for") == ui.checkpoint_identity(ckpt) else None
+    same_model = st.session_state.get("gen_for") == ui.checkpoint_identity(ckpt)
+    names = st.session_state.get("gen_names") if same_model else None
     if names:
         ui.show_names(st.session_state["gen_shown"])
         st.divider()

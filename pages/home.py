@@ -26,7 +26,8 @@ with ui.guard():
     c2.metric(ui.tr("home.params"), ui.count(counts['main']['total']), help=ui.tr("home.params_help"))
     c3.metric(ui.tr("home.active"), ui.count(counts['main']['active']), help=ui.tr("home.active_help"))
     c4.metric(ui.tr("home.val_loss"), ui.num(val, 3), help=ui.tr("home.val_loss_help"))
-    ui.downloads(ckpt.model_config, ckpt.name, lambda: checkpoint_zip_bytes(ckpt.path), lambda: export_zip_bytes(ckpt), key="home")
+    ui.downloads(ckpt.model_config, ckpt.name, lambda: checkpoint_zip_bytes(ckpt.path), lambda: export_zip_bytes(ckpt),
+                 key="home")
 
     if st.button(ui.tr("home.generate10"), key="home_generate", type="primary"):
         st.session_state["home_names"] = home_names(ckpt)  # new names on every press: never cached

@@ -109,7 +109,8 @@ def decode_step(lang: str) -> None:
     else:
         st.markdown(tr("gen.step.text", text=BOUNDARY_SYMBOL + text))
     st.markdown("  \n".join([tr("lesson.s2.read", char=shown.fed)] + [
-        tr("gen.step.layer_experts", layer=layer, experts=expert_choice(shown, layer, lang)) for layer in shown.layers]))
+        tr("gen.step.layer_experts", layer=layer, experts=expert_choice(shown, layer, lang))
+        for layer in shown.layers]))
     _chart(step_candidates_figure(shown, lang), 2)
     _notice(tr("lesson.s2.notice"))
     _open(2, "generate", checkpoint=ckpt.name, gen_step_prefix=plan.PREFIX,  # greedy is its default too

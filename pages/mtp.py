@@ -100,7 +100,8 @@ with ui.guard():
         s1, s2, s3 = st.columns(3)
         s1.metric(ui.tr("mtp.m_spec_speed"), ui.num(report.speculative_per_second))
         s2.metric(ui.tr("mtp.m_plain_speed"), ui.num(report.plain_per_second))
-        s3.metric(ui.tr("mtp.m_speedup"), ui.num(report.speedup, 2) + "×", help=ui.tr("mtp.m_speedup_help", tokens=report.tokens))
+        s3.metric(ui.tr("mtp.m_speedup"), ui.num(report.speedup, 2) + "×",
+                  help=ui.tr("mtp.m_speedup_help", tokens=report.tokens))
         st.plotly_chart(ui.figure(speed_figure, speed, ui.lang()), width="stretch", key="mtp_speed_chart")
         st.caption(ui.tr("mtp.chain.speed_caption"))
         costs = speed.costs
