@@ -6,10 +6,13 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from streamlit.runtime.caching import clear_session_resource_cache
 from streamlit.testing.v1 import AppTest
 
+from dsmini.config import preset
 from dsmini.jobs.slots import set_max_concurrent_jobs
+from dsmini.model import DSMini
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -72,3 +75,28 @@ def finished_run(lang: str) -> AppTest:
     run_until(at, lambda app: bool(app.get("download_button")), 90)
     assert not at.exception
     return at
+
+
+def opened(app: AppTest, page: str, lang: str = "en", **state) -> AppTest:
+    """`app` in `lang`, with `state` in its session, through app.py onto pages/`page`.py, checked for errors."""
+    app.session_state["lang"] = lang
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.run()
+    app.switch_page(f"pages/{page}.py").run()
+    no_errors(app)
+    return app
+
+
+def tiny_model(tokenizer, seed: int = 0, **fields) -> DSMini:
+    """An untrained tiny model for `tokenizer` (block 12), its weights drawn from `seed`, in eval mode."""
+    torch.manual_seed(seed)
+    return DSMini(preset("tiny", vocab_size=tokenizer.vocab_size, block_size=12, **fields)).eval()
+
+
+def wait_until(predicate, timeout: float = 30.0) -> None:
+    """Poll `predicate` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

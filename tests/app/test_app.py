@@ -11,7 +11,7 @@ from dsmini.i18n import fmt_int, t
 from dsmini.jobs.slots import set_max_concurrent_jobs
 from pages import _ui as ui
 from pages import _ui_shared
-from tests.helpers import APP, charts, no_errors
+from tests.helpers import APP, charts, no_errors, opened
 
 
 def test_app_script_is_inert_when_a_training_process_imports_it():
@@ -130,10 +130,7 @@ def test_generate_page_extreme_widget_values(at):
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_train_page_runs_a_tiny_job_live_and_stops_it(at, lang):
     set_max_concurrent_jobs(1)
-    at.session_state["lang"] = lang
-    at.run()
-    at.switch_page("pages/train.py").run()
-    no_errors(at)
+    opened(at, "train", lang)
     assert at.metric[0].value  # corpus stats shown before training
     at.selectbox(key="train_preset").set_value("tiny")
     at.number_input(key="train_steps").set_value(2000)

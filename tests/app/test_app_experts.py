@@ -11,18 +11,13 @@ from dsmini.model import DSMini
 from dsmini.probes.experts import LETTER_GROUPS, letter_group
 from pages import _ui as ui
 from pages import _ui_models as ui_models
-from tests.helpers import charts, no_errors, traces
+from tests.helpers import charts, no_errors, opened, traces
 
 N_LETTER_CHARTS = 5  # letters, positions, load, specialisation, one expert's profile
 
 
 def open_page(app, checkpoint: str, lang: str):
-    app.session_state["lang"] = lang
-    app.session_state["checkpoint"] = checkpoint
-    app.run()
-    app.switch_page("pages/experts.py").run()
-    no_errors(app)
-    return app
+    return opened(app, "experts", lang, checkpoint=checkpoint)
 
 
 def show(app, section: str):

@@ -15,18 +15,13 @@ from dsmini.probes.generation import generate_view
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from pages import _ui as ui
 from pages import _ui_models as ui_models
-from tests.helpers import charts, no_errors, traces
+from tests.helpers import charts, no_errors, opened, traces
 
 N_STEPS = 7
 
 
 def open_lesson(app, lang: str = "en", step: int = 1):
-    app.session_state["lang"] = lang
-    app.session_state["lesson_step"] = step
-    app.run()
-    app.switch_page("pages/lesson.py").run()
-    no_errors(app)
-    return app
+    return opened(app, "lesson", lang, lesson_step=step)
 
 
 def markdowns(app) -> list[str]:

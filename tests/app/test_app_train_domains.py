@@ -5,7 +5,7 @@ import pytest
 
 from dsmini.i18n import t
 from dsmini.jobs.slots import set_max_concurrent_jobs
-from tests.helpers import charts, no_errors, run_until
+from tests.helpers import charts, no_errors, opened, run_until
 
 N_MOE_LAYERS = 2  # the tiny preset with 3 layers: block 0 dense, blocks 1 and 2 MoE (and an MTP block)
 
@@ -18,10 +18,7 @@ def chart_titled(app, title: str) -> dict | None:
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_train_page_shows_the_domain_split_of_a_mixed_corpus(at, lang):
     set_max_concurrent_jobs(1)
-    at.session_state["lang"] = lang
-    at.run()
-    at.switch_page("pages/train.py").run()
-    no_errors(at)
+    opened(at, "train", lang)
     corpus = at.selectbox(key="train_corpus")
     assert t("train.corpus_mixed", lang, name="ru-en-names", domains="en / ru") in corpus.options
     corpus.set_value("ru-en-names").run()

@@ -18,7 +18,7 @@ from dsmini.i18n import fmt_num, t
 from dsmini.model import DSMini
 from dsmini.probes import trace_name
 from dsmini.probes.routing import STEP_CANDIDATES, step_once
-from tests.helpers import app_test, no_errors
+from tests.helpers import app_test, no_errors, tiny_model
 
 NAMES = ["анна", "олег", "юлия", "john", "mary", "александра"]
 
@@ -30,8 +30,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(0)
-    return DSMini(preset("tiny", vocab_size=tok.vocab_size, block_size=12, n_layers=3)).eval()  # MoE layers 1, 2
+    return tiny_model(tok, n_layers=3)  # MoE layers 1, 2
 
 
 def _biased(tok, boundary_logit: float) -> DSMini:

@@ -18,6 +18,7 @@ from dsmini.config import TrainConfig, preset
 from dsmini.data import prepare_corpus
 from dsmini.jobs import JobError, TrainingJob
 from dsmini.jobs.slots import configure_torch_threads, max_concurrent_jobs, set_max_concurrent_jobs
+from tests.helpers import wait_until
 
 NAMES = [
     "anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev",
@@ -54,12 +55,6 @@ def make_job(data):
     for job in jobs:
         assert job.release(timeout=30), "a job thread outlived its test"
 
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def steps_of(snap):

@@ -14,6 +14,7 @@ from dsmini.data import prepare_corpus
 from dsmini.jobs import JobError, TrainingJob
 from dsmini.jobs.registry import GRACE_S, JobRegistry, run_grace_s
 from dsmini.jobs.slots import set_max_concurrent_jobs
+from tests.helpers import wait_until
 
 NAMES = ["anna", "boris", "clara", "dmitri", "elena", "fedor", "galina", "igor", "katya", "lev", "maria", "olga"]
 FOREVER = 1_000_000  # such jobs end only by stop()
@@ -42,12 +43,6 @@ def make_job(data):
     for job in jobs:
         assert job.release(timeout=30), "a job thread outlived its test"
 
-
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def autosaves(job):

@@ -4,7 +4,6 @@
 
 import plotly.graph_objects as go
 import pytest
-import torch
 
 from dsmini import charts
 from dsmini.charts.common import ACTUAL_COLOR
@@ -14,6 +13,7 @@ from dsmini.data import CharTokenizer
 from dsmini.i18n import t
 from dsmini.model import DSMini, cache_values_per_token
 from dsmini.probes import expert_load_history, loss_curves, trace_name
+from tests.helpers import tiny_model
 
 NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
@@ -25,9 +25,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def trace(tok):
-    torch.manual_seed(0)
-    cfg = preset("tiny", vocab_size=tok.vocab_size, block_size=12, n_layers=3)  # 2 MoE layers
-    return trace_name(DSMini(cfg).eval(), tok, "анна")
+    return trace_name(tiny_model(tok, n_layers=3), tok, "анна")  # 2 MoE layers
 
 
 @pytest.fixture(scope="module")

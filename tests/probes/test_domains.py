@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from dsmini.charts.domains import domain_damage_figure, domain_map_figure, domain_mi_figure, spec_label
-from dsmini.config import preset
 from dsmini.data import CharTokenizer
-from dsmini.model import DSMini, ExpertAblation, ForwardOptions, MoE
+from dsmini.model import ExpertAblation, ForwardOptions, MoE
 from dsmini.probes.ablation import DAMAGE_FLOOR, AblationSpec, ablate, domain_top_experts, expert_mask
 from dsmini.probes.domains import domain_mi, domain_report, relative_load
 from dsmini.probes.experts import RoutedTokens, letter_group
 from dsmini.probes.specialisation import expert_analysis
+from tests.helpers import tiny_model
 
 RU = ["анна", "олег", "юлия", "иван", "пётр", "ян"]
 EN = ["john", "mary", "anna", "jack", "lily", "bo"]
@@ -27,8 +27,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(3)
-    return DSMini(preset("tiny", vocab_size=tok.vocab_size, block_size=12, n_layers=3)).eval()  # MoE layers 1, 2
+    return tiny_model(tok, seed=3, n_layers=3)  # MoE layers 1, 2
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from dsmini.probes.generation import GenerateSettings, HomeSettings, generate_vi
 from dsmini.probes.mtp import MTPSettings, acceptance_stats, mtp_view
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from dsmini.probes.training import corpus_view
-from tests.helpers import ROOT, SHIPPED
+from tests.helpers import ROOT, SHIPPED, tiny_model
 
 NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
@@ -42,8 +42,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(0)
-    return DSMini(preset("tiny", vocab_size=tok.vocab_size, block_size=12)).eval()
+    return tiny_model(tok)
 
 
 def test_trace_routing_invariants(model, tok):
