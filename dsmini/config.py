@@ -133,7 +133,7 @@ class ModelConfig:
         n_dense_layers (DeepSeek's first-k-dense rule), every `moe_every`-th block counting from the
         model's first: blocks k-1, 2k-1, ... (GShard, Lepikhin et al. 2020 §2: an MoE layer in every
         other block). MTP blocks not included. A range, so its length costs nothing even for the
-        absurd sizes limits.py refuses."""
+        absurd sizes dsmini/model/limits.py refuses."""
         if self.ffn_type != "moe":
             return range(0)
         k = self.moe_every

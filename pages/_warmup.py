@@ -5,7 +5,7 @@ A page's first load on a checkpoint pays its view (up to seconds: the Experts an
 drafts) and its figures; `ui.computed` and `ui.shared_figure` then share them with every session. Here
 the same calls (`dsmini/page_views.py` `default_calls`: each page's view, default settings and default
 figures, in both languages) are made ahead of time, the sessions' default checkpoints first; most views
-are read from the files `python -m dsmini warm` stores beside the checkpoints (dsmini/view_store.py).
+are read from the files `python -m dsmini warm` stores beside the checkpoints (dsmini/probes/store.py).
 app.py starts it after its first script run, so the first page never waits for it; `python -m dsmini
 serve` makes that first run in each replica as it starts (Streamlit's script health check). Failures
 only cost the head start: they are logged, and the page computes as it would have. DSMINI_WARMUP=0

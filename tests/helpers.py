@@ -23,6 +23,11 @@ NAMES = [
     "olga", "pavel", "raisa", "sergei", "tamara", "vadim", "yulia", "zoya", "alla", "denis", "inna", "oleg",
 ]
 
+# Five names in two alphabets: the probes' tests trace a tiny model over them.
+MIXED_NAMES = ["анна", "олег", "юлия", "john", "mary"]
+# Ten Russian names a tiny model overfits: the decoding tests' corpus.
+RU_NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]
+
 # A page's first run on a shared two-core CI machine can take a minute (a cold view of a shipped model).
 APP_TIMEOUT_S = 120
 SESSION = "test session id"  # every AppTest runs as this one session (streamlit.testing's LocalScriptRunner)

@@ -215,7 +215,7 @@ def page_run(plan: Plan) -> dict[str, Any]:
     """Wall clock from Start to the first eval point where some layer's I(domain; expert) >= SPECIALISED x
     its untrained value, both as the trainer measures them for the page's live curve
     (`StepMetrics.domain_mi` / `domain_mi_initial`; that routing is in the clock too)."""
-    import torch._dynamo  # noqa: F401  the app imports it at startup (`job_process.prepare_for_training`), not on Start
+    import torch._dynamo  # noqa: F401  the app imports it at startup (`jobs.prepare_for_training`), not on Start
 
     start = time.perf_counter()
     data = domain_data()

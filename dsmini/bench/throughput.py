@@ -197,7 +197,7 @@ def _sorted_rows(moe: MoE, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def thread_sweep(plan: Plan, data: CorpusData, progress: Progress) -> dict[str, Any]:
     """Every architecture's training tokens/s at 1 thread vs all cores, alternating round by round
     (`threads` is the full model's, `by_arch` all four). The app's thread policy rests on it
-    (dsmini/job_slots.py)."""
+    (dsmini/jobs/slots.py)."""
     threads = list(dict.fromkeys(plan.sweep_threads))
     loops = {(arch.key, n): _training_loop(arch.key, plan, data)[1] for arch in ARCHS for n in threads}
 

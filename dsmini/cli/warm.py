@@ -1,5 +1,5 @@
 """`python -m dsmini warm`: compute the shipped checkpoints' default page views and store them beside the
-checkpoints (dsmini/view_store.py), so a fresh server reads them instead of computing them while a class
+checkpoints (dsmini/probes/store.py), so a fresh server reads them instead of computing them while a class
 waits. Run it again after re-saving a shipped checkpoint or changing the code that computes views: the
 stored files are keyed by both and are not used once either changes (a test checks they match)."""
 

@@ -25,8 +25,8 @@ weights rest in a private checkpoint folder: each run resumes from it exactly (w
 optimizer, RNGs) and writes its end state back, so save, download and resume read a complete
 checkpoint, never a model mid-step.
 
-The pieces around the job: `job_slots.py` caps how many jobs train at once (the rest wait in
-"queued"), `job_process.py` runs one run in its child, and `job_registry.py` keeps the jobs by run
+The pieces around the job: `slots.py` caps how many jobs train at once (the rest wait in
+"queued"), `process.py` runs one run in its child, and `registry.py` keeps the jobs by run
 id, so that a run outlives the browser session that started it.
 """
 

@@ -1,6 +1,6 @@
 """One run of a training job in a child process: starting it, following it from the app, and the child itself.
 
-Why a process, not a thread: see `jobs.py`. Both ends of the pipe between them live here, so the
+Why a process, not a thread: see `job.py`. Both ends of the pipe between them live here, so the
 messages they exchange are defined in one place (`_train_in_child` lists them): the child sends its
 metrics and how the run ended, the parent passes a stop request on through an event.
 """

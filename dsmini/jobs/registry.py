@@ -49,7 +49,7 @@ class JobRegistry:
     A holder (one browser session) holds at most one run. When the last holder of a run leaves, it
     has `grace_s` to be claimed again (a reload claims it within seconds); unclaimed, it is stopped
     (weights kept, still saveable by a tab that brings its id), and after `keep_s` it is released and
-    forgotten. The cap on concurrent training is the jobs' own (`job_slots.SLOTS`), untouched by this.
+    forgotten. The cap on concurrent training is the jobs' own (`slots.SLOTS`), untouched by this.
     """
 
     def __init__(self, grace_s: float = GRACE_S, keep_s: float = KEEP_S):

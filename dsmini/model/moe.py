@@ -43,7 +43,6 @@ from .options import ExpertAblation, ForwardOptions
 GROUPED_EXPERTS = True
 
 
-
 class Expert(nn.Module):
     """SwiGLU feed-forward: w2(silu(w1 x) * w3 x). Also the dense FFN of the baselines."""
 
@@ -256,11 +255,15 @@ class Routing:
             return self.mask
         return torch.ones(self.shape, dtype=torch.bool, device=self.rows.indices.device)
 
+    @cached_property
+    def _real(self) -> torch.Tensor:
+        """(v,) where the routed tokens sit in the flattened (b t) batch."""
+        return self.mask.flatten().nonzero().squeeze(1)
+
     def _per_token(self, rows: torch.Tensor) -> torch.Tensor:
         """(v, n) per routed token -> (b, t, n), zeros at padding."""
         if self.mask is not None:
-            real = self.mask.flatten().nonzero().squeeze(1)  # (v,) where the routed tokens sit in (b t)
-            rows = rows.new_zeros((self.mask.numel(), *rows.shape[1:])).index_copy(0, real, rows)
+            rows = rows.new_zeros((self.mask.numel(), *rows.shape[1:])).index_copy(0, self._real, rows)
         return rows.view(*self.shape, -1)
 
 

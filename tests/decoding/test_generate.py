@@ -22,8 +22,8 @@ from dsmini.decoding.generate import (
 )
 from dsmini.decoding.speculative import speculative_decode, verify_draft
 from dsmini.model import DSMini
+from tests.helpers import RU_NAMES as NAMES
 
-NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]
 TOK = CharTokenizer.from_names(NAMES)
 BLOCK = 12
 PREFIXES = ["", "А", "Ол", "Вер"]

@@ -13,9 +13,8 @@ from dsmini.data import CharTokenizer
 from dsmini.i18n import t
 from dsmini.model import DSMini, cache_values_per_token
 from dsmini.probes import expert_load_history, loss_curves, trace_name
+from tests.helpers import MIXED_NAMES as NAMES
 from tests.helpers import tiny_model
-
-NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
 
 @pytest.fixture(scope="module")

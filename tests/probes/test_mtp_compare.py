@@ -38,9 +38,9 @@ from dsmini.probes.mtp import (
     run_drafts,
     time_decoding,
 )
+from tests.helpers import RU_NAMES as NAMES
 from tests.helpers import SHIPPED
 
-NAMES = ["Анна", "Олег", "Мария", "Иван", "Пётр", "Ольга", "Нина", "Егор", "Лев", "Вера"]
 TOK = CharTokenizer.from_names(NAMES)
 
 

@@ -30,9 +30,8 @@ from dsmini.probes.generation import GenerateSettings, HomeSettings, generate_vi
 from dsmini.probes.mtp import MTPSettings, acceptance_stats, mtp_view
 from dsmini.probes.specialisation import ablation_view, experts_view, shootout_view
 from dsmini.probes.training import corpus_view
+from tests.helpers import MIXED_NAMES as NAMES
 from tests.helpers import ROOT, SHIPPED, tiny_model
-
-NAMES = ["анна", "олег", "юлия", "john", "mary"]
 
 
 @pytest.fixture(scope="module")
