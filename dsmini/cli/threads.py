@@ -1,4 +1,5 @@
-"""The command line's one thread policy (`train`, `eval`, `sample`, `info`, `warm` take `--threads`)."""
+"""The command line's one thread policy (`train`, `eval`, `sample`, `info` take `--threads`; `warm` defaults to
+the app server's threads instead)."""
 
 from __future__ import annotations
 

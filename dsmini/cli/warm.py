@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 from dsmini.checkpoint import Checkpoint, load_checkpoint, scan_checkpoints
+from dsmini.jobs import THREADS
 from dsmini.page_views import default_calls
 from dsmini.probes.store import entry_key, write_views
 
-from .threads import THREADS_HELP, set_threads
+from .threads import set_threads
+
+SERVER_THREADS = THREADS["server"]  # what the app computes its views with (dsmini/jobs/slots.py)
 
 
 def add_parser(sub) -> None:
@@ -22,7 +25,9 @@ def add_parser(sub) -> None:
                           description=__doc__)
     warm.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
                       help="the checkpoints folder (default: checkpoints)")
-    warm.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    warm.add_argument("--threads", type=int, default=None,
+                      help=f"torch CPU threads (default: the app server's, {SERVER_THREADS}: the views stored are then "
+                           "bit for bit the ones the server would compute)")
 
 
 def stored_calls(ckpt: Checkpoint, listed: dict[str, Path]) -> dict[str, tuple]:
@@ -44,7 +49,8 @@ def shipped(root: Path) -> dict[str, Path]:
 
 
 def cmd_warm(args: argparse.Namespace) -> int:
-    set_threads(args.threads)
+    # not the other commands' idle cores: a float sum over another thread count differs in its last bits
+    set_threads(SERVER_THREADS if args.threads is None else args.threads)
     listed = shipped(args.checkpoints)
     if not listed:
         raise ValueError(f"{args.checkpoints} holds no shipped checkpoint: nothing to store")
